@@ -1,0 +1,141 @@
+// Admin console command handling: parse one simple Query, answer with rows or an error.
+#include "pooler/admin_console.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include <spdlog/spdlog.h>
+
+#include "pooler/client_session.hpp"
+#include "pooler/runtime.hpp"
+#include "pooler/version.hpp"
+#include "protocol/message_writer.hpp"
+
+namespace pgmux::pooler {
+
+namespace pr = protocol;
+
+namespace {
+
+// Upper-cased command with the trailing ';' and surrounding blanks removed.
+std::string normalize(std::string_view sql) {
+  std::string s(sql);
+  while (!s.empty() && (std::isspace(static_cast<unsigned char>(s.back())) || s.back() == ';')) {
+    s.pop_back();
+  }
+  const auto first = s.find_first_not_of(" \t\r\n");
+  s.erase(0, first == std::string::npos ? s.size() : first);
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  // Collapse runs of whitespace so "SHOW   POOLS" matches.
+  std::string out;
+  for (char c : s) {
+    const bool space = std::isspace(static_cast<unsigned char>(c));
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out.push_back(space ? ' ' : c);
+  }
+  return out;
+}
+
+// Appends RowDescription + DataRows + CommandComplete for a text table.
+void append_table(std::string& out, const std::vector<std::string_view>& columns,
+                  const std::vector<std::vector<std::string>>& rows) {
+  pr::append_row_description(out, columns);
+  std::vector<std::string_view> values;
+  for (const auto& row : rows) {
+    values.assign(row.begin(), row.end());
+    pr::append_data_row(out, values);
+  }
+  pr::append_command_complete(out, "SHOW");
+}
+
+void show_pools(Runtime& rt, const Config& config, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  rt.pools().for_each([&](Pool& pool) {
+    const PoolStats s = pool.stats();
+    const DatabaseConfig* db = config.find_database(s.database);
+    rows.push_back({s.database, s.user, std::to_string(s.active), std::to_string(s.waiting),
+                    std::to_string(s.active), std::to_string(s.idle), "0", "0",
+                    std::to_string(s.connecting), std::to_string(s.max_wait_us / 1000000),
+                    std::to_string(s.max_wait_us % 1000000),
+                    db ? to_string(db->mode) : "session", std::to_string(s.size)});
+  });
+  append_table(out,
+               {"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used",
+                "sv_tested", "sv_login", "maxwait", "maxwait_us", "pool_mode", "pool_size"},
+               rows);
+}
+
+void show_databases(const Config& config, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [name, db] : config.databases) {
+    rows.push_back({name, db.primary.host, std::to_string(db.primary.port), db.dbname,
+                    std::to_string(db.pool_size), to_string(db.mode),
+                    std::to_string(db.replicas.size())});
+  }
+  append_table(out, {"name", "host", "port", "database", "pool_size", "pool_mode", "replicas"},
+               rows);
+}
+
+void show_help(std::string& out) {
+  pr::append_notice(out, {.severity = "NOTICE",
+                          .sqlstate = "00000",
+                          .message = "Console usage",
+                          .detail = "SHOW HELP|VERSION|POOLS|DATABASES"});
+  pr::append_command_complete(out, "SHOW");
+}
+
+// Runs one command; returns false for an unknown one (after appending the error).
+void execute(Runtime& rt, const Config& config, const std::string& cmd, std::string& out) {
+  if (cmd == "SHOW HELP") return show_help(out);
+  if (cmd == "SHOW VERSION") return append_table(out, {"version"}, {{kVersionString}});
+  if (cmd == "SHOW POOLS") return show_pools(rt, config, out);
+  if (cmd == "SHOW DATABASES") return show_databases(config, out);
+  if (cmd.empty()) {
+    pr::append_empty_query(out);
+    return;
+  }
+  pr::append_error(out, {.severity = "ERROR",
+                         .sqlstate = "42601",
+                         .message = "unknown or unsupported admin console command",
+                         .hint = "SHOW HELP lists the commands"});
+}
+
+}  // namespace
+
+awaitable<void> run_admin_console(Runtime& rt, FramedSocket& client, const Config& config,
+                                  const std::string& user, const std::string& label) {
+  if (!config.is_stats_user(user)) {
+    throw SessionError("28000", "user \"" + user + "\" is not allowed to use the admin console");
+  }
+  std::string out;
+  pr::append_parameter_status(out, "server_version", kPgCompatVersion);
+  pr::append_parameter_status(out, "client_encoding", "UTF8");
+  pr::append_parameter_status(out, "server_encoding", "UTF8");
+  pr::append_parameter_status(out, "DateStyle", "ISO, MDY");
+  pr::append_parameter_status(out, "integer_datetimes", "on");
+  pr::append_parameter_status(out, "standard_conforming_strings", "on");
+  pr::append_backend_key_data(out, 0, 0);
+  pr::append_ready_for_query(out, 'I');
+  co_await client.write(out);
+  spdlog::info("{} admin console session", label);
+  for (;;) {
+    const pr::Frame f = co_await client.read_tagged();
+    out.clear();
+    if (f.tag == pr::fe::kTerminate) co_return;
+    if (f.tag == pr::fe::kQuery) {
+      auto sql = pr::decode_query(f.body);
+      if (!sql) throw ProtocolError("malformed Query message");
+      execute(rt, config, normalize(*sql), out);
+    } else if (f.tag == pr::fe::kSync) {
+      pr::append_error(out, {.severity = "ERROR",
+                             .sqlstate = "08P01",
+                             .message = "the admin console supports only the simple query protocol"});
+    } else {
+      continue;  // extended-protocol messages are answered at their Sync
+    }
+    pr::append_ready_for_query(out, 'I');
+    co_await client.write(out);
+  }
+}
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,48 @@
+// Maps the cancel keys pgmux hands to clients onto the server running each client's query.
+// A CancelRequest can arrive on any worker, so the registry is shared and locked; it is touched
+// once per login, per server lease change and per cancel, never per message.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "pooler/config.hpp"
+
+namespace pgmux::pooler {
+
+struct CancelKey {
+  std::int32_t pid = 0;
+  std::int32_t secret = 0;
+};
+
+// Where a cancel for a client must go right now.
+struct CancelTarget {
+  Endpoint endpoint;
+  std::int32_t server_pid = 0;
+  std::int32_t server_secret = 0;
+};
+
+class CancelRegistry {
+ public:
+  // Issues a fresh key for a new client.
+  CancelKey register_client();
+  void unregister_client(std::int32_t pid);
+  // The client now runs on this server (or on none, with nullopt).
+  void set_target(std::int32_t pid, std::optional<CancelTarget> target);
+  // Looks up a cancel; nullopt when the key is unknown, the secret is wrong or the client
+  // holds no server (the cancel is then dropped harmlessly).
+  [[nodiscard]] std::optional<CancelTarget> resolve(const CancelKey& key) const;
+
+ private:
+  struct Entry {
+    std::int32_t secret = 0;
+    std::optional<CancelTarget> target;
+  };
+  mutable std::mutex mutex_;
+  std::unordered_map<std::int32_t, Entry> entries_;
+  std::int32_t next_pid_ = 0;
+};
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,196 @@
+// TOML → Config. Each section is read by one function; defaults stay in the struct definitions.
+#include "pooler/config.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "pooler/toml_reader.hpp"
+#include "protocol/md5.hpp"
+
+namespace pgmux::pooler {
+
+const char* to_string(PoolMode m) { return m == PoolMode::session ? "session" : "transaction"; }
+
+const char* to_string(AuthMethod m) {
+  switch (m) {
+    case AuthMethod::scram_sha_256: return "scram-sha-256";
+    case AuthMethod::md5: return "md5";
+    case AuthMethod::trust: return "trust";
+  }
+  return "?";
+}
+
+const DatabaseConfig* Config::find_database(std::string_view name) const {
+  auto it = databases.find(name);
+  return it == databases.end() ? nullptr : &it->second;
+}
+
+const UserConfig* Config::find_user(std::string_view name) const {
+  auto it = users.find(name);
+  return it == users.end() ? nullptr : &it->second;
+}
+
+bool Config::is_admin(std::string_view user) const {
+  return std::find(general.admin_users.begin(), general.admin_users.end(), user) !=
+         general.admin_users.end();
+}
+
+bool Config::is_stats_user(std::string_view user) const {
+  return is_admin(user) || std::find(general.stats_users.begin(), general.stats_users.end(),
+                                     user) != general.stats_users.end();
+}
+
+int Config::worker_count() const {
+  if (general.workers > 0) return general.workers;
+  return std::max(1U, std::thread::hardware_concurrency());
+}
+
+namespace {
+
+constexpr std::int64_t kMaxMs = 7LL * 24 * 3600 * 1000;  // a week
+const std::vector<std::string_view> kModes = {"session", "transaction"};
+
+void read_general(TomlTable t, GeneralSettings& g) {
+  g.listen_addr.clear();
+  t.get("listen_addr", g.listen_addr);
+  if (g.listen_addr.empty()) g.listen_addr = GeneralSettings{}.listen_addr;
+  int port = g.listen_port;
+  t.get("listen_port", port, 1, 65535);
+  g.listen_port = static_cast<std::uint16_t>(port);
+  t.get("workers", g.workers, 0, 256);
+  t.get("admin_users", g.admin_users);
+  t.get("stats_users", g.stats_users);
+  const std::vector<std::string_view> levels = {"trace", "debug", "info", "warn", "error"};
+  if (int i = t.get_choice("log_level", levels); i >= 0) g.log_level = levels[i];
+  std::int64_t max_msg = static_cast<std::int64_t>(g.max_message_size_bytes);
+  t.get("max_message_size_bytes", max_msg, 1024, 1LL << 30);
+  g.max_message_size_bytes = static_cast<std::size_t>(max_msg);
+  t.get("shutdown_timeout_ms", g.shutdown_timeout_ms, 0, kMaxMs);
+  t.get("client_login_timeout_ms", g.client_login_timeout_ms, 100, kMaxMs);
+  t.reject_unknown_keys();
+}
+
+void read_pool(TomlTable t, PoolSettings& p) {
+  if (int i = t.get_choice("mode", kModes); i >= 0) p.mode = static_cast<PoolMode>(i);
+  t.get("size", p.size, 1, 100000);
+  t.get("max_client_conn", p.max_client_conn, 1, 1000000);
+  t.get("query_wait_timeout_ms", p.query_wait_timeout_ms, 1, kMaxMs);
+  t.get("server_idle_timeout_ms", p.server_idle_timeout_ms, 0, kMaxMs);
+  t.get("server_lifetime_ms", p.server_lifetime_ms, 0, kMaxMs);
+  t.get("server_connect_timeout_ms", p.server_connect_timeout_ms, 1, kMaxMs);
+  t.get("server_reset_query", p.server_reset_query);
+  t.reject_unknown_keys();
+}
+
+Endpoint read_endpoint(const toml::value& v, const std::string& path) {
+  TomlTable t(v, path);
+  Endpoint e;
+  e.host.clear();
+  t.get("host", e.host);
+  if (e.host.empty()) t.fail_table("needs a non-empty 'host'");
+  int port = e.port;
+  t.get("port", port, 1, 65535);
+  e.port = static_cast<std::uint16_t>(port);
+  t.reject_unknown_keys();
+  return e;
+}
+
+DatabaseConfig read_database(const std::string& name, const toml::value& v, const PoolSettings& p) {
+  TomlTable t(v, "databases." + name);
+  DatabaseConfig d;
+  d.name = name;
+  d.dbname = name;
+  d.pool_size = p.size;
+  d.mode = p.mode;
+  t.get("dbname", d.dbname);
+  const toml::value* primary = t.find("primary");
+  if (primary == nullptr) t.fail_table("needs a 'primary' = { host = \"…\", port = … }");
+  d.primary = read_endpoint(*primary, t.key_path("primary"));
+  if (const toml::value* replicas = t.find("replicas")) {
+    if (!replicas->is_array()) t.fail(*replicas, "replicas", "expected an array of tables");
+    int i = 0;
+    for (const auto& r : replicas->as_array()) {
+      d.replicas.push_back(read_endpoint(r, t.key_path("replicas") + "[" + std::to_string(i++) + "]"));
+    }
+  }
+  t.get("pool_size", d.pool_size, 1, 100000);
+  if (int i = t.get_choice("mode", kModes); i >= 0) d.mode = static_cast<PoolMode>(i);
+  t.reject_unknown_keys();
+  return d;
+}
+
+bool looks_like_md5_hash(std::string_view s) { return s.size() == 35 && s.substr(0, 3) == "md5"; }
+
+UserConfig read_user(const std::string& name, const toml::value& v) {
+  TomlTable t(v, "users." + name);
+  UserConfig u;
+  u.name = name;
+  const std::vector<std::string_view> methods = {"scram-sha-256", "md5", "trust"};
+  if (int i = t.get_choice("auth", methods); i >= 0) u.auth = static_cast<AuthMethod>(i);
+  std::string password;
+  t.get("password", password);
+  t.get("server_password", u.server_password);
+  if (password.starts_with("SCRAM-SHA-256$")) {
+    auto secret = protocol::parse_scram_secret(password);
+    if (!secret) t.fail(*t.find("password"), "password", "malformed SCRAM-SHA-256 secret");
+    u.scram_secret = *secret;
+    if (u.auth == AuthMethod::md5) {
+      t.fail(*t.find("password"), "password", "md5 auth needs a plaintext or md5 password");
+    }
+  } else if (looks_like_md5_hash(password)) {
+    u.md5_hash = password;
+    if (u.auth == AuthMethod::scram_sha_256) {
+      t.fail(*t.find("password"), "password", "scram-sha-256 auth needs a plaintext or SCRAM secret");
+    }
+  } else if (!password.empty()) {
+    u.scram_secret = protocol::make_scram_secret(password);
+    u.md5_hash = protocol::md5_password_hash(name, password);
+    if (u.server_password.empty()) u.server_password = password;
+  } else if (u.auth != AuthMethod::trust) {
+    t.fail_table("needs a 'password' (or auth = \"trust\")");
+  }
+  t.reject_unknown_keys();
+  return u;
+}
+
+std::shared_ptr<const Config> build(const toml::value& root, const std::string& name) {
+  auto cfg = std::make_shared<Config>();
+  cfg->source_file = name;
+  TomlTable top(root, "");
+  if (const toml::value* v = top.find("pgmux")) read_general(TomlTable(*v, "pgmux"), cfg->general);
+  if (const toml::value* v = top.find("pool")) read_pool(TomlTable(*v, "pool"), cfg->pool);
+  if (const toml::value* v = top.find("databases")) {
+    if (!v->is_table()) top.fail(*v, "databases", "expected tables [databases.NAME]");
+    for (const auto& [db, dv] : v->as_table()) cfg->databases.emplace(db, read_database(db, dv, cfg->pool));
+  }
+  if (const toml::value* v = top.find("users")) {
+    if (!v->is_table()) top.fail(*v, "users", "expected tables [users.NAME]");
+    for (const auto& [user, uv] : v->as_table()) cfg->users.emplace(user, read_user(user, uv));
+  }
+  top.reject_unknown_keys();
+  return cfg;
+}
+
+}  // namespace
+
+std::shared_ptr<const Config> load_config_from_string(const std::string& text,
+                                                      const std::string& name) {
+  std::istringstream in(text);
+  try {
+    return build(toml::parse(in, name), name);
+  } catch (const toml::exception& e) {
+    throw ConfigError(e.what());
+  }
+}
+
+std::shared_ptr<const Config> load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config_from_string(ss.str(), path);
+}
+
+}  // namespace pgmux::pooler

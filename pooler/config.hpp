@@ -1,0 +1,98 @@
+// pgmux configuration: typed structs whose member initialisers are the one place defaults live,
+// loaded from TOML. Unknown keys and bad values are rejected with file, line and key. A loaded
+// Config is immutable and shared as shared_ptr<const Config>.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "protocol/scram.hpp"
+
+namespace pgmux::pooler {
+
+enum class PoolMode : std::uint8_t { session, transaction };
+enum class AuthMethod : std::uint8_t { scram_sha_256, md5, trust };
+
+[[nodiscard]] const char* to_string(PoolMode m);
+[[nodiscard]] const char* to_string(AuthMethod m);
+
+struct Endpoint {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 5432;
+};
+
+struct GeneralSettings {
+  std::string listen_addr = "127.0.0.1";
+  std::uint16_t listen_port = 6432;
+  int workers = 0;  // 0 = one per core
+  std::vector<std::string> admin_users = {"admin"};
+  std::vector<std::string> stats_users = {};
+  std::string log_level = "info";
+  std::size_t max_message_size_bytes = 64 * 1024 * 1024;
+  std::int64_t shutdown_timeout_ms = 30000;
+  std::int64_t client_login_timeout_ms = 15000;
+};
+
+// Pool defaults; [databases.X] may override size and mode.
+struct PoolSettings {
+  PoolMode mode = PoolMode::session;
+  int size = 20;
+  int max_client_conn = 10000;
+  std::int64_t query_wait_timeout_ms = 120000;
+  std::int64_t server_idle_timeout_ms = 600000;
+  std::int64_t server_lifetime_ms = 3600000;
+  std::int64_t server_connect_timeout_ms = 5000;
+  std::string server_reset_query = "DISCARD ALL";
+};
+
+struct DatabaseConfig {
+  std::string name;    // what clients ask for
+  std::string dbname;  // what the server calls it
+  Endpoint primary;
+  std::vector<Endpoint> replicas;
+  int pool_size = 0;  // resolved: database override or [pool].size
+  PoolMode mode = PoolMode::session;
+};
+
+struct UserConfig {
+  std::string name;
+  AuthMethod auth = AuthMethod::scram_sha_256;
+  // Secret used to verify clients: exactly one of these is filled for scram/md5.
+  std::optional<protocol::ScramSecret> scram_secret;
+  std::string md5_hash;  // "md5…" (from a plaintext password or given directly)
+  // Password pgmux uses to log in to servers as this user; empty when none is known.
+  std::string server_password;
+};
+
+struct Config {
+  std::string source_file;
+  GeneralSettings general;
+  PoolSettings pool;
+  std::map<std::string, DatabaseConfig, std::less<>> databases;
+  std::map<std::string, UserConfig, std::less<>> users;
+
+  [[nodiscard]] const DatabaseConfig* find_database(std::string_view name) const;
+  [[nodiscard]] const UserConfig* find_user(std::string_view name) const;
+  [[nodiscard]] bool is_admin(std::string_view user) const;
+  [[nodiscard]] bool is_stats_user(std::string_view user) const;
+  [[nodiscard]] int worker_count() const;
+};
+
+// A configuration problem; what() reads "FILE:LINE: key 'a.b': problem".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses and validates the file. Throws ConfigError.
+[[nodiscard]] std::shared_ptr<const Config> load_config(const std::string& path);
+[[nodiscard]] std::shared_ptr<const Config> load_config_from_string(const std::string& text,
+                                                                    const std::string& name);
+
+}  // namespace pgmux::pooler

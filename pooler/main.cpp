@@ -1,0 +1,67 @@
+// pgmux entry point: command-line handling, config loading, logging setup, then the runtime.
+#include <cstring>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "pooler/config.hpp"
+#include "pooler/runtime.hpp"
+#include "pooler/version.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "Usage: pgmux --config FILE [--check-config]\n"
+    "       pgmux --version | --help\n"
+    "\n"
+    "  --config FILE    TOML configuration (see etc/pgmux.toml)\n"
+    "  --check-config   validate the configuration and exit (0 = valid)\n"
+    "  --version        print the version and exit\n"
+    "  --help           print this help and exit\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version" || arg == "-V") {
+      std::cout << pgmux::pooler::kVersionString << "\n";
+      return 0;
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else if ((arg == "--config" || arg == "-c") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      config_path = std::string(arg.substr(9));
+    } else {
+      std::cerr << "pgmux: unknown argument \"" << arg << "\"\n" << kUsage;
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::cerr << "pgmux: --config FILE is required\n" << kUsage;
+    return 2;
+  }
+  std::shared_ptr<const pgmux::pooler::Config> config;
+  try {
+    config = pgmux::pooler::load_config(config_path);
+  } catch (const pgmux::pooler::ConfigError& e) {
+    std::cerr << "pgmux: configuration error: " << e.what() << "\n";
+    return 1;
+  }
+  if (check_only) {
+    std::cout << "pgmux: configuration " << config_path << " is valid ("
+              << config->databases.size() << " database(s), " << config->users.size()
+              << " user(s))\n";
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(config->general.log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %v");
+  pgmux::pooler::Runtime runtime(config);
+  return runtime.run();
+}

@@ -1,0 +1,115 @@
+// A bounded pool of server connections for one (database, user, target). The budget is shared
+// by all workers: the pool never holds more than `size` connections in total. Idle connections
+// are kept per worker so a worker normally reuses its own; when it has none and the budget is
+// spent, it takes another worker's idle connection (moving the socket) before it queues.
+// Waiters are served FIFO and time out with PoolTimeout.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pooler/server_connection.hpp"
+
+namespace pgmux::pooler {
+
+class Pool;
+
+class PoolTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// RAII checkout: a lease that is destroyed while still holding its connection discards it,
+// because nobody vouched that the connection is clean.
+class ServerLease {
+ public:
+  ServerLease() = default;
+  ServerLease(Pool* pool, std::unique_ptr<ServerConnection> conn) : pool_(pool), conn_(std::move(conn)) {}
+  ServerLease(ServerLease&& o) noexcept = default;
+  ServerLease& operator=(ServerLease&& o) noexcept;
+  ~ServerLease();
+
+  ServerConnection* operator->() const { return conn_.get(); }
+  ServerConnection& operator*() const { return *conn_; }
+  explicit operator bool() const { return conn_ != nullptr; }
+  // The connection is quiescent and reset: back to the pool.
+  void give_back();
+  // The connection is in doubt: close it.
+  void discard();
+
+ private:
+  Pool* pool_ = nullptr;
+  std::unique_ptr<ServerConnection> conn_;
+};
+
+struct PoolStats {
+  std::string database, user;
+  int size = 0;
+  int active = 0;      // leased to clients
+  int idle = 0;        // ready in the pool
+  int connecting = 0;  // being opened
+  int waiting = 0;     // clients queued
+  std::int64_t max_wait_us = 0;
+  std::uint64_t total_acquired = 0;
+  std::uint64_t total_timeouts = 0;
+};
+
+struct PoolSettingsView {
+  int size = 1;
+  Millis connect_timeout{5000};
+  Millis idle_timeout{600000};
+  Millis lifetime{3600000};
+};
+
+class Pool {
+ public:
+  Pool(std::string database, std::string user, ServerLogin login, PoolSettingsView settings,
+       int workers, std::atomic<std::uint64_t>& server_ids);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Leases a connection bound to `io` (worker `worker`). Throws PoolTimeout when `wait` passes
+  // with no connection, ServerError when opening a new one fails.
+  awaitable<ServerLease> acquire(asio::io_context& io, int worker, Millis wait);
+  // Closes idle connections of `worker` past their idle timeout or lifetime.
+  void sweep(int worker);
+  // Closes every idle connection (shutdown).
+  void close_idle();
+
+  [[nodiscard]] PoolStats stats() const;
+  [[nodiscard]] const std::string& database() const { return database_; }
+  [[nodiscard]] const std::string& user() const { return user_; }
+
+ private:
+  friend class ServerLease;
+  struct Waiter;
+
+  void give_back(std::unique_ptr<ServerConnection> conn);
+  void discard(std::unique_ptr<ServerConnection> conn);
+  std::unique_ptr<ServerConnection> take_idle_locked(int worker,
+                                                     std::vector<std::unique_ptr<ServerConnection>>& expired);
+  bool expired(const ServerConnection& c, ServerConnection::Clock::time_point now) const;
+  awaitable<ServerLease> open_new(asio::io_context& io, int worker);
+  void wake_locked(const std::shared_ptr<Waiter>& w);
+
+  const std::string database_, user_;
+  const ServerLogin login_;
+  const PoolSettingsView settings_;
+  std::atomic<std::uint64_t>& server_ids_;
+
+  mutable std::mutex mutex_;
+  std::vector<std::vector<std::unique_ptr<ServerConnection>>> idle_;  // per worker, LIFO
+  std::deque<std::shared_ptr<Waiter>> waiters_;
+  int total_ = 0;  // open + opening; never above settings_.size
+  int active_ = 0;
+  int connecting_ = 0;
+  std::uint64_t total_acquired_ = 0;
+  std::uint64_t total_timeouts_ = 0;
+};
+
+}  // namespace pgmux::pooler

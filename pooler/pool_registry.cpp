@@ -1,0 +1,31 @@
+// Lazily created pools keyed by (database, user).
+#include "pooler/pool_registry.hpp"
+
+namespace pgmux::pooler {
+
+std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConfig& db,
+                                        const UserConfig& user) {
+  std::lock_guard lock(mutex_);
+  auto& slot = pools_[{db.name, user.name}];
+  if (!slot) {
+    ServerLogin login{.endpoint = db.primary,
+                      .dbname = db.dbname,
+                      .user = user.name,
+                      .password = user.server_password,
+                      .max_message_size = config.general.max_message_size_bytes};
+    PoolSettingsView settings{.size = db.pool_size,
+                              .connect_timeout = Millis(config.pool.server_connect_timeout_ms),
+                              .idle_timeout = Millis(config.pool.server_idle_timeout_ms),
+                              .lifetime = Millis(config.pool.server_lifetime_ms)};
+    slot = std::make_shared<Pool>(db.name, user.name, std::move(login), settings, workers_,
+                                  server_ids_);
+  }
+  return slot;
+}
+
+void PoolRegistry::for_each(const std::function<void(Pool&)>& fn) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& [key, pool] : pools_) fn(*pool);
+}
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,31 @@
+// The pools of one pgmux process, created on first use per (database, user) and shared by all
+// workers. Lookups happen once per client login, not per message.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "pooler/config.hpp"
+#include "pooler/pool.hpp"
+
+namespace pgmux::pooler {
+
+class PoolRegistry {
+ public:
+  explicit PoolRegistry(int workers) : workers_(workers) {}
+
+  // The primary pool for this database and user, created with the config's settings.
+  std::shared_ptr<Pool> get(const Config& config, const DatabaseConfig& db, const UserConfig& user);
+  void for_each(const std::function<void(Pool&)>& fn) const;
+
+ private:
+  int workers_;
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<Pool>> pools_;
+  std::atomic<std::uint64_t> server_ids_{0};
+};
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,180 @@
+// Process lifecycle: workers, listener, signals, graceful and immediate shutdown, cancels.
+#include "pooler/runtime.hpp"
+
+#include <csignal>
+
+#include <spdlog/spdlog.h>
+
+#include "pooler/client_session.hpp"
+#include "protocol/message_writer.hpp"
+
+namespace pgmux::pooler {
+
+Runtime::Runtime(std::shared_ptr<const Config> config)
+    : config_(std::move(config)), pools_(config_->worker_count()) {
+  for (int i = 0; i < config_->worker_count(); ++i) workers_.push_back(std::make_unique<Worker>(i));
+}
+
+Runtime::~Runtime() { stop_all(); }
+
+void Runtime::log_exception(const char* where, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{}: unexpected failure: {}", where, ex.what());
+  } catch (...) {
+    spdlog::error("{}: unexpected failure", where);
+  }
+}
+
+bool Runtime::admit_client() {
+  const int limit = config()->pool.max_client_conn;
+  if (clients_.fetch_add(1) + 1 > limit) {
+    clients_.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+
+void Runtime::release_client() { clients_.fetch_sub(1); }
+
+int Runtime::run() {
+  const auto& g = config_->general;
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(g.listen_addr, ec);
+  if (ec) {
+    spdlog::error("invalid listen_addr \"{}\": {}", g.listen_addr, ec.message());
+    return 1;
+  }
+  const tcp::endpoint endpoint(address, g.listen_port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    spdlog::error("cannot listen on {}:{}: {}", g.listen_addr, g.listen_port, ec.message());
+    return 1;
+  }
+  for (auto& w : workers_) {
+    w->thread = std::thread([&io = w->io] {
+      auto guard = asio::make_work_guard(io);
+      io.run();
+    });
+    asio::co_spawn(w->io, sweep_loop(*w), [](std::exception_ptr e) { log_exception("sweep", e); });
+  }
+  asio::co_spawn(main_io_, accept_loop(), [](std::exception_ptr e) { log_exception("accept", e); });
+
+  asio::signal_set signals(main_io_, SIGTERM, SIGINT);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& err, int sig) {
+        if (err) return;
+        if (sig == SIGINT) {
+          spdlog::info("SIGINT: stopping now");
+          stop_all();
+          return;
+        }
+        spdlog::info("SIGTERM: no longer accepting; waiting for {} client(s) to finish", client_count());
+        begin_graceful_shutdown();
+        signals.async_wait(on_signal);  // a second SIGINT still stops at once
+      };
+  signals.async_wait(on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+  spdlog::info("pgmux listening on {}:{} with {} worker(s)", g.listen_addr, g.listen_port,
+               workers_.size());
+  main_io_.run();
+  stop_all();
+  spdlog::info("pgmux stopped");
+  return 0;
+}
+
+awaitable<void> Runtime::accept_loop() {
+  for (;;) {
+    Worker& w = *workers_[next_worker_++ % workers_.size()];
+    auto [ec, socket] = co_await acceptor_.async_accept(w.io, as_result);
+    if (ec) {
+      if (!acceptor_.is_open() || ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("accept failed: {}", ec.message());  // e.g. out of file descriptors
+      asio::steady_timer pause(main_io_, Millis(50));
+      co_await pause.async_wait(as_result);
+      continue;
+    }
+    boost::system::error_code opt_ec;
+    socket.set_option(tcp::no_delay(true), opt_ec);
+    asio::co_spawn(w.io, run_client_session(*this, w, std::move(socket)),
+                   [](std::exception_ptr e) { log_exception("client session", e); });
+  }
+}
+
+awaitable<void> Runtime::sweep_loop(Worker& w) {
+  asio::steady_timer timer(w.io);
+  for (;;) {
+    timer.expires_after(Millis(1000));
+    if (auto [ec] = co_await timer.async_wait(as_result); ec) co_return;
+    pools_.for_each([&](Pool& p) { p.sweep(w.index); });
+  }
+}
+
+void Runtime::begin_graceful_shutdown() {
+  if (draining_.exchange(true)) return;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  const auto deadline =
+      std::chrono::steady_clock::now() + Millis(config_->general.shutdown_timeout_ms);
+  asio::co_spawn(
+      main_io_,
+      [this, deadline]() -> awaitable<void> {
+        asio::steady_timer timer(main_io_);
+        while (client_count() > 0 && std::chrono::steady_clock::now() < deadline) {
+          timer.expires_after(Millis(100));
+          co_await timer.async_wait(as_result);
+        }
+        if (client_count() > 0) {
+          spdlog::warn("shutdown_timeout_ms reached with {} client(s) connected", client_count());
+        }
+        stop_all();
+      },
+      [](std::exception_ptr e) { log_exception("shutdown", e); });
+}
+
+void Runtime::stop_all() {
+  main_io_.stop();
+  for (auto& w : workers_) w->io.stop();
+  for (auto& w : workers_) {
+    if (w->thread.joinable() && w->thread.get_id() != std::this_thread::get_id()) w->thread.join();
+  }
+}
+
+awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
+  const auto target = cancels_.resolve(key);
+  if (!target) {
+    spdlog::debug("cancel request for unknown or idle client key {} dropped", key.pid);
+    co_return;
+  }
+  auto executor = co_await asio::this_coro::executor;
+  try {
+    co_await with_timeout(
+        [&]() -> awaitable<void> {
+          tcp::resolver resolver(executor);
+          tcp::socket socket(executor);
+          auto eps = co_await resolver.async_resolve(target->endpoint.host,
+                                                     std::to_string(target->endpoint.port),
+                                                     use_awaitable);
+          co_await asio::async_connect(socket, eps, use_awaitable);
+          std::string msg;
+          protocol::append_cancel_request(msg, target->server_pid, target->server_secret);
+          co_await asio::async_write(socket, asio::buffer(msg), use_awaitable);
+          // PostgreSQL closes the connection once it has processed the request.
+          char byte;
+          co_await socket.async_read_some(asio::buffer(&byte, 1), as_result);
+        }(),
+        Millis(config()->pool.server_connect_timeout_ms));
+    spdlog::info("cancel forwarded to backend pid {} at {}:{}", target->server_pid,
+                 target->endpoint.host, target->endpoint.port);
+  } catch (const std::exception& e) {
+    spdlog::warn("cancel to {}:{} failed: {}", target->endpoint.host, target->endpoint.port,
+                 e.what());
+  }
+}
+
+}  // namespace pgmux::pooler

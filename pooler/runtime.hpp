@@ -1,0 +1,65 @@
+// The running pgmux process: the listener on the main thread, `workers` threads each with its
+// own io_context, and the services sessions share (config snapshot, pools, cancel registry,
+// counters). Owns signal handling and the shutdown sequence.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "pooler/asio_util.hpp"
+#include "pooler/cancel_registry.hpp"
+#include "pooler/config.hpp"
+#include "pooler/pool_registry.hpp"
+
+namespace pgmux::pooler {
+
+struct Worker {
+  explicit Worker(int i) : index(i), io(1) {}
+  int index;
+  asio::io_context io;
+  std::thread thread;
+  std::atomic<int> clients{0};
+};
+
+class Runtime {
+ public:
+  explicit Runtime(std::shared_ptr<const Config> config);
+  ~Runtime();
+
+  // Binds, serves until SIGTERM (graceful) or SIGINT (immediate); returns the exit code.
+  int run();
+
+  [[nodiscard]] std::shared_ptr<const Config> config() const { return std::atomic_load(&config_); }
+  PoolRegistry& pools() { return pools_; }
+  CancelRegistry& cancels() { return cancels_; }
+  // Client-connection accounting for max_client_conn; returns false when over the limit.
+  bool admit_client();
+  void release_client();
+  [[nodiscard]] int client_count() const { return clients_.load(); }
+  [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
+  // Forwards a CancelRequest to the server the client is running on, if any.
+  awaitable<void> forward_cancel(const CancelKey& key);
+  // Sends an unstructured log line once per coroutine failure.
+  static void log_exception(const char* where, std::exception_ptr e);
+
+ private:
+  awaitable<void> accept_loop();
+  awaitable<void> sweep_loop(Worker& w);
+  void begin_graceful_shutdown();
+  void stop_all();
+
+  std::shared_ptr<const Config> config_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  PoolRegistry pools_;
+  CancelRegistry cancels_;
+  asio::io_context main_io_{1};
+  tcp::acceptor acceptor_{main_io_};
+  std::atomic<int> clients_{0};
+  std::atomic<std::uint64_t> client_ids_{0};
+  std::atomic<bool> draining_{false};
+  std::size_t next_worker_ = 0;
+};
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,195 @@
+// Server connection lifecycle: connect, authenticate, track reported parameters, reset, close.
+#include "pooler/server_connection.hpp"
+
+#include <strings.h>
+
+#include "protocol/md5.hpp"
+#include "protocol/message_writer.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/scram.hpp"
+
+namespace pgmux::pooler {
+
+namespace pr = protocol;
+
+bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const {
+  const int c = ::strncasecmp(a.data(), b.data(), std::min(a.size(), b.size()));
+  return c != 0 ? c < 0 : a.size() < b.size();
+}
+
+namespace {
+
+[[noreturn]] void throw_server_error(std::string_view body) {
+  auto fields = pr::decode_error_fields(body);
+  if (!fields) throw ServerError("08P01", "server sent a malformed ErrorResponse");
+  throw ServerError(std::string(fields->sqlstate), std::string(fields->message));
+}
+
+}  // namespace
+
+ServerConnection::ServerConnection(tcp::socket socket, ServerLogin login, std::uint64_t id)
+    : io_(std::move(socket), login.max_message_size), login_(std::move(login)), id_(id) {
+  label_ = "S-" + std::to_string(id_) + " " + login_.user + "@" + login_.dbname + " " +
+           login_.endpoint.host + ":" + std::to_string(login_.endpoint.port);
+}
+
+awaitable<std::unique_ptr<ServerConnection>> ServerConnection::open(ServerLogin login,
+                                                                   std::uint64_t id) {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  tcp::socket socket(executor);
+  try {
+    auto endpoints = co_await resolver.async_resolve(
+        login.endpoint.host, std::to_string(login.endpoint.port), use_awaitable);
+    co_await asio::async_connect(socket, endpoints, use_awaitable);
+  } catch (const boost::system::system_error& e) {
+    throw ServerError("08006", "could not connect to server " + login.endpoint.host + ":" +
+                                   std::to_string(login.endpoint.port) + ": " + e.code().message());
+  }
+  socket.set_option(tcp::no_delay(true));
+  socket.set_option(asio::socket_base::keep_alive(true));
+  auto conn = std::make_unique<ServerConnection>(std::move(socket), std::move(login), id);
+  pr::append_startup(conn->out_, {{"user", conn->login_.user}, {"database", conn->login_.dbname}});
+  co_await conn->io_.write(conn->out_);
+  conn->out_.clear();
+  co_await conn->authenticate();
+  co_await conn->read_until_ready();
+  co_return conn;
+}
+
+awaitable<void> ServerConnection::authenticate() {
+  for (;;) {
+    const pr::Frame f = co_await io_.read_tagged();
+    if (f.tag == pr::be::kErrorResponse) throw_server_error(f.body);
+    if (f.tag == pr::be::kNegotiateProtocolVersion || f.tag == pr::be::kNoticeResponse) continue;
+    if (f.tag != pr::be::kAuthentication) throw ServerError("08P01", "unexpected message during login");
+    auto auth = pr::decode_authentication(f.body);
+    if (!auth) throw ServerError("08P01", "malformed authentication request from server");
+    if (auth->code == pr::AuthCode::ok) co_return;
+    if (login_.password.empty()) {
+      throw ServerError("28P01", "pgmux has no password to log in to the server as user \"" +
+                                     login_.user + "\" (set users." + login_.user + ".password)");
+    }
+    out_.clear();
+    switch (auth->code) {
+      case pr::AuthCode::cleartext: pr::append_password(out_, login_.password); break;
+      case pr::AuthCode::md5: {
+        std::array<std::uint8_t, 4> salt{};
+        std::memcpy(salt.data(), auth->data.data(), 4);
+        pr::append_password(out_, pr::md5_salted_response(
+                                      pr::md5_password_hash(login_.user, login_.password), salt));
+        break;
+      }
+      case pr::AuthCode::sasl: co_await answer_sasl(auth->data); continue;
+      default: throw ServerError("08P01", "server asked for an unsupported authentication method");
+    }
+    co_await io_.write(out_);
+  }
+}
+
+awaitable<void> ServerConnection::answer_sasl(std::string_view mechanisms) {
+  if (mechanisms.find(std::string_view("SCRAM-SHA-256\0", 14)) != 0 &&
+      mechanisms.find(std::string_view("\0SCRAM-SHA-256\0", 15)) == std::string_view::npos) {
+    throw ServerError("08P01", "server offers no SASL mechanism pgmux supports");
+  }
+  pr::ScramClient scram(login_.password);
+  out_.clear();
+  pr::append_sasl_initial_response(out_, "SCRAM-SHA-256", scram.client_first());
+  co_await io_.write(out_);
+  for (int step = 0; step < 2; ++step) {
+    const pr::Frame f = co_await io_.read_tagged();
+    if (f.tag == pr::be::kErrorResponse) throw_server_error(f.body);
+    auto auth = pr::decode_authentication(f.body);
+    if (f.tag != pr::be::kAuthentication || !auth) throw ServerError("08P01", "bad SASL message");
+    if (step == 0 && auth->code == pr::AuthCode::sasl_continue) {
+      auto final_msg = scram.handle_server_first(auth->data);
+      if (!final_msg) throw ServerError("08P01", "invalid SCRAM server-first-message");
+      out_.clear();
+      pr::append_sasl_response(out_, *final_msg);
+      co_await io_.write(out_);
+    } else if (step == 1 && auth->code == pr::AuthCode::sasl_final) {
+      if (!scram.verify_server_final(auth->data)) {
+        throw ServerError("28000", "server's SCRAM signature did not verify");
+      }
+    } else {
+      throw ServerError("08P01", "unexpected SASL step from server");
+    }
+  }
+}
+
+awaitable<void> ServerConnection::read_until_ready() {
+  std::optional<ServerError> error;
+  for (;;) {
+    const pr::Frame f = co_await io_.read_tagged();
+    switch (f.tag) {
+      case pr::be::kParameterStatus: {
+        if (auto p = pr::decode_parameter_status(f.body)) record_parameter(p->name, p->value);
+        break;
+      }
+      case pr::be::kBackendKeyData: {
+        if (auto k = pr::decode_backend_key_data(f.body)) {
+          backend_pid_ = k->pid;
+          backend_secret_ = k->secret;
+        }
+        break;
+      }
+      case pr::be::kErrorResponse: {
+        auto fields = pr::decode_error_fields(f.body);
+        if (!error) {
+          error.emplace(fields ? std::string(fields->sqlstate) : "08P01",
+                        fields ? std::string(fields->message) : "malformed ErrorResponse");
+        }
+        break;
+      }
+      case pr::be::kReadyForQuery: {
+        auto status = pr::decode_ready_for_query(f.body);
+        if (!status) throw ServerError("08P01", "malformed ReadyForQuery from server");
+        tx_status_ = *status;
+        if (error) throw *error;
+        co_return;
+      }
+      default: break;  // notices, command tags, rows of setup queries
+    }
+  }
+}
+
+awaitable<void> ServerConnection::simple_query(std::string_view sql) {
+  out_.clear();
+  pr::append_query(out_, sql);
+  co_await io_.write(out_);
+  co_await read_until_ready();
+}
+
+awaitable<void> ServerConnection::reset(std::string_view reset_query) {
+  if (tx_status_ != 'I') co_await simple_query("ROLLBACK");
+  if (!reset_query.empty()) co_await simple_query(reset_query);
+  if (tx_status_ != 'I') throw ServerError("08P01", "server not idle after reset");
+}
+
+void ServerConnection::record_parameter(std::string_view name, std::string_view value) {
+  auto it = params_.find(name);
+  if (it == params_.end()) {
+    params_.emplace(std::string(name), std::string(value));
+  } else {
+    it->second.assign(value);
+  }
+}
+
+void ServerConnection::rebind(asio::io_context& io) {
+  auto& s = io_.socket();
+  const auto protocol = s.local_endpoint().protocol();
+  const auto fd = s.release();
+  s = tcp::socket(io, protocol, fd);
+}
+
+void ServerConnection::close() {
+  auto& s = io_.socket();
+  if (!s.is_open()) return;
+  boost::system::error_code ec;
+  s.non_blocking(true, ec);
+  static constexpr char kTerminate[] = {'X', 0, 0, 0, 4};
+  s.write_some(asio::buffer(kTerminate, sizeof kTerminate), ec);
+  s.close(ec);
+}
+
+}  // namespace pgmux::pooler

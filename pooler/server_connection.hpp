@@ -1,0 +1,99 @@
+// One pgmux→PostgreSQL connection: login (SCRAM-SHA-256, md5 or cleartext, as the server asks),
+// the parameters and cancel key the server reported, and simple-query helpers for setup and
+// reset. Its relay traffic goes through ClientSession; this class owns only the connection.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "pooler/config.hpp"
+#include "pooler/framed_socket.hpp"
+
+namespace pgmux::pooler {
+
+// An ErrorResponse (or a local failure described like one) met while talking to a server.
+class ServerError : public std::runtime_error {
+ public:
+  ServerError(std::string sqlstate, std::string message)
+      : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
+  [[nodiscard]] const std::string& sqlstate() const { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
+};
+
+struct ServerLogin {
+  Endpoint endpoint;
+  std::string dbname;
+  std::string user;
+  std::string password;
+  std::size_t max_message_size = 0;
+};
+
+// Case-insensitive map: GUC names are case-insensitive in PostgreSQL.
+struct CaseInsensitiveLess {
+  bool operator()(std::string_view a, std::string_view b) const;
+  using is_transparent = void;
+};
+using ParameterMap = std::map<std::string, std::string, CaseInsensitiveLess>;
+
+class ServerConnection {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  ServerConnection(tcp::socket socket, ServerLogin login, std::uint64_t id);
+
+  // Connects and logs in; throws ServerError (with the server's SQLSTATE when it sent one).
+  static awaitable<std::unique_ptr<ServerConnection>> open(ServerLogin login, std::uint64_t id);
+
+  // Sends one simple Query and reads up to ReadyForQuery, tracking ParameterStatus. Throws
+  // ServerError on an ErrorResponse (after consuming up to ReadyForQuery).
+  awaitable<void> simple_query(std::string_view sql);
+  // Leaves the server Idle with default session state: ROLLBACK if in a transaction, then the
+  // reset query. Throws on any surprise; the caller then discards the connection.
+  awaitable<void> reset(std::string_view reset_query);
+
+  void record_parameter(std::string_view name, std::string_view value);
+  // Moves the socket onto another worker's io_context (only while idle: no pending I/O).
+  void rebind(asio::io_context& io);
+  // Sends Terminate (best effort, non-blocking) and closes.
+  void close();
+
+  FramedSocket& io() { return io_; }
+  [[nodiscard]] const ParameterMap& parameters() const { return params_; }
+  [[nodiscard]] std::int32_t backend_pid() const { return backend_pid_; }
+  [[nodiscard]] std::int32_t backend_secret() const { return backend_secret_; }
+  [[nodiscard]] const ServerLogin& login() const { return login_; }
+  [[nodiscard]] std::uint64_t id() const { return id_; }
+  [[nodiscard]] const std::string& label() const { return label_; }
+  [[nodiscard]] Clock::time_point created_at() const { return created_at_; }
+  [[nodiscard]] Clock::time_point last_used() const { return last_used_; }
+  void touch() { last_used_ = Clock::now(); }
+  // Transaction status from the last ReadyForQuery: 'I', 'T' or 'E'.
+  [[nodiscard]] char tx_status() const { return tx_status_; }
+  void set_tx_status(char s) { tx_status_ = s; }
+  // Index of the worker whose io_context the socket is registered with.
+  [[nodiscard]] int bound_worker() const { return bound_worker_; }
+  void set_bound_worker(int w) { bound_worker_ = w; }
+
+ private:
+  awaitable<void> authenticate();
+  awaitable<void> answer_sasl(std::string_view mechanisms);
+  awaitable<void> read_until_ready();
+
+  FramedSocket io_;
+  ServerLogin login_;
+  std::uint64_t id_;
+  std::string label_;
+  ParameterMap params_;
+  std::int32_t backend_pid_ = 0, backend_secret_ = 0;
+  Clock::time_point created_at_ = Clock::now();
+  Clock::time_point last_used_ = created_at_;
+  char tx_status_ = 'I';
+  int bound_worker_ = 0;
+  std::string out_;  // reusable write buffer
+};
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,42 @@
+// Client startup parameters: which ones pgmux handles itself, how `options` ("-c name=value")
+// expands, and the SET statements that make a pooled server match a client. Pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/system/result.hpp>
+
+#include "pooler/server_connection.hpp"
+
+namespace pgmux::pooler {
+
+using ParamList = std::vector<std::pair<std::string, std::string>>;
+
+// The session settings a client asked for at startup: plain parameters plus the expansion of
+// `options`, without user/database and protocol-level (_pq_.*) names. Fails with a message
+// for options pgmux cannot honour (anything but -c / --name=value).
+struct StartupSettings {
+  ParamList settings;
+  std::string error;  // non-empty: reject the client with 08P01 and this text
+};
+[[nodiscard]] StartupSettings collect_startup_settings(const ParamList& startup);
+
+// Splits an `options` value the way PostgreSQL does: whitespace separates, backslash escapes.
+[[nodiscard]] std::vector<std::string> split_options(std::string_view options);
+
+// "SET name = 'value'; …" for each setting whose value differs from what the server reported
+// (settings the server does not report are always sent). Empty when nothing differs.
+// Names must be GUC-shaped ([A-Za-z0-9_.]); others produce an error message instead.
+struct SetBatch {
+  std::string sql;
+  std::string error;
+};
+[[nodiscard]] SetBatch build_set_batch(const ParamList& settings, const ParameterMap& server);
+
+// 'value' with single quotes doubled: a safe SQL string literal.
+[[nodiscard]] std::string quote_literal(std::string_view value);
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,360 @@
+// SCRAM-SHA-256 for pgmux: stored-secret parsing, strict base64, and the server and client
+// state machines of RFC 5802 / RFC 7677 with PostgreSQL's conventions (no channel binding,
+// username ignored). OpenSSL provides SHA-256, HMAC, PBKDF2 and the random bytes.
+#include "protocol/scram.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+namespace pgmux::protocol {
+namespace {
+
+namespace errc = boost::system::errc;
+
+constexpr std::string_view kSecretPrefix = "SCRAM-SHA-256$";
+constexpr std::string_view kBase64Alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+boost::system::error_code protocol_error() {
+  return errc::make_error_code(errc::protocol_error);
+}
+boost::system::error_code denied() {
+  return errc::make_error_code(errc::permission_denied);
+}
+boost::system::error_code bad_secret() {
+  return errc::make_error_code(errc::invalid_argument);
+}
+
+const unsigned char* bytes_of(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+std::string_view as_view(const ScramKey& key) {
+  return {reinterpret_cast<const char*>(key.data()), key.size()};
+}
+
+ScramKey sha256(const ScramKey& data) {
+  ScramKey out{};
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  return out;
+}
+
+ScramKey hmac_sha256(const ScramKey& key, std::string_view data) {
+  ScramKey out{};
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), bytes_of(data), data.size(),
+           out.data(), &len) == nullptr) {
+    throw std::runtime_error("HMAC-SHA-256 failed");
+  }
+  return out;
+}
+
+ScramKey salted_password(std::string_view password, std::string_view salt, int iterations) {
+  ScramKey out{};
+  if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), bytes_of(salt),
+                        static_cast<int>(salt.size()), iterations, EVP_sha256(),
+                        static_cast<int>(out.size()), out.data()) != 1) {
+    throw std::runtime_error("PBKDF2 failed");
+  }
+  return out;
+}
+
+ScramKey xor_keys(const ScramKey& a, const ScramKey& b) {
+  ScramKey out{};
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = a[i] ^ b[i];
+  return out;
+}
+
+bool equal_keys(const ScramKey& a, const ScramKey& b) {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string random_bytes(std::size_t count) {
+  std::string out(count, '\0');
+  if (count > 0 &&
+      RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(count)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return out;
+}
+
+int base64_value(char c) {
+  auto pos = kBase64Alphabet.find(c);
+  return pos == std::string_view::npos ? -1 : static_cast<int>(pos);
+}
+
+// Decodes exactly 32 bytes of base64 into a key.
+std::optional<ScramKey> decode_key(std::string_view text) {
+  auto raw = base64_decode(text);
+  if (!raw || raw->size() != ScramKey{}.size()) return std::nullopt;
+  ScramKey key{};
+  std::copy(raw->begin(), raw->end(), key.begin());
+  return key;
+}
+
+std::optional<int> parse_positive_int(std::string_view text) {
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || value <= 0) return std::nullopt;
+  return value;
+}
+
+// One "x=value" attribute of a SCRAM message; `value` points into the message.
+struct Attribute {
+  char name;
+  std::string_view value;
+};
+
+// Splits "a=1,b=2" into attributes; nullopt if any part is not a letter followed by '='.
+std::optional<std::vector<Attribute>> split_attributes(std::string_view text) {
+  std::vector<Attribute> attrs;
+  while (true) {
+    auto comma = text.find(',');
+    auto part = text.substr(0, comma);
+    bool letter = part.size() >= 2 &&
+                  ((part[0] >= 'a' && part[0] <= 'z') || (part[0] >= 'A' && part[0] <= 'Z'));
+    if (!letter || part[1] != '=') return std::nullopt;
+    attrs.push_back({part[0], part.substr(2)});
+    if (comma == std::string_view::npos) return attrs;
+    text.remove_prefix(comma + 1);
+  }
+}
+
+bool has_mandatory_extension(const std::vector<Attribute>& attrs) {
+  for (const auto& attr : attrs) {
+    if (attr.name == 'm') return true;
+  }
+  return false;
+}
+
+// A nonce is non-empty printable ASCII without ',' (RFC 5802 "printable").
+bool valid_nonce(std::string_view nonce) {
+  if (nonce.empty()) return false;
+  for (char c : nonce) {
+    if (c < 0x21 || c > 0x7e || c == ',') return false;
+  }
+  return true;
+}
+
+// Escapes a username as a SCRAM saslname (',' -> "=2C", '=' -> "=3D").
+std::string escape_saslname(std::string_view user) {
+  std::string out;
+  for (char c : user) {
+    if (c == ',') {
+      out += "=2C";
+    } else if (c == '=') {
+      out += "=3D";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string base64_encode(std::string_view raw) {
+  std::string out;
+  out.reserve((raw.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < raw.size(); i += 3) {
+    std::size_t n = std::min<std::size_t>(3, raw.size() - i);
+    std::uint32_t block = 0;
+    for (std::size_t j = 0; j < 3; ++j) {
+      block = (block << 8) | (j < n ? static_cast<std::uint8_t>(raw[i + j]) : 0u);
+    }
+    for (std::size_t j = 0; j < 4; ++j) {
+      out += j <= n ? kBase64Alphabet[(block >> (18 - 6 * j)) & 0x3f] : '=';
+    }
+  }
+  return out;
+}
+
+boost::system::result<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) return protocol_error();
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    bool last_block = i + 4 == text.size();
+    std::uint32_t block = 0;
+    int padding = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      char c = text[i + j];
+      int value = 0;
+      if (c == '=' && last_block && j >= 2) {
+        ++padding;
+      } else if (padding > 0 || (value = base64_value(c)) < 0) {
+        return protocol_error();
+      }
+      block = (block << 6) | static_cast<std::uint32_t>(value);
+    }
+    for (int j = 0; j < 3 - padding; ++j) out += static_cast<char>((block >> (16 - 8 * j)) & 0xff);
+  }
+  return out;
+}
+
+std::string random_nonce(std::size_t bytes) {
+  return base64_encode(random_bytes(bytes));
+}
+
+boost::system::result<ScramSecret> parse_scram_secret(std::string_view text) {
+  if (!text.starts_with(kSecretPrefix)) return bad_secret();
+  text.remove_prefix(kSecretPrefix.size());
+  auto colon1 = text.find(':');
+  auto dollar = text.find('$');
+  if (colon1 == std::string_view::npos || dollar == std::string_view::npos || dollar < colon1) {
+    return bad_secret();
+  }
+  auto keys = text.substr(dollar + 1);
+  auto colon2 = keys.find(':');
+  if (colon2 == std::string_view::npos) return bad_secret();
+
+  auto iterations = parse_positive_int(text.substr(0, colon1));
+  auto salt = base64_decode(text.substr(colon1 + 1, dollar - colon1 - 1));
+  auto stored_key = decode_key(keys.substr(0, colon2));
+  auto server_key = decode_key(keys.substr(colon2 + 1));
+  if (!iterations || !salt || salt->empty() || !stored_key || !server_key) return bad_secret();
+  return ScramSecret{*iterations, std::move(*salt), *stored_key, *server_key};
+}
+
+std::string format_scram_secret(const ScramSecret& secret) {
+  return std::string(kSecretPrefix) + std::to_string(secret.iterations) + ":" +
+         base64_encode(secret.salt) + "$" + base64_encode(as_view(secret.stored_key)) + ":" +
+         base64_encode(as_view(secret.server_key));
+}
+
+// Note: the password is used as given (no SASLprep), which matches PostgreSQL for ASCII
+// passwords. A non-positive iteration count falls back to 4096.
+ScramSecret make_scram_secret(std::string_view password, std::string_view salt, int iterations) {
+  ScramSecret secret;
+  secret.iterations = iterations > 0 ? iterations : 4096;
+  secret.salt = salt.empty() ? random_bytes(16) : std::string(salt);
+  ScramKey salted = salted_password(password, secret.salt, secret.iterations);
+  secret.stored_key = sha256(hmac_sha256(salted, "Client Key"));
+  secret.server_key = hmac_sha256(salted, "Server Key");
+  return secret;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ScramServer
+
+ScramServer::ScramServer(ScramSecret secret, std::string server_nonce)
+    : secret_(std::move(secret)), server_nonce_(std::move(server_nonce)) {
+  if (server_nonce_.empty()) server_nonce_ = random_nonce();
+}
+
+boost::system::result<std::string> ScramServer::handle_client_first(std::string_view msg) {
+  if (step_ != 0) return protocol_error();
+  step_ = -1;  // any failure ends the exchange
+  // GS2 header: "n,," (no channel binding) or "y,," (client supports it, thinks we don't).
+  // "p=..." (channel binding) and an authzid ("n,a=...,") are not supported.
+  if (msg.size() < 3 || (msg[0] != 'n' && msg[0] != 'y') || msg.substr(1, 2) != ",,") {
+    return protocol_error();
+  }
+  auto bare = msg.substr(3);
+  auto attrs = split_attributes(bare);
+  if (!attrs || attrs->size() < 2 || has_mandatory_extension(*attrs)) return protocol_error();
+  // (*attrs)[0] is the username, which PostgreSQL ignores (it uses the startup packet's).
+  if ((*attrs)[0].name != 'n' || (*attrs)[1].name != 'r') return protocol_error();
+  if (!valid_nonce((*attrs)[1].value)) return protocol_error();
+
+  gs2_header_ = std::string(msg.substr(0, 3));
+  client_first_bare_ = std::string(bare);
+  combined_nonce_ = std::string((*attrs)[1].value) + server_nonce_;
+  server_first_ = "r=" + combined_nonce_ + ",s=" + base64_encode(secret_.salt) +
+                  ",i=" + std::to_string(secret_.iterations);
+  step_ = 1;
+  return server_first_;
+}
+
+boost::system::result<std::string> ScramServer::handle_client_final(std::string_view msg) {
+  if (step_ != 1) return protocol_error();
+  step_ = -1;
+  auto attrs = split_attributes(msg);
+  if (!attrs || attrs->size() < 3 || has_mandatory_extension(*attrs)) return protocol_error();
+  const auto& proof_attr = attrs->back();
+  if ((*attrs)[0].name != 'c' || (*attrs)[1].name != 'r' || proof_attr.name != 'p') {
+    return protocol_error();
+  }
+  if ((*attrs)[0].value != base64_encode(gs2_header_)) return protocol_error();
+  if ((*attrs)[1].value != combined_nonce_) return protocol_error();
+  auto proof = decode_key(proof_attr.value);
+  if (!proof) return protocol_error();
+
+  // Everything before ",p=": the proof attribute is last, so this is a prefix of msg.
+  auto without_proof = msg.substr(0, msg.size() - proof_attr.value.size() - 3);
+  std::string auth_message =
+      client_first_bare_ + "," + server_first_ + "," + std::string(without_proof);
+  ScramKey client_key = xor_keys(*proof, hmac_sha256(secret_.stored_key, auth_message));
+  if (!equal_keys(sha256(client_key), secret_.stored_key)) return denied();
+
+  step_ = 2;
+  return "v=" + base64_encode(as_view(hmac_sha256(secret_.server_key, auth_message)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ScramClient
+
+ScramClient::ScramClient(std::string password, std::string client_nonce, std::string user)
+    : password_(std::move(password)),
+      client_nonce_(std::move(client_nonce)),
+      user_(std::move(user)) {
+  if (client_nonce_.empty()) client_nonce_ = random_nonce();
+}
+
+std::string ScramClient::client_first() const {
+  return "n,,n=" + escape_saslname(user_) + ",r=" + client_nonce_;
+}
+
+boost::system::result<std::string> ScramClient::handle_server_first(std::string_view msg) {
+  if (have_signature_) return protocol_error();
+  auto attrs = split_attributes(msg);
+  if (!attrs || attrs->size() < 3 || has_mandatory_extension(*attrs)) return protocol_error();
+  const auto& [r, nonce] = (*attrs)[0];
+  if (r != 'r' || (*attrs)[1].name != 's' || (*attrs)[2].name != 'i') return protocol_error();
+  if (!valid_nonce(nonce) || nonce.size() <= client_nonce_.size() ||
+      !nonce.starts_with(client_nonce_)) {
+    return protocol_error();
+  }
+  auto salt = base64_decode((*attrs)[1].value);
+  auto iterations = parse_positive_int((*attrs)[2].value);
+  if (!salt || salt->empty() || !iterations) return protocol_error();
+
+  ScramKey salted = salted_password(password_, *salt, *iterations);
+  ScramKey client_key = hmac_sha256(salted, "Client Key");
+  ScramKey stored_key = sha256(client_key);
+  ScramKey server_key = hmac_sha256(salted, "Server Key");
+
+  std::string without_proof = "c=biws,r=" + std::string(nonce);
+  std::string auth_message =
+      client_first().substr(3) + "," + std::string(msg) + "," + without_proof;
+  ScramKey proof = xor_keys(client_key, hmac_sha256(stored_key, auth_message));
+  server_signature_ = hmac_sha256(server_key, auth_message);
+  have_signature_ = true;
+  return without_proof + ",p=" + base64_encode(as_view(proof));
+}
+
+boost::system::result<void> ScramClient::verify_server_final(std::string_view msg) const {
+  if (!have_signature_) return protocol_error();
+  auto attrs = split_attributes(msg);
+  if (!attrs) return protocol_error();
+  const auto& [name, value] = attrs->front();
+  if (name == 'e') return denied();  // the server rejected us (e.g. "e=invalid-proof")
+  if (name != 'v') return protocol_error();
+  auto signature = decode_key(value);
+  if (!signature) return protocol_error();
+  if (!equal_keys(*signature, server_signature_)) return denied();
+  return {};
+}
+
+}  // namespace pgmux::protocol

@@ -1,0 +1,132 @@
+// Config loading: defaults, overrides, and errors that name file, line and key.
+#include <doctest/doctest.h>
+
+#include "pooler/config.hpp"
+
+using namespace pgmux::pooler;
+
+namespace {
+
+const char* kMinimal = R"(
+[databases.app]
+primary = { host = "127.0.0.1", port = 5432 }
+[users.app]
+password = "secret"
+)";
+
+std::string error_of(const std::string& text) {
+  try {
+    (void)load_config_from_string(text, "test.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("an almost empty file yields the documented defaults") {
+  auto c = load_config_from_string(kMinimal, "test.toml");
+  CHECK(c->general.listen_port == 6432);
+  CHECK(c->general.listen_addr == "127.0.0.1");
+  CHECK(c->pool.mode == PoolMode::session);
+  CHECK(c->pool.size == 20);
+  CHECK(c->pool.max_client_conn == 10000);
+  CHECK(c->pool.query_wait_timeout_ms == 120000);
+  const DatabaseConfig* db = c->find_database("app");
+  REQUIRE(db != nullptr);
+  CHECK(db->dbname == "app");
+  CHECK(db->pool_size == 20);
+  CHECK(db->replicas.empty());
+  const UserConfig* u = c->find_user("app");
+  REQUIRE(u != nullptr);
+  CHECK(u->auth == AuthMethod::scram_sha_256);
+  CHECK(u->server_password == "secret");
+  CHECK(u->scram_secret.has_value());
+  CHECK(u->md5_hash.starts_with("md5"));
+  CHECK(c->is_admin("admin"));
+  CHECK_FALSE(c->is_admin("app"));
+}
+
+TEST_CASE("the issue's example shape loads with its overrides") {
+  auto c = load_config_from_string(R"(
+[pgmux]
+listen_addr = "127.0.0.1"
+listen_port = 7000
+workers = 2
+admin_users = ["boss"]
+[pool]
+mode = "transaction"
+size = 5
+max_client_conn = 100
+query_wait_timeout_ms = 1000
+[databases.app]
+dbname = "real_app"
+primary = { host = "127.0.0.1", port = 5432 }
+replicas = [ { host = "127.0.0.1", port = 5433 }, { host = "localhost", port = 5434 } ]
+pool_size = 30
+[users.app]
+password = "SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$bpSY5Ze9U6W2dxvaVmDyGiC6UwoRS3YVNCbAAwIj9pE=:VpYlBuxyPfiK/KAqxGy17IcRvJsdUnsqnnXpdrYEnkQ="
+server_password = "secret"
+[users.legacy]
+auth = "md5"
+password = "md5596948aad3fcae80c08a35c9b5958cd"
+[users.ops]
+auth = "trust"
+)",
+                                   "t.toml");
+  CHECK(c->general.listen_port == 7000);
+  CHECK(c->worker_count() == 2);
+  CHECK(c->is_admin("boss"));
+  CHECK(c->pool.mode == PoolMode::transaction);
+  const DatabaseConfig* db = c->find_database("app");
+  REQUIRE(db != nullptr);
+  CHECK(db->dbname == "real_app");
+  CHECK(db->pool_size == 30);
+  CHECK(db->mode == PoolMode::transaction);
+  REQUIRE(db->replicas.size() == 2);
+  CHECK(db->replicas[1].host == "localhost");
+  CHECK(db->replicas[1].port == 5434);
+  CHECK(c->find_user("app")->scram_secret->iterations == 4096);
+  CHECK(c->find_user("legacy")->md5_hash.size() == 35);
+  CHECK(c->find_user("ops")->auth == AuthMethod::trust);
+}
+
+TEST_CASE("unknown keys are rejected with file, line and dotted key") {
+  const std::string e = error_of(std::string(kMinimal) + "[pool]\nsize = 5\nsise = 6\n");
+  CHECK(e.find("test.toml:8") != std::string::npos);
+  CHECK(e.find("'pool.sise'") != std::string::npos);
+  CHECK(e.find("unknown key") != std::string::npos);
+  CHECK(error_of(std::string(kMinimal) + "[bogus]\nx = 1\n").find("'bogus'") != std::string::npos);
+  CHECK(error_of("[databases.app]\nprimary = { host = \"h\", prot = 1 }\n")
+            .find("'databases.app.primary.prot'") != std::string::npos);
+}
+
+TEST_CASE("bad values are rejected with the reason") {
+  struct Case {
+    std::string text, expect;
+  };
+  const Case cases[] = {
+      {"[pool]\nsize = 0\n", "out of range"},
+      {"[pool]\nsize = \"ten\"\n", "expected an integer"},
+      {"[pool]\nmode = \"statement-ish\"\n", "is not one of"},
+      {"[pgmux]\nlisten_port = 70000\n", "out of range"},
+      {"[pgmux]\nadmin_users = \"admin\"\n", "expected an array"},
+      {"[databases.app]\ndbname = \"x\"\n", "needs a 'primary'"},
+      {"[databases.app]\nprimary = { port = 5 }\n", "needs a non-empty 'host'"},
+      {"[users.app]\nauth = \"scram-sha-256\"\n", "needs a 'password'"},
+      {"[users.app]\npassword = \"SCRAM-SHA-256$bad\"\n", "malformed SCRAM"},
+      {"[users.app]\nauth = \"md5\"\npassword = \"SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$bpSY5Ze9U6W2dxvaVmDyGiC6UwoRS3YVNCbAAwIj9pE=:VpYlBuxyPfiK/KAqxGy17IcRvJsdUnsqnnXpdrYEnkQ=\"\n",
+       "md5 auth needs"},
+      {"[pool\nsize = 1\n", "test.toml"},  // TOML syntax error names the file
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    CHECK(error_of(c.text).find(c.expect) != std::string::npos);
+  }
+}
+
+TEST_CASE("a missing file is a clear error") {
+  CHECK_THROWS_WITH_AS((void)load_config("/nonexistent/pgmux.toml"),
+                       "/nonexistent/pgmux.toml: cannot open file", ConfigError);
+}
