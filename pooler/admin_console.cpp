@@ -56,8 +56,8 @@ void show_pools(Runtime& rt, const Config& config, std::string& out) {
     rows.push_back({s.database, s.user, std::to_string(s.active), std::to_string(s.waiting),
                     std::to_string(s.active), std::to_string(s.idle), "0", "0",
                     std::to_string(s.connecting), std::to_string(s.max_wait_us / 1000000),
-                    std::to_string(s.max_wait_us % 1000000),
-                    db ? to_string(db->mode) : "session", std::to_string(s.size)});
+                    std::to_string(s.max_wait_us % 1000000), db ? to_string(db->mode) : "session",
+                    std::to_string(s.size)});
   });
   append_table(out,
                {"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used",
@@ -84,7 +84,7 @@ void show_help(std::string& out) {
   pr::append_command_complete(out, "SHOW");
 }
 
-// Runs one command; returns false for an unknown one (after appending the error).
+// Runs one command, appending its rows or an ErrorResponse (no ReadyForQuery).
 void execute(Runtime& rt, const Config& config, const std::string& cmd, std::string& out) {
   if (cmd == "SHOW HELP") return show_help(out);
   if (cmd == "SHOW VERSION") return append_table(out, {"version"}, {{kVersionString}});
@@ -127,9 +127,10 @@ awaitable<void> run_admin_console(Runtime& rt, FramedSocket& client, const Confi
       if (!sql) throw ProtocolError("malformed Query message");
       execute(rt, config, normalize(*sql), out);
     } else if (f.tag == pr::fe::kSync) {
-      pr::append_error(out, {.severity = "ERROR",
-                             .sqlstate = "08P01",
-                             .message = "the admin console supports only the simple query protocol"});
+      pr::append_error(out,
+                       {.severity = "ERROR",
+                        .sqlstate = "08P01",
+                        .message = "the admin console supports only the simple query protocol"});
     } else {
       continue;  // extended-protocol messages are answered at their Sync
     }

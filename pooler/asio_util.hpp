@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <exception>
+#include <optional>
 #include <stdexcept>
 #include <variant>
 
@@ -27,13 +29,45 @@ class TimeoutError : public std::runtime_error {
   TimeoutError() : std::runtime_error("operation timed out") {}
 };
 
-// Runs `op`, cancelling it and throwing TimeoutError if `limit` passes first.
+namespace detail {
+// An awaitable's outcome as a value. Asio's `||` waits for the first *success*, so an
+// operation that throws would otherwise lose to the timer and its error would be masked.
+template <class T>
+struct Outcome {
+  std::exception_ptr error;
+  std::optional<T> value;
+};
+template <>
+struct Outcome<void> {
+  std::exception_ptr error;
+};
+
+template <class T>
+awaitable<Outcome<T>> capture(awaitable<T> op) {
+  Outcome<T> out;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(op);
+    } else {
+      out.value.emplace(co_await std::move(op));
+    }
+  } catch (...) {
+    out.error = std::current_exception();
+  }
+  co_return out;
+}
+}  // namespace detail
+
+// Runs `op`, cancelling it and throwing TimeoutError if `limit` passes first. Exceptions from
+// `op` propagate unchanged.
 template <class T>
 awaitable<T> with_timeout(awaitable<T> op, Millis limit) {
   asio::steady_timer timer(co_await asio::this_coro::executor, limit);
-  auto winner = co_await (std::move(op) || timer.async_wait(as_result));
+  auto winner = co_await (detail::capture(std::move(op)) || timer.async_wait(as_result));
   if (winner.index() == 1) throw TimeoutError();
-  if constexpr (!std::is_void_v<T>) co_return std::get<0>(std::move(winner));
+  auto& outcome = std::get<0>(winner);
+  if (outcome.error) std::rethrow_exception(outcome.error);
+  if constexpr (!std::is_void_v<T>) co_return std::move(*outcome.value);
 }
 
 }  // namespace pgmux::pooler

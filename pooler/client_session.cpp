@@ -20,7 +20,9 @@ namespace pr = protocol;
 
 namespace {
 
-bool is_admin_database(std::string_view db) { return db == "pgmux" || db == "pgbouncer"; }
+bool is_admin_database(std::string_view db) {
+  return db == "pgmux" || db == "pgbouncer";
+}
 
 class ClientSession {
  public:
@@ -155,7 +157,8 @@ awaitable<bool> ClientSession::read_startup() {
     }
     user_ = std::string(pr::find_param(*packet, "user"));
     database_ = std::string(pr::find_param(*packet, "database"));
-    if (user_.empty()) throw SessionError("28000", "no PostgreSQL user name specified in startup packet");
+    if (user_.empty())
+      throw SessionError("28000", "no PostgreSQL user name specified in startup packet");
     if (database_.empty()) database_ = user_;
     label_ = "C-" + std::to_string(id_) + " " + user_ + "@" + database_ + " " + peer_;
     co_return true;
@@ -170,9 +173,14 @@ awaitable<pr::Frame> ClientSession::read_password_message() {
 
 awaitable<void> ClientSession::authenticate(const UserConfig& user) {
   switch (user.auth) {
-    case AuthMethod::trust: break;
-    case AuthMethod::md5: co_await authenticate_md5(user); break;
-    case AuthMethod::scram_sha_256: co_await authenticate_scram(user); break;
+    case AuthMethod::trust:
+      break;
+    case AuthMethod::md5:
+      co_await authenticate_md5(user);
+      break;
+    case AuthMethod::scram_sha_256:
+      co_await authenticate_scram(user);
+      break;
   }
   out_.clear();
   pr::append_auth_ok(out_);
@@ -235,9 +243,9 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
     throw SessionError(e.sqlstate(), e.what());
   }
   cancel_key_ = rt_.cancels().register_client();
-  rt_.cancels().set_target(cancel_key_.pid, CancelTarget{lease->login().endpoint,
-                                                          lease->backend_pid(),
-                                                          lease->backend_secret()});
+  rt_.cancels().set_target(
+      cancel_key_.pid,
+      CancelTarget{lease->login().endpoint, lease->backend_pid(), lease->backend_secret()});
   spdlog::debug("{} got server {}", label_, lease->label());
   const SetBatch batch = build_set_batch(wanted.settings, lease->parameters());
   if (!batch.error.empty()) throw SessionError("42602", batch.error);
@@ -257,7 +265,8 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
     }
   }
   out_.clear();
-  for (const auto& [name, value] : lease->parameters()) pr::append_parameter_status(out_, name, value);
+  for (const auto& [name, value] : lease->parameters())
+    pr::append_parameter_status(out_, name, value);
   pr::append_backend_key_data(out_, cancel_key_.pid, cancel_key_.secret);
   pr::append_ready_for_query(out_, 'I');
   co_await client_.write(out_);
@@ -295,8 +304,9 @@ awaitable<void> ClientSession::finish_session(ServerLease& lease, RelayEnd end, 
       spdlog::warn("{} lost its server {}: {}", label_, lease->label(),
                    end == RelayEnd::server_gone ? "connection closed" : "invalid frame");
       lease.discard();
-      throw SessionError("08006", "server connection lost: the server closed the connection "
-                                  "unexpectedly or sent an invalid message");
+      throw SessionError("08006",
+                         "server connection lost: the server closed the connection "
+                         "unexpectedly or sent an invalid message");
   }
 }
 

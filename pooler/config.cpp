@@ -11,13 +11,18 @@
 
 namespace pgmux::pooler {
 
-const char* to_string(PoolMode m) { return m == PoolMode::session ? "session" : "transaction"; }
+const char* to_string(PoolMode m) {
+  return m == PoolMode::session ? "session" : "transaction";
+}
 
 const char* to_string(AuthMethod m) {
   switch (m) {
-    case AuthMethod::scram_sha_256: return "scram-sha-256";
-    case AuthMethod::md5: return "md5";
-    case AuthMethod::trust: return "trust";
+    case AuthMethod::scram_sha_256:
+      return "scram-sha-256";
+    case AuthMethod::md5:
+      return "md5";
+    case AuthMethod::trust:
+      return "trust";
   }
   return "?";
 }
@@ -112,7 +117,8 @@ DatabaseConfig read_database(const std::string& name, const toml::value& v, cons
     if (!replicas->is_array()) t.fail(*replicas, "replicas", "expected an array of tables");
     int i = 0;
     for (const auto& r : replicas->as_array()) {
-      d.replicas.push_back(read_endpoint(r, t.key_path("replicas") + "[" + std::to_string(i++) + "]"));
+      d.replicas.push_back(
+          read_endpoint(r, t.key_path("replicas") + "[" + std::to_string(i++) + "]"));
     }
   }
   t.get("pool_size", d.pool_size, 1, 100000);
@@ -121,7 +127,9 @@ DatabaseConfig read_database(const std::string& name, const toml::value& v, cons
   return d;
 }
 
-bool looks_like_md5_hash(std::string_view s) { return s.size() == 35 && s.substr(0, 3) == "md5"; }
+bool looks_like_md5_hash(std::string_view s) {
+  return s.size() == 35 && s.substr(0, 3) == "md5";
+}
 
 UserConfig read_user(const std::string& name, const toml::value& v) {
   TomlTable t(v, "users." + name);
@@ -142,7 +150,8 @@ UserConfig read_user(const std::string& name, const toml::value& v) {
   } else if (looks_like_md5_hash(password)) {
     u.md5_hash = password;
     if (u.auth == AuthMethod::scram_sha_256) {
-      t.fail(*t.find("password"), "password", "scram-sha-256 auth needs a plaintext or SCRAM secret");
+      t.fail(*t.find("password"), "password",
+             "scram-sha-256 auth needs a plaintext or SCRAM secret");
     }
   } else if (!password.empty()) {
     u.scram_secret = protocol::make_scram_secret(password);
@@ -163,7 +172,8 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
   if (const toml::value* v = top.find("pool")) read_pool(TomlTable(*v, "pool"), cfg->pool);
   if (const toml::value* v = top.find("databases")) {
     if (!v->is_table()) top.fail(*v, "databases", "expected tables [databases.NAME]");
-    for (const auto& [db, dv] : v->as_table()) cfg->databases.emplace(db, read_database(db, dv, cfg->pool));
+    for (const auto& [db, dv] : v->as_table())
+      cfg->databases.emplace(db, read_database(db, dv, cfg->pool));
   }
   if (const toml::value* v = top.find("users")) {
     if (!v->is_table()) top.fail(*v, "users", "expected tables [users.NAME]");

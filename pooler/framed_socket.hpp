@@ -34,7 +34,9 @@ struct ByteBuffer {
     }
     if (data.size() - end < n) data.resize(end + n);
   }
-  [[nodiscard]] asio::mutable_buffer tail() { return asio::buffer(data.data() + end, data.size() - end); }
+  [[nodiscard]] asio::mutable_buffer tail() {
+    return asio::buffer(data.data() + end, data.size() - end);
+  }
 };
 
 // Raised when a peer breaks the protocol or closes during a phase that needs whole messages.

@@ -55,9 +55,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (check_only) {
-    std::cout << "pgmux: configuration " << config_path << " is valid ("
-              << config->databases.size() << " database(s), " << config->users.size()
-              << " user(s))\n";
+    std::cout << "pgmux: configuration " << config_path << " is valid (" << config->databases.size()
+              << " database(s), " << config->users.size() << " user(s))\n";
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(config->general.log_level));

@@ -46,7 +46,9 @@ Pool::Pool(std::string database, std::string user, ServerLogin login, PoolSettin
       server_ids_(server_ids),
       idle_(static_cast<std::size_t>(workers)) {}
 
-Pool::~Pool() { close_idle(); }
+Pool::~Pool() {
+  close_idle();
+}
 
 bool Pool::expired(const ServerConnection& c, ServerConnection::Clock::time_point now) const {
   return (settings_.lifetime.count() > 0 && now - c.created_at() > settings_.lifetime) ||

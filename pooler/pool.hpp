@@ -28,7 +28,8 @@ class PoolTimeout : public std::runtime_error {
 class ServerLease {
  public:
   ServerLease() = default;
-  ServerLease(Pool* pool, std::unique_ptr<ServerConnection> conn) : pool_(pool), conn_(std::move(conn)) {}
+  ServerLease(Pool* pool, std::unique_ptr<ServerConnection> conn)
+      : pool_(pool), conn_(std::move(conn)) {}
   ServerLease(ServerLease&& o) noexcept = default;
   ServerLease& operator=(ServerLease&& o) noexcept;
   ~ServerLease();
@@ -91,8 +92,8 @@ class Pool {
 
   void give_back(std::unique_ptr<ServerConnection> conn);
   void discard(std::unique_ptr<ServerConnection> conn);
-  std::unique_ptr<ServerConnection> take_idle_locked(int worker,
-                                                     std::vector<std::unique_ptr<ServerConnection>>& expired);
+  std::unique_ptr<ServerConnection> take_idle_locked(
+      int worker, std::vector<std::unique_ptr<ServerConnection>>& expired);
   bool expired(const ServerConnection& c, ServerConnection::Clock::time_point now) const;
   awaitable<ServerLease> open_new(asio::io_context& io, int worker);
   void wake_locked(const std::shared_ptr<Waiter>& w);

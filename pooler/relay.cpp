@@ -18,7 +18,9 @@ struct ClientInspector {
   bool needs_body(char tag) const { return tag == pr::fe::kTerminate; }
   bool on_frame(char tag, std::string_view, std::size_t) {
     switch (tag) {
-      case pr::fe::kTerminate: terminated = true; return false;
+      case pr::fe::kTerminate:
+        terminated = true;
+        return false;
       case pr::fe::kQuery:
       case pr::fe::kFunctionCall:
         ++st.outstanding;
@@ -37,7 +39,8 @@ struct ClientInspector {
         if (tag == pr::fe::kExecute) ++st.queries;
         st.open_batch = true;
         break;
-      default: break;  // CopyData/CopyDone/CopyFail and anything else pass through
+      default:
+        break;  // CopyData/CopyDone/CopyFail and anything else pass through
     }
     return true;
   }
@@ -69,8 +72,11 @@ struct ServerInspector {
         if (auto p = pr::decode_parameter_status(body)) server.record_parameter(p->name, p->value);
         break;
       case pr::be::kCopyInResponse:
-      case pr::be::kCopyBothResponse: st.in_copy_in = true; break;
-      default: break;
+      case pr::be::kCopyBothResponse:
+        st.in_copy_in = true;
+        break;
+      default:
+        break;
     }
     return true;
   }

@@ -18,9 +18,9 @@ enum class RelayEnd : std::uint8_t {
 };
 
 struct RelayState {
-  int outstanding = 0;       // Query/Sync/FunctionCall sent and not yet answered by ReadyForQuery
-  bool open_batch = false;   // extended-protocol messages sent since the last Sync
-  bool in_copy_in = false;   // server asked for COPY data and has not finished
+  int outstanding = 0;      // Query/Sync/FunctionCall sent and not yet answered by ReadyForQuery
+  bool open_batch = false;  // extended-protocol messages sent since the last Sync
+  bool in_copy_in = false;  // server asked for COPY data and has not finished
   bool server_write_cut = false;  // a write to the server was interrupted mid-way
   std::uint64_t queries = 0;
   std::uint64_t bytes_to_server = 0, bytes_to_client = 0;

@@ -2,6 +2,7 @@
 #include "pooler/runtime.hpp"
 
 #include <csignal>
+#include <cstdlib>
 
 #include <spdlog/spdlog.h>
 
@@ -15,7 +16,12 @@ Runtime::Runtime(std::shared_ptr<const Config> config)
   for (int i = 0; i < config_->worker_count(); ++i) workers_.push_back(std::make_unique<Worker>(i));
 }
 
-Runtime::~Runtime() { stop_all(); }
+Runtime::~Runtime() {
+  stop_all();
+  // Destroy the workers' io_contexts (and any coroutine frames still parked in them) while the
+  // pools their leases return to are still alive.
+  workers_.clear();
+}
 
 void Runtime::log_exception(const char* where, std::exception_ptr e) {
   if (!e) return;
@@ -37,7 +43,9 @@ bool Runtime::admit_client() {
   return true;
 }
 
-void Runtime::release_client() { clients_.fetch_sub(1); }
+void Runtime::release_client() {
+  clients_.fetch_sub(1);
+}
 
 int Runtime::run() {
   const auto& g = config_->general;
@@ -70,11 +78,13 @@ int Runtime::run() {
       [&](const boost::system::error_code& err, int sig) {
         if (err) return;
         if (sig == SIGINT) {
-          spdlog::info("SIGINT: stopping now");
-          stop_all();
-          return;
+          // Immediate exit: the kernel closes every socket; servers see their clients vanish.
+          spdlog::info("SIGINT: exiting now with {} client(s) connected", client_count());
+          spdlog::shutdown();
+          std::_Exit(0);
         }
-        spdlog::info("SIGTERM: no longer accepting; waiting for {} client(s) to finish", client_count());
+        spdlog::info("SIGTERM: no longer accepting; waiting for {} client(s) to finish",
+                     client_count());
         begin_graceful_shutdown();
         signals.async_wait(on_signal);  // a second SIGINT still stops at once
       };
@@ -157,9 +167,8 @@ awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
         [&]() -> awaitable<void> {
           tcp::resolver resolver(executor);
           tcp::socket socket(executor);
-          auto eps = co_await resolver.async_resolve(target->endpoint.host,
-                                                     std::to_string(target->endpoint.port),
-                                                     use_awaitable);
+          auto eps = co_await resolver.async_resolve(
+              target->endpoint.host, std::to_string(target->endpoint.port), use_awaitable);
           co_await asio::async_connect(socket, eps, use_awaitable);
           std::string msg;
           protocol::append_cancel_request(msg, target->server_pid, target->server_secret);

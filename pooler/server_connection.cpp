@@ -34,7 +34,7 @@ ServerConnection::ServerConnection(tcp::socket socket, ServerLogin login, std::u
 }
 
 awaitable<std::unique_ptr<ServerConnection>> ServerConnection::open(ServerLogin login,
-                                                                   std::uint64_t id) {
+                                                                    std::uint64_t id) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
   tcp::socket socket(executor);
@@ -62,7 +62,8 @@ awaitable<void> ServerConnection::authenticate() {
     const pr::Frame f = co_await io_.read_tagged();
     if (f.tag == pr::be::kErrorResponse) throw_server_error(f.body);
     if (f.tag == pr::be::kNegotiateProtocolVersion || f.tag == pr::be::kNoticeResponse) continue;
-    if (f.tag != pr::be::kAuthentication) throw ServerError("08P01", "unexpected message during login");
+    if (f.tag != pr::be::kAuthentication)
+      throw ServerError("08P01", "unexpected message during login");
     auto auth = pr::decode_authentication(f.body);
     if (!auth) throw ServerError("08P01", "malformed authentication request from server");
     if (auth->code == pr::AuthCode::ok) co_return;
@@ -72,7 +73,9 @@ awaitable<void> ServerConnection::authenticate() {
     }
     out_.clear();
     switch (auth->code) {
-      case pr::AuthCode::cleartext: pr::append_password(out_, login_.password); break;
+      case pr::AuthCode::cleartext:
+        pr::append_password(out_, login_.password);
+        break;
       case pr::AuthCode::md5: {
         std::array<std::uint8_t, 4> salt{};
         std::memcpy(salt.data(), auth->data.data(), 4);
@@ -80,8 +83,11 @@ awaitable<void> ServerConnection::authenticate() {
                                       pr::md5_password_hash(login_.user, login_.password), salt));
         break;
       }
-      case pr::AuthCode::sasl: co_await answer_sasl(auth->data); continue;
-      default: throw ServerError("08P01", "server asked for an unsupported authentication method");
+      case pr::AuthCode::sasl:
+        co_await answer_sasl(auth->data);
+        continue;
+      default:
+        throw ServerError("08P01", "server asked for an unsupported authentication method");
     }
     co_await io_.write(out_);
   }
@@ -148,7 +154,8 @@ awaitable<void> ServerConnection::read_until_ready() {
         if (error) throw *error;
         co_return;
       }
-      default: break;  // notices, command tags, rows of setup queries
+      default:
+        break;  // notices, command tags, rows of setup queries
     }
   }
 }

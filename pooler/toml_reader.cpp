@@ -19,7 +19,8 @@ std::string TomlTable::key_path(std::string_view key) const {
   return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
 }
 
-void TomlTable::fail(const toml::value& at, std::string_view key, const std::string& problem) const {
+void TomlTable::fail(const toml::value& at, std::string_view key,
+                     const std::string& problem) const {
   throw ConfigError(where(at) + ": key '" + key_path(key) + "': " + problem);
 }
 
@@ -69,8 +70,9 @@ void TomlTable::get(std::string_view key, std::int64_t& out, std::int64_t min, s
   if (!v->is_integer()) fail(*v, key, "expected an integer");
   const std::int64_t n = v->as_integer();
   if (n < min || n > max) {
-    fail(*v, key, "value " + std::to_string(n) + " is out of range [" + std::to_string(min) +
-                      ", " + std::to_string(max) + "]");
+    fail(*v, key,
+         "value " + std::to_string(n) + " is out of range [" + std::to_string(min) + ", " +
+             std::to_string(max) + "]");
   }
   out = n;
 }

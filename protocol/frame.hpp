@@ -17,7 +17,7 @@ inline constexpr std::size_t kDefaultMaxMessageSize = 64 * 1024 * 1024;
 
 struct Frame {
   char tag = kUntagged;
-  std::string_view body;  // excludes tag and length word
+  std::string_view body;      // excludes tag and length word
   std::size_t wire_size = 0;  // bytes the whole frame occupies on the wire
 };
 
@@ -29,9 +29,12 @@ enum class FrameError : std::uint8_t {
 
 [[nodiscard]] inline const char* describe(FrameError e) {
   switch (e) {
-    case FrameError::none: return "no error";
-    case FrameError::bad_length: return "invalid message length";
-    case FrameError::too_large: return "message exceeds the maximum message size";
+    case FrameError::none:
+      return "no error";
+    case FrameError::bad_length:
+      return "invalid message length";
+    case FrameError::too_large:
+      return "message exceeds the maximum message size";
   }
   return "unknown frame error";
 }

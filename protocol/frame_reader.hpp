@@ -30,7 +30,8 @@ class FrameReader {
   [[nodiscard]] std::size_t max_message_size() const { return max_message_size_; }
 
  private:
-  FrameResult finish(char tag, std::string_view data, std::size_t header, std::uint32_t length) const;
+  FrameResult finish(char tag, std::string_view data, std::size_t header,
+                     std::uint32_t length) const;
 
   std::size_t max_message_size_;
 };

@@ -46,7 +46,11 @@ void MessageWriter::end() {
 
 namespace {
 void append_auth(std::string& out, AuthCode code, std::string_view data = {}) {
-  MessageWriter(out).begin(be::kAuthentication).int32(static_cast<std::int32_t>(code)).bytes(data).end();
+  MessageWriter(out)
+      .begin(be::kAuthentication)
+      .int32(static_cast<std::int32_t>(code))
+      .bytes(data)
+      .end();
 }
 
 void append_error_like(std::string& out, char tag, const ErrorSpec& e) {
@@ -59,11 +63,17 @@ void append_error_like(std::string& out, char tag, const ErrorSpec& e) {
   w.int8(0).end();
 }
 
-void append_empty(std::string& out, char tag) { MessageWriter(out).begin(tag).end(); }
+void append_empty(std::string& out, char tag) {
+  MessageWriter(out).begin(tag).end();
+}
 }  // namespace
 
-void append_auth_ok(std::string& out) { append_auth(out, AuthCode::ok); }
-void append_auth_cleartext(std::string& out) { append_auth(out, AuthCode::cleartext); }
+void append_auth_ok(std::string& out) {
+  append_auth(out, AuthCode::ok);
+}
+void append_auth_cleartext(std::string& out) {
+  append_auth(out, AuthCode::cleartext);
+}
 void append_auth_md5(std::string& out, const std::array<std::uint8_t, 4>& salt) {
   append_auth(out, AuthCode::md5,
               std::string_view(reinterpret_cast<const char*>(salt.data()), salt.size()));
@@ -96,7 +106,9 @@ void append_command_complete(std::string& out, std::string_view tag) {
   MessageWriter(out).begin(be::kCommandComplete).cstring(tag).end();
 }
 
-void append_empty_query(std::string& out) { append_empty(out, be::kEmptyQuery); }
+void append_empty_query(std::string& out) {
+  append_empty(out, be::kEmptyQuery);
+}
 
 void append_row_description(std::string& out, const std::vector<std::string_view>& columns) {
   constexpr std::int32_t kTextOid = 25;
@@ -153,7 +165,10 @@ void append_query(std::string& out, std::string_view sql) {
 void append_parse(std::string& out, std::string_view name, std::string_view sql,
                   const std::vector<std::uint32_t>& param_types) {
   MessageWriter w(out);
-  w.begin(fe::kParse).cstring(name).cstring(sql).int16(static_cast<std::int16_t>(param_types.size()));
+  w.begin(fe::kParse)
+      .cstring(name)
+      .cstring(sql)
+      .int16(static_cast<std::int16_t>(param_types.size()));
   for (std::uint32_t t : param_types) w.int32(static_cast<std::int32_t>(t));
   w.end();
 }
@@ -174,13 +189,21 @@ void append_execute(std::string& out, std::string_view portal, std::int32_t max_
 void append_close(std::string& out, char kind, std::string_view name) {
   MessageWriter(out).begin(fe::kClose).int8(static_cast<std::uint8_t>(kind)).cstring(name).end();
 }
-void append_sync(std::string& out) { append_empty(out, fe::kSync); }
-void append_flush(std::string& out) { append_empty(out, fe::kFlush); }
-void append_terminate(std::string& out) { append_empty(out, fe::kTerminate); }
+void append_sync(std::string& out) {
+  append_empty(out, fe::kSync);
+}
+void append_flush(std::string& out) {
+  append_empty(out, fe::kFlush);
+}
+void append_terminate(std::string& out) {
+  append_empty(out, fe::kTerminate);
+}
 void append_copy_data(std::string& out, std::string_view data) {
   MessageWriter(out).begin(fe::kCopyData).bytes(data).end();
 }
-void append_copy_done(std::string& out) { append_empty(out, fe::kCopyDone); }
+void append_copy_done(std::string& out) {
+  append_empty(out, fe::kCopyDone);
+}
 void append_copy_fail(std::string& out, std::string_view reason) {
   MessageWriter(out).begin(fe::kCopyFail).cstring(reason).end();
 }

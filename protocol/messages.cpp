@@ -35,14 +35,19 @@ Decoded<StartupPacket> decode_startup(std::string_view body) {
   p.version = r.int32();
   if (!r.ok()) return malformed();
   switch (p.version) {
-    case kSslRequestCode: p.kind = StartupPacket::Kind::ssl_request; return finish(r, p);
-    case kGssEncRequestCode: p.kind = StartupPacket::Kind::gssenc_request; return finish(r, p);
+    case kSslRequestCode:
+      p.kind = StartupPacket::Kind::ssl_request;
+      return finish(r, p);
+    case kGssEncRequestCode:
+      p.kind = StartupPacket::Kind::gssenc_request;
+      return finish(r, p);
     case kCancelRequestCode:
       p.kind = StartupPacket::Kind::cancel;
       p.cancel_pid = r.int32();
       p.cancel_secret = r.int32();
       return finish(r, p);
-    default: break;
+    default:
+      break;
   }
   // Parameters: name\0value\0 pairs ended by a single \0.
   while (r.ok() && r.remaining() > 1) {
@@ -94,15 +99,26 @@ Decoded<ErrorFields> decode_error_fields(std::string_view body) {
   for (char code = r.byte(); r.ok() && code != '\0'; code = r.byte()) {
     std::string_view value = r.cstring();
     switch (code) {
-      case 'V': f.severity = value; break;
+      case 'V':
+        f.severity = value;
+        break;
       case 'S':
         if (f.severity.empty()) f.severity = value;
         break;
-      case 'C': f.sqlstate = value; break;
-      case 'M': f.message = value; break;
-      case 'D': f.detail = value; break;
-      case 'H': f.hint = value; break;
-      default: break;
+      case 'C':
+        f.sqlstate = value;
+        break;
+      case 'M':
+        f.message = value;
+        break;
+      case 'D':
+        f.detail = value;
+        break;
+      case 'H':
+        f.hint = value;
+        break;
+      default:
+        break;
     }
   }
   return finish(r, f);
@@ -153,8 +169,12 @@ Decoded<Bind> decode_bind(std::string_view body) {
   return b;
 }
 
-Decoded<TargetedName> decode_close(std::string_view body) { return decode_targeted_name(body); }
-Decoded<TargetedName> decode_describe(std::string_view body) { return decode_targeted_name(body); }
+Decoded<TargetedName> decode_close(std::string_view body) {
+  return decode_targeted_name(body);
+}
+Decoded<TargetedName> decode_describe(std::string_view body) {
+  return decode_targeted_name(body);
+}
 
 Decoded<Execute> decode_execute(std::string_view body) {
   BodyReader r(body);
@@ -164,7 +184,9 @@ Decoded<Execute> decode_execute(std::string_view body) {
   return finish(r, e);
 }
 
-Decoded<std::string_view> decode_copy_fail(std::string_view body) { return decode_query(body); }
+Decoded<std::string_view> decode_copy_fail(std::string_view body) {
+  return decode_query(body);
+}
 
 std::string_view find_param(const StartupPacket& packet, std::string_view name) {
   for (const auto& [k, v] : packet.params) {

@@ -14,9 +14,8 @@ namespace pgmux::protocol {
 // Message tags, frontend (client → server).
 namespace fe {
 inline constexpr char kQuery = 'Q', kParse = 'P', kBind = 'B', kDescribe = 'D', kExecute = 'E',
-                      kClose = 'C', kSync = 'S', kFlush = 'H', kTerminate = 'X',
-                      kCopyData = 'd', kCopyDone = 'c', kCopyFail = 'f', kPassword = 'p',
-                      kFunctionCall = 'F';
+                      kClose = 'C', kSync = 'S', kFlush = 'H', kTerminate = 'X', kCopyData = 'd',
+                      kCopyDone = 'c', kCopyFail = 'f', kPassword = 'p', kFunctionCall = 'F';
 }
 // Message tags, backend (server → client).
 namespace be {
@@ -25,8 +24,8 @@ inline constexpr char kAuthentication = 'R', kParameterStatus = 'S', kBackendKey
                       kCommandComplete = 'C', kDataRow = 'D', kRowDescription = 'T',
                       kCopyInResponse = 'G', kCopyOutResponse = 'H', kCopyBothResponse = 'W',
                       kCopyData = 'd', kCopyDone = 'c', kParseComplete = '1', kBindComplete = '2',
-                      kCloseComplete = '3', kNoData = 'n', kEmptyQuery = 'I',
-                      kNotification = 'A', kParameterDescription = 't', kPortalSuspended = 's',
+                      kCloseComplete = '3', kNoData = 'n', kEmptyQuery = 'I', kNotification = 'A',
+                      kParameterDescription = 't', kPortalSuspended = 's',
                       kNegotiateProtocolVersion = 'v';
 }
 
@@ -50,7 +49,7 @@ struct StartupPacket {
   Kind kind = Kind::startup;
   std::int32_t version = 0;
   std::vector<std::pair<std::string_view, std::string_view>> params;  // startup only
-  std::int32_t cancel_pid = 0, cancel_secret = 0;                      // cancel only
+  std::int32_t cancel_pid = 0, cancel_secret = 0;                     // cancel only
 };
 
 struct AuthRequest {

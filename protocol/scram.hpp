@@ -63,8 +63,7 @@ class ScramClient {
  public:
   // `client_nonce` empty = random; tests pass a fixed one. `user` is normally empty,
   // as PostgreSQL ignores it and libpq sends "n=".
-  explicit ScramClient(std::string password, std::string client_nonce = {},
-                       std::string user = {});
+  explicit ScramClient(std::string password, std::string client_nonce = {}, std::string user = {});
 
   // The data for SASLInitialResponse: "n,,n=<user>,r=<nonce>".
   [[nodiscard]] std::string client_first() const;

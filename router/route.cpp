@@ -3,11 +3,14 @@
 
 namespace pgmux::router {
 
-std::string_view to_string(Target t) { return t == Target::primary ? "primary" : "replica"; }
+std::string_view to_string(Target t) {
+  return t == Target::primary ? "primary" : "replica";
+}
 
 std::string_view to_string(Reason r) {
   switch (r) {
-    case Reason::session_pooling: return "session_pooling";
+    case Reason::session_pooling:
+      return "session_pooling";
   }
   return "unknown";
 }

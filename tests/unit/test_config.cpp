@@ -116,7 +116,9 @@ TEST_CASE("bad values are rejected with the reason") {
       {"[databases.app]\nprimary = { port = 5 }\n", "needs a non-empty 'host'"},
       {"[users.app]\nauth = \"scram-sha-256\"\n", "needs a 'password'"},
       {"[users.app]\npassword = \"SCRAM-SHA-256$bad\"\n", "malformed SCRAM"},
-      {"[users.app]\nauth = \"md5\"\npassword = \"SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$bpSY5Ze9U6W2dxvaVmDyGiC6UwoRS3YVNCbAAwIj9pE=:VpYlBuxyPfiK/KAqxGy17IcRvJsdUnsqnnXpdrYEnkQ=\"\n",
+      {"[users.app]\nauth = \"md5\"\npassword = "
+       "\"SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$bpSY5Ze9U6W2dxvaVmDyGiC6UwoRS3YVNCbAAwIj9pE=:"
+       "VpYlBuxyPfiK/KAqxGy17IcRvJsdUnsqnnXpdrYEnkQ=\"\n",
        "md5 auth needs"},
       {"[pool\nsize = 1\n", "test.toml"},  // TOML syntax error names the file
   };

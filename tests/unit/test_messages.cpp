@@ -12,7 +12,8 @@ using pgmux::test::cstr;
 
 TEST_CASE("a StartupMessage yields its version and parameters") {
   const std::string body = be32(196608) + cstr("user") + cstr("app") + cstr("database") +
-                           cstr("shop") + cstr("application_name") + cstr("") + std::string(1, '\0');
+                           cstr("shop") + cstr("application_name") + cstr("") +
+                           std::string(1, '\0');
   auto p = decode_startup(body);
   REQUIRE(p.has_value());
   CHECK(p->kind == StartupPacket::Kind::startup);
@@ -36,9 +37,11 @@ TEST_CASE("SSLRequest, GSSENCRequest and CancelRequest are recognised") {
 }
 
 TEST_CASE("malformed StartupMessages are rejected") {
-  CHECK_FALSE(decode_startup(be32(196608) + cstr("user") + cstr("app")).has_value());  // no final NUL
-  CHECK_FALSE(decode_startup(be32(196608) + cstr("user") + "app").has_value());        // unterminated
-  CHECK_FALSE(decode_startup(be32(196608) + cstr("") + cstr("x") + std::string(1, '\0')).has_value());
+  CHECK_FALSE(
+      decode_startup(be32(196608) + cstr("user") + cstr("app")).has_value());    // no final NUL
+  CHECK_FALSE(decode_startup(be32(196608) + cstr("user") + "app").has_value());  // unterminated
+  CHECK_FALSE(
+      decode_startup(be32(196608) + cstr("") + cstr("x") + std::string(1, '\0')).has_value());
   CHECK_FALSE(decode_startup("ab").has_value());
 }
 
@@ -75,8 +78,11 @@ TEST_CASE("ParameterStatus, BackendKeyData and ReadyForQuery decode strictly") {
 
 TEST_CASE("ErrorResponse fields round-trip through the encoder") {
   std::string out;
-  append_error(out, {.severity = "FATAL", .sqlstate = "53300", .message = "too many",
-                     .detail = "d", .hint = "h"});
+  append_error(out, {.severity = "FATAL",
+                     .sqlstate = "53300",
+                     .message = "too many",
+                     .detail = "d",
+                     .hint = "h"});
   FrameReader r;
   auto f = r.parse_tagged(out);
   REQUIRE(f.status == FrameStatus::complete);
@@ -127,7 +133,8 @@ TEST_CASE("SASLInitialResponse decodes the mechanism and data") {
   REQUIRE(s.has_value());
   CHECK(s->mechanism == "SCRAM-SHA-256");
   CHECK(s->data == "n,,n=,r=abc");
-  CHECK_FALSE(decode_sasl_initial_response(cstr("SCRAM-SHA-256") + be32(100) + "short").has_value());
+  CHECK_FALSE(
+      decode_sasl_initial_response(cstr("SCRAM-SHA-256") + be32(100) + "short").has_value());
 }
 
 TEST_CASE("encoders write exact bytes") {

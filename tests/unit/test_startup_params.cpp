@@ -7,17 +7,17 @@ using namespace pgmux::pooler;
 
 TEST_CASE("options are split on blanks with backslash escapes") {
   CHECK(split_options("-c a=1  -c b=2") == std::vector<std::string>{"-c", "a=1", "-c", "b=2"});
-  CHECK(split_options("-c search_path=a\\ b") ==
-        std::vector<std::string>{"-c", "search_path=a b"});
+  CHECK(split_options("-c search_path=a\\ b") == std::vector<std::string>{"-c", "search_path=a b"});
   CHECK(split_options("   ").empty());
 }
 
 TEST_CASE("startup settings exclude user, database and protocol options, and expand -c") {
-  const ParamList startup = {{"user", "app"},
-                             {"database", "shop"},
-                             {"application_name", "web"},
-                             {"_pq_.compression", "on"},
-                             {"options", "-c statement_timeout=5s -cwork-mem=64MB --DateStyle=ISO"}};
+  const ParamList startup = {
+      {"user", "app"},
+      {"database", "shop"},
+      {"application_name", "web"},
+      {"_pq_.compression", "on"},
+      {"options", "-c statement_timeout=5s -cwork-mem=64MB --DateStyle=ISO"}};
   const auto s = collect_startup_settings(startup);
   CHECK(s.error.empty());
   const ParamList expected = {{"application_name", "web"},

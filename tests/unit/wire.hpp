@@ -18,6 +18,8 @@ inline std::string frame(char tag, std::string_view body) {
          std::string(body);
 }
 
-inline std::string cstr(std::string_view s) { return std::string(s) + '\0'; }
+inline std::string cstr(std::string_view s) {
+  return std::string(s) + '\0';
+}
 
 }  // namespace pgmux::test
