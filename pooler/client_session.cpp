@@ -47,6 +47,9 @@ class ClientSession {
   awaitable<void> authenticate_md5(const UserConfig& user);
   awaitable<pr::Frame> read_password_message();
   awaitable<void> serve_database(const DatabaseConfig& db, const UserConfig& user);
+  awaitable<ServerLease> lease_server(Pool& pool);
+  awaitable<void> apply_settings(ServerLease& lease, const ParamList& settings,
+                                 const ParameterMap& announced);
   awaitable<void> finish_session(ServerLease& lease, RelayEnd end, RelayState& st);
   awaitable<void> send_error(std::string_view severity, std::string_view sqlstate,
                              std::string_view message);
@@ -229,25 +232,71 @@ awaitable<void> ClientSession::authenticate_md5(const UserConfig& user) {
   }
 }
 
-awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const UserConfig& user) {
-  StartupSettings wanted = collect_startup_settings(startup_);
-  if (!wanted.error.empty()) throw SessionError("08P01", wanted.error);
-  auto pool = rt_.pools().get(*config_, db, user);
-  ServerLease lease;
+awaitable<ServerLease> ClientSession::lease_server(Pool& pool) {
   try {
-    lease = co_await pool->acquire(worker_.io, worker_.index,
-                                   Millis(config_->pool.query_wait_timeout_ms));
+    co_return co_await pool.acquire(worker_.io, worker_.index,
+                                    Millis(config_->pool.query_wait_timeout_ms));
   } catch (const PoolTimeout& e) {
     throw SessionError("53300", e.what());
   } catch (const ServerError& e) {
     throw SessionError(e.sqlstate(), e.what());
   }
+}
+
+awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const UserConfig& user) {
+  StartupSettings wanted = collect_startup_settings(startup_);
+  if (!wanted.error.empty()) throw SessionError("08P01", wanted.error);
+  auto pool = rt_.pools().get(*config_, db, user);
+
+  // Finish the login without holding a server, as PostgreSQL would answer: the parameters a
+  // fresh server of this pool reports, with the client's own settings applied. A client that
+  // connects and leaves (health checks, pgbench -C) then never takes a server, and a client
+  // program that opens connections one by one cannot deadlock against a small pool.
+  std::optional<ParameterMap> welcome = pool->welcome_parameters();
+  if (!welcome) {
+    ServerLease probe = co_await lease_server(*pool);  // first login of this pool
+    welcome = probe->parameters();
+    probe.give_back();
+  }
+  for (const auto& [name, value] : wanted.settings) {
+    if (auto it = welcome->find(name); it != welcome->end()) it->second = value;
+  }
   cancel_key_ = rt_.cancels().register_client();
+  out_.clear();
+  for (const auto& [name, value] : *welcome) pr::append_parameter_status(out_, name, value);
+  pr::append_backend_key_data(out_, cancel_key_.pid, cancel_key_.secret);
+  pr::append_ready_for_query(out_, 'I');
+  co_await client_.write(out_);
+
+  // Session pooling: the server is leased at the client's first message and kept until it
+  // leaves.
+  client_.release_frame();
+  ByteBuffer& buf = client_.buffer();
+  if (buf.size() == 0) {
+    buf.reserve_tail(4096);
+    auto [ec, n] = co_await client_.socket().async_read_some(buf.tail(), as_result);
+    if (ec) co_return;  // left without a request
+    buf.end += n;
+  }
+  static constexpr std::string_view kTerminate("X\0\0\0\4", 5);
+  if (buf.unread() == kTerminate) co_return;
+
+  ServerLease lease = co_await lease_server(*pool);
   rt_.cancels().set_target(
       cancel_key_.pid,
       CancelTarget{lease->login().endpoint, lease->backend_pid(), lease->backend_secret()});
   spdlog::debug("{} got server {}", label_, lease->label());
-  const SetBatch batch = build_set_batch(wanted.settings, lease->parameters());
+  co_await apply_settings(lease, wanted.settings, *welcome);
+
+  RelayState st;
+  const RelayEnd end = co_await relay(client_, *lease, st);
+  rt_.cancels().set_target(cancel_key_.pid, std::nullopt);
+  co_await finish_session(lease, end, st);
+}
+
+awaitable<void> ClientSession::apply_settings(ServerLease& lease, const ParamList& settings,
+                                              const ParameterMap& announced) {
+  const SetBatch batch = build_set_batch(settings, lease->parameters());
   if (!batch.error.empty()) throw SessionError("42602", batch.error);
   if (!batch.sql.empty()) {
     std::optional<ServerError> rejected;
@@ -258,24 +307,23 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
     }
     if (rejected) {
       // The server rejected a startup setting, as PostgreSQL itself would at login. The
-      // failed SET batch left the server idle, so it goes back after the usual reset.
+      // failed batch left the server idle, so it goes back after the usual reset.
       co_await lease->reset(config_->pool.server_reset_query);
       lease.give_back();
       throw SessionError(rejected->sqlstate(), rejected->what());
     }
   }
+  // Where the server's view differs from what the client was told at login (a value the
+  // server normalised, or a server that differs from the pool's first), tell the client now:
+  // ParameterStatus may arrive at any time.
   out_.clear();
-  for (const auto& [name, value] : lease->parameters())
-    pr::append_parameter_status(out_, name, value);
-  pr::append_backend_key_data(out_, cancel_key_.pid, cancel_key_.secret);
-  pr::append_ready_for_query(out_, 'I');
-  co_await client_.write(out_);
-  spdlog::debug("{} login ok, server {}", label_, lease->label());
-
-  RelayState st;
-  const RelayEnd end = co_await relay(client_, *lease, st);
-  rt_.cancels().set_target(cancel_key_.pid, std::nullopt);
-  co_await finish_session(lease, end, st);
+  for (const auto& [name, value] : lease->parameters()) {
+    auto it = announced.find(name);
+    if (it == announced.end() || it->second != value) {
+      pr::append_parameter_status(out_, name, value);
+    }
+  }
+  if (!out_.empty()) co_await client_.write(out_);
 }
 
 awaitable<void> ClientSession::finish_session(ServerLease& lease, RelayEnd end, RelayState& st) {

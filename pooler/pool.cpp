@@ -150,6 +150,7 @@ awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
   conn->set_bound_worker(worker);
   spdlog::info("{} connected (backend pid {})", conn->label(), conn->backend_pid());
   std::lock_guard lock(mutex_);
+  if (!welcome_) welcome_ = conn->parameters();
   --connecting_;
   ++active_;
   ++total_acquired_;
@@ -223,6 +224,11 @@ void Pool::close_idle() {
     total_ -= static_cast<int>(list.size());
     list.clear();
   }
+}
+
+std::optional<ParameterMap> Pool::welcome_parameters() const {
+  std::lock_guard lock(mutex_);
+  return welcome_;
 }
 
 PoolStats Pool::stats() const {

@@ -9,6 +9,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,10 @@ class Pool {
   void close_idle();
 
   [[nodiscard]] PoolStats stats() const;
+  // What a freshly logged-in server of this pool reports (ParameterStatus), cached from the
+  // first login: what pgmux tells a client at login, before the client has a server.
+  // nullopt until one server has logged in.
+  [[nodiscard]] std::optional<ParameterMap> welcome_parameters() const;
   [[nodiscard]] const std::string& database() const { return database_; }
   [[nodiscard]] const std::string& user() const { return user_; }
 
@@ -106,6 +111,7 @@ class Pool {
   mutable std::mutex mutex_;
   std::vector<std::vector<std::unique_ptr<ServerConnection>>> idle_;  // per worker, LIFO
   std::deque<std::shared_ptr<Waiter>> waiters_;
+  std::optional<ParameterMap> welcome_;
   int total_ = 0;  // open + opening; never above settings_.size
   int active_ = 0;
   int connecting_ = 0;

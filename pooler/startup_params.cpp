@@ -95,6 +95,9 @@ std::string quote_literal(std::string_view value) {
 }
 
 SetBatch build_set_batch(const ParamList& settings, const ParameterMap& server) {
+  // set_config() takes the value as the raw string a startup option carries, so list-valued
+  // settings ("-c search_path=a,b") mean what they mean to PostgreSQL; SET would need each
+  // list element quoted separately.
   SetBatch batch;
   for (const auto& [name, value] : settings) {
     if (!is_guc_name(name)) {
@@ -103,7 +106,9 @@ SetBatch build_set_batch(const ParamList& settings, const ParameterMap& server) 
     }
     auto it = server.find(name);
     if (it != server.end() && it->second == value) continue;
-    batch.sql += "SET " + name + " = " + quote_literal(value) + ";";
+    batch.sql += batch.sql.empty() ? "SELECT " : ", ";
+    batch.sql +=
+        "pg_catalog.set_config(" + quote_literal(name) + ", " + quote_literal(value) + ", false)";
   }
   return batch;
 }

@@ -27,9 +27,9 @@ struct StartupSettings {
 // Splits an `options` value the way PostgreSQL does: whitespace separates, backslash escapes.
 [[nodiscard]] std::vector<std::string> split_options(std::string_view options);
 
-// "SET name = 'value'; …" for each setting whose value differs from what the server reported
-// (settings the server does not report are always sent). Empty when nothing differs.
-// Names must be GUC-shaped ([A-Za-z0-9_.]); others produce an error message instead.
+// One "SELECT set_config('name', 'value', false), …" for the settings whose value differs from
+// what the server reported (settings the server does not report are always sent). Empty when
+// nothing differs. Names must be GUC-shaped ([A-Za-z0-9_.]); others produce an error instead.
 struct SetBatch {
   std::string sql;
   std::string error;

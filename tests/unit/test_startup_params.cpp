@@ -45,8 +45,15 @@ TEST_CASE("the SET batch skips values the server already has, case-insensitively
                             {"search_path", "s1"}};
   const auto b = build_set_batch(wanted, server);
   CHECK(b.error.empty());
-  CHECK(b.sql == "SET application_name = 'it''s';SET search_path = 's1';");
+  CHECK(b.sql ==
+        "SELECT pg_catalog.set_config('application_name', 'it''s', false), "
+        "pg_catalog.set_config('search_path', 's1', false)");
   CHECK(build_set_batch({{"DateStyle", "ISO, MDY"}}, server).sql.empty());
+}
+
+TEST_CASE("list values pass through as one raw string, as a startup option would") {
+  const auto b = build_set_batch({{"search_path", "pg_catalog,public"}}, {});
+  CHECK(b.sql == "SELECT pg_catalog.set_config('search_path', 'pg_catalog,public', false)");
 }
 
 TEST_CASE("names that are not GUC-shaped cannot inject SQL") {

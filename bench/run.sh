@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: pgbench directly against PostgreSQL, through pgmux and through
+# PgBouncer (Debian's package), in one run on one machine. Reports throughput, CPU-seconds of
+# the pooler process per 1,000 transactions (from /proc/PID/stat) and RSS per client
+# connection, with ratios against PgBouncer and direct connections.
+#   bench/run.sh [SECONDS_PER_RUN]      (default 10; every run is bounded by -T)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs="${1:-10}"
+clients="${BENCH_CLIENTS:-16}"
+pool="${BENCH_POOL:-16}"
+big_clients="${BENCH_RSS_CLIENTS:-200}"
+
+scripts/install-deps.sh
+scripts/build.sh --target pgmux >/dev/null
+work=$(mktemp -d /tmp/pgmux-bench.XXXXXX)
+pgmux_pid="" bouncer_pid=""
+cleanup() {
+  [ -n "$pgmux_pid" ] && kill -INT "$pgmux_pid" 2>/dev/null || true
+  [ -n "$bouncer_pid" ] && kill -INT "$bouncer_pid" 2>/dev/null || true
+  scripts/pg-cluster.sh destroy "$work/cluster" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+scripts/pg-cluster.sh start "$work/cluster" >/dev/null
+# shellcheck disable=SC1091
+source "$work/cluster/cluster.env"
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pgmux_port=$(free_port)
+bouncer_port=$(free_port)
+
+cat > "$work/pgmux.toml" <<TOML
+[pgmux]
+listen_port = $pgmux_port
+workers = 1
+log_level = "warn"
+[pool]
+mode = "session"
+size = $((big_clients + 10))
+max_client_conn = 10000
+[databases.app]
+primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
+[users.app]
+password = "secret"
+TOML
+build/pooler/pgmux --config "$work/pgmux.toml" 2>"$work/pgmux.log" &
+pgmux_pid=$!
+
+# PgBouncer runs as the unprivileged cluster user (it refuses root).
+mkdir -p "$work/bouncer"
+cat > "$work/bouncer/pgbouncer.ini" <<INI
+[databases]
+app = host=127.0.0.1 port=$PRIMARY_PORT dbname=app
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+auth_type = scram-sha-256
+auth_file = $work/bouncer/userlist.txt
+pool_mode = session
+default_pool_size = $((big_clients + 10))
+max_client_conn = 10000
+logfile = $work/bouncer/pgbouncer.log
+pidfile = $work/bouncer/pgbouncer.pid
+unix_socket_dir =
+INI
+echo '"app" "secret"' > "$work/bouncer/userlist.txt"
+chown -R pgmux "$work/bouncer" 2>/dev/null || true
+chmod o+x "$work"
+if [ "$(id -u)" -eq 0 ]; then
+  runuser -u pgmux -- /usr/sbin/pgbouncer -q "$work/bouncer/pgbouncer.ini" &
+else
+  /usr/sbin/pgbouncer -q "$work/bouncer/pgbouncer.ini" &
+fi
+for _ in $(seq 50); do [ -s "$work/bouncer/pgbouncer.pid" ] && break; sleep 0.1; done
+bouncer_pid=$(cat "$work/bouncer/pgbouncer.pid")  # the daemon itself, not runuser
+
+export PGPASSWORD=secret
+pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
+"${pgbench[@]}" -p "$PRIMARY_PORT" -i -s 10 -q app >/dev/null 2>&1
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+
+# run NAME PORT PID ARGS… → prints "tps cpu_per_1000tx"
+run() {
+  local port=$1 pid=$2; shift 2
+  local before after out tx
+  before=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
+  out=$("${pgbench[@]}" -p "$port" -T "$secs" "$@" app 2>&1)
+  after=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
+  tx=$(echo "$out" | awk '/number of transactions actually processed/ {split($0,a,": "); split(a[2],b,"/"); print b[1]}')
+  tps=$(echo "$out" | awk '/^tps/ {print $3; exit}')
+  failed=$(echo "$out" | awk '/number of failed transactions/ {print $5}')
+  awk -v t="$tps" -v d=$((after - before)) -v hz="$hz" -v tx="$tx" -v f="${failed:-0}" \
+    'BEGIN { printf "%s %.4f %s %s\n", t, (tx > 0 ? d / hz / tx * 1000 : 0), tx, f }'
+}
+
+printf '\n%-28s %-9s %12s %16s %10s\n' "workload" "target" "tps" "cpu_s/1000tx" "failed"
+for workload in "select-only:-S -c $clients -j 2" "tpcb:-c $clients -j 2" \
+                "select-only-extended:-S -M extended -c $clients -j 2" \
+                "connect-per-tx:-S -C -c 8 -j 2"; do
+  name=${workload%%:*}
+  read -r -a args <<< "${workload#*:}"
+  for target in direct pgmux pgbouncer; do
+    case $target in
+      direct) port=$PRIMARY_PORT pid="" ;;
+      pgmux) port=$pgmux_port pid=$pgmux_pid ;;
+      pgbouncer) port=$bouncer_port pid=$bouncer_pid ;;
+    esac
+    read -r tps cpu tx failed < <(run "$port" "$pid" "${args[@]}")
+    printf '%-28s %-9s %12s %16s %10s\n' "$name" "$target" "$tps" "$cpu" "$failed"
+    echo "$name $target $tps $cpu" >> "$work/results"
+  done
+done
+
+# Memory: RSS growth with $big_clients connected clients, per client.
+printf '\nRSS per client connection (%s clients, session pool of %s):\n' "$big_clients" "$((big_clients + 10))"
+for target in pgmux pgbouncer; do
+  if [ $target = pgmux ]; then port=$pgmux_port pid=$pgmux_pid; else port=$bouncer_port pid=$bouncer_pid; fi
+  base=$(rss_kb "$pid")
+  "${pgbench[@]}" -p "$port" -S -c "$big_clients" -j 2 -T "$secs" app >/dev/null 2>&1 &
+  bp=$!
+  sleep $((secs / 2 + 1))
+  peak=$(rss_kb "$pid")
+  wait $bp || true
+  awk -v t=$target -v b="$base" -v p="$peak" -v n="$big_clients" \
+    'BEGIN { printf "  %-10s base %6d kB, loaded %6d kB, %.1f kB per client\n", t, b, p, (p - b) / n }'
+done
+
+echo
+echo "Ratios (pgmux / pgbouncer, pgmux / direct):"
+awk '{tps[$1" "$2]=$3; cpu[$1" "$2]=$4; names[$1]=1}
+     END { for (n in names) {
+       printf "  %-24s tps %.2fx of pgbouncer, %.2fx of direct; cpu/tx %.2fx of pgbouncer\n", n,
+         tps[n" pgmux"]/tps[n" pgbouncer"], tps[n" pgmux"]/tps[n" direct"],
+         (cpu[n" pgbouncer"] > 0 ? cpu[n" pgmux"]/cpu[n" pgbouncer"] : 0) } }' "$work/results"

@@ -1,0 +1,38 @@
+// Reads SHOW POOLS from a pgmux instance's admin console.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "pgmux_process.hpp"
+#include "pq_client.hpp"
+
+namespace pgmux::it {
+
+// Column name → value of the SHOW POOLS row for (database, user); nullopt if there is none.
+// Throws std::runtime_error when the console cannot be reached or the command fails.
+inline std::optional<std::map<std::string, std::string>> pool_row(const PgmuxProcess& px,
+                                                                  const std::string& database,
+                                                                  const std::string& user) {
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  if (!admin.ok()) throw std::runtime_error("admin console login failed: " + admin.error());
+  const PgResult r = admin.exec("SHOW POOLS");
+  if (r.status() != PGRES_TUPLES_OK) throw std::runtime_error("SHOW POOLS: " + r.describe());
+  for (int row = 0; row < r.rows(); ++row) {
+    std::map<std::string, std::string> m;
+    for (int col = 0; col < r.cols(); ++col) m[PQfname(r.get(), col)] = r.value(row, col);
+    if (m["database"] == database && m["user"] == user) return m;
+  }
+  return std::nullopt;
+}
+
+// Integer value of one SHOW POOLS column for (database, user); -1 when the row is missing.
+inline int pool_stat(const PgmuxProcess& px, const std::string& column,
+                     const std::string& database = "app", const std::string& user = "app") {
+  const auto row = pool_row(px, database, user);
+  if (!row || !row->contains(column)) return -1;
+  return std::stoi(row->at(column));
+}
+
+}  // namespace pgmux::it

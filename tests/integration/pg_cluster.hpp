@@ -1,0 +1,30 @@
+// The PostgreSQL 15 primary + streaming replica the tests run against, started once per test
+// run with scripts/pg-cluster.sh and destroyed when this object goes away.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace pgmux::it {
+
+class PgCluster {
+ public:
+  // Runs `pg-cluster.sh start DIR` (DIR must not exist yet or be empty) and reads
+  // DIR/cluster.env. Throws std::runtime_error with the script's output on failure.
+  explicit PgCluster(std::filesystem::path dir);
+  ~PgCluster();  // `pg-cluster.sh destroy DIR`
+  PgCluster(const PgCluster&) = delete;
+  PgCluster& operator=(const PgCluster&) = delete;
+
+  [[nodiscard]] std::uint16_t primary_port() const { return primary_port_; }
+  [[nodiscard]] std::uint16_t replica_port() const { return replica_port_; }
+  [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
+  [[nodiscard]] const std::filesystem::path& pg_bin() const { return pg_bin_; }
+
+ private:
+  std::filesystem::path dir_, pg_bin_;
+  std::uint16_t primary_port_ = 0, replica_port_ = 0;
+};
+
+}  // namespace pgmux::it

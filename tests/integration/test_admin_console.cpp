@@ -1,0 +1,132 @@
+// The admin console (database "pgmux") through psql.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <sstream>
+
+#include "admin_stats.hpp"
+#include "command.hpp"
+#include "helpers.hpp"
+#include "pgmux_process.hpp"
+#include "pq_client.hpp"
+
+using namespace pgmux::it;
+
+namespace {
+
+CommandResult psql_console(const PgmuxProcess& px, const std::string& user,
+                           const std::string& password, const std::string& command) {
+  return run_command({.argv = {test_env().tool("psql"), "-X", "-A", "-F", ",", "-P", "footer=off",
+                               "-h", "127.0.0.1", "-p", std::to_string(px.port()), "-U", user, "-d",
+                               "pgmux", "-c", command},
+                      .env = {"PGPASSWORD=" + password, "PGSSLMODE=disable"},
+                      .timeout = std::chrono::seconds(30)});
+}
+
+// Parses psql's unaligned output (header line + rows) into one map per row.
+std::vector<std::map<std::string, std::string>> parse_table(const std::string& out) {
+  std::vector<std::map<std::string, std::string>> rows;
+  std::istringstream in(out);
+  std::string line;
+  std::vector<std::string> header;
+  auto split = [](const std::string& l) {
+    std::vector<std::string> cells;
+    std::stringstream ss(l);
+    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
+    if (!l.empty() && l.back() == ',') cells.emplace_back();
+    return cells;
+  };
+  if (!std::getline(in, line)) return rows;
+  header = split(line);
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto cells = split(line);
+    std::map<std::string, std::string> row;
+    for (std::size_t i = 0; i < header.size() && i < cells.size(); ++i) row[header[i]] = cells[i];
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::map<std::string, std::string> app_pool(
+    const std::vector<std::map<std::string, std::string>>& rows) {
+  for (const auto& r : rows) {
+    if (r.count("database") && r.at("database") == "app" && r.at("user") == "app") return r;
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("SHOW POOLS over psql reports the clients and servers the test holds") {
+  PgmuxProcess px(test_env(), {.name = "admin", .pool_size = 4});
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  PgConn b(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+
+  const CommandResult r = psql_console(px, "admin", "adminpass", "SHOW POOLS");
+  INFO("psql SHOW POOLS: ", r.describe());
+  REQUIRE(r.exit_code == 0);
+  const auto pool = app_pool(parse_table(r.out));
+  REQUIRE_FALSE(pool.empty());
+  CHECK(pool.at("cl_active") == "2");
+  CHECK(pool.at("cl_waiting") == "0");
+  CHECK(pool.at("sv_active") == "2");
+  CHECK(pool.at("sv_idle") == "0");
+  CHECK(pool.at("pool_mode") == "session");
+  CHECK(pool.at("pool_size") == "4");
+
+  // One client leaves: its server goes idle once pgmux has reset it.
+  b.close();
+  const bool settled = wait_until(
+      [&] {
+        auto row = pool_row(px, "app", "app");
+        return row && row->at("sv_idle") == "1" && row->at("sv_active") == "1";
+      },
+      milliseconds(5000));
+  CHECK(settled);
+  const CommandResult r2 = psql_console(px, "admin", "adminpass", "show pools;");
+  INFO("psql show pools: ", r2.describe());
+  REQUIRE(r2.exit_code == 0);
+  const auto pool2 = app_pool(parse_table(r2.out));
+  REQUIRE_FALSE(pool2.empty());
+  CHECK(pool2.at("cl_active") == "1");
+  CHECK(pool2.at("sv_active") == "1");
+  CHECK(pool2.at("sv_idle") == "1");
+
+  const CommandResult version = psql_console(px, "admin", "adminpass", "SHOW VERSION");
+  INFO("SHOW VERSION: ", version.describe());
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.find("pgmux") != std::string::npos);
+
+  const CommandResult dbs = psql_console(px, "admin", "adminpass", "SHOW DATABASES");
+  INFO("SHOW DATABASES: ", dbs.describe());
+  CHECK(dbs.exit_code == 0);
+  const auto db_rows = parse_table(dbs.out);
+  REQUIRE(db_rows.size() == 1);
+  CHECK(db_rows[0].at("name") == "app");
+  CHECK(db_rows[0].at("port") == std::to_string(test_env().cluster().primary_port()));
+  CHECK(db_rows[0].at("pool_size") == "4");
+  CHECK(db_rows[0].at("replicas") == "1");
+
+  const CommandResult unknown = psql_console(px, "admin", "adminpass", "DROP TABLE x");
+  INFO("unknown command: ", unknown.describe());
+  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.err.find("unknown or unsupported admin console command") != std::string::npos);
+}
+
+TEST_CASE("a non-admin user is refused by the admin console") {
+  PgmuxProcess px(test_env(), {.name = "adminrefuse"});
+  INFO(px.log_tail());
+  const CommandResult r = psql_console(px, "app", "secret", "SHOW POOLS");
+  INFO("psql as app: ", r.describe());
+  CHECK(r.exit_code == 2);  // psql: connection failed
+  CHECK(r.err.find("not allowed to use the admin console") != std::string::npos);
+  CHECK(r.out.find("cl_active") == std::string::npos);
+  // And a wrong admin password is refused too.
+  const CommandResult wrong = psql_console(px, "admin", "not-the-password", "SHOW POOLS");
+  CHECK(wrong.exit_code == 2);
+  CHECK(wrong.err.find("password authentication failed") != std::string::npos);
+}

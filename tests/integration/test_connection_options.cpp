@@ -1,0 +1,81 @@
+// Startup parameters and SSL negotiation.
+#include <doctest/doctest.h>
+
+#include "helpers.hpp"
+#include "pgmux_process.hpp"
+#include "pq_client.hpp"
+
+using namespace pgmux::it;
+
+TEST_CASE("application_name and options='-c …' from the startup packet apply to the session") {
+  PgmuxProcess px(test_env(), {.name = "startup", .pool_size = 1, .query_wait_timeout_ms = 10000});
+  INFO(px.log_tail());
+  {
+    PgConn c(px.conninfo("app", "secret", "app",
+                         "application_name=myapp options='-c statement_timeout=4321 "
+                         "-c lock_timeout=2s'"));
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    CHECK(c.query_value("SHOW application_name") == "myapp");
+    CHECK(c.query_value("SHOW statement_timeout") == "4321ms");
+    CHECK(c.query_value("SHOW lock_timeout") == "2s");
+    CHECK(c.query_value("SELECT application_name FROM pg_stat_activity "
+                        "WHERE pid = pg_backend_pid()") == "myapp");
+    const char* reported = PQparameterStatus(c.get(), "application_name");
+    CHECK(std::string(reported ? reported : "(not reported)") == "myapp");
+  }
+  // The next client on the same server connection, without those parameters, gets defaults.
+  PgConn plain(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(plain.ok(), plain.error());
+  CHECK(plain.query_value("SHOW application_name") == "");
+  CHECK(plain.query_value("SHOW statement_timeout") == "0");
+  plain.close();
+
+  // A setting the server rejects fails the login, as PostgreSQL itself would.
+  PgConn bad(px.conninfo("app", "secret", "app", "options='-c statement_timeout=banana'"));
+  CHECK_FALSE(bad.ok());
+  CHECK_MESSAGE(bad.error().find("statement_timeout") != std::string::npos, bad.error());
+}
+
+TEST_CASE("a list-valued startup option (-c search_path=a,b) means what it means to PostgreSQL") {
+  PgmuxProcess px(test_env(), {.name = "startuplist"});
+  INFO(px.log_tail());
+  const std::string options = "options='-c search_path=pg_catalog,public'";
+  PgConn direct("host=127.0.0.1 port=" + std::to_string(test_env().cluster().primary_port()) +
+                " user=app password=secret dbname=app sslmode=disable connect_timeout=10 " +
+                options);
+  REQUIRE_MESSAGE(direct.ok(), direct.error());
+  PgConn pooled(px.conninfo("app", "secret", "app", options));
+  REQUIRE_MESSAGE(pooled.ok(), pooled.error());
+  // PostgreSQL reads the value as a list of two schemas.
+  REQUIRE(direct.query_value("SELECT current_schemas(false)::text") == "{pg_catalog,public}");
+  CHECK(pooled.query_value("SELECT current_schemas(false)::text") == "{pg_catalog,public}");
+  CHECK(pooled.query_value("SHOW search_path") == direct.query_value("SHOW search_path"));
+  // So an unqualified CREATE TABLE lands in public.
+  const PgResult r = pooled.exec("CREATE TABLE it_startup_list(x int)");
+  CHECK_MESSAGE(r.ok(), r.describe());
+  if (r.ok()) {
+    CHECK(pooled.query_value("SELECT to_regclass('public.it_startup_list') IS NOT NULL") == "t");
+    pooled.run("DROP TABLE it_startup_list");
+  }
+}
+
+TEST_CASE("sslmode=prefer falls back to plain text; sslmode=require fails cleanly") {
+  PgmuxProcess px(test_env(), {.name = "ssl"});
+  INFO(px.log_tail());
+  {
+    PgConn c(px.conninfo("app", "secret", "app", "sslmode=prefer"));
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    CHECK(PQsslInUse(c.get()) == 0);
+    CHECK(c.query_value("SELECT 'plain'") == "plain");
+  }
+  const auto start = Clock::now();
+  PgConn c(px.conninfo("app", "secret", "app", "sslmode=require"));
+  const double took = seconds_since(start);
+  CAPTURE(took);
+  CHECK_FALSE(c.ok());
+  CHECK_MESSAGE(c.error().find("SSL") != std::string::npos, c.error());
+  CHECK(took < 5.0);
+  // pgmux keeps serving.
+  PgConn after(px.conninfo("app", "secret"));
+  CHECK_MESSAGE(after.ok(), after.error());
+}
