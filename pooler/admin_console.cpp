@@ -53,7 +53,8 @@ void show_pools(Runtime& rt, const Config& config, std::string& out) {
   rt.pools().for_each([&](Pool& pool) {
     const PoolStats s = pool.stats();
     const DatabaseConfig* db = config.find_database(s.database);
-    rows.push_back({s.database, s.user, std::to_string(s.active), std::to_string(s.waiting),
+    const int cl_active = std::max(0, s.clients - s.waiting);
+    rows.push_back({s.database, s.user, std::to_string(cl_active), std::to_string(s.waiting),
                     std::to_string(s.active), std::to_string(s.idle), "0", "0",
                     std::to_string(s.connecting), std::to_string(s.max_wait_us / 1000000),
                     std::to_string(s.max_wait_us % 1000000), db ? to_string(db->mode) : "session",

@@ -247,6 +247,11 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   StartupSettings wanted = collect_startup_settings(startup_);
   if (!wanted.error.empty()) throw SessionError("08P01", wanted.error);
   auto pool = rt_.pools().get(*config_, db, user);
+  pool->client_joined();
+  struct Leave {
+    Pool& pool;
+    ~Leave() { pool.client_left(); }
+  } leave{*pool};
 
   // Finish the login without holding a server, as PostgreSQL would answer: the parameters a
   // fresh server of this pool reports, with the client's own settings applied. A client that

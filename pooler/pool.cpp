@@ -92,6 +92,8 @@ awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wa
     }
   }
   for (auto& c : expired_conns) c->close();
+  spdlog::debug("pool {}/{} acquire: total {} active {} open {} queued {}", database_, user_,
+                total_, active_, open, waiter != nullptr);
   if (open) co_return co_await open_new(io, worker);
   if (waiter) {
     waiter->timer.expires_after(wait);
@@ -234,6 +236,7 @@ std::optional<ParameterMap> Pool::welcome_parameters() const {
 PoolStats Pool::stats() const {
   std::lock_guard lock(mutex_);
   PoolStats s{.database = database_, .user = user_, .size = settings_.size};
+  s.clients = clients_.load(std::memory_order_relaxed);
   s.active = active_;
   s.connecting = connecting_;
   s.waiting = static_cast<int>(waiters_.size());

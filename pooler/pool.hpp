@@ -51,6 +51,7 @@ class ServerLease {
 struct PoolStats {
   std::string database, user;
   int size = 0;
+  int clients = 0;     // logged-in clients of this pool, with or without a server
   int active = 0;      // leased to clients
   int idle = 0;        // ready in the pool
   int connecting = 0;  // being opened
@@ -83,6 +84,10 @@ class Pool {
   // Closes every idle connection (shutdown).
   void close_idle();
 
+  // Counts a logged-in client for SHOW POOLS (cl_active = clients not waiting for a server).
+  void client_joined() { clients_.fetch_add(1, std::memory_order_relaxed); }
+  void client_left() { clients_.fetch_sub(1, std::memory_order_relaxed); }
+
   [[nodiscard]] PoolStats stats() const;
   // What a freshly logged-in server of this pool reports (ParameterStatus), cached from the
   // first login: what pgmux tells a client at login, before the client has a server.
@@ -112,6 +117,7 @@ class Pool {
   std::vector<std::vector<std::unique_ptr<ServerConnection>>> idle_;  // per worker, LIFO
   std::deque<std::shared_ptr<Waiter>> waiters_;
   std::optional<ParameterMap> welcome_;
+  std::atomic<int> clients_{0};
   int total_ = 0;  // open + opening; never above settings_.size
   int active_ = 0;
   int connecting_ = 0;

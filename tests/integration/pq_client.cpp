@@ -102,7 +102,11 @@ PgResult PgConn::collect(bool sent, std::chrono::milliseconds bound) {
     PgResult r = next_result(bound);
     if (!r) break;
     const ExecStatusType st = r.status();
-    last = std::move(r);
+    // A FATAL ErrorResponse is followed by the connection's close, which libpq reports as a
+    // second error without a SQLSTATE: keep the server's error, as psql shows it first.
+    const bool keep_earlier_error = last && last.status() == PGRES_FATAL_ERROR &&
+                                    !last.sqlstate().empty() && r.sqlstate().empty();
+    if (!keep_earlier_error) last = std::move(r);
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH ||
         PQstatus(c_.get()) == CONNECTION_BAD) {
       break;

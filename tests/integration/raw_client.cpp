@@ -152,7 +152,7 @@ std::string password_message(const std::string& password) {
 }  // namespace
 
 RawLogin raw_login(std::uint16_t port, const std::string& user, const std::string& database,
-                   const std::string& password, milliseconds bound) {
+                   const std::string& password, milliseconds bound, const std::string& query) {
   RawLogin out;
   RawClient raw(port);
   if (!raw.send(startup_packet({{"user", user}, {"database", database}}))) {
@@ -174,8 +174,19 @@ RawLogin raw_login(std::uint16_t port, const std::string& user, const std::strin
       return out;
     }
     if (m.tag == 'Z') {
+      if (out.ready || query.empty()) {
+        out.query_done = out.ready;
+        out.ready = true;
+        return out;
+      }
       out.ready = true;
-      return out;
+      std::string q = "Q" + be32(static_cast<std::uint32_t>(4 + query.size() + 1)) + query;
+      q.push_back('\0');
+      if (!raw.send(q)) {
+        out.message = "connection closed before the query";
+        return out;
+      }
+      continue;
     }
     if (m.tag != 'R' || m.body.size() < 4) continue;  // ParameterStatus, BackendKeyData, …
     std::uint32_t code = 0;

@@ -51,14 +51,17 @@ struct RawLogin {
   std::string sqlstate;      // of the ErrorResponse, if one arrived
   std::string message;       // its message, or what went wrong otherwise
   bool asked_scram = false;  // the server wants SASL, which this client does not speak
+  bool query_done = false;   // the query's ReadyForQuery arrived without an error
 };
 
 // Logs in with a raw client that answers cleartext and md5 password requests; stops at the
-// first ErrorResponse, ReadyForQuery, SASL request, close or after `bound`.
-[[nodiscard]] RawLogin raw_login(
-    std::uint16_t port, const std::string& user, const std::string& database,
-    const std::string& password,
-    std::chrono::milliseconds bound = std::chrono::milliseconds(10000));
+// first ErrorResponse, ReadyForQuery, SASL request, close or after `bound`. With a `query`,
+// it is sent after the login's ReadyForQuery and the call stops at the first ErrorResponse or
+// at the query's ReadyForQuery instead.
+[[nodiscard]] RawLogin raw_login(std::uint16_t port, const std::string& user,
+                                 const std::string& database, const std::string& password,
+                                 std::chrono::milliseconds bound = std::chrono::milliseconds(10000),
+                                 const std::string& query = "");
 
 // Field `code` ('C' = SQLSTATE, 'M' = message, …) of an ErrorResponse/NoticeResponse body.
 [[nodiscard]] std::string error_field(std::string_view body, char code);

@@ -63,15 +63,20 @@ TEST_CASE("SHOW POOLS over psql reports the clients and servers the test holds")
   INFO(px.log_tail());
   PgConn a(px.conninfo("app", "secret"));
   PgConn b(px.conninfo("app", "secret"));
+  PgConn idle(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(a.ok(), a.error());
   REQUIRE_MESSAGE(b.ok(), b.error());
+  REQUIRE_MESSAGE(idle.ok(), idle.error());
+  // A session takes its server at its first query; `idle` never sends one.
+  a.run("SELECT 1");
+  b.run("SELECT 1");
 
   const CommandResult r = psql_console(px, "admin", "adminpass", "SHOW POOLS");
   INFO("psql SHOW POOLS: ", r.describe());
   REQUIRE(r.exit_code == 0);
   const auto pool = app_pool(parse_table(r.out));
   REQUIRE_FALSE(pool.empty());
-  CHECK(pool.at("cl_active") == "2");
+  CHECK(pool.at("cl_active") == "3");
   CHECK(pool.at("cl_waiting") == "0");
   CHECK(pool.at("sv_active") == "2");
   CHECK(pool.at("sv_idle") == "0");
@@ -92,7 +97,7 @@ TEST_CASE("SHOW POOLS over psql reports the clients and servers the test holds")
   REQUIRE(r2.exit_code == 0);
   const auto pool2 = app_pool(parse_table(r2.out));
   REQUIRE_FALSE(pool2.empty());
-  CHECK(pool2.at("cl_active") == "1");
+  CHECK(pool2.at("cl_active") == "2");
   CHECK(pool2.at("sv_active") == "1");
   CHECK(pool2.at("sv_idle") == "1");
 

@@ -30,16 +30,28 @@ TEST_CASE("application_name and options='-c …' from the startup packet apply t
   CHECK(plain.query_value("SHOW statement_timeout") == "0");
   plain.close();
 
-  // A setting the server rejects fails the login, as PostgreSQL itself would.
+  // A setting the server rejects ends the session with the server's error, as PostgreSQL
+  // would at login; pgmux applies startup settings when the session takes its server, at its
+  // first query, so that is where the error arrives.
   PgConn bad(px.conninfo("app", "secret", "app", "options='-c statement_timeout=banana'"));
-  CHECK_FALSE(bad.ok());
-  CHECK_MESSAGE(bad.error().find("statement_timeout") != std::string::npos, bad.error());
+  REQUIRE_MESSAGE(bad.ok(), bad.error());
+  const PgResult r = bad.exec("SELECT 1");
+  CHECK_FALSE(r.ok());
+  CHECK_MESSAGE(r.sqlstate() == "22023", r.describe());
+  CHECK_MESSAGE(r.error().find("statement_timeout") != std::string::npos, r.describe());
+  CHECK(PQstatus(bad.get()) == CONNECTION_BAD);
+  // The server connection that rejected the setting is clean for the next client.
+  PgConn after(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(after.ok(), after.error());
+  CHECK(after.query_value("SHOW statement_timeout") == "0");
 }
 
 TEST_CASE("a list-valued startup option (-c search_path=a,b) means what it means to PostgreSQL") {
   PgmuxProcess px(test_env(), {.name = "startuplist"});
   INFO(px.log_tail());
-  const std::string options = "options='-c search_path=pg_catalog,public'";
+  // it_absent does not exist, so PostgreSQL skips it: read as a list, the effective path is
+  // {public}; read as one quoted name "it_absent,public" it would be empty.
+  const std::string options = "options='-c search_path=it_absent,public'";
   PgConn direct("host=127.0.0.1 port=" + std::to_string(test_env().cluster().primary_port()) +
                 " user=app password=secret dbname=app sslmode=disable connect_timeout=10 " +
                 options);
@@ -47,8 +59,8 @@ TEST_CASE("a list-valued startup option (-c search_path=a,b) means what it means
   PgConn pooled(px.conninfo("app", "secret", "app", options));
   REQUIRE_MESSAGE(pooled.ok(), pooled.error());
   // PostgreSQL reads the value as a list of two schemas.
-  REQUIRE(direct.query_value("SELECT current_schemas(false)::text") == "{pg_catalog,public}");
-  CHECK(pooled.query_value("SELECT current_schemas(false)::text") == "{pg_catalog,public}");
+  REQUIRE(direct.query_value("SELECT current_schemas(false)::text") == "{public}");
+  CHECK(pooled.query_value("SELECT current_schemas(false)::text") == "{public}");
   CHECK(pooled.query_value("SHOW search_path") == direct.query_value("SHOW search_path"));
   // So an unqualified CREATE TABLE lands in public.
   const PgResult r = pooled.exec("CREATE TABLE it_startup_list(x int)");

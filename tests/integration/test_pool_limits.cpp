@@ -12,24 +12,32 @@
 
 using namespace pgmux::it;
 
-TEST_CASE("with the pool exhausted a new client fails after query_wait_timeout_ms (53300)") {
+TEST_CASE(
+    "with the pool exhausted a new client's query fails after query_wait_timeout_ms (53300)") {
   PgmuxProcess px(test_env(), {.name = "exhaust", .pool_size = 2, .query_wait_timeout_ms = 1000});
   INFO(px.log_tail());
   PgConn a(px.conninfo("app", "secret"));
   PgConn b(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(a.ok(), a.error());
   REQUIRE_MESSAGE(b.ok(), b.error());
+  // A session takes its server at its first query and keeps it until it leaves.
   const std::string a_server = a.query_value("SELECT pg_backend_pid()");
   CHECK(b.query_value("SELECT pg_backend_pid()") != a_server);
 
-  const auto start = Clock::now();
+  // Login needs no server, so the third client gets in; its first query waits in the queue.
   PgConn third(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(third.ok(), third.error());
+  const auto start = Clock::now();
+  const PgResult r = third.exec("SELECT 1");
   const double took = seconds_since(start);
   CAPTURE(took);
-  CHECK_FALSE(third.ok());
-  CHECK_MESSAGE(third.error().find("query_wait_timeout") != std::string::npos, third.error());
+  CHECK_FALSE(r.ok());
+  CHECK_MESSAGE(r.sqlstate() == "53300", r.describe());
+  CHECK_MESSAGE(r.error().find("query_wait_timeout") != std::string::npos, r.describe());
   CHECK(took >= 0.9);
   CHECK(took < 5.0);
+  // The error is FATAL: pgmux closed the connection.
+  CHECK(PQstatus(third.get()) == CONNECTION_BAD);
   // The held connections are unaffected.
   CHECK(a.query_value("SELECT 'a ok'") == "a ok");
   CHECK(b.query_value("SELECT 'b ok'") == "b ok");
@@ -41,7 +49,7 @@ TEST_CASE("with the pool exhausted a new client fails after query_wait_timeout_m
   CHECK(d.query_value("SELECT pg_backend_pid()") == a_server);
 }
 
-TEST_CASE("the SQLSTATE of a pool wait timeout is 53300 (raw md5 login)") {
+TEST_CASE("the SQLSTATE of a pool wait timeout is 53300 (raw md5 client)") {
   PgmuxProcess px(test_env(),
                   {.name = "exhaust53300", .pool_size = 2, .query_wait_timeout_ms = 1000});
   INFO(px.log_tail());
@@ -49,17 +57,22 @@ TEST_CASE("the SQLSTATE of a pool wait timeout is 53300 (raw md5 login)") {
   PgConn b(px.conninfo("md5user", "md5pass"));
   REQUIRE_MESSAGE(a.ok(), a.error());
   REQUIRE_MESSAGE(b.ok(), b.error());
+  a.run("SELECT 1");
+  b.run("SELECT 1");
   const auto start = Clock::now();
-  const RawLogin raw = raw_login(px.port(), "md5user", "app", "md5pass");
+  const RawLogin raw = raw_login(px.port(), "md5user", "app", "md5pass",
+                                 std::chrono::milliseconds(10000), "SELECT 1");
   const double took = seconds_since(start);
   CAPTURE(took);
-  CHECK_FALSE(raw.ready);
+  CHECK(raw.ready);
+  CHECK_FALSE(raw.query_done);
   CHECK_MESSAGE(raw.sqlstate == "53300", raw.message);
   CHECK(raw.message.find("query_wait_timeout") != std::string::npos);
   CHECK(took >= 0.9);
   b.close();
-  const RawLogin after = raw_login(px.port(), "md5user", "app", "md5pass");
-  CHECK_MESSAGE(after.ready, after.sqlstate, " ", after.message);
+  const RawLogin after = raw_login(px.port(), "md5user", "app", "md5pass",
+                                   std::chrono::milliseconds(10000), "SELECT 1");
+  CHECK_MESSAGE(after.query_done, after.sqlstate, " ", after.message);
 }
 
 TEST_CASE("waiting clients get a freed server connection in FIFO order") {
@@ -67,6 +80,7 @@ TEST_CASE("waiting clients get a freed server connection in FIFO order") {
   INFO(px.log_tail());
   PgConn a(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(a.ok(), a.error());
+  a.run("SELECT 1");  // takes the only server connection
   REQUIRE(pool_stat(px, "sv_active") == 1);
 
   std::atomic<int> next_rank{0};
@@ -82,9 +96,10 @@ TEST_CASE("waiting clients get a freed server connection in FIFO order") {
       out.error = conn.error();
       return;
     }
-    out.rank = next_rank++;
     try {
+      // Waits in the pool queue until a server connection is free.
       out.server_pid = conn.query_value("SELECT pg_backend_pid()");
+      out.rank = next_rank++;  // order in which the clients were served
     } catch (const std::exception& e) {
       out.error = e.what();
     }
