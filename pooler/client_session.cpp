@@ -10,6 +10,7 @@
 #include "pooler/relay.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/startup_params.hpp"
+#include "pooler/transaction_pooling.hpp"
 #include "protocol/md5.hpp"
 #include "protocol/message_writer.hpp"
 #include "protocol/scram.hpp"
@@ -273,9 +274,24 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   pr::append_ready_for_query(out_, 'I');
   co_await client_.write(out_);
 
+  client_.release_frame();
+  if (Config::mode_for(db, user) == PoolMode::transaction) {
+    // A named object, not a temporary in the co_await expression: GCC 12 destroys such
+    // temporaries twice.
+    TransactionSessionSetup setup{.rt = rt_,
+                                  .worker = worker_,
+                                  .config = *config_,
+                                  .client = client_,
+                                  .label = label_,
+                                  .pool = pool,
+                                  .cancel_key = cancel_key_,
+                                  .startup_settings = wanted.settings,
+                                  .told_client = *welcome};
+    co_await serve_transaction_pooling(std::move(setup));
+    co_return;
+  }
   // Session pooling: the server is leased at the client's first message and kept until it
   // leaves.
-  client_.release_frame();
   ByteBuffer& buf = client_.buffer();
   if (buf.size() == 0) {
     buf.reserve_tail(4096);

@@ -86,6 +86,10 @@ void read_pool(TomlTable t, PoolSettings& p) {
   t.get("server_lifetime_ms", p.server_lifetime_ms, 0, kMaxMs);
   t.get("server_connect_timeout_ms", p.server_connect_timeout_ms, 1, kMaxMs);
   t.get("server_reset_query", p.server_reset_query);
+  t.get("max_prepared_statements", p.max_prepared_statements, 1, 100000);
+  if (int i = t.get_choice("pin_session_state", {"pin", "error"}); i >= 0) {
+    p.pin_session_state = static_cast<PinPolicy>(i);
+  }
   t.reject_unknown_keys();
 }
 
@@ -140,6 +144,7 @@ UserConfig read_user(const std::string& name, const toml::value& v) {
   std::string password;
   t.get("password", password);
   t.get("server_password", u.server_password);
+  if (int i = t.get_choice("mode", kModes); i >= 0) u.mode = static_cast<PoolMode>(i);
   if (password.starts_with("SCRAM-SHA-256$")) {
     auto secret = protocol::parse_scram_secret(password);
     if (!secret) t.fail(*t.find("password"), "password", "malformed SCRAM-SHA-256 secret");

@@ -18,6 +18,9 @@ namespace pgmux::pooler {
 
 enum class PoolMode : std::uint8_t { session, transaction };
 enum class AuthMethod : std::uint8_t { scram_sha_256, md5, trust };
+// Transaction pooling: what to do when a client takes session-only state (LISTEN, session
+// advisory lock, temp table, WITH HOLD cursor, SQL PREPARE).
+enum class PinPolicy : std::uint8_t { pin, error };
 
 [[nodiscard]] const char* to_string(PoolMode m);
 [[nodiscard]] const char* to_string(AuthMethod m);
@@ -49,6 +52,9 @@ struct PoolSettings {
   std::int64_t server_lifetime_ms = 3600000;
   std::int64_t server_connect_timeout_ms = 5000;
   std::string server_reset_query = "DISCARD ALL";
+  // Transaction pooling: statements kept prepared per server connection (LRU beyond this).
+  int max_prepared_statements = 256;
+  PinPolicy pin_session_state = PinPolicy::pin;
 };
 
 struct DatabaseConfig {
@@ -68,6 +74,8 @@ struct UserConfig {
   std::string md5_hash;  // "md5…" (from a plaintext password or given directly)
   // Password pgmux uses to log in to servers as this user; empty when none is known.
   std::string server_password;
+  // Overrides the database's pool mode for this user.
+  std::optional<PoolMode> mode;
 };
 
 struct Config {
@@ -82,6 +90,10 @@ struct Config {
   [[nodiscard]] bool is_admin(std::string_view user) const;
   [[nodiscard]] bool is_stats_user(std::string_view user) const;
   [[nodiscard]] int worker_count() const;
+  // The pool mode for this database and user (a user's own mode wins).
+  [[nodiscard]] static PoolMode mode_for(const DatabaseConfig& db, const UserConfig& user) {
+    return user.mode.value_or(db.mode);
+  }
 };
 
 // A configuration problem; what() reads "FILE:LINE: key 'a.b': problem".

@@ -167,9 +167,59 @@ awaitable<void> ServerConnection::simple_query(std::string_view sql) {
   co_await read_until_ready();
 }
 
+awaitable<std::vector<std::pair<std::string, std::string>>> ServerConnection::query_pairs(
+    std::string_view sql) {
+  out_.clear();
+  pr::append_query(out_, sql);
+  co_await io_.write(out_);
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::optional<ServerError> error;
+  for (;;) {
+    const pr::Frame f = co_await io_.read_tagged();
+    if (f.tag == pr::be::kDataRow) {
+      // int16 column count, then per column int32 length (-1 = NULL) and bytes.
+      std::string_view b = f.body;
+      std::pair<std::string, std::string> row;
+      if (b.size() < 2) throw ServerError("08P01", "malformed DataRow from server");
+      const int cols = (static_cast<unsigned char>(b[0]) << 8) | static_cast<unsigned char>(b[1]);
+      b.remove_prefix(2);
+      for (int c = 0; c < cols && c < 2; ++c) {
+        if (b.size() < 4) throw ServerError("08P01", "malformed DataRow from server");
+        const std::int32_t len = static_cast<std::int32_t>(pr::read_be32(b.data()));
+        b.remove_prefix(4);
+        if (len < 0) continue;
+        if (b.size() < static_cast<std::size_t>(len)) {
+          throw ServerError("08P01", "malformed DataRow from server");
+        }
+        (c == 0 ? row.first : row.second).assign(b.substr(0, static_cast<std::size_t>(len)));
+        b.remove_prefix(static_cast<std::size_t>(len));
+      }
+      rows.push_back(std::move(row));
+    } else if (f.tag == pr::be::kParameterStatus) {
+      if (auto p = pr::decode_parameter_status(f.body)) record_parameter(p->name, p->value);
+    } else if (f.tag == pr::be::kErrorResponse) {
+      auto fields = pr::decode_error_fields(f.body);
+      if (!error) {
+        error.emplace(fields ? std::string(fields->sqlstate) : "08P01",
+                      fields ? std::string(fields->message) : "malformed ErrorResponse");
+      }
+    } else if (f.tag == pr::be::kReadyForQuery) {
+      auto status = pr::decode_ready_for_query(f.body);
+      if (!status) throw ServerError("08P01", "malformed ReadyForQuery from server");
+      tx_status_ = *status;
+      if (error) throw *error;
+      co_return rows;
+    }
+  }
+}
+
 awaitable<void> ServerConnection::reset(std::string_view reset_query) {
   if (tx_status_ != 'I') co_await simple_query("ROLLBACK");
   if (!reset_query.empty()) co_await simple_query(reset_query);
+  // DISCARD ALL (the default reset) drops settings and prepared statements; anything else
+  // leaves pgmux unsure what remains, so both are forgotten and re-established on demand.
+  applied_settings_.clear();
+  statements_.clear();
   if (tx_status_ != 'I') throw ServerError("08P01", "server not idle after reset");
 }
 

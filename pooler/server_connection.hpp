@@ -10,6 +10,7 @@
 
 #include "pooler/config.hpp"
 #include "pooler/framed_socket.hpp"
+#include "pooler/prepared_statements.hpp"
 
 namespace pgmux::pooler {
 
@@ -51,6 +52,8 @@ class ServerConnection {
   // Sends one simple Query and reads up to ReadyForQuery, tracking ParameterStatus. Throws
   // ServerError on an ErrorResponse (after consuming up to ReadyForQuery).
   awaitable<void> simple_query(std::string_view sql);
+  // Like simple_query, returning the first two columns of every row (NULL as "").
+  awaitable<std::vector<std::pair<std::string, std::string>>> query_pairs(std::string_view sql);
   // Leaves the server Idle with default session state: ROLLBACK if in a transaction, then the
   // reset query. Throws on any surprise; the caller then discards the connection.
   awaitable<void> reset(std::string_view reset_query);
@@ -63,6 +66,10 @@ class ServerConnection {
 
   FramedSocket& io() { return io_; }
   [[nodiscard]] const ParameterMap& parameters() const { return params_; }
+  // Transaction pooling: the session settings pgmux has set here (name → value) and the
+  // statements it has prepared here. A reset (DISCARD ALL) empties both.
+  ParameterMap& applied_settings() { return applied_settings_; }
+  ServerStatements& statements() { return statements_; }
   [[nodiscard]] std::int32_t backend_pid() const { return backend_pid_; }
   [[nodiscard]] std::int32_t backend_secret() const { return backend_secret_; }
   [[nodiscard]] const ServerLogin& login() const { return login_; }
@@ -88,6 +95,8 @@ class ServerConnection {
   std::uint64_t id_;
   std::string label_;
   ParameterMap params_;
+  ParameterMap applied_settings_;
+  ServerStatements statements_;
   std::int32_t backend_pid_ = 0, backend_secret_ = 0;
   Clock::time_point created_at_ = Clock::now();
   Clock::time_point last_used_ = created_at_;

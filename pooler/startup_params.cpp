@@ -113,4 +113,22 @@ SetBatch build_set_batch(const ParamList& settings, const ParameterMap& server) 
   return batch;
 }
 
+std::string build_settings_sync(const ParameterMap& wanted, const ParameterMap& applied) {
+  std::string sql;
+  auto add = [&](const std::string& name, const std::string* value) {
+    if (!is_guc_name(name)) return;
+    sql += sql.empty() ? "SELECT " : ", ";
+    sql += "pg_catalog.set_config(" + quote_literal(name) + ", " +
+           (value ? quote_literal(*value) : std::string("NULL")) + ", false)";
+  };
+  for (const auto& [name, value] : wanted) {
+    auto it = applied.find(name);
+    if (it == applied.end() || it->second != value) add(name, &value);
+  }
+  for (const auto& [name, value] : applied) {
+    if (!wanted.contains(name)) add(name, nullptr);
+  }
+  return sql;
+}
+
 }  // namespace pgmux::pooler

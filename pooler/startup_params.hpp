@@ -36,6 +36,19 @@ struct SetBatch {
 };
 [[nodiscard]] SetBatch build_set_batch(const ParamList& settings, const ParameterMap& server);
 
+// Transaction pooling: the one statement that turns the session settings a server has
+// (`applied`: what pgmux set there) into the ones a client wants: set_config for each value
+// that differs, set_config(name, NULL) (a reset to the default) for each setting the client
+// does not have. Empty when they agree. Names must be GUC-shaped; others are skipped.
+[[nodiscard]] std::string build_settings_sync(const ParameterMap& wanted,
+                                              const ParameterMap& applied);
+
+// Reads back every setting changed at session level (SET, set_config, startup settings pgmux
+// applied): name and value, as the client's settings to carry to its next server.
+inline constexpr std::string_view kSessionSettingsQuery =
+    "SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings "
+    "WHERE source = 'session'";
+
 // 'value' with single quotes doubled: a safe SQL string literal.
 [[nodiscard]] std::string quote_literal(std::string_view value);
 

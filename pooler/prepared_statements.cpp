@@ -1,0 +1,81 @@
+#include "pooler/prepared_statements.hpp"
+
+#include <openssl/evp.h>
+
+#include "protocol/message_writer.hpp"
+
+namespace pgmux::pooler {
+
+std::string server_statement_name(std::string_view parse_body_after_name) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(parse_body_after_name.data(), parse_body_after_name.size(), digest, &len, EVP_sha256(),
+             nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name = "pgmux_";
+  for (unsigned int i = 0; i < 16 && i < len; ++i) {
+    name.push_back(kHex[digest[i] >> 4]);
+    name.push_back(kHex[digest[i] & 0xf]);
+  }
+  return name;
+}
+
+std::shared_ptr<const StatementDef> ClientStatements::define(std::string_view client_name,
+                                                             std::string_view parse_body) {
+  // The body starts with the client's name and its terminator; the rest (query, types) is
+  // what identifies the statement.
+  const std::string_view rest = parse_body.substr(client_name.size() + 1);
+  auto def = std::make_shared<StatementDef>();
+  def->server_name = server_statement_name(rest);
+  protocol::MessageWriter w(def->parse_frame);
+  w.begin('P').cstring(def->server_name).bytes(rest).end();
+  by_name_[std::string(client_name)] = def;
+  return def;
+}
+
+const StatementDef* ClientStatements::find(std::string_view client_name) const {
+  auto it = by_name_.find(std::string(client_name));
+  return it == by_name_.end() ? nullptr : it->second.get();
+}
+
+bool ClientStatements::erase(std::string_view client_name) {
+  return by_name_.erase(std::string(client_name)) > 0;
+}
+
+bool ServerStatements::contains(std::string_view name) const {
+  return index_.contains(std::string(name));
+}
+
+void ServerStatements::touch(std::string_view name) {
+  auto it = index_.find(std::string(name));
+  if (it != index_.end()) lru_.splice(lru_.begin(), lru_, it->second);
+}
+
+std::optional<std::string> ServerStatements::insert(std::string_view name) {
+  const std::string key(name);
+  if (auto it = index_.find(key); it != index_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return std::nullopt;
+  }
+  lru_.push_front(key);
+  index_.emplace(key, lru_.begin());
+  if (index_.size() <= capacity_) return std::nullopt;
+  std::string evicted = std::move(lru_.back());
+  lru_.pop_back();
+  index_.erase(evicted);
+  return evicted;
+}
+
+void ServerStatements::erase(std::string_view name) {
+  auto it = index_.find(std::string(name));
+  if (it == index_.end()) return;
+  lru_.erase(it->second);
+  index_.erase(it);
+}
+
+void ServerStatements::clear() {
+  lru_.clear();
+  index_.clear();
+}
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,64 @@
+// Named prepared statements under transaction pooling. A client's statement names mean nothing
+// to the server it happens to hold: pgmux names each statement on the servers after a digest
+// of its text and parameter types ("pgmux_<hex>"), so every client preparing the same SQL
+// shares one server-side statement, and prepares it again on any server that lacks it.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace pgmux::pooler {
+
+// One statement as pgmux prepares it on servers.
+struct StatementDef {
+  std::string server_name;  // "pgmux_" + 32 hex digits of SHA-256(query, parameter types)
+  std::string parse_frame;  // a whole Parse message under server_name, ready to send
+};
+
+// The digest-derived server name for a Parse body's query and parameter types (everything
+// after the statement name).
+[[nodiscard]] std::string server_statement_name(std::string_view parse_body_after_name);
+
+// A client's statements: its names → definitions.
+class ClientStatements {
+ public:
+  // Records (or replaces) `client_name` from the body of the client's Parse message.
+  std::shared_ptr<const StatementDef> define(std::string_view client_name,
+                                             std::string_view parse_body);
+  [[nodiscard]] const StatementDef* find(std::string_view client_name) const;
+  bool erase(std::string_view client_name);
+  void clear() { by_name_.clear(); }
+  [[nodiscard]] std::size_t size() const { return by_name_.size(); }
+
+ private:
+  std::unordered_map<std::string, std::shared_ptr<const StatementDef>> by_name_;
+};
+
+// The statements one server connection has prepared, least recently used first out.
+class ServerStatements {
+ public:
+  explicit ServerStatements(std::size_t capacity = 256) : capacity_(capacity) {}
+
+  [[nodiscard]] bool contains(std::string_view name) const;
+  // Marks `name` as used now.
+  void touch(std::string_view name);
+  // Records a statement being prepared; returns the statement evicted to stay within
+  // capacity, which the caller must Close on the server.
+  std::optional<std::string> insert(std::string_view name);
+  void erase(std::string_view name);
+  void clear();
+  void set_capacity(std::size_t c) { capacity_ = c == 0 ? 1 : c; }
+  [[nodiscard]] std::size_t size() const { return index_.size(); }
+
+ private:
+  std::size_t capacity_;
+  std::list<std::string> lru_;  // front = most recently used
+  std::unordered_map<std::string, std::list<std::string>::iterator> index_;
+};
+
+}  // namespace pgmux::pooler

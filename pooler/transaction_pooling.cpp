@@ -1,0 +1,803 @@
+// Two coroutines per client while it holds a server: the client loop (reads the client,
+// rewrites statement names, writes to the server; also leases servers) and the server loop
+// (forwards the server's answers, drops the answers to pgmux's own inserted messages, and
+// hands the server back at a quiescent ReadyForQuery). Both run on the client's worker, so
+// their shared state needs no locks; they wake each other through cancelled timers.
+#include "pooler/transaction_pooling.hpp"
+
+#include <deque>
+
+#include <spdlog/spdlog.h>
+
+#include "pooler/client_session.hpp"
+#include "pooler/pool.hpp"
+#include "pooler/runtime.hpp"
+#include "pooler/statement_effects.hpp"
+#include "protocol/frame_scanner.hpp"
+#include "protocol/message_writer.hpp"
+#include "protocol/messages.hpp"
+
+namespace pgmux::pooler {
+
+namespace pr = protocol;
+
+namespace {
+
+constexpr std::size_t kReadChunk = 16 * 1024;
+// A Close of a portal that never exists: answered with CloseComplete and no side effect. It
+// stands in for a client's Close of a statement pgmux keeps prepared for other clients.
+constexpr std::string_view kNoopPortal = "pgmux.noop";
+
+// Counts of what still holds the client to a server after the client's transaction ends.
+constexpr std::string_view kPinProbeQuery =
+    "SELECT 'state', ((SELECT count(*) FROM pg_catalog.pg_listening_channels()) + "
+    "(SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+    "AND pid = pg_catalog.pg_backend_pid()) + "
+    "(SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable) + "
+    "(SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql) + "
+    "(SELECT count(*) FROM pg_catalog.pg_class "
+    "WHERE relnamespace = pg_catalog.pg_my_temp_schema()))::text";
+
+// What the server will answer, for the messages whose answers pgmux must recognise.
+struct Expect {
+  enum Kind : std::uint8_t { parse, close, sync, query } kind;
+  bool swallow = false;        // pgmux's own message: the client never sees the answer
+  bool swallow_error = false;  // …nor an error it causes
+  std::string statement;       // parse: the server-side name being prepared
+};
+
+class TransactionSession {
+ public:
+  explicit TransactionSession(TransactionSessionSetup s)
+      : s_(std::move(s)),
+        client_gate_(s_.worker.io.get_executor()),
+        server_gate_(s_.worker.io.get_executor()) {
+    for (const auto& [name, value] : s_.startup_settings) wanted_[name] = value;
+  }
+
+  awaitable<void> run();
+
+ private:
+  struct ClientInspector;
+  struct ServerInspector;
+
+  // --- client side ---
+  // Answers, without a server, requests at the front of the client's buffer that need none:
+  // Parse/Close of named statements up to a Sync (prepared on a server when first bound),
+  // and DEALLOCATE of a protocol-level statement. Returns the bytes consumed (0: none).
+  awaitable<std::size_t> answer_without_server();
+  awaitable<void> ensure_server();
+  awaitable<void> sync_settings();
+  void build_segments(std::size_t forwardable);
+  awaitable<void> cleanup_after_client();
+  // --- server side ---
+  awaitable<void> server_loop();
+  // Post-transaction work; returns true when the server was handed back.
+  awaitable<bool> finish_transaction();
+  void release_server();
+  // --- shared ---
+  [[nodiscard]] bool quiescent() const {
+    return expect_.empty() && !open_batch_ && !in_copy_ && !server_write_cut_;
+  }
+  static awaitable<void> wait(asio::steady_timer& gate) {
+    gate.expires_at(asio::steady_timer::time_point::max());
+    co_await gate.async_wait(as_result);
+  }
+  awaitable<void> write_client(std::string_view bytes);
+  [[noreturn]] void fail(std::string sqlstate, std::string message) {
+    throw SessionError(std::move(sqlstate), message);
+  }
+
+  TransactionSessionSetup s_;
+  ServerLease lease_;
+  bool server_loop_running_ = false;
+  bool internal_ = false;     // the server loop is running pgmux's own queries
+  bool poke_ = false;         // the client loop asks the server loop to re-check for release
+  bool client_done_ = false;  // the client loop has ended
+  bool server_write_cut_ = false;
+  bool open_batch_ = false;    // extended messages sent since the last Sync
+  bool in_copy_ = false;       // the server is in COPY IN/BOTH
+  std::deque<Expect> expect_;  // answers still to come, in order
+  std::optional<std::pair<std::string, std::string>> server_failure_;  // SQLSTATE, message
+
+  ClientStatements statements_;
+  std::string last_bound_;         // server-side statement of the latest Bind (for 0A000)
+  ParameterMap wanted_;            // the client's session settings
+  bool settings_changed_ = false;  // re-read the session settings after this transaction
+  PinReason pin_ = PinReason::none;
+  bool check_pin_ = false;  // the pinned state may have been released
+
+  pr::FrameScanner client_scanner_;
+  struct Edit {
+    std::size_t pos, len;                 // the client frame replaced, in the unread bytes
+    std::size_t scratch_at, scratch_len;  // what replaces it
+  };
+  std::vector<Edit> edits_;
+  std::string scratch_;
+  std::vector<asio::const_buffer> segments_;
+  std::string out_;
+
+  asio::steady_timer client_gate_;  // the client loop waits here for the server loop
+  asio::steady_timer server_gate_;  // the server loop waits here for client writes
+  bool writing_client_ = false;
+};
+
+// Client → server, one frame at a time: tracks what the server will answer, rewrites
+// statement names and records the session effects of simple queries.
+struct TransactionSession::ClientInspector {
+  TransactionSession& t;
+  const char* base;  // start of the unread client bytes being scanned
+  bool terminated = false;
+  bool violation = false;
+
+  [[nodiscard]] bool needs_body(char tag) const {
+    switch (tag) {
+      case pr::fe::kQuery:
+      case pr::fe::kParse:
+      case pr::fe::kBind:
+      case pr::fe::kDescribe:
+      case pr::fe::kClose:
+      case pr::fe::kTerminate:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  std::size_t frame_pos(std::string_view body) const {
+    return static_cast<std::size_t>(body.data() - base) - pr::kTaggedHeaderSize;
+  }
+
+  void begin_edit() { edit_start = t.scratch_.size(); }
+  void end_edit(std::string_view body) {
+    t.edits_.push_back({frame_pos(body), body.size() + pr::kTaggedHeaderSize, edit_start,
+                        t.scratch_.size() - edit_start});
+  }
+
+  // Makes sure the held server has `def` prepared, appending what that takes to scratch.
+  void ensure_prepared(const StatementDef& def, bool client_parse) {
+    ServerStatements& on_server = t.lease_->statements();
+    if (!client_parse && on_server.contains(def.server_name)) {
+      on_server.touch(def.server_name);
+      return;
+    }
+    // Close first: harmless if absent, and it keeps pgmux right even if its bookkeeping
+    // missed a statement the server still has.
+    pr::append_close(t.scratch_, 'S', def.server_name);
+    t.expect_.push_back({Expect::close, true, false, {}});
+    t.scratch_ += def.parse_frame;
+    t.expect_.push_back({Expect::parse, !client_parse, false, def.server_name});
+    if (auto evicted = on_server.insert(def.server_name)) {
+      pr::append_close(t.scratch_, 'S', *evicted);
+      t.expect_.push_back({Expect::close, true, false, {}});
+    }
+  }
+
+  bool on_frame(char tag, std::string_view body, std::size_t) {
+    switch (tag) {
+      case pr::fe::kTerminate:
+        terminated = true;
+        return false;
+      case pr::fe::kQuery:
+        on_query(body);
+        break;
+      case pr::fe::kFunctionCall:
+        t.expect_.push_back({Expect::query});
+        break;
+      case pr::fe::kSync:
+        t.expect_.push_back({Expect::sync});
+        t.open_batch_ = false;
+        break;
+      case pr::fe::kParse:
+        t.open_batch_ = true;
+        on_parse(body);
+        break;
+      case pr::fe::kBind:
+        t.open_batch_ = true;
+        on_bind(body);
+        break;
+      case pr::fe::kDescribe:
+        t.open_batch_ = true;
+        on_describe(body);
+        break;
+      case pr::fe::kClose:
+        t.open_batch_ = true;
+        on_close(body);
+        break;
+      case pr::fe::kExecute:
+      case pr::fe::kFlush:
+        t.open_batch_ = true;
+        break;
+      default:
+        break;  // CopyData/CopyDone/CopyFail pass through
+    }
+    return !violation;
+  }
+
+  void on_query(std::string_view body) {
+    t.expect_.push_back({Expect::query});
+    auto sql = pr::decode_query(body);
+    if (!sql) {
+      violation = true;
+      return;
+    }
+    const StatementEffects fx = scan_statement_effects(*sql);
+    if (fx.changes_settings) t.settings_changed_ = true;
+    if (fx.may_release_pin && t.pin_ != PinReason::none) t.check_pin_ = true;
+    if (fx.drops_all_prepared) {
+      t.statements_.clear();
+      t.lease_->statements().clear();
+    }
+    if (fx.pin != PinReason::none && t.pin_ == PinReason::none) {
+      if (t.s_.config.pool.pin_session_state == PinPolicy::error) {
+        // Let the server raise the error, so a transaction in progress is aborted exactly as
+        // PostgreSQL would abort it.
+        begin_edit();
+        pr::append_query(t.scratch_,
+                         std::string("DO $pgmux$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', "
+                                     "MESSAGE = 'pgmux: ") +
+                             to_string(fx.pin) +
+                             " needs a session and pin_session_state = \"error\" refuses it', "
+                             "HINT = 'use session pooling for this client'; END$pgmux$");
+        end_edit(body);
+        return;
+      }
+      t.pin_ = fx.pin;
+      spdlog::info("{} pinned to server {}: {}", t.s_.label, t.lease_->label(), to_string(fx.pin));
+    }
+    if (!fx.deallocate_name.empty()) {
+      const StatementDef* def = t.statements_.find(fx.deallocate_name);
+      if (def == nullptr) return;
+      // DEALLOCATE of a protocol-level statement: deallocate its server-side name, preparing
+      // it first (in its own Sync, answers dropped) if this server lacks it.
+      const std::string server_name = def->server_name;
+      begin_edit();
+      ServerStatements& on_server = t.lease_->statements();
+      if (!on_server.contains(server_name)) {
+        t.expect_.pop_back();  // the Query entry goes after the inserted Sync
+        pr::append_close(t.scratch_, 'S', server_name);
+        t.expect_.push_back({Expect::close, true, true, {}});
+        t.scratch_ += def->parse_frame;
+        t.expect_.push_back({Expect::parse, true, true, server_name});
+        pr::append_sync(t.scratch_);
+        t.expect_.push_back({Expect::sync, true, true, {}});
+        t.expect_.push_back({Expect::query});
+      }
+      on_server.erase(server_name);
+      pr::append_query(t.scratch_, "DEALLOCATE " + server_name);
+      end_edit(body);
+      t.statements_.erase(fx.deallocate_name);
+    }
+  }
+
+  void on_parse(std::string_view body) {
+    auto p = pr::decode_parse(body);
+    if (!p) {
+      violation = true;
+      return;
+    }
+    if (p->name.empty()) {
+      t.expect_.push_back({Expect::parse});
+      return;
+    }
+    auto def = t.statements_.define(p->name, body);
+    begin_edit();
+    ensure_prepared(*def, true);
+    end_edit(body);
+  }
+
+  void on_bind(std::string_view body) {
+    auto b = pr::decode_bind(body);
+    if (!b) {
+      violation = true;
+      return;
+    }
+    if (b->statement.empty()) return;
+    const StatementDef* def = t.statements_.find(b->statement);
+    if (def == nullptr) return;  // the server reports the unknown name, as PostgreSQL would
+    begin_edit();
+    ensure_prepared(*def, false);
+    // Bind: portal, statement, then the parameters, forwarded untouched.
+    const std::size_t rest_at = b->portal.size() + 1 + b->statement.size() + 1;
+    pr::MessageWriter w(t.scratch_);
+    w.begin(pr::fe::kBind).cstring(b->portal).cstring(def->server_name);
+    w.bytes(body.substr(rest_at)).end();
+    end_edit(body);
+    t.last_bound_ = def->server_name;
+  }
+
+  void on_describe(std::string_view body) {
+    auto d = pr::decode_describe(body);
+    if (!d) {
+      violation = true;
+      return;
+    }
+    if (d->kind != 'S' || d->name.empty()) return;
+    const StatementDef* def = t.statements_.find(d->name);
+    if (def == nullptr) return;
+    begin_edit();
+    ensure_prepared(*def, false);
+    pr::append_describe(t.scratch_, 'S', def->server_name);
+    end_edit(body);
+  }
+
+  void on_close(std::string_view body) {
+    auto c = pr::decode_close(body);
+    if (!c) {
+      violation = true;
+      return;
+    }
+    t.expect_.push_back({Expect::close});
+    if (c->kind != 'S' || c->name.empty() || !t.statements_.erase(c->name)) return;
+    // The server-side statement stays for other clients; the client gets its CloseComplete.
+    begin_edit();
+    pr::append_close(t.scratch_, 'P', kNoopPortal);
+    end_edit(body);
+  }
+
+  std::size_t edit_start = 0;
+};
+
+// Server → client: answers pgmux expects, ParameterStatus, and the quiescent ReadyForQuery.
+struct TransactionSession::ServerInspector {
+  TransactionSession& t;
+  std::size_t drop = 0;   // bytes of a frame to drop instead of forwarding
+  bool boundary = false;  // a ReadyForQuery left nothing outstanding
+  bool bad = false;
+
+  [[nodiscard]] bool needs_body(char tag) const {
+    switch (tag) {
+      case pr::be::kReadyForQuery:
+      case pr::be::kParameterStatus:
+      case pr::be::kErrorResponse:
+      case pr::be::kParseComplete:
+      case pr::be::kCloseComplete:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  bool drop_frame(std::string_view body) {
+    drop = pr::kTaggedHeaderSize + body.size();
+    return false;
+  }
+
+  // Pops the head of the queue, which must be of `kind`.
+  std::optional<Expect> pop(Expect::Kind kind) {
+    if (t.expect_.empty() || t.expect_.front().kind != kind) {
+      bad = true;
+      return std::nullopt;
+    }
+    Expect e = std::move(t.expect_.front());
+    t.expect_.pop_front();
+    return e;
+  }
+
+  bool on_frame(char tag, std::string_view body, std::size_t) {
+    if (boundary) return false;  // forward up to the ReadyForQuery, then stop
+    switch (tag) {
+      case pr::be::kParseComplete: {
+        auto e = pop(Expect::parse);
+        if (!e) return false;
+        if (e->swallow) return drop_frame(body);
+        break;
+      }
+      case pr::be::kCloseComplete: {
+        auto e = pop(Expect::close);
+        if (!e) return false;
+        if (e->swallow) return drop_frame(body);
+        break;
+      }
+      case pr::be::kErrorResponse:
+        return on_error(body);
+      case pr::be::kReadyForQuery: {
+        auto status = pr::decode_ready_for_query(body);
+        if (!status || t.expect_.empty()) {
+          bad = true;
+          return false;
+        }
+        t.lease_->set_tx_status(*status);
+        t.in_copy_ = false;
+        const Expect e = t.expect_.front();
+        if (e.kind != Expect::sync && e.kind != Expect::query) {
+          bad = true;
+          return false;
+        }
+        t.expect_.pop_front();
+        t.client_gate_.cancel();  // a local wait may be over
+        if (e.swallow) return drop_frame(body);
+        if (t.quiescent()) boundary = true;
+        break;
+      }
+      case pr::be::kParameterStatus:
+        if (auto p = pr::decode_parameter_status(body)) {
+          t.lease_->record_parameter(p->name, p->value);
+          t.s_.told_client[std::string(p->name)] = std::string(p->value);
+        }
+        break;
+      case pr::be::kCopyInResponse:
+      case pr::be::kCopyBothResponse:
+        t.in_copy_ = true;
+        break;
+      default:
+        break;
+    }
+    return true;
+  }
+
+  bool on_error(std::string_view body) {
+    if (auto fields = pr::decode_error_fields(body)) {
+      if (fields->sqlstate == "0A000" &&
+          fields->message.find("cached plan must not change result type") !=
+              std::string_view::npos &&
+          !t.last_bound_.empty()) {
+        // The statement's result type changed under it: prepare it afresh on next use.
+        t.lease_->statements().erase(t.last_bound_);
+      }
+    }
+    if (t.expect_.empty() || t.expect_.front().kind == Expect::query) return true;
+    // An extended-protocol error: the server skips everything up to the next Sync.
+    bool swallow = t.expect_.front().swallow_error;
+    if (t.expect_.front().kind == Expect::parse) {
+      t.lease_->statements().erase(t.expect_.front().statement);
+    }
+    while (!t.expect_.empty() && t.expect_.front().kind != Expect::sync) {
+      if (t.expect_.front().kind == Expect::parse) {
+        t.lease_->statements().erase(t.expect_.front().statement);
+      }
+      t.expect_.pop_front();
+    }
+    if (swallow) return drop_frame(body);
+    return true;
+  }
+};
+
+awaitable<void> TransactionSession::write_client(std::string_view bytes) {
+  while (writing_client_) co_await wait(server_gate_);
+  writing_client_ = true;
+  auto [ec, n] = co_await asio::async_write(s_.client.socket(), asio::buffer(bytes), as_result);
+  writing_client_ = false;
+  server_gate_.cancel();
+  if (ec) throw boost::system::system_error(ec);
+}
+
+awaitable<void> TransactionSession::run() {
+  std::exception_ptr failure;
+  try {
+    ByteBuffer& buf = s_.client.buffer();
+    for (;;) {
+      if (server_failure_) fail(server_failure_->first, server_failure_->second);
+      const bool mid_frame = client_scanner_.mid_frame();
+      if (buf.size() > 0 && (mid_frame || buf.size() >= pr::kTaggedHeaderSize)) {
+        if (!mid_frame && buf.unread()[0] == pr::fe::kTerminate && !lease_) break;
+        if (!mid_frame && !lease_ && !server_loop_running_ && !internal_) {
+          if (const std::size_t used = co_await answer_without_server(); used > 0) {
+            buf.consume(used);
+            continue;
+          }
+        }
+        co_await ensure_server();
+        edits_.clear();
+        scratch_.clear();
+        ClientInspector inspector{*this, buf.unread().data()};
+        const auto r = client_scanner_.scan(buf.unread(), inspector);
+        if (inspector.violation || r.error != pr::FrameError::none) {
+          fail("08P01", "protocol violation: invalid message frame from client");
+        }
+        if (r.forwardable > 0) {
+          build_segments(r.forwardable);
+          server_write_cut_ = true;
+          auto [ec, n] = co_await asio::async_write(lease_->io().socket(), segments_, as_result);
+          if (ec) {
+            fail("08006", "server connection lost: the server closed the connection unexpectedly");
+          }
+          server_write_cut_ = false;
+          buf.consume(r.forwardable);
+        }
+        if (inspector.terminated) break;
+        if (r.forwardable > 0) continue;
+      }
+      buf.reserve_tail(kReadChunk);
+      auto [ec, n] = co_await s_.client.socket().async_read_some(buf.tail(), as_result);
+      if (ec) break;  // the client left (or the server loop closed us after a failure)
+      buf.end += n;
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await cleanup_after_client();
+  if (failure) std::rethrow_exception(failure);
+  if (server_failure_) fail(server_failure_->first, server_failure_->second);
+}
+
+awaitable<std::size_t> TransactionSession::answer_without_server() {
+  // A client that prepares a statement while holding no server (pgbench -M prepared does it
+  // synchronously, blocking every other client of its thread) must not wait for a server just
+  // for that: holding none, it cannot be in a transaction, so its statements go into its own
+  // map and reach a server with their first Bind.
+  const std::string_view unread = s_.client.buffer().unread();
+  std::size_t pos = 0;
+  out_.clear();
+  struct Pending {
+    bool parse;
+    std::string_view name, body;
+  };
+  std::vector<Pending> steps;
+  for (;;) {
+    if (unread.size() - pos < pr::kTaggedHeaderSize) co_return 0;
+    const char tag = unread[pos];
+    const std::uint32_t length = pr::read_be32(unread.data() + pos + 1);
+    if (length < 4 || length - 4 > 1024 * 1024) co_return 0;  // the normal path judges it
+    if (unread.size() - pos - pr::kTaggedHeaderSize < length - 4) co_return 0;
+    const std::string_view body = unread.substr(pos + pr::kTaggedHeaderSize, length - 4);
+    const std::size_t next = pos + pr::kTaggedHeaderSize + (length - 4);
+    if (tag == pr::fe::kParse) {
+      auto p = pr::decode_parse(body);
+      if (!p || p->name.empty()) co_return 0;
+      steps.push_back({true, p->name, body});
+    } else if (tag == pr::fe::kClose) {
+      auto c = pr::decode_close(body);
+      if (!c || c->kind != 'S' || c->name.empty()) co_return 0;
+      steps.push_back({false, c->name, body});
+    } else if (tag == pr::fe::kSync && !steps.empty()) {
+      for (const Pending& st : steps) {
+        if (st.parse) {
+          statements_.define(st.name, st.body);
+          out_.append("1\0\0\0\4", 5);  // ParseComplete
+        } else {
+          statements_.erase(st.name);
+          out_.append("3\0\0\0\4", 5);  // CloseComplete
+        }
+      }
+      pr::append_ready_for_query(out_, 'I');
+      co_await write_client(out_);
+      co_return next;
+    } else if (tag == pr::fe::kQuery && steps.empty()) {
+      auto sql = pr::decode_query(body);
+      if (!sql) co_return 0;
+      const StatementEffects fx = scan_statement_effects(*sql);
+      if (fx.deallocate_name.empty() || !statements_.erase(fx.deallocate_name)) co_return 0;
+      pr::append_command_complete(out_, "DEALLOCATE");
+      pr::append_ready_for_query(out_, 'I');
+      co_await write_client(out_);
+      co_return next;
+    } else if (tag != pr::fe::kFlush) {
+      co_return 0;
+    }
+    pos = next;
+  }
+}
+
+void TransactionSession::build_segments(std::size_t forwardable) {
+  segments_.clear();
+  const char* base = s_.client.buffer().unread().data();
+  std::size_t at = 0;
+  for (const Edit& e : edits_) {
+    if (e.pos > at) segments_.emplace_back(base + at, e.pos - at);
+    if (e.scratch_len > 0) segments_.emplace_back(scratch_.data() + e.scratch_at, e.scratch_len);
+    at = e.pos + e.len;
+  }
+  if (forwardable > at) segments_.emplace_back(base + at, forwardable - at);
+}
+
+awaitable<void> TransactionSession::ensure_server() {
+  // The server loop may be finishing a transaction with pgmux's own queries, or handing the
+  // server back: wait for it to settle either way.
+  while (internal_ || (server_loop_running_ && !lease_)) co_await wait(client_gate_);
+  if (server_failure_) fail(server_failure_->first, server_failure_->second);
+  if (lease_) co_return;
+  try {
+    lease_ = co_await s_.pool->acquire(s_.worker.io, s_.worker.index,
+                                       Millis(s_.config.pool.query_wait_timeout_ms));
+  } catch (const PoolTimeout& e) {
+    fail("53300", e.what());
+  } catch (const ServerError& e) {
+    fail(e.sqlstate(), e.what());
+  }
+  lease_->statements().set_capacity(
+      static_cast<std::size_t>(s_.config.pool.max_prepared_statements));
+  co_await sync_settings();
+  s_.rt.cancels().set_target(
+      s_.cancel_key.pid,
+      CancelTarget{lease_->login().endpoint, lease_->backend_pid(), lease_->backend_secret()});
+  spdlog::debug("{} got server {}", s_.label, lease_->label());
+  expect_.clear();
+  open_batch_ = in_copy_ = server_write_cut_ = false;
+  server_loop_running_ = true;
+  asio::co_spawn(s_.worker.io, server_loop(),
+                 [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
+}
+
+awaitable<void> TransactionSession::sync_settings() {
+  ParameterMap& applied = lease_->applied_settings();
+  const std::string sql = build_settings_sync(wanted_, applied);
+  if (!sql.empty()) {
+    std::optional<ServerError> refused;
+    try {
+      co_await lease_->simple_query(sql);
+    } catch (const ServerError& e) {
+      refused = e;
+    }
+    lease_->io().release_frame();
+    if (refused) {
+      // The server refused a setting the client asked for (at startup, or one it had SET):
+      // the session cannot continue as the client expects, as PostgreSQL would refuse the
+      // login. The server itself is fine after a reset.
+      co_await lease_->reset(s_.config.pool.server_reset_query);
+      lease_->io().release_frame();
+      lease_.give_back();
+      fail(refused->sqlstate(), refused->what());
+    }
+    applied = wanted_;
+  }
+  // Reported values that differ from what the client was told (ParameterStatus may arrive
+  // at any time).
+  out_.clear();
+  for (const auto& [name, value] : lease_->parameters()) {
+    auto it = s_.told_client.find(name);
+    if (it == s_.told_client.end() || it->second != value) {
+      pr::append_parameter_status(out_, name, value);
+      s_.told_client[name] = value;
+    }
+  }
+  if (!out_.empty()) co_await write_client(out_);
+}
+
+awaitable<void> TransactionSession::server_loop() {
+  ServerInspector inspector{*this};
+  pr::FrameScanner scanner(s_.client.max_message_size());
+  ByteBuffer& buf = lease_->io().buffer();
+  for (;;) {
+    if (buf.size() > 0) {
+      const auto r = scanner.scan(buf.unread(), inspector);
+      if (r.forwardable > 0) {
+        while (writing_client_) co_await wait(server_gate_);
+        writing_client_ = true;
+        auto [ec, n] = co_await asio::async_write(
+            s_.client.socket(), asio::buffer(buf.unread().data(), r.forwardable), as_result);
+        writing_client_ = false;
+        server_gate_.cancel();
+        buf.consume(r.forwardable);
+        if (ec) break;  // the client is gone; its loop will notice and clean up
+      }
+      if (inspector.drop > 0) {
+        buf.consume(inspector.drop);
+        inspector.drop = 0;
+        continue;
+      }
+      if (inspector.bad || r.error != pr::FrameError::none) {
+        spdlog::warn("{} server {} sent an unexpected or invalid message", s_.label,
+                     lease_->label());
+        server_failure_ = {"08P01", "protocol violation: unexpected message from server"};
+        break;
+      }
+      if (inspector.boundary) {
+        inspector.boundary = false;
+        if (!client_done_ && quiescent() && lease_->tx_status() == 'I') {
+          if (co_await finish_transaction()) co_return;
+        }
+        if (buf.size() > 0) continue;
+      }
+    }
+    if (client_done_) break;
+    if (poke_) {
+      poke_ = false;
+      if (quiescent() && lease_->tx_status() == 'I' && co_await finish_transaction()) co_return;
+      continue;
+    }
+    buf.reserve_tail(kReadChunk);
+    auto [ec, n] = co_await lease_->io().socket().async_read_some(buf.tail(), as_result);
+    if (ec == asio::error::operation_aborted && (client_done_ || poke_)) continue;
+    if (ec) {
+      spdlog::warn("{} lost its server {}: {}", s_.label, lease_->label(), ec.message());
+      server_failure_ = {"08006",
+                         "server connection lost: the server closed the connection "
+                         "unexpectedly"};
+      break;
+    }
+    buf.end += n;
+  }
+  // Failure or client gone: the client loop decides the server's fate.
+  server_loop_running_ = false;
+  if (server_failure_) {
+    boost::system::error_code ignored;
+    s_.client.socket().cancel(ignored);  // wake the client loop
+  }
+  client_gate_.cancel();
+}
+
+awaitable<bool> TransactionSession::finish_transaction() {
+  internal_ = true;
+  try {
+    if (settings_changed_) {
+      settings_changed_ = false;
+      const auto rows = co_await lease_->query_pairs(kSessionSettingsQuery);
+      ParameterMap now;
+      for (const auto& [name, value] : rows) now[name] = value;
+      lease_->applied_settings() = now;
+      // A setting the client gave at startup and then RESET returns to its startup value, as
+      // it would on a server the client had logged in to with it.
+      for (const auto& [name, value] : s_.startup_settings) now.try_emplace(name, value);
+      wanted_ = std::move(now);
+    }
+    if (pin_ != PinReason::none && check_pin_) {
+      check_pin_ = false;
+      const auto rows = co_await lease_->query_pairs(kPinProbeQuery);
+      if (!rows.empty() && rows[0].second == "0") {
+        spdlog::info("{} unpinned from server {}: session state released", s_.label,
+                     lease_->label());
+        pin_ = PinReason::none;
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("{} server {}: reading session state failed ({}): closing the server", s_.label,
+                 lease_->label(), e.what());
+    server_failure_ = {"08006", "pgmux could not read the session state from its server"};
+  }
+  lease_->io().release_frame();
+  internal_ = false;
+  client_gate_.cancel();
+  if (server_failure_) {
+    boost::system::error_code ignored;
+    s_.client.socket().cancel(ignored);
+    server_loop_running_ = false;
+    co_return true;  // the client loop discards the server
+  }
+  // Bytes the server sent after the ReadyForQuery (a late notice) belong to this client.
+  if (pin_ != PinReason::none || !quiescent() || lease_->tx_status() != 'I' ||
+      lease_->io().buffer().size() > 0) {
+    co_return false;
+  }
+  release_server();
+  co_return true;
+}
+
+void TransactionSession::release_server() {
+  spdlog::debug("{} released server {}", s_.label, lease_->label());
+  s_.rt.cancels().set_target(s_.cancel_key.pid, std::nullopt);
+  lease_.give_back();
+  lease_ = ServerLease();
+  server_loop_running_ = false;
+  client_gate_.cancel();
+}
+
+awaitable<void> TransactionSession::cleanup_after_client() {
+  client_done_ = true;
+  if (server_loop_running_ && lease_) {
+    boost::system::error_code ignored;
+    lease_->io().socket().cancel(ignored);
+    while (server_loop_running_) co_await wait(client_gate_);
+  }
+  if (!lease_) co_return;
+  s_.rt.cancels().set_target(s_.cancel_key.pid, std::nullopt);
+  if (server_failure_ || !quiescent()) {
+    if (!server_failure_) {
+      spdlog::info("{} left with server {} busy: closing the server", s_.label, lease_->label());
+    }
+    lease_.discard();
+    co_return;
+  }
+  try {
+    // A transaction left open is rolled back; session-only state (the pinned client's) goes
+    // with a full reset.
+    if (lease_->tx_status() != 'I') co_await lease_->simple_query("ROLLBACK");
+    if (pin_ != PinReason::none) co_await lease_->reset(s_.config.pool.server_reset_query);
+    lease_->io().release_frame();
+    if (lease_->tx_status() != 'I') throw ServerError("08P01", "server not idle after ROLLBACK");
+    lease_.give_back();
+  } catch (const std::exception& e) {
+    spdlog::warn("{} cleanup of server {} failed ({}): closing it", s_.label, lease_->label(),
+                 e.what());
+    lease_.discard();
+  }
+}
+
+}  // namespace
+
+awaitable<void> serve_transaction_pooling(TransactionSessionSetup setup) {
+  TransactionSession session(std::move(setup));
+  co_await session.run();
+}
+
+}  // namespace pgmux::pooler

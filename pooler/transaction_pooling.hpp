@@ -1,0 +1,39 @@
+// Transaction pooling for one client: a server connection is leased when the client sends a
+// request and handed back at the first ReadyForQuery that leaves it quiescent (Idle, every
+// Query/Sync answered, no open extended batch, no COPY), unless the client took session-only
+// state. Session settings and named prepared statements follow the client from server to
+// server.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "pooler/asio_util.hpp"
+#include "pooler/cancel_registry.hpp"
+#include "pooler/framed_socket.hpp"
+#include "pooler/startup_params.hpp"
+
+namespace pgmux::pooler {
+
+class Runtime;
+class Pool;
+struct Worker;
+struct Config;
+
+struct TransactionSessionSetup {
+  Runtime& rt;
+  Worker& worker;
+  const Config& config;
+  FramedSocket& client;
+  std::string label;
+  std::shared_ptr<Pool> pool;
+  CancelKey cancel_key;
+  ParamList startup_settings;  // the client's own settings from its startup packet
+  ParameterMap told_client;    // the ParameterStatus values the client was given at login
+};
+
+// Serves the client until it leaves. Throws SessionError for what ends the session with an
+// error (pool wait timeout, lost server, protocol violation); the caller reports it.
+awaitable<void> serve_transaction_pooling(TransactionSessionSetup setup);
+
+}  // namespace pgmux::pooler
