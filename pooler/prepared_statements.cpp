@@ -21,12 +21,14 @@ std::string server_statement_name(std::string_view parse_body_after_name) {
 }
 
 std::shared_ptr<const StatementDef> ClientStatements::define(std::string_view client_name,
-                                                             std::string_view parse_body) {
+                                                             std::string_view parse_body,
+                                                             StatementEffects effects) {
   // The body starts with the client's name and its terminator; the rest (query, types) is
   // what identifies the statement.
   const std::string_view rest = parse_body.substr(client_name.size() + 1);
   auto def = std::make_shared<StatementDef>();
   def->server_name = server_statement_name(rest);
+  def->effects = std::move(effects);
   protocol::MessageWriter w(def->parse_frame);
   w.begin('P').cstring(def->server_name).bytes(rest).end();
   by_name_[std::string(client_name)] = def;

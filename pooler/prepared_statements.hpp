@@ -12,12 +12,15 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "pooler/statement_effects.hpp"
+
 namespace pgmux::pooler {
 
 // One statement as pgmux prepares it on servers.
 struct StatementDef {
-  std::string server_name;  // "pgmux_" + 32 hex digits of SHA-256(query, parameter types)
-  std::string parse_frame;  // a whole Parse message under server_name, ready to send
+  std::string server_name;   // "pgmux_" + 32 hex digits of SHA-256(query, parameter types)
+  std::string parse_frame;   // a whole Parse message under server_name, ready to send
+  StatementEffects effects;  // what executing it does to the session (SET, LISTEN, …)
 };
 
 // The digest-derived server name for a Parse body's query and parameter types (everything
@@ -29,7 +32,8 @@ class ClientStatements {
  public:
   // Records (or replaces) `client_name` from the body of the client's Parse message.
   std::shared_ptr<const StatementDef> define(std::string_view client_name,
-                                             std::string_view parse_body);
+                                             std::string_view parse_body,
+                                             StatementEffects effects = {});
   [[nodiscard]] const StatementDef* find(std::string_view client_name) const;
   bool erase(std::string_view client_name);
   void clear() { by_name_.clear(); }

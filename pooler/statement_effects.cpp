@@ -66,7 +66,8 @@ void note_body_words(std::string_view body, StatementEffects& fx) {
       continue;
     }
     std::string w;
-    while (i < body.size() && is_word_char(body[i])) {
+    // '$' ends a word here: a nested $tag$ may be glued to the keyword after it.
+    while (i < body.size() && is_word_char(body[i]) && body[i] != '$') {
       w.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(body[i]))));
       ++i;
     }
@@ -78,6 +79,7 @@ void note_body_words(std::string_view body, StatementEffects& fx) {
     if (w == "listen") pin(PinReason::listen);
     if (w == "temp" || w == "temporary") pin(PinReason::temp_table);
     if (w == "hold") pin(PinReason::hold_cursor);
+    if (w == "prepare") pin(PinReason::sql_prepare);  // EXECUTE 'PREPARE …'
   }
 }
 
@@ -181,10 +183,17 @@ bool has_sequence(const Statement& st, std::string_view a, std::string_view b) {
   return false;
 }
 
+// The temporary schema, by its alias or its real name (pg_temp_N).
+bool is_temp_schema(const Word& w) {
+  const std::string_view t = w.text;
+  if (t == "pg_temp") return true;
+  if (!t.starts_with("pg_temp_") || t.size() == 8) return false;
+  return t.find_first_not_of("0123456789", 8) == std::string_view::npos;
+}
+
 void classify(const Statement& st, bool only_statement, StatementEffects& fx) {
-  for (const Word& w : st) {
-    if (!w.quoted) note_function_words(w.text, fx);
-  }
+  // Quoted words count too: "pg_advisory_lock"(1) calls the function.
+  for (const Word& w : st) note_function_words(w.text, fx);
   auto pin = [&](PinReason r) {
     if (fx.pin == PinReason::none) fx.pin = r;
   };
@@ -206,18 +215,29 @@ void classify(const Statement& st, bool only_statement, StatementEffects& fx) {
   } else if (first == "declare") {
     if (has_sequence(st, "with", "hold")) pin(PinReason::hold_cursor);
   } else if (first == "create") {
-    // CREATE [OR REPLACE] [GLOBAL|LOCAL] {TEMP|TEMPORARY} …, unless ON COMMIT DROP.
+    // CREATE [OR REPLACE] [GLOBAL|LOCAL] {TEMP|TEMPORARY} …, or anything in pg_temp,
+    // unless ON COMMIT DROP.
+    bool temp = false;
     for (std::size_t i = 1; i < st.size() && i < 5; ++i) {
-      if (kw(st, i, "temp") || kw(st, i, "temporary")) {
-        if (!has_sequence(st, "commit", "drop")) pin(PinReason::temp_table);
-        break;
+      if (kw(st, i, "temp") || kw(st, i, "temporary")) temp = true;
+    }
+    for (const Word& w : st) temp = temp || is_temp_schema(w);
+    if (temp && !has_sequence(st, "commit", "drop")) pin(PinReason::temp_table);
+  } else if (first == "select" || first == "with") {
+    // SELECT … INTO [LOCAL|GLOBAL] [TEMP] t creates a table; a temporary one pins.
+    for (std::size_t i = 1; i + 1 < st.size(); ++i) {
+      if (!kw(st, i, "into")) continue;
+      const std::size_t j = kw(st, i + 1, "local") || kw(st, i + 1, "global") ? i + 2 : i + 1;
+      if (kw(st, j, "temp") || kw(st, j, "temporary") || (j < st.size() && is_temp_schema(st[j]))) {
+        pin(PinReason::temp_table);
       }
     }
-  } else if (first == "select" || first == "with") {
-    // SELECT … INTO [TEMP] t creates a table; a temporary one pins.
-    for (std::size_t i = 1; i + 1 < st.size(); ++i) {
-      if (kw(st, i, "into") && (kw(st, i + 1, "temp") || kw(st, i + 1, "temporary"))) {
-        pin(PinReason::temp_table);
+  } else if (first == "explain") {
+    // EXPLAIN ANALYZE executes CREATE TABLE AS and SELECT INTO: classify what it explains.
+    for (std::size_t i = 1; i < st.size(); ++i) {
+      if (kw(st, i, "create") || kw(st, i, "select") || kw(st, i, "with")) {
+        classify(Statement(st.begin() + static_cast<std::ptrdiff_t>(i), st.end()), false, fx);
+        break;
       }
     }
   } else if (first == "prepare") {

@@ -174,6 +174,7 @@ struct TransactionSession::ClientInspector {
   }
 
   bool on_frame(char tag, std::string_view body, std::size_t) {
+    spdlog::trace("{} client frame '{}'", t.s_.label, tag);
     switch (tag) {
       case pr::fe::kTerminate:
         terminated = true;
@@ -221,29 +222,15 @@ struct TransactionSession::ClientInspector {
       violation = true;
       return;
     }
+    spdlog::trace("{} query: {}", t.s_.label, *sql);
     const StatementEffects fx = scan_statement_effects(*sql);
-    if (fx.changes_settings) t.settings_changed_ = true;
-    if (fx.may_release_pin && t.pin_ != PinReason::none) t.check_pin_ = true;
-    if (fx.drops_all_prepared) {
-      t.statements_.clear();
-      t.lease_->statements().clear();
-    }
-    if (fx.pin != PinReason::none && t.pin_ == PinReason::none) {
-      if (t.s_.config.pool.pin_session_state == PinPolicy::error) {
-        // Let the server raise the error, so a transaction in progress is aborted exactly as
-        // PostgreSQL would abort it.
-        begin_edit();
-        pr::append_query(t.scratch_,
-                         std::string("DO $pgmux$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', "
-                                     "MESSAGE = 'pgmux: ") +
-                             to_string(fx.pin) +
-                             " needs a session and pin_session_state = \"error\" refuses it', "
-                             "HINT = 'use session pooling for this client'; END$pgmux$");
-        end_edit(body);
-        return;
-      }
-      t.pin_ = fx.pin;
-      spdlog::info("{} pinned to server {}: {}", t.s_.label, t.lease_->label(), to_string(fx.pin));
+    if (apply_effects(fx)) {
+      // Let the server raise the error, so a transaction in progress is aborted exactly as
+      // PostgreSQL would abort it.
+      begin_edit();
+      pr::append_query(t.scratch_, refusal_sql(fx.pin));
+      end_edit(body);
+      return;
     }
     if (!fx.deallocate_name.empty()) {
       const StatementDef* def = t.statements_.find(fx.deallocate_name);
@@ -270,17 +257,74 @@ struct TransactionSession::ClientInspector {
     }
   }
 
+  // Records what a statement does to the session; true when pin_session_state = "error"
+  // refuses it (the caller then sends refusal_sql instead).
+  bool apply_effects(const StatementEffects& fx) {
+    if (fx.changes_settings) t.settings_changed_ = true;
+    if (fx.may_release_pin && t.pin_ != PinReason::none) t.check_pin_ = true;
+    if (fx.drops_all_prepared) {
+      t.statements_.clear();
+      t.lease_->statements().clear();
+    }
+    if (fx.pin == PinReason::none || t.pin_ != PinReason::none) return false;
+    if (t.s_.config.pool.pin_session_state == PinPolicy::error) return true;
+    t.pin_ = fx.pin;
+    spdlog::info("{} pinned to server {}: {}", t.s_.label, t.lease_->label(), to_string(fx.pin));
+    return false;
+  }
+
+  static std::string refusal_sql(PinReason why) {
+    return std::string(
+               "DO $pgmux$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'pgmux: ") +
+           to_string(why) +
+           " needs a session and pin_session_state = \"error\" refuses it', "
+           "HINT = 'use session pooling for this client'; END$pgmux$";
+  }
+
   void on_parse(std::string_view body) {
     auto p = pr::decode_parse(body);
     if (!p) {
       violation = true;
       return;
     }
+    // Drivers send SET, LISTEN or DEALLOCATE through the extended protocol too.
+    const StatementEffects fx = scan_statement_effects(p->query);
+    const std::size_t types_at = p->name.size() + 1 + p->query.size() + 1;
     if (p->name.empty()) {
       t.expect_.push_back({Expect::parse});
+      if (apply_effects(fx)) {
+        begin_edit();
+        pr::MessageWriter(t.scratch_)
+            .begin(pr::fe::kParse)
+            .cstring("")
+            .cstring(refusal_sql(fx.pin))
+            .bytes(body.substr(types_at))
+            .end();
+        end_edit(body);
+        return;
+      }
+      const StatementDef* def =
+          fx.deallocate_name.empty() ? nullptr : t.statements_.find(fx.deallocate_name);
+      if (def == nullptr) return;
+      // DEALLOCATE of a protocol-level statement: deallocate its server-side name.
+      const std::string server_name = def->server_name;
+      begin_edit();
+      t.expect_.pop_back();  // the client's Parse is answered after pgmux's own
+      ensure_prepared(*def, false);
+      t.expect_.push_back({Expect::parse});
+      pr::MessageWriter(t.scratch_)
+          .begin(pr::fe::kParse)
+          .cstring("")
+          .cstring("DEALLOCATE " + server_name)
+          .bytes(body.substr(types_at))
+          .end();
+      end_edit(body);
+      t.lease_->statements().erase(server_name);
+      t.statements_.erase(fx.deallocate_name);
       return;
     }
-    auto def = t.statements_.define(p->name, body);
+    auto def = t.statements_.define(p->name, body, fx);
+    apply_effects(fx);  // a refusal comes when the statement is bound
     begin_edit();
     ensure_prepared(*def, true);
     end_edit(body);
@@ -295,6 +339,27 @@ struct TransactionSession::ClientInspector {
     if (b->statement.empty()) return;
     const StatementDef* def = t.statements_.find(b->statement);
     if (def == nullptr) return;  // the server reports the unknown name, as PostgreSQL would
+    if (apply_effects(def->effects)) {
+      // Bind the refusal in place of the statement: same portal, no parameters.
+      begin_edit();
+      pr::MessageWriter(t.scratch_)
+          .begin(pr::fe::kParse)
+          .cstring("")
+          .cstring(refusal_sql(def->effects.pin))
+          .int16(0)
+          .end();
+      t.expect_.push_back({Expect::parse, true});
+      pr::MessageWriter(t.scratch_)
+          .begin(pr::fe::kBind)
+          .cstring(b->portal)
+          .cstring("")
+          .int16(0)
+          .int16(0)
+          .int16(0)
+          .end();
+      end_edit(body);
+      return;
+    }
     begin_edit();
     ensure_prepared(*def, false);
     // Bind: portal, statement, then the parameters, forwarded untouched.
@@ -344,6 +409,7 @@ struct TransactionSession::ServerInspector {
   std::size_t drop = 0;   // bytes of a frame to drop instead of forwarding
   bool boundary = false;  // a ReadyForQuery left nothing outstanding
   bool bad = false;
+  std::string why;  // what was unexpected, for the log
 
   [[nodiscard]] bool needs_body(char tag) const {
     switch (tag) {
@@ -367,6 +433,8 @@ struct TransactionSession::ServerInspector {
   std::optional<Expect> pop(Expect::Kind kind) {
     if (t.expect_.empty() || t.expect_.front().kind != kind) {
       bad = true;
+      why = "answer kind " + std::to_string(kind) + " while expecting " +
+            (t.expect_.empty() ? std::string("nothing") : std::to_string(t.expect_.front().kind));
       return std::nullopt;
     }
     Expect e = std::move(t.expect_.front());
@@ -375,6 +443,7 @@ struct TransactionSession::ServerInspector {
   }
 
   bool on_frame(char tag, std::string_view body, std::size_t) {
+    spdlog::trace("{} server frame '{}' ({} expected)", t.s_.label, tag, t.expect_.size());
     if (boundary) return false;  // forward up to the ReadyForQuery, then stop
     switch (tag) {
       case pr::be::kParseComplete: {
@@ -395,6 +464,7 @@ struct TransactionSession::ServerInspector {
         auto status = pr::decode_ready_for_query(body);
         if (!status || t.expect_.empty()) {
           bad = true;
+          why = "ReadyForQuery while expecting nothing";
           return false;
         }
         t.lease_->set_tx_status(*status);
@@ -402,6 +472,7 @@ struct TransactionSession::ServerInspector {
         const Expect e = t.expect_.front();
         if (e.kind != Expect::sync && e.kind != Expect::query) {
           bad = true;
+          why = "ReadyForQuery while expecting kind " + std::to_string(e.kind);
           return false;
         }
         t.expect_.pop_front();
@@ -521,7 +592,7 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
   out_.clear();
   struct Pending {
     bool parse;
-    std::string_view name, body;
+    std::string_view name, body, query;
   };
   std::vector<Pending> steps;
   for (;;) {
@@ -535,15 +606,15 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
     if (tag == pr::fe::kParse) {
       auto p = pr::decode_parse(body);
       if (!p || p->name.empty()) co_return 0;
-      steps.push_back({true, p->name, body});
+      steps.push_back({true, p->name, body, p->query});
     } else if (tag == pr::fe::kClose) {
       auto c = pr::decode_close(body);
       if (!c || c->kind != 'S' || c->name.empty()) co_return 0;
-      steps.push_back({false, c->name, body});
+      steps.push_back({false, c->name, body, {}});
     } else if (tag == pr::fe::kSync && !steps.empty()) {
       for (const Pending& st : steps) {
         if (st.parse) {
-          statements_.define(st.name, st.body);
+          statements_.define(st.name, st.body, scan_statement_effects(st.query));
           out_.append("1\0\0\0\4", 5);  // ParseComplete
         } else {
           statements_.erase(st.name);
@@ -595,6 +666,7 @@ awaitable<void> TransactionSession::ensure_server() {
   } catch (const ServerError& e) {
     fail(e.sqlstate(), e.what());
   }
+  lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(
       static_cast<std::size_t>(s_.config.pool.max_prepared_statements));
   co_await sync_settings();
@@ -667,8 +739,8 @@ awaitable<void> TransactionSession::server_loop() {
         continue;
       }
       if (inspector.bad || r.error != pr::FrameError::none) {
-        spdlog::warn("{} server {} sent an unexpected or invalid message", s_.label,
-                     lease_->label());
+        spdlog::warn("{} server {} sent an unexpected or invalid message: {}", s_.label,
+                     lease_->label(), inspector.why.empty() ? "bad frame" : inspector.why);
         server_failure_ = {"08P01", "protocol violation: unexpected message from server"};
         break;
       }

@@ -21,7 +21,9 @@ struct PgmuxOptions {
   std::int64_t query_wait_timeout_ms = 1000;
   std::int64_t shutdown_timeout_ms = 5000;
   std::string log_level = "info";
-  std::string extra_toml;  // appended verbatim, e.g. more [users.X] tables
+  std::string mode = "session";  // [pool] mode
+  std::string pool_toml;         // more [pool] lines, e.g. "pin_session_state = \"error\""
+  std::string extra_toml;        // appended verbatim, e.g. more [users.X] tables
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it back).

@@ -1,0 +1,434 @@
+// Transaction pooling: many clients over few servers, with prepared statements, session
+// settings, pinning, cancel and disconnects kept correct.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "helpers.hpp"
+#include "pgbench_runner.hpp"
+#include "pgmux_process.hpp"
+#include "pq_client.hpp"
+
+using namespace pgmux::it;
+
+namespace {
+
+PgmuxOptions tx_options(std::string name, int pool_size, std::string extra = "") {
+  return {.name = std::move(name),
+          .pool_size = pool_size,
+          .query_wait_timeout_ms = 20000,
+          .mode = "transaction",
+          .extra_toml = std::move(extra)};
+}
+
+// A direct connection to the primary as the superuser-free admin role, for watching servers.
+PgConn direct_primary(const std::string& user = "admin",
+                      const std::string& password = "adminpass") {
+  return PgConn("host=127.0.0.1 port=" + std::to_string(test_env().cluster().primary_port()) +
+                " user=" + user + " password=" + password +
+                " dbname=app sslmode=disable connect_timeout=10");
+}
+
+// Samples, every 20 ms while alive, how many server connections user `app` has on the primary.
+class BackendSampler {
+ public:
+  BackendSampler()
+      : thread_([this](std::stop_token stop) {
+          PgConn c = direct_primary();
+          if (!c.ok()) {
+            error_ = c.error();
+            return;
+          }
+          while (!stop.stop_requested()) {
+            const int n = std::stoi(
+                c.query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
+                              "AND backend_type = 'client backend'"));
+            max_ = std::max(max_.load(), n);
+            ++samples_;
+            std::this_thread::sleep_for(milliseconds(20));
+          }
+        }) {}
+  int stop() {
+    thread_.request_stop();
+    thread_.join();
+    return max_;
+  }
+  [[nodiscard]] int samples() const { return samples_; }
+  [[nodiscard]] const std::string& error() const { return error_; }
+
+ private:
+  std::atomic<int> max_{0}, samples_{0};
+  std::string error_;
+  std::jthread thread_;
+};
+
+std::string server_pid(PgConn& c) {
+  return c.query_value("SELECT pg_backend_pid()");
+}
+
+}  // namespace
+
+TEST_CASE("pgbench -M simple/extended/prepared, 200 clients over a pool of 10, TPC-B and -S") {
+  PgmuxProcess px(test_env(), tx_options("tx-pgbench", 10));
+  INFO(px.log_tail());
+  // Older connections from other tests must be gone before counting this pool's servers.
+  {
+    PgConn c = direct_primary();
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    wait_until(
+        [&] {
+          return c.query_value(
+                     "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
+                     "AND backend_type = 'client backend'") == "0";
+        },
+        milliseconds(5000));
+  }
+  BackendSampler sampler;
+  std::vector<PgbenchRun> runs;
+  for (std::string mode : {"simple", "extended", "prepared"}) {
+    runs.push_back({"TPC-B -M " + mode + " -c 200 -j 2 -t 10",
+                    {"-M", mode, "-c", "200", "-j", "2", "-t", "10"},
+                    200,
+                    10});
+    runs.push_back({"select-only -M " + mode + " -c 200 -j 2 -t 50",
+                    {"-S", "-M", mode, "-c", "200", "-j", "2", "-t", "50"},
+                    200,
+                    50});
+  }
+  pgbench_init_and_run(px, runs);
+  const int max_backends = sampler.stop();
+  CHECK_MESSAGE(sampler.error().empty(), sampler.error());
+  CHECK(sampler.samples() > 10);
+  MESSAGE("most server connections seen at once: ", max_backends);
+  CHECK(max_backends <= 10);
+  CHECK(max_backends >= 2);
+}
+
+TEST_CASE("named prepared statements follow a client across servers") {
+  PgmuxProcess px(test_env(), tx_options("tx-prepared", 2));
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  PgResult prep(PQprepare(a.get(), "s1", "SELECT pg_backend_pid(), $1::int * 2", 1, nullptr));
+  REQUIRE_MESSAGE(prep.ok(), prep.describe());
+
+  // Two other clients keep taking servers in short transactions, so `a` lands on both.
+  std::atomic<bool> stop{false};
+  std::atomic<int> busy_errors{0};
+  auto churn = [&] {
+    PgConn c(px.conninfo("app", "secret"));
+    if (!c.ok()) {
+      ++busy_errors;
+      return;
+    }
+    while (!stop) {
+      if (!c.exec("BEGIN").ok() || !c.exec("SELECT pg_sleep(0.005)").ok() ||
+          !c.exec("COMMIT").ok()) {
+        ++busy_errors;
+      }
+    }
+  };
+  std::set<std::string> pids;
+  {
+    std::jthread t1(churn), t2(churn);
+    for (int i = 0; i < 60; ++i) {
+      const std::string v = std::to_string(i);
+      const char* values[] = {v.c_str()};
+      PgResult r(PQexecPrepared(a.get(), "s1", 1, values, nullptr, nullptr, 0));
+      REQUIRE_MESSAGE(r.ok(), r.describe());
+      CHECK(r.value(0, 1) == std::to_string(i * 2));
+      pids.insert(r.value(0, 0));
+    }
+    stop = true;
+  }
+  CHECK(busy_errors == 0);
+  MESSAGE("s1 ran on ", pids.size(), " server connection(s)");
+  CHECK(pids.size() == 2);
+
+  // Describe works on any server too.
+  PgResult desc(PQdescribePrepared(a.get(), "s1"));
+  REQUIRE_MESSAGE(desc.ok(), desc.describe());
+  CHECK(PQnparams(desc.get()) == 1);
+  CHECK(PQnfields(desc.get()) == 2);
+
+  // An unknown name fails as on PostgreSQL; a second client's statement of the same name is
+  // its own.
+  PgResult unknown(PQexecPrepared(a.get(), "nope", 0, nullptr, nullptr, nullptr, 0));
+  CHECK(unknown.sqlstate() == "26000");
+  PgConn b(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  PgResult prep_b(PQprepare(b.get(), "s1", "SELECT 'b'::text", 0, nullptr));
+  REQUIRE_MESSAGE(prep_b.ok(), prep_b.describe());
+  PgResult rb(PQexecPrepared(b.get(), "s1", 0, nullptr, nullptr, nullptr, 0));
+  REQUIRE_MESSAGE(rb.ok(), rb.describe());
+  CHECK(rb.value(0, 0) == "b");
+  const char* seven[] = {"7"};
+  PgResult ra(PQexecPrepared(a.get(), "s1", 1, seven, nullptr, nullptr, 0));
+  REQUIRE_MESSAGE(ra.ok(), ra.describe());
+  CHECK(ra.value(0, 1) == "14");
+
+  // SQL DEALLOCATE of a protocol-level statement, as psycopg sends it.
+  a.run("DEALLOCATE s1");
+  PgResult gone(PQexecPrepared(a.get(), "s1", 1, seven, nullptr, nullptr, 0));
+  CHECK(gone.sqlstate() == "26000");
+  // DEALLOCATE ALL and re-prepare under the same name.
+  PgResult again(PQprepare(a.get(), "s1", "SELECT 3", 0, nullptr));
+  REQUIRE_MESSAGE(again.ok(), again.describe());
+  a.run("DEALLOCATE ALL");
+  CHECK(PgResult(PQexecPrepared(a.get(), "s1", 0, nullptr, nullptr, nullptr, 0)).sqlstate() ==
+        "26000");
+}
+
+TEST_CASE("a prepared statement whose result type changed is prepared again, once") {
+  PgmuxProcess px(test_env(), tx_options("tx-replan", 1));
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  a.run("DROP TABLE IF EXISTS it_replan");
+  a.run("CREATE TABLE it_replan(x int)");
+  a.run("INSERT INTO it_replan VALUES (1)");
+  PgResult prep(PQprepare(a.get(), "sel", "SELECT * FROM it_replan", 0, nullptr));
+  REQUIRE_MESSAGE(prep.ok(), prep.describe());
+  PgResult r1(PQexecPrepared(a.get(), "sel", 0, nullptr, nullptr, nullptr, 0));
+  REQUIRE_MESSAGE(r1.ok(), r1.describe());
+  CHECK(r1.cols() == 1);
+  a.run("ALTER TABLE it_replan ADD COLUMN y int DEFAULT 5");
+  PgResult r2(PQexecPrepared(a.get(), "sel", 0, nullptr, nullptr, nullptr, 0));
+  // PostgreSQL reports the change once; pgmux then prepares the statement afresh.
+  if (!r2.ok()) CHECK(r2.sqlstate() == "0A000");
+  PgResult r3(PQexecPrepared(a.get(), "sel", 0, nullptr, nullptr, nullptr, 0));
+  REQUIRE_MESSAGE(r3.ok(), r3.describe());
+  CHECK(r3.cols() == 2);
+  CHECK(r3.value(0, 1) == "5");
+  a.run("DROP TABLE it_replan");
+}
+
+TEST_CASE("session settings follow each client to whatever server it gets") {
+  PgmuxProcess px(test_env(), tx_options("tx-settings", 2));
+  INFO(px.log_tail());
+  PgConn plain_direct = direct_primary("app", "secret");
+  REQUIRE_MESSAGE(plain_direct.ok(), plain_direct.error());
+  const std::string default_tz = plain_direct.query_value("SHOW TimeZone");
+  const std::string default_path = plain_direct.query_value("SHOW search_path");
+
+  constexpr int kClients = 6;
+  constexpr int kRounds = 40;
+  std::vector<std::string> failures(kClients);
+  std::vector<std::set<std::string>> pids(kClients);
+  auto client = [&](int id) {
+    try {
+      const std::string tz = id % 2 == 0 ? "Asia/Tokyo" : "America/New_York";
+      const std::string startup = "application_name=client" + std::to_string(id);
+      PgConn c(px.conninfo("app", "secret", "app", startup));
+      if (!c.ok()) throw std::runtime_error(c.error());
+      const bool sets = id != kClients - 1;  // the last client changes nothing
+      if (sets) {
+        c.run("SET TimeZone = '" + tz + "'");
+        c.run("SET search_path = it_schema_" + std::to_string(id) + ", public");
+        c.run("SET statement_timeout = " + std::to_string(1000 + id));
+        // SET LOCAL stays in its transaction.
+        c.run("BEGIN");
+        c.run("SET LOCAL work_mem = '7MB'");
+        c.run("COMMIT");
+      }
+      for (int round = 0; round < kRounds; ++round) {
+        PgResult r = c.exec(
+            "SELECT current_setting('TimeZone'), current_setting('search_path'), "
+            "current_setting('application_name'), current_setting('statement_timeout'), "
+            "current_setting('work_mem'), pg_backend_pid()");
+        if (!r.ok()) throw std::runtime_error(r.describe());
+        const std::string want_tz = sets ? tz : default_tz;
+        const std::string want_path =
+            sets ? "it_schema_" + std::to_string(id) + ", public" : default_path;
+        const std::string want_timeout = sets ? std::to_string(1000 + id) + "ms" : "0";
+        if (r.value(0, 0) != want_tz || r.value(0, 1) != want_path ||
+            r.value(0, 2) != "client" + std::to_string(id) || r.value(0, 3) != want_timeout ||
+            r.value(0, 4) != "4MB") {
+          throw std::runtime_error("round " + std::to_string(round) + ": got " + r.value(0, 0) +
+                                   " | " + r.value(0, 1) + " | " + r.value(0, 2) + " | " +
+                                   r.value(0, 3) + " | " + r.value(0, 4));
+        }
+        pids[id].insert(r.value(0, 5));
+      }
+      if (sets) {
+        // RESET returns to the startup value; RESET ALL to the defaults.
+        c.run("RESET TimeZone");
+        if (c.query_value("SHOW TimeZone") != default_tz) throw std::runtime_error("RESET");
+        c.run("SET application_name = 'renamed'");
+        c.run("RESET ALL");
+        if (c.query_value("SHOW application_name") != "client" + std::to_string(id) ||
+            c.query_value("SHOW statement_timeout") != "0") {
+          throw std::runtime_error("RESET ALL");
+        }
+      }
+    } catch (const std::exception& e) {
+      failures[id] = e.what();
+    }
+  };
+  {
+    std::vector<std::jthread> threads;
+    for (int i = 0; i < kClients; ++i) threads.emplace_back(client, i);
+  }
+  std::size_t moved = 0;
+  for (int i = 0; i < kClients; ++i) {
+    CAPTURE(i);
+    CHECK_MESSAGE(failures[i].empty(), failures[i]);
+    moved += pids[i].size() > 1 ? 1 : 0;
+  }
+  MESSAGE(moved, " of ", kClients, " clients ran on more than one server connection");
+  CHECK(moved >= 1);
+}
+
+TEST_CASE("LISTEN and session advisory locks pin the client until released") {
+  PgmuxProcess px(test_env(), tx_options("tx-pin", 2));
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  PgConn b(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+
+  a.run("LISTEN it_channel");
+  const std::string pinned = server_pid(a);
+  // b keeps running on the other server; a stays where its LISTEN is.
+  for (int i = 0; i < 10; ++i) {
+    b.run("SELECT 1");
+    CHECK(server_pid(a) == pinned);
+  }
+  b.run("NOTIFY it_channel, 'hello'");
+  a.run("SELECT 1");  // reads the notification that arrived
+  PGnotify* n = PQnotifies(a.get());
+  REQUIRE(n != nullptr);
+  CHECK(std::string(n->relname) == "it_channel");
+  CHECK(std::string(n->extra) == "hello");
+  PQfreemem(n);
+  a.run("UNLISTEN *");
+  CHECK(px.wait_for_log("unpinned", milliseconds(5000)));
+
+  a.run("SELECT pg_advisory_lock(4242)");
+  const std::string holder = server_pid(a);
+  CHECK(b.query_value("SELECT pg_try_advisory_lock(4242)") == "f");
+  CHECK(server_pid(a) == holder);
+  a.run("SELECT pg_advisory_unlock(4242)");
+  CHECK(b.query_value("SELECT pg_try_advisory_lock(4242)") == "t");
+  b.run("SELECT pg_advisory_unlock_all()");
+
+  // A temp table lives as long as its session: same server, rows intact.
+  a.run("CREATE TEMP TABLE it_tmp AS SELECT 1 AS x");
+  for (int i = 0; i < 5; ++i) {
+    b.run("SELECT 1");
+    CHECK(a.query_value("SELECT count(*) FROM it_tmp") == "1");
+  }
+  // A pinned client that leaves takes its session state with it.
+  a.close();
+  PgConn c(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  for (int i = 0; i < 4; ++i) {
+    CHECK(c.query_value("SELECT count(*) FROM pg_listening_channels()") == "0");
+    CHECK(c.query_value("SELECT to_regclass('pg_temp.it_tmp') IS NULL") == "t");
+  }
+}
+
+TEST_CASE("pin_session_state = error refuses session-only statements with 0A000") {
+  PgmuxOptions o = tx_options("tx-pin-error", 2);
+  o.pool_toml = "pin_session_state = \"error\"";
+  PgmuxProcess px(test_env(), o);
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  for (const char* sql : {"LISTEN it_refused", "SELECT pg_advisory_lock(1)",
+                          "CREATE TEMP TABLE it_refused(x int)", "PREPARE it_p AS SELECT 1"}) {
+    CAPTURE(sql);
+    const PgResult r = a.exec(sql);
+    CHECK(r.sqlstate() == "0A000");
+    CHECK(r.error().find("pin_session_state") != std::string::npos);
+  }
+  // Inside a transaction the refusal aborts it, as a server-side error would.
+  a.run("BEGIN");
+  CHECK(a.exec("LISTEN it_refused").sqlstate() == "0A000");
+  CHECK(a.tx_status() == PQTRANS_INERROR);
+  a.run("ROLLBACK");
+  CHECK(a.query_value("SELECT 'still fine'") == "still fine");
+  // ON COMMIT DROP temp tables and transaction-level locks need no session.
+  a.run("BEGIN");
+  a.run("CREATE TEMP TABLE it_ok(x int) ON COMMIT DROP");
+  a.run("SELECT pg_advisory_xact_lock(1)");
+  a.run("COMMIT");
+}
+
+TEST_CASE("a client leaving mid-transaction is rolled back and its server reused") {
+  PgmuxProcess px(test_env(), tx_options("tx-leave", 1));
+  INFO(px.log_tail());
+  PgConn setup(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(setup.ok(), setup.error());
+  setup.run("DROP TABLE IF EXISTS it_tx_leave");
+  setup.run("CREATE TABLE it_tx_leave(x int)");
+  const std::string server = server_pid(setup);
+  {
+    PgConn a(px.conninfo("app", "secret"));
+    REQUIRE_MESSAGE(a.ok(), a.error());
+    a.run("BEGIN");
+    a.run("INSERT INTO it_tx_leave VALUES (1)");
+    a.run("SELECT pg_advisory_xact_lock(99)");
+  }  // leaves without COMMIT
+  PgConn b(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  CHECK(b.query_value("SELECT count(*) FROM it_tx_leave") == "0");
+  CHECK(server_pid(b) == server);  // the one server connection was reused, not replaced
+  CHECK(b.query_value("SELECT pg_try_advisory_xact_lock(99)") == "t");
+  b.run("DROP TABLE it_tx_leave");
+}
+
+TEST_CASE("cancel reaches the query of the right client under load") {
+  PgmuxProcess px(test_env(), tx_options("tx-cancel", 3));
+  INFO(px.log_tail());
+  PgConn sleeper(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(sleeper.ok(), sleeper.error());
+  std::atomic<bool> stop{false};
+  std::atomic<int> others_failed{0}, others_ran{0};
+  auto other = [&] {
+    PgConn c(px.conninfo("app", "secret"));
+    while (!stop && c.ok()) {
+      const PgResult r = c.exec("SELECT pg_sleep(0.01)");
+      if (r.ok()) {
+        ++others_ran;
+      } else {
+        ++others_failed;
+      }
+    }
+  };
+  std::jthread o1(other), o2(other);
+  // No query running: a cancel is dropped and harms nobody.
+  PgCancel idle_cancel(sleeper);
+  CHECK(idle_cancel.cancel().empty());
+  REQUIRE(PQsendQuery(sleeper.get(), "SELECT pg_sleep(30)") == 1);
+  std::this_thread::sleep_for(milliseconds(300));
+  const auto start = Clock::now();
+  PgCancel cancel(sleeper);
+  CHECK(cancel.cancel().empty());
+  const PgResult r = sleeper.collect(true, milliseconds(10000));
+  CHECK(seconds_since(start) < 5.0);
+  CHECK(r.sqlstate() == "57014");
+  std::this_thread::sleep_for(milliseconds(200));
+  stop = true;
+  o1.join();
+  o2.join();
+  CHECK(others_failed == 0);
+  CHECK(others_ran > 0);
+  CHECK(sleeper.query_value("SELECT 'after cancel'") == "after cancel");
+}
+
+TEST_CASE("psycopg 3 from 50 threads: prepared queries, executemany, savepoints, COPY, cursors") {
+  PgmuxProcess px(test_env(), tx_options("tx-psycopg", 10));
+  INFO(px.log_tail());
+  const std::string script =
+      std::string(PGMUX_SOURCE_DIR) + "/tests/integration/psycopg_workload.py";
+  const CommandResult r =
+      run_command({.argv = {"/usr/bin/python3", script, px.conninfo("app", "secret"), "50"},
+                   .timeout = std::chrono::seconds(240)});
+  INFO("psycopg workload: ", r.describe());
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("ok: 50 threads") != std::string::npos);
+  MESSAGE(r.out);
+}
