@@ -62,3 +62,87 @@ TEST_CASE("names that are not GUC-shaped cannot inject SQL") {
   CHECK_FALSE(b.error.empty());
   CHECK(quote_literal("a'b") == "'a''b'");
 }
+
+TEST_CASE("settings sync is empty when the server already has the client's settings") {
+  ParameterMap wanted;
+  wanted["search_path"] = "a";
+  wanted["TimeZone"] = "UTC";
+  CHECK(build_settings_sync(wanted, wanted).empty());
+  CHECK(build_settings_sync({}, {}).empty());
+}
+
+TEST_CASE("settings sync sets differing and new values, and resets the rest to default") {
+  ParameterMap wanted;
+  wanted["application_name"] = "web";
+  wanted["search_path"] = "b";
+  ParameterMap applied;
+  applied["application_name"] = "web";
+  applied["search_path"] = "a";
+  CHECK(build_settings_sync(wanted, applied) ==
+        "SELECT pg_catalog.set_config('search_path', 'b', false)");
+
+  ParameterMap fresh;
+  fresh["work_mem"] = "64MB";
+  CHECK(build_settings_sync(fresh, {}) ==
+        "SELECT pg_catalog.set_config('work_mem', '64MB', false)");
+
+  ParameterMap leftover;
+  leftover["statement_timeout"] = "5s";
+  CHECK(build_settings_sync({}, leftover) ==
+        "SELECT pg_catalog.set_config('statement_timeout', NULL, false)");
+
+  // All three at once: wanted settings first (in name order), then the resets.
+  ParameterMap w2;
+  w2["a_x"] = "1";
+  w2["search_path"] = "b";
+  ParameterMap a2;
+  a2["search_path"] = "a";
+  a2["work_mem"] = "4MB";
+  CHECK(build_settings_sync(w2, a2) ==
+        "SELECT pg_catalog.set_config('a_x', '1', false), "
+        "pg_catalog.set_config('search_path', 'b', false), "
+        "pg_catalog.set_config('work_mem', NULL, false)");
+}
+
+TEST_CASE("settings sync quotes values and accepts custom dotted settings") {
+  ParameterMap wanted;
+  wanted["application_name"] = "it's 'quoted'";
+  wanted["myapp.tenant"] = "42";
+  CHECK(build_settings_sync(wanted, {}) ==
+        "SELECT pg_catalog.set_config('application_name', 'it''s ''quoted''', false), "
+        "pg_catalog.set_config('myapp.tenant', '42', false)");
+  ParameterMap empty_value;
+  empty_value["application_name"] = "";
+  CHECK(build_settings_sync(empty_value, {}) ==
+        "SELECT pg_catalog.set_config('application_name', '', false)");
+}
+
+TEST_CASE("settings sync matches names case-insensitively") {
+  ParameterMap wanted;
+  wanted["TimeZone"] = "UTC";
+  wanted["DateStyle"] = "ISO, MDY";
+  ParameterMap applied;
+  applied["timezone"] = "UTC";
+  applied["DATESTYLE"] = "SQL, DMY";
+  // Same name in another case: no reset, only the differing value is set.
+  CHECK(build_settings_sync(wanted, applied) ==
+        "SELECT pg_catalog.set_config('DateStyle', 'ISO, MDY', false)");
+  applied["DATESTYLE"] = "ISO, MDY";
+  CHECK(build_settings_sync(wanted, applied).empty());
+}
+
+TEST_CASE("settings sync skips names that are not GUC-shaped") {
+  ParameterMap wanted;
+  wanted["a; drop table x; --"] = "1";
+  wanted["search_path"] = "s";
+  ParameterMap applied;
+  applied["bad name"] = "x";
+  applied["x')--"] = "y";
+  CHECK(build_settings_sync(wanted, applied) ==
+        "SELECT pg_catalog.set_config('search_path', 's', false)");
+  ParameterMap only_bad;
+  only_bad["bad-name"] = "1";
+  CHECK(build_settings_sync(only_bad, {}).empty());
+  CHECK(build_settings_sync({}, only_bad).empty());
+  CHECK(build_settings_sync(only_bad, applied).empty());
+}
