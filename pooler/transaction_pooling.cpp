@@ -174,7 +174,6 @@ struct TransactionSession::ClientInspector {
   }
 
   bool on_frame(char tag, std::string_view body, std::size_t) {
-    spdlog::trace("{} client frame '{}'", t.s_.label, tag);
     switch (tag) {
       case pr::fe::kTerminate:
         terminated = true;
@@ -443,7 +442,6 @@ struct TransactionSession::ServerInspector {
   }
 
   bool on_frame(char tag, std::string_view body, std::size_t) {
-    spdlog::trace("{} server frame '{}' ({} expected)", t.s_.label, tag, t.expect_.size());
     if (boundary) return false;  // forward up to the ReadyForQuery, then stop
     switch (tag) {
       case pr::be::kParseComplete: {

@@ -227,7 +227,7 @@ TEST_CASE("session settings follow each client to whatever server it gets") {
       if (sets) {
         c.run("SET TimeZone = '" + tz + "'");
         c.run("SET search_path = it_schema_" + std::to_string(id) + ", public");
-        c.run("SET statement_timeout = " + std::to_string(1000 + id));
+        c.run("SET statement_timeout = " + std::to_string(1501 + id));
         // SET LOCAL stays in its transaction.
         c.run("BEGIN");
         c.run("SET LOCAL work_mem = '7MB'");
@@ -242,7 +242,7 @@ TEST_CASE("session settings follow each client to whatever server it gets") {
         const std::string want_tz = sets ? tz : default_tz;
         const std::string want_path =
             sets ? "it_schema_" + std::to_string(id) + ", public" : default_path;
-        const std::string want_timeout = sets ? std::to_string(1000 + id) + "ms" : "0";
+        const std::string want_timeout = sets ? std::to_string(1501 + id) + "ms" : "0";
         if (r.value(0, 0) != want_tz || r.value(0, 1) != want_path ||
             r.value(0, 2) != "client" + std::to_string(id) || r.value(0, 3) != want_timeout ||
             r.value(0, 4) != "4MB") {
