@@ -11,14 +11,15 @@ secs="${1:-10}"
 clients="${BENCH_CLIENTS:-16}"
 pool="${BENCH_POOL:-16}"
 big_clients="${BENCH_RSS_CLIENTS:-200}"
+tx_clients="${BENCH_TX_CLIENTS:-50}"
+tx_pool="${BENCH_TX_POOL:-10}"
 
 scripts/install-deps.sh
 scripts/build.sh --target pgmux >/dev/null
 work=$(mktemp -d /tmp/pgmux-bench.XXXXXX)
-pgmux_pid="" bouncer_pid=""
+all_pids=()
 cleanup() {
-  [ -n "$pgmux_pid" ] && kill -INT "$pgmux_pid" 2>/dev/null || true
-  [ -n "$bouncer_pid" ] && kill -INT "$bouncer_pid" 2>/dev/null || true
+  for p in "${all_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   scripts/pg-cluster.sh destroy "$work/cluster" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -28,53 +29,66 @@ scripts/pg-cluster.sh start "$work/cluster" >/dev/null
 source "$work/cluster/cluster.env"
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pgmux_port=$(free_port)
-bouncer_port=$(free_port)
-
-cat > "$work/pgmux.toml" <<TOML
+# start_pgmux NAME MODE POOL → sets pgmux_port/pgmux_pid (one worker: compare per core)
+start_pgmux() {
+  local name=$1 mode=$2 pool=$3
+  pgmux_port=$(free_port)
+  cat > "$work/$name.toml" <<TOML
 [pgmux]
 listen_port = $pgmux_port
 workers = 1
 log_level = "warn"
 [pool]
-mode = "session"
-size = $((big_clients + 10))
+mode = "$mode"
+size = $pool
 max_client_conn = 10000
 [databases.app]
 primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
 [users.app]
 password = "secret"
 TOML
-build/pooler/pgmux --config "$work/pgmux.toml" 2>"$work/pgmux.log" &
-pgmux_pid=$!
+  build/pooler/pgmux --config "$work/$name.toml" 2>"$work/$name.log" &
+  pgmux_pid=$!
+  all_pids+=("$pgmux_pid")
+}
 
-# PgBouncer runs as the unprivileged cluster user (it refuses root).
-mkdir -p "$work/bouncer"
-cat > "$work/bouncer/pgbouncer.ini" <<INI
+# start_bouncer NAME MODE POOL → sets bouncer_port/bouncer_pid. PgBouncer refuses root, so it
+# runs as the unprivileged cluster user.
+start_bouncer() {
+  local name=$1 mode=$2 pool=$3 dir="$work/$1"
+  bouncer_port=$(free_port)
+  mkdir -p "$dir"
+  cat > "$dir/pgbouncer.ini" <<INI
 [databases]
 app = host=127.0.0.1 port=$PRIMARY_PORT dbname=app
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $bouncer_port
 auth_type = scram-sha-256
-auth_file = $work/bouncer/userlist.txt
-pool_mode = session
-default_pool_size = $((big_clients + 10))
+auth_file = $dir/userlist.txt
+pool_mode = $mode
+default_pool_size = $pool
 max_client_conn = 10000
-logfile = $work/bouncer/pgbouncer.log
-pidfile = $work/bouncer/pgbouncer.pid
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
 unix_socket_dir =
 INI
-echo '"app" "secret"' > "$work/bouncer/userlist.txt"
-chown -R pgmux "$work/bouncer" 2>/dev/null || true
-chmod o+x "$work"
-if [ "$(id -u)" -eq 0 ]; then
-  runuser -u pgmux -- /usr/sbin/pgbouncer -q "$work/bouncer/pgbouncer.ini" &
-else
-  /usr/sbin/pgbouncer -q "$work/bouncer/pgbouncer.ini" &
-fi
-for _ in $(seq 50); do [ -s "$work/bouncer/pgbouncer.pid" ] && break; sleep 0.1; done
-bouncer_pid=$(cat "$work/bouncer/pgbouncer.pid")  # the daemon itself, not runuser
+  echo '"app" "secret"' > "$dir/userlist.txt"
+  chown -R pgmux "$dir" 2>/dev/null || true
+  chmod o+x "$work"
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u pgmux -- /usr/sbin/pgbouncer -q "$dir/pgbouncer.ini" &
+  else
+    /usr/sbin/pgbouncer -q "$dir/pgbouncer.ini" &
+  fi
+  for _ in $(seq 50); do [ -s "$dir/pgbouncer.pid" ] && break; sleep 0.1; done
+  bouncer_pid=$(cat "$dir/pgbouncer.pid")  # the daemon itself, not runuser
+  all_pids+=("$bouncer_pid")
+}
+
+all_pids=()
+start_pgmux pgmux-session session $((big_clients + 10))
+start_bouncer bouncer-session session $((big_clients + 10))
 
 export PGPASSWORD=secret
 pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
@@ -89,13 +103,13 @@ run() {
   local port=$1 pid=$2; shift 2
   local before after out tx
   before=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
-  out=$("${pgbench[@]}" -p "$port" -T "$secs" "$@" app 2>&1)
+  out=$("${pgbench[@]}" -p "$port" -T "$secs" "$@" app 2>&1) || true  # failures are reported
   after=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
   tx=$(echo "$out" | awk '/number of transactions actually processed/ {split($0,a,": "); split(a[2],b,"/"); print b[1]}')
   tps=$(echo "$out" | awk '/^tps/ {print $3; exit}')
   failed=$(echo "$out" | awk '/number of failed transactions/ {print $5}')
   awk -v t="$tps" -v d=$((after - before)) -v hz="$hz" -v tx="$tx" -v f="${failed:-0}" \
-    'BEGIN { printf "%s %.4f %s %s\n", t, (tx > 0 ? d / hz / tx * 1000 : 0), tx, f }'
+    'BEGIN { printf "%s %.4f %s %s\n", (t == "" ? 0 : t), (tx > 0 ? d / hz / tx * 1000 : 0), (tx == "" ? 0 : tx), f }'
 }
 
 printf '\n%-28s %-9s %12s %16s %10s\n' "workload" "target" "tps" "cpu_s/1000tx" "failed"
@@ -116,6 +130,32 @@ for workload in "select-only:-S -c $clients -j 2" "tpcb:-c $clients -j 2" \
   done
 done
 
+# Transaction pooling: $tx_clients clients over $tx_pool server connections.
+session_pgmux_port=$pgmux_port session_pgmux_pid=$pgmux_pid
+session_bouncer_port=$bouncer_port session_bouncer_pid=$bouncer_pid
+start_pgmux pgmux-tx transaction "$tx_pool"
+start_bouncer bouncer-tx transaction "$tx_pool"
+sleep 0.5
+printf '\nTransaction pooling, %s clients over a pool of %s:\n' "$tx_clients" "$tx_pool"
+for workload in "tx-select-simple:-S -c $tx_clients -j 2" \
+                "tx-select-prepared:-S -M prepared -c $tx_clients -j 2" \
+                "tx-tpcb-prepared:-M prepared -c $tx_clients -j 2"; do
+  name=${workload%%:*}
+  read -r -a args <<< "${workload#*:}"
+  for target in direct pgmux pgbouncer; do
+    case $target in
+      direct) port=$PRIMARY_PORT pid="" ;;
+      pgmux) port=$pgmux_port pid=$pgmux_pid ;;
+      pgbouncer) port=$bouncer_port pid=$bouncer_pid ;;
+    esac
+    read -r tps cpu tx failed < <(run "$port" "$pid" "${args[@]}")
+    printf '%-28s %-9s %12s %16s %10s\n' "$name" "$target" "${tps:-FAILED}" "$cpu" "${failed:-?}"
+    echo "$name $target ${tps:-0} $cpu" >> "$work/results"
+  done
+done
+pgmux_port=$session_pgmux_port pgmux_pid=$session_pgmux_pid
+bouncer_port=$session_bouncer_port bouncer_pid=$session_bouncer_pid
+
 # Memory: RSS growth with $big_clients connected clients, per client.
 printf '\nRSS per client connection (%s clients, session pool of %s):\n' "$big_clients" "$((big_clients + 10))"
 for target in pgmux pgbouncer; do
@@ -134,6 +174,7 @@ echo
 echo "Ratios (pgmux / pgbouncer, pgmux / direct):"
 awk '{tps[$1" "$2]=$3; cpu[$1" "$2]=$4; names[$1]=1}
      END { for (n in names) {
+       if (tps[n" pgbouncer"] == 0) { printf "  %-24s pgbouncer failed; pgmux %.2fx of direct\n", n, tps[n" pgmux"]/tps[n" direct"]; continue }
        printf "  %-24s tps %.2fx of pgbouncer, %.2fx of direct; cpu/tx %.2fx of pgbouncer\n", n,
          tps[n" pgmux"]/tps[n" pgbouncer"], tps[n" pgmux"]/tps[n" direct"],
          (cpu[n" pgbouncer"] > 0 ? cpu[n" pgmux"]/cpu[n" pgbouncer"] : 0) } }' "$work/results"

@@ -54,6 +54,11 @@ struct PoolSettings {
   std::string server_reset_query = "DISCARD ALL";
   // Transaction pooling: statements kept prepared per server connection (LRU beyond this).
   int max_prepared_statements = 256;
+  // Transaction mode: a client idle this long inside a transaction is disconnected (25P03)
+  // and its transaction rolled back; one idle this long holding no server is disconnected
+  // (57P05). 0 = never.
+  std::int64_t idle_transaction_timeout_ms = 0;
+  std::int64_t client_idle_timeout_ms = 0;
   PinPolicy pin_session_state = PinPolicy::pin;
 };
 

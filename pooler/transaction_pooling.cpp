@@ -66,6 +66,9 @@ class TransactionSession {
   // Parse/Close of named statements up to a Sync (prepared on a server when first bound),
   // and DEALLOCATE of a protocol-level statement. Returns the bytes consumed (0: none).
   awaitable<std::size_t> answer_without_server();
+  // Reads what the client sends next, bounded by idle_transaction_timeout_ms while it idles
+  // inside a transaction and by client_idle_timeout_ms while it holds no server.
+  awaitable<std::pair<boost::system::error_code, std::size_t>> read_client();
   awaitable<void> ensure_server();
   awaitable<void> sync_settings();
   void build_segments(std::size_t forwardable);
@@ -120,6 +123,16 @@ class TransactionSession {
   asio::steady_timer client_gate_;  // the client loop waits here for the server loop
   asio::steady_timer server_gate_;  // the server loop waits here for client writes
   bool writing_client_ = false;
+  bool rearm_read_ = false;  // the client read was cancelled to re-evaluate its time limit
+
+  // Makes the client loop's pending read start again under the limit that applies now (the
+  // client went idle in a transaction, or gave its server back).
+  void rearm_client_read(bool limit_applies) {
+    if (!limit_applies || client_done_) return;
+    rearm_read_ = true;
+    boost::system::error_code ignored;
+    s_.client.socket().cancel(ignored);
+  }
 };
 
 // Client → server, one frame at a time: tracks what the server will answer, rewrites
@@ -568,7 +581,11 @@ awaitable<void> TransactionSession::run() {
         if (r.forwardable > 0) continue;
       }
       buf.reserve_tail(kReadChunk);
-      auto [ec, n] = co_await s_.client.socket().async_read_some(buf.tail(), as_result);
+      auto [ec, n] = co_await read_client();
+      if (ec == asio::error::operation_aborted && rearm_read_ && !server_failure_) {
+        rearm_read_ = false;  // the server loop asks for the idle limit to be re-evaluated
+        continue;
+      }
       if (ec) break;  // the client left (or the server loop closed us after a failure)
       buf.end += n;
     }
@@ -636,6 +653,34 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
     }
     pos = next;
   }
+}
+
+awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::read_client() {
+  auto read = [this]() -> awaitable<std::pair<boost::system::error_code, std::size_t>> {
+    auto [ec, n] =
+        co_await s_.client.socket().async_read_some(s_.client.buffer().tail(), as_result);
+    co_return std::pair{ec, n};
+  };
+  const auto& pool = s_.config.pool;
+  Millis limit{0};
+  std::string_view sqlstate, what;
+  if (lease_ && quiescent() && lease_->tx_status() != 'I' && pin_ == PinReason::none) {
+    limit = Millis(pool.idle_transaction_timeout_ms);
+    sqlstate = "25P03";
+    what = "idle-in-transaction timeout: idle_transaction_timeout_ms";
+  } else if (!lease_) {
+    limit = Millis(pool.client_idle_timeout_ms);
+    sqlstate = "57P05";
+    what = "client idle timeout: client_idle_timeout_ms";
+  }
+  if (limit.count() <= 0) co_return co_await read();
+  try {
+    co_return co_await with_timeout(read(), limit);
+  } catch (const TimeoutError&) {
+  }
+  spdlog::info("{} {} ({} ms) passed", s_.label, what, limit.count());
+  fail(std::string(sqlstate), "terminating connection due to " + std::string(what) + " (" +
+                                  std::to_string(limit.count()) + " ms)");
 }
 
 void TransactionSession::build_segments(std::size_t forwardable) {
@@ -742,6 +787,9 @@ awaitable<void> TransactionSession::server_loop() {
         server_failure_ = {"08P01", "protocol violation: unexpected message from server"};
         break;
       }
+      if (r.forwardable > 0 && quiescent() && lease_->tx_status() != 'I') {
+        rearm_client_read(s_.config.pool.idle_transaction_timeout_ms > 0);
+      }
       if (inspector.boundary) {
         inspector.boundary = false;
         if (!client_done_ && quiescent() && lease_->tx_status() == 'I') {
@@ -830,6 +878,7 @@ void TransactionSession::release_server() {
   lease_ = ServerLease();
   server_loop_running_ = false;
   client_gate_.cancel();
+  rearm_client_read(s_.config.pool.client_idle_timeout_ms > 0);
 }
 
 awaitable<void> TransactionSession::cleanup_after_client() {

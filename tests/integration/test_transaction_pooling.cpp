@@ -432,3 +432,38 @@ TEST_CASE("psycopg 3 from 50 threads: prepared queries, executemany, savepoints,
   CHECK(r.out.find("ok: 50 threads") != std::string::npos);
   MESSAGE(r.out);
 }
+
+TEST_CASE("idle_transaction_timeout_ms and client_idle_timeout_ms end idle clients") {
+  PgmuxOptions o = tx_options("tx-idle", 1);
+  o.pool_toml = "idle_transaction_timeout_ms = 400\nclient_idle_timeout_ms = 1500";
+  PgmuxProcess px(test_env(), o);
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  a.run("DROP TABLE IF EXISTS it_idle_tx");
+  a.run("CREATE TABLE it_idle_tx(x int)");
+  a.run("BEGIN");
+  a.run("INSERT INTO it_idle_tx VALUES (1)");
+  // Idle inside the transaction, holding the only server: pgmux ends the session and the
+  // waiting client gets the server, with the transaction rolled back.
+  PgConn b(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  const auto start = Clock::now();
+  CHECK(b.query_value("SELECT count(*) FROM it_idle_tx") == "0");
+  const double waited = seconds_since(start);
+  CAPTURE(waited);
+  CHECK(waited >= 0.3);
+  CHECK(waited < 5.0);
+  const PgResult r = a.exec("COMMIT");
+  CHECK(r.sqlstate() == "25P03");
+  CHECK(r.error().find("idle_transaction_timeout_ms") != std::string::npos);
+  b.run("DROP TABLE it_idle_tx");
+
+  // A client holding no server may idle up to client_idle_timeout_ms.
+  std::this_thread::sleep_for(milliseconds(800));
+  CHECK(b.query_value("SELECT 'still here'") == "still here");
+  std::this_thread::sleep_for(milliseconds(2000));
+  const PgResult late = b.exec("SELECT 1");
+  CHECK(late.sqlstate() == "57P05");
+  CHECK(late.error().find("client_idle_timeout_ms") != std::string::npos);
+}
