@@ -112,47 +112,42 @@ run() {
     'BEGIN { printf "%s %.4f %s %s\n", (t == "" ? 0 : t), (tx > 0 ? d / hz / tx * 1000 : 0), (tx == "" ? 0 : tx), f }'
 }
 
-printf '\n%-28s %-9s %12s %16s %10s\n' "workload" "target" "tps" "cpu_s/1000tx" "failed"
-for workload in "select-only:-S -c $clients -j 2" "tpcb:-c $clients -j 2" \
-                "select-only-extended:-S -M extended -c $clients -j 2" \
-                "connect-per-tx:-S -C -c 8 -j 2"; do
-  name=${workload%%:*}
-  read -r -a args <<< "${workload#*:}"
-  for target in direct pgmux pgbouncer; do
-    case $target in
-      direct) port=$PRIMARY_PORT pid="" ;;
-      pgmux) port=$pgmux_port pid=$pgmux_pid ;;
-      pgbouncer) port=$bouncer_port pid=$bouncer_pid ;;
-    esac
-    read -r tps cpu tx failed < <(run "$port" "$pid" "${args[@]}")
-    printf '%-28s %-9s %12s %16s %10s\n' "$name" "$target" "$tps" "$cpu" "$failed"
-    echo "$name $target $tps $cpu" >> "$work/results"
+# run_workloads "NAME:pgbench args" … → one line per (workload, target), results recorded.
+# Uses the pooler ports/pids currently in pgmux_port/pgmux_pid and bouncer_port/bouncer_pid.
+run_workloads() {
+  local workload name target port pid tps cpu tx failed
+  for workload in "$@"; do
+    name=${workload%%:*}
+    read -r -a args <<< "${workload#*:}"
+    for target in direct pgmux pgbouncer; do
+      case $target in
+        direct) port=$PRIMARY_PORT pid="" ;;
+        pgmux) port=$pgmux_port pid=$pgmux_pid ;;
+        pgbouncer) port=$bouncer_port pid=$bouncer_pid ;;
+      esac
+      read -r tps cpu tx failed < <(run "$port" "$pid" "${args[@]}")
+      printf '%-28s %-9s %12s %16s %10s\n' "$name" "$target" "$tps" "$cpu" "${failed:-?}"
+      echo "$name $target $tps $cpu" >> "$work/results"
+    done
   done
-done
+}
 
-# Transaction pooling: $tx_clients clients over $tx_pool server connections.
+printf '\n%-28s %-9s %12s %16s %10s\n' "workload" "target" "tps" "cpu_s/1000tx" "failed"
+run_workloads "select-only:-S -c $clients -j 2" "tpcb:-c $clients -j 2" \
+              "select-only-extended:-S -M extended -c $clients -j 2" \
+              "connect-per-tx:-S -C -c 8 -j 2"
+
+# Transaction pooling: $tx_clients clients over $tx_pool server connections. A run a pooler
+# cannot complete (PgBouncer 1.18 with -M prepared) shows 0 tps.
 session_pgmux_port=$pgmux_port session_pgmux_pid=$pgmux_pid
 session_bouncer_port=$bouncer_port session_bouncer_pid=$bouncer_pid
 start_pgmux pgmux-tx transaction "$tx_pool"
 start_bouncer bouncer-tx transaction "$tx_pool"
 sleep 0.5
 printf '\nTransaction pooling, %s clients over a pool of %s:\n' "$tx_clients" "$tx_pool"
-for workload in "tx-select-simple:-S -c $tx_clients -j 2" \
-                "tx-select-prepared:-S -M prepared -c $tx_clients -j 2" \
-                "tx-tpcb-prepared:-M prepared -c $tx_clients -j 2"; do
-  name=${workload%%:*}
-  read -r -a args <<< "${workload#*:}"
-  for target in direct pgmux pgbouncer; do
-    case $target in
-      direct) port=$PRIMARY_PORT pid="" ;;
-      pgmux) port=$pgmux_port pid=$pgmux_pid ;;
-      pgbouncer) port=$bouncer_port pid=$bouncer_pid ;;
-    esac
-    read -r tps cpu tx failed < <(run "$port" "$pid" "${args[@]}")
-    printf '%-28s %-9s %12s %16s %10s\n' "$name" "$target" "${tps:-FAILED}" "$cpu" "${failed:-?}"
-    echo "$name $target ${tps:-0} $cpu" >> "$work/results"
-  done
-done
+run_workloads "tx-select-simple:-S -c $tx_clients -j 2" \
+              "tx-select-prepared:-S -M prepared -c $tx_clients -j 2" \
+              "tx-tpcb-prepared:-M prepared -c $tx_clients -j 2"
 pgmux_port=$session_pgmux_port pgmux_pid=$session_pgmux_pid
 bouncer_port=$session_bouncer_port bouncer_pid=$session_bouncer_pid
 

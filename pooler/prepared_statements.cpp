@@ -36,20 +36,23 @@ std::shared_ptr<const StatementDef> ClientStatements::define(std::string_view cl
 }
 
 const StatementDef* ClientStatements::find(std::string_view client_name) const {
-  auto it = by_name_.find(std::string(client_name));
+  auto it = by_name_.find(client_name);
   return it == by_name_.end() ? nullptr : it->second.get();
 }
 
 bool ClientStatements::erase(std::string_view client_name) {
-  return by_name_.erase(std::string(client_name)) > 0;
+  auto it = by_name_.find(client_name);
+  if (it == by_name_.end()) return false;
+  by_name_.erase(it);
+  return true;
 }
 
 bool ServerStatements::contains(std::string_view name) const {
-  return index_.contains(std::string(name));
+  return index_.find(name) != index_.end();
 }
 
 void ServerStatements::touch(std::string_view name) {
-  auto it = index_.find(std::string(name));
+  auto it = index_.find(name);
   if (it != index_.end()) lru_.splice(lru_.begin(), lru_, it->second);
 }
 
@@ -69,7 +72,7 @@ std::optional<std::string> ServerStatements::insert(std::string_view name) {
 }
 
 void ServerStatements::erase(std::string_view name) {
-  auto it = index_.find(std::string(name));
+  auto it = index_.find(name);
   if (it == index_.end()) return;
   lru_.erase(it->second);
   index_.erase(it);

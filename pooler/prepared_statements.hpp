@@ -27,6 +27,15 @@ struct StatementDef {
 // after the statement name).
 [[nodiscard]] std::string server_statement_name(std::string_view parse_body_after_name);
 
+// Hashing that lets string_view keys look up std::string ones without building a string:
+// every Bind looks up two names, and the hot path must not allocate for it.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
+
 // A client's statements: its names → definitions.
 class ClientStatements {
  public:
@@ -40,7 +49,7 @@ class ClientStatements {
   [[nodiscard]] std::size_t size() const { return by_name_.size(); }
 
  private:
-  std::unordered_map<std::string, std::shared_ptr<const StatementDef>> by_name_;
+  NameMap<std::shared_ptr<const StatementDef>> by_name_;
 };
 
 // The statements one server connection has prepared, least recently used first out.
@@ -62,7 +71,7 @@ class ServerStatements {
  private:
   std::size_t capacity_;
   std::list<std::string> lru_;  // front = most recently used
-  std::unordered_map<std::string, std::list<std::string>::iterator> index_;
+  NameMap<std::list<std::string>::iterator> index_;
 };
 
 }  // namespace pgmux::pooler
