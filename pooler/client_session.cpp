@@ -275,7 +275,7 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   co_await client_.write(out_);
 
   client_.release_frame();
-  if (Config::mode_for(db, user) == PoolMode::transaction) {
+  if (const PoolMode mode = Config::mode_for(db, user); mode != PoolMode::session) {
     // A named object, not a temporary in the co_await expression: GCC 12 destroys such
     // temporaries twice.
     TransactionSessionSetup setup{.rt = rt_,
@@ -286,7 +286,8 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
                                   .pool = pool,
                                   .cancel_key = cancel_key_,
                                   .startup_settings = wanted.settings,
-                                  .told_client = *welcome};
+                                  .told_client = *welcome,
+                                  .statement_mode = mode == PoolMode::statement};
     co_await serve_transaction_pooling(std::move(setup));
     co_return;
   }

@@ -12,7 +12,15 @@
 namespace pgmux::pooler {
 
 const char* to_string(PoolMode m) {
-  return m == PoolMode::session ? "session" : "transaction";
+  switch (m) {
+    case PoolMode::session:
+      return "session";
+    case PoolMode::transaction:
+      return "transaction";
+    case PoolMode::statement:
+      return "statement";
+  }
+  return "?";
 }
 
 const char* to_string(AuthMethod m) {
@@ -55,7 +63,7 @@ int Config::worker_count() const {
 namespace {
 
 constexpr std::int64_t kMaxMs = 7LL * 24 * 3600 * 1000;  // a week
-const std::vector<std::string_view> kModes = {"session", "transaction"};
+const std::vector<std::string_view> kModes = {"session", "transaction", "statement"};
 
 void read_general(TomlTable t, GeneralSettings& g) {
   g.listen_addr.clear();
@@ -86,6 +94,8 @@ void read_pool(TomlTable t, PoolSettings& p) {
   t.get("server_lifetime_ms", p.server_lifetime_ms, 0, kMaxMs);
   t.get("server_connect_timeout_ms", p.server_connect_timeout_ms, 1, kMaxMs);
   t.get("server_reset_query", p.server_reset_query);
+  t.get("server_check_query", p.server_check_query);
+  t.get("server_check_delay_ms", p.server_check_delay_ms, 0, kMaxMs);
   t.get("max_prepared_statements", p.max_prepared_statements, 1, 100000);
   t.get("idle_transaction_timeout_ms", p.idle_transaction_timeout_ms, 0, kMaxMs);
   t.get("client_idle_timeout_ms", p.client_idle_timeout_ms, 0, kMaxMs);

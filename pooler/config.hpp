@@ -16,7 +16,7 @@
 
 namespace pgmux::pooler {
 
-enum class PoolMode : std::uint8_t { session, transaction };
+enum class PoolMode : std::uint8_t { session, transaction, statement };
 enum class AuthMethod : std::uint8_t { scram_sha_256, md5, trust };
 // Transaction pooling: what to do when a client takes session-only state (LISTEN, session
 // advisory lock, temp table, WITH HOLD cursor, SQL PREPARE).
@@ -52,6 +52,10 @@ struct PoolSettings {
   std::int64_t server_lifetime_ms = 3600000;
   std::int64_t server_connect_timeout_ms = 5000;
   std::string server_reset_query = "DISCARD ALL";
+  // Run on a server connection idle longer than server_check_delay_ms before reuse; a
+  // connection that fails it is closed and another one used. Empty: never check.
+  std::string server_check_query = "SELECT 1";
+  std::int64_t server_check_delay_ms = 30000;
   // Transaction pooling: statements kept prepared per server connection (LRU beyond this).
   int max_prepared_statements = 256;
   // Transaction mode: a client idle this long inside a transaction is disconnected (25P03)

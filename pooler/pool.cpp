@@ -73,6 +73,35 @@ std::unique_ptr<ServerConnection> Pool::take_idle_locked(
 }
 
 awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (bool first = true;; first = false) {
+    const auto left =
+        std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    ServerLease lease = co_await acquire_once(io, worker, first ? wait : std::max(left, Millis(1)));
+    const bool reused = lease->last_used() != lease->created_at();
+    if (!reused || settings_.check_query.empty() ||
+        ServerConnection::Clock::now() - lease->last_used() <= settings_.check_delay ||
+        co_await still_alive(*lease)) {
+      co_return lease;
+    }
+    lease.discard();  // dead or broken while idle: try the next one
+  }
+}
+
+awaitable<bool> Pool::still_alive(ServerConnection& conn) {
+  try {
+    co_await with_timeout(conn.simple_query(settings_.check_query), settings_.connect_timeout);
+    conn.io().release_frame();
+    conn.touch();
+    co_return conn.tx_status() == 'I';
+  } catch (const std::exception& e) {
+    spdlog::info("{} failed server_check_query after idling ({}): closing it", conn.label(),
+                 e.what());
+  }
+  co_return false;
+}
+
+awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Millis wait) {
   std::vector<std::unique_ptr<ServerConnection>> expired_conns;
   std::unique_ptr<ServerConnection> conn;
   std::shared_ptr<Waiter> waiter;

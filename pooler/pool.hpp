@@ -66,6 +66,10 @@ struct PoolSettingsView {
   Millis connect_timeout{5000};
   Millis idle_timeout{600000};
   Millis lifetime{3600000};
+  // A connection idle longer than check_delay runs check_query before it is handed out; one
+  // that fails it is closed and another taken. Empty query: no check.
+  std::string check_query;
+  Millis check_delay{30000};
 };
 
 class Pool {
@@ -106,6 +110,9 @@ class Pool {
       int worker, std::vector<std::unique_ptr<ServerConnection>>& expired);
   bool expired(const ServerConnection& c, ServerConnection::Clock::time_point now) const;
   awaitable<ServerLease> open_new(asio::io_context& io, int worker);
+  awaitable<ServerLease> acquire_once(asio::io_context& io, int worker, Millis wait);
+  // Runs the check query on a connection idle past check_delay; false when it failed.
+  awaitable<bool> still_alive(ServerConnection& conn);
   void wake_locked(const std::shared_ptr<Waiter>& w);
 
   const std::string database_, user_;

@@ -16,7 +16,9 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
     PoolSettingsView settings{.size = db.pool_size,
                               .connect_timeout = Millis(config.pool.server_connect_timeout_ms),
                               .idle_timeout = Millis(config.pool.server_idle_timeout_ms),
-                              .lifetime = Millis(config.pool.server_lifetime_ms)};
+                              .lifetime = Millis(config.pool.server_lifetime_ms),
+                              .check_query = config.pool.server_check_query,
+                              .check_delay = Millis(config.pool.server_check_delay_ms)};
     slot = std::make_shared<Pool>(db.name, user.name, std::move(login), settings, workers_,
                                   server_ids_);
   }

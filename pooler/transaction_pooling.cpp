@@ -75,6 +75,9 @@ class TransactionSession {
   awaitable<void> cleanup_after_client();
   // --- server side ---
   awaitable<void> server_loop();
+  // Statement mode: rolls back the transaction the client opened and answers its request with
+  // an error and ReadyForQuery Idle in place of the server's. False if the server failed.
+  awaitable<bool> refuse_transaction();
   // Post-transaction work; returns true when the server was handed back.
   awaitable<bool> finish_transaction();
   void release_server();
@@ -418,8 +421,9 @@ struct TransactionSession::ClientInspector {
 // Server → client: answers pgmux expects, ParameterStatus, and the quiescent ReadyForQuery.
 struct TransactionSession::ServerInspector {
   TransactionSession& t;
-  std::size_t drop = 0;   // bytes of a frame to drop instead of forwarding
-  bool boundary = false;  // a ReadyForQuery left nothing outstanding
+  std::size_t drop = 0;             // bytes of a frame to drop instead of forwarding
+  bool boundary = false;            // a ReadyForQuery left nothing outstanding
+  bool refuse_transaction = false;  // statement mode: a transaction was opened
   bool bad = false;
   std::string why;  // what was unexpected, for the log
 
@@ -489,6 +493,10 @@ struct TransactionSession::ServerInspector {
         t.expect_.pop_front();
         t.client_gate_.cancel();  // a local wait may be over
         if (e.swallow) return drop_frame(body);
+        if (t.s_.statement_mode && *status != 'I') {
+          refuse_transaction = true;  // the server loop rolls back and tells the client
+          return drop_frame(body);
+        }
         if (t.quiescent()) boundary = true;
         break;
       }
@@ -779,6 +787,13 @@ awaitable<void> TransactionSession::server_loop() {
       if (inspector.drop > 0) {
         buf.consume(inspector.drop);
         inspector.drop = 0;
+        if (inspector.refuse_transaction) {
+          inspector.refuse_transaction = false;
+          if (!co_await refuse_transaction()) break;
+          if (quiescent() && lease_->tx_status() == 'I' && co_await finish_transaction()) {
+            co_return;
+          }
+        }
         continue;
       }
       if (inspector.bad || r.error != pr::FrameError::none) {
@@ -823,6 +838,29 @@ awaitable<void> TransactionSession::server_loop() {
     s_.client.socket().cancel(ignored);  // wake the client loop
   }
   client_gate_.cancel();
+}
+
+awaitable<bool> TransactionSession::refuse_transaction() {
+  internal_ = true;
+  try {
+    co_await lease_->simple_query("ROLLBACK");
+    lease_->io().release_frame();
+  } catch (const std::exception& e) {
+    spdlog::warn("{} server {}: ROLLBACK failed ({})", s_.label, lease_->label(), e.what());
+    server_failure_ = {"08006", "pgmux could not roll back a refused transaction"};
+  }
+  internal_ = false;
+  client_gate_.cancel();
+  if (server_failure_) co_return false;
+  out_.clear();
+  pr::append_error(out_, {.severity = "ERROR",
+                          .sqlstate = "0A000",
+                          .message = "pgmux: transaction blocks are not allowed in statement "
+                                     "pooling mode; the transaction was rolled back",
+                          .hint = "use mode = \"transaction\" for this client"});
+  pr::append_ready_for_query(out_, 'I');
+  co_await write_client(out_);
+  co_return true;
 }
 
 awaitable<bool> TransactionSession::finish_transaction() {

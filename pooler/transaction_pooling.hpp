@@ -28,8 +28,9 @@ struct TransactionSessionSetup {
   std::string label;
   std::shared_ptr<Pool> pool;
   CancelKey cancel_key;
-  ParamList startup_settings;  // the client's own settings from its startup packet
-  ParameterMap told_client;    // the ParameterStatus values the client was given at login
+  ParamList startup_settings;   // the client's own settings from its startup packet
+  ParameterMap told_client;     // the ParameterStatus values the client was given at login
+  bool statement_mode = false;  // refuse multi-statement transactions (mode = "statement")
 };
 
 // Serves the client until it leaves. Throws SessionError for what ends the session with an

@@ -467,3 +467,49 @@ TEST_CASE("idle_transaction_timeout_ms and client_idle_timeout_ms end idle clien
   CHECK(late.sqlstate() == "57P05");
   CHECK(late.error().find("client_idle_timeout_ms") != std::string::npos);
 }
+
+TEST_CASE("server_check_query replaces a server connection that died while idle") {
+  PgmuxOptions o = tx_options("tx-check", 1);
+  o.pool_toml = "server_check_delay_ms = 0";
+  PgmuxProcess px(test_env(), o);
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  const std::string first = server_pid(a);
+  // The server connection is killed behind pgmux's back while it sits idle in the pool.
+  PgConn killer = direct_primary("app", "secret");
+  REQUIRE_MESSAGE(killer.ok(), killer.error());
+  CHECK(killer.query_value("SELECT pg_terminate_backend(" + first + ")") == "t");
+  std::this_thread::sleep_for(milliseconds(200));
+  // The check notices and a fresh connection serves the query: the client sees no error.
+  const PgResult r = a.exec("SELECT pg_backend_pid()");
+  REQUIRE_MESSAGE(r.ok(), r.describe());
+  CHECK(r.value(0, 0) != first);
+  CHECK(px.wait_for_log("failed server_check_query", milliseconds(2000)));
+}
+
+TEST_CASE("statement mode serves autocommit statements and refuses transaction blocks") {
+  PgmuxOptions o = tx_options("stmt", 1);
+  o.mode = "statement";
+  PgmuxProcess px(test_env(), o);
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  PgConn b(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  a.run("DROP TABLE IF EXISTS it_stmt");
+  a.run("CREATE TABLE it_stmt(x int)");
+  const PgResult r = a.exec("BEGIN");
+  CHECK(r.sqlstate() == "0A000");
+  CHECK(r.error().find("statement pooling mode") != std::string::npos);
+  CHECK(a.tx_status() == PQTRANS_IDLE);
+  // The one server connection was rolled back and handed on: b is not stuck behind a.
+  CHECK(b.query_value("SELECT 'b runs'") == "b runs");
+  const PgResult insert = a.exec_params("INSERT INTO it_stmt VALUES ($1)", {"1"});
+  CHECK_MESSAGE(insert.ok(), insert.describe());
+  CHECK(b.query_value("SELECT count(*) FROM it_stmt") == "1");
+  // One Query message that is a whole transaction ends Idle, so it is allowed.
+  a.run("BEGIN; INSERT INTO it_stmt VALUES (2); COMMIT");
+  CHECK(b.query_value("SELECT count(*) FROM it_stmt") == "2");
+  b.run("DROP TABLE it_stmt");
+}
