@@ -98,7 +98,6 @@ class TransactionSession {
   ServerLease lease_;
   bool server_loop_running_ = false;
   bool internal_ = false;     // the server loop is running pgmux's own queries
-  bool poke_ = false;         // the client loop asks the server loop to re-check for release
   bool client_done_ = false;  // the client loop has ended
   bool server_write_cut_ = false;
   bool open_batch_ = false;    // extended messages sent since the last Sync
@@ -814,14 +813,9 @@ awaitable<void> TransactionSession::server_loop() {
       }
     }
     if (client_done_) break;
-    if (poke_) {
-      poke_ = false;
-      if (quiescent() && lease_->tx_status() == 'I' && co_await finish_transaction()) co_return;
-      continue;
-    }
     buf.reserve_tail(kReadChunk);
     auto [ec, n] = co_await lease_->io().socket().async_read_some(buf.tail(), as_result);
-    if (ec == asio::error::operation_aborted && (client_done_ || poke_)) continue;
+    if (ec == asio::error::operation_aborted && client_done_) continue;
     if (ec) {
       spdlog::warn("{} lost its server {}: {}", s_.label, lease_->label(), ec.message());
       server_failure_ = {"08006",
