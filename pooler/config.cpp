@@ -99,6 +99,7 @@ void read_pool(TomlTable t, PoolSettings& p) {
   t.get("max_prepared_statements", p.max_prepared_statements, 1, 100000);
   t.get("idle_transaction_timeout_ms", p.idle_transaction_timeout_ms, 0, kMaxMs);
   t.get("client_idle_timeout_ms", p.client_idle_timeout_ms, 0, kMaxMs);
+  t.get("query_timeout_ms", p.query_timeout_ms, 0, kMaxMs);
   if (int i = t.get_choice("pin_session_state", {"pin", "error"}); i >= 0) {
     p.pin_session_state = static_cast<PinPolicy>(i);
   }

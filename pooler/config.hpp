@@ -63,6 +63,9 @@ struct PoolSettings {
   // (57P05). 0 = never.
   std::int64_t idle_transaction_timeout_ms = 0;
   std::int64_t client_idle_timeout_ms = 0;
+  // Transaction mode: a request unanswered this long is cancelled and the client
+  // disconnected (57014); its server is closed. 0 = never.
+  std::int64_t query_timeout_ms = 0;
   PinPolicy pin_session_state = PinPolicy::pin;
 };
 

@@ -75,6 +75,9 @@ class TransactionSession {
   awaitable<void> cleanup_after_client();
   // --- server side ---
   awaitable<void> server_loop();
+  // Reads the server's next bytes; while a request is unanswered, at most until
+  // query_timeout_ms after it was sent (then: timed_out).
+  awaitable<std::pair<boost::system::error_code, std::size_t>> read_server();
   // Statement mode: rolls back the transaction the client opened and answers its request with
   // an error and ReadyForQuery Idle in place of the server's. False if the server failed.
   awaitable<bool> refuse_transaction();
@@ -126,6 +129,8 @@ class TransactionSession {
   asio::steady_timer server_gate_;  // the server loop waits here for client writes
   bool writing_client_ = false;
   bool rearm_read_ = false;  // the client read was cancelled to re-evaluate its time limit
+  std::chrono::steady_clock::time_point request_started_;  // oldest unanswered request
+  bool rearm_server_read_ = false;  // the server read was cancelled to apply query_timeout_ms
 
   // Makes the client loop's pending read start again under the limit that applies now (the
   // client went idle in a transaction, or gave its server back).
@@ -569,8 +574,12 @@ awaitable<void> TransactionSession::run() {
         co_await ensure_server();
         edits_.clear();
         scratch_.clear();
+        const bool was_answered = expect_.empty();
         ClientInspector inspector{*this, buf.unread().data()};
         const auto r = client_scanner_.scan(buf.unread(), inspector);
+        const bool timed_request =
+            was_answered && !expect_.empty() && s_.config.pool.query_timeout_ms > 0;
+        if (timed_request) request_started_ = std::chrono::steady_clock::now();
         if (inspector.violation || r.error != pr::FrameError::none) {
           fail("08P01", "protocol violation: invalid message frame from client");
         }
@@ -583,6 +592,12 @@ awaitable<void> TransactionSession::run() {
           }
           server_write_cut_ = false;
           buf.consume(r.forwardable);
+          if (timed_request && server_loop_running_) {
+            // The server loop's pending read started without a deadline: restart it.
+            rearm_server_read_ = true;
+            boost::system::error_code ignored;
+            lease_->io().socket().cancel(ignored);
+          }
         }
         if (inspector.terminated) break;
         if (r.forwardable > 0) continue;
@@ -814,8 +829,19 @@ awaitable<void> TransactionSession::server_loop() {
     }
     if (client_done_) break;
     buf.reserve_tail(kReadChunk);
-    auto [ec, n] = co_await lease_->io().socket().async_read_some(buf.tail(), as_result);
-    if (ec == asio::error::operation_aborted && client_done_) continue;
+    auto [ec, n] = co_await read_server();
+    if (ec == asio::error::timed_out) {
+      spdlog::info("{} request on server {} exceeded query_timeout_ms ({} ms): cancelling",
+                   s_.label, lease_->label(), s_.config.pool.query_timeout_ms);
+      co_await s_.rt.forward_cancel(s_.cancel_key);
+      server_failure_ = {"57014", "canceling statement due to query_timeout_ms (" +
+                                      std::to_string(s_.config.pool.query_timeout_ms) + " ms)"};
+      break;
+    }
+    if (ec == asio::error::operation_aborted && (client_done_ || rearm_server_read_)) {
+      rearm_server_read_ = false;
+      continue;
+    }
     if (ec) {
       spdlog::warn("{} lost its server {}: {}", s_.label, lease_->label(), ec.message());
       server_failure_ = {"08006",
@@ -832,6 +858,23 @@ awaitable<void> TransactionSession::server_loop() {
     s_.client.socket().cancel(ignored);  // wake the client loop
   }
   client_gate_.cancel();
+}
+
+awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::read_server() {
+  auto read = [this]() -> awaitable<std::pair<boost::system::error_code, std::size_t>> {
+    auto [ec, n] =
+        co_await lease_->io().socket().async_read_some(lease_->io().buffer().tail(), as_result);
+    co_return std::pair{ec, n};
+  };
+  const Millis limit(s_.config.pool.query_timeout_ms);
+  if (limit.count() <= 0 || expect_.empty()) co_return co_await read();
+  const auto left = std::chrono::duration_cast<Millis>(request_started_ + limit -
+                                                       std::chrono::steady_clock::now());
+  try {
+    co_return co_await with_timeout(read(), std::max(left, Millis(1)));
+  } catch (const TimeoutError&) {
+  }
+  co_return std::pair{boost::system::error_code(asio::error::timed_out), std::size_t{0}};
 }
 
 awaitable<bool> TransactionSession::refuse_transaction() {

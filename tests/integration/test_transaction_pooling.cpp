@@ -513,3 +513,35 @@ TEST_CASE("statement mode serves autocommit statements and refuses transaction b
   CHECK(b.query_value("SELECT count(*) FROM it_stmt") == "2");
   b.run("DROP TABLE it_stmt");
 }
+
+TEST_CASE("query_timeout_ms cancels a request that runs too long") {
+  PgmuxOptions o = tx_options("tx-qtimeout", 2);
+  o.pool_toml = "query_timeout_ms = 500";
+  PgmuxProcess px(test_env(), o);
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  CHECK(a.query_value("SELECT 'quick'") == "quick");
+  const auto start = Clock::now();
+  const PgResult r = a.exec("SELECT pg_sleep(20), 'it_query_timeout'");
+  const double took = seconds_since(start);
+  CAPTURE(took);
+  CHECK(r.sqlstate() == "57014");
+  CHECK(r.error().find("query_timeout_ms") != std::string::npos);
+  CHECK(took >= 0.4);
+  CHECK(took < 5.0);
+  // The query was cancelled on the server, not left running.
+  PgConn watcher = direct_primary();
+  REQUIRE_MESSAGE(watcher.ok(), watcher.error());
+  CHECK(wait_until(
+      [&] {
+        return watcher.query_value(
+                   "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                   "AND query LIKE '%it_query_timeout%' AND pid <> "
+                   "pg_backend_pid()") == "0";
+      },
+      milliseconds(5000)));
+  PgConn b(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  CHECK(b.query_value("SELECT 'after'") == "after");
+}
