@@ -89,6 +89,7 @@ void read_pool(TomlTable t, PoolSettings& p) {
   if (int i = t.get_choice("mode", kModes); i >= 0) p.mode = static_cast<PoolMode>(i);
   t.get("size", p.size, 1, 100000);
   t.get("max_client_conn", p.max_client_conn, 1, 1000000);
+  t.get("min_pool_size", p.min_pool_size, 0, 100000);
   t.get("query_wait_timeout_ms", p.query_wait_timeout_ms, 1, kMaxMs);
   t.get("server_idle_timeout_ms", p.server_idle_timeout_ms, 0, kMaxMs);
   t.get("server_lifetime_ms", p.server_lifetime_ms, 0, kMaxMs);

@@ -47,6 +47,7 @@ struct PoolSettings {
   PoolMode mode = PoolMode::session;
   int size = 20;
   int max_client_conn = 10000;
+  int min_pool_size = 0;  // server connections each pool keeps open even when idle
   std::int64_t query_wait_timeout_ms = 120000;
   std::int64_t server_idle_timeout_ms = 600000;
   std::int64_t server_lifetime_ms = 3600000;

@@ -229,6 +229,22 @@ void Pool::discard(std::unique_ptr<ServerConnection> conn) {
   --total_;
 }
 
+awaitable<void> Pool::top_up(asio::io_context& io, int worker) {
+  {
+    std::lock_guard lock(mutex_);
+    if (total_ >= settings_.min_size || !waiters_.empty()) co_return;
+    ++total_;
+    ++connecting_;
+  }
+  try {
+    ServerLease lease = co_await open_new(io, worker);
+    lease.give_back();
+  } catch (const std::exception& e) {
+    spdlog::warn("pool {}/{}: opening a connection for min_pool_size failed: {}", database_, user_,
+                 e.what());
+  }
+}
+
 void Pool::sweep(int worker) {
   std::vector<std::unique_ptr<ServerConnection>> doomed;
   const auto now = ServerConnection::Clock::now();

@@ -70,6 +70,7 @@ struct PoolSettingsView {
   // that fails it is closed and another taken. Empty query: no check.
   std::string check_query;
   Millis check_delay{30000};
+  int min_size = 0;  // connections kept open even when idle (min_pool_size)
 };
 
 class Pool {
@@ -85,6 +86,9 @@ class Pool {
   awaitable<ServerLease> acquire(asio::io_context& io, int worker, Millis wait);
   // Closes idle connections of `worker` past their idle timeout or lifetime.
   void sweep(int worker);
+  // Opens one connection on `worker` if the pool is below its minimum size and nobody waits;
+  // the sweep calls it every second, so a pool fills up gradually. Failures are logged.
+  awaitable<void> top_up(asio::io_context& io, int worker);
   // Closes every idle connection (shutdown).
   void close_idle();
 

@@ -18,11 +18,19 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
                               .idle_timeout = Millis(config.pool.server_idle_timeout_ms),
                               .lifetime = Millis(config.pool.server_lifetime_ms),
                               .check_query = config.pool.server_check_query,
-                              .check_delay = Millis(config.pool.server_check_delay_ms)};
+                              .check_delay = Millis(config.pool.server_check_delay_ms),
+                              .min_size = std::min(config.pool.min_pool_size, db.pool_size)};
     slot = std::make_shared<Pool>(db.name, user.name, std::move(login), settings, workers_,
                                   server_ids_);
   }
   return slot;
+}
+
+std::vector<std::shared_ptr<Pool>> PoolRegistry::all() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<Pool>> out;
+  for (const auto& [key, pool] : pools_) out.push_back(pool);
+  return out;
 }
 
 void PoolRegistry::for_each(const std::function<void(Pool&)>& fn) const {

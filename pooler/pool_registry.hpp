@@ -20,6 +20,8 @@ class PoolRegistry {
   // The primary pool for this database and user, created with the config's settings.
   std::shared_ptr<Pool> get(const Config& config, const DatabaseConfig& db, const UserConfig& user);
   void for_each(const std::function<void(Pool&)>& fn) const;
+  // The pools as they are now, for work that awaits (a callback under the lock cannot).
+  [[nodiscard]] std::vector<std::shared_ptr<Pool>> all() const;
 
  private:
   int workers_;

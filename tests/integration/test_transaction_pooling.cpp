@@ -114,36 +114,38 @@ TEST_CASE("named prepared statements follow a client across servers") {
   PgResult prep(PQprepare(a.get(), "s1", "SELECT pg_backend_pid(), $1::int * 2", 1, nullptr));
   REQUIRE_MESSAGE(prep.ok(), prep.describe());
 
-  // Two other clients keep taking servers in short transactions, so `a` lands on both.
-  std::atomic<bool> stop{false};
-  std::atomic<int> busy_errors{0};
-  auto churn = [&] {
-    PgConn c(px.conninfo("app", "secret"));
-    if (!c.ok()) {
-      ++busy_errors;
-      return;
-    }
-    while (!stop) {
-      if (!c.exec("BEGIN").ok() || !c.exec("SELECT pg_sleep(0.005)").ok() ||
-          !c.exec("COMMIT").ok()) {
-        ++busy_errors;
-      }
-    }
+  // Two other clients hold one server each in turn, so `a` must run s1 on both servers.
+  PgConn b0(px.conninfo("app", "secret"));
+  PgConn c0(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(b0.ok(), b0.error());
+  REQUIRE_MESSAGE(c0.ok(), c0.error());
+  auto exec_s1 = [&](int i) {
+    const std::string v = std::to_string(i);
+    const char* values[] = {v.c_str()};
+    PgResult r(PQexecPrepared(a.get(), "s1", 1, values, nullptr, nullptr, 0));
+    REQUIRE_MESSAGE(r.ok(), r.describe());
+    CHECK(r.value(0, 1) == std::to_string(i * 2));
+    return r.value(0, 0);
   };
   std::set<std::string> pids;
-  {
-    std::jthread t1(churn), t2(churn);
-    for (int i = 0; i < 60; ++i) {
-      const std::string v = std::to_string(i);
-      const char* values[] = {v.c_str()};
-      PgResult r(PQexecPrepared(a.get(), "s1", 1, values, nullptr, nullptr, 0));
-      REQUIRE_MESSAGE(r.ok(), r.describe());
-      CHECK(r.value(0, 1) == std::to_string(i * 2));
-      pids.insert(r.value(0, 0));
-    }
-    stop = true;
+  b0.run("BEGIN");
+  const std::string pid_b = server_pid(b0);
+  for (int round = 0; round < 3; ++round) {
+    c0.run("BEGIN");
+    const std::string pid_c = server_pid(c0);
+    CHECK(pid_c != pid_b);
+    b0.run("COMMIT");  // frees pid_b: the only server a can get
+    const std::string on_b = exec_s1(round * 2);
+    CHECK(on_b == pid_b);
+    b0.run("BEGIN");
+    CHECK(server_pid(b0) == pid_b);
+    c0.run("COMMIT");  // frees pid_c
+    const std::string on_c = exec_s1(round * 2 + 1);
+    CHECK(on_c == pid_c);
+    pids.insert(on_b);
+    pids.insert(on_c);
   }
-  CHECK(busy_errors == 0);
+  b0.run("COMMIT");
   MESSAGE("s1 ran on ", pids.size(), " server connection(s)");
   CHECK(pids.size() == 2);
 
@@ -544,4 +546,26 @@ TEST_CASE("query_timeout_ms cancels a request that runs too long") {
   PgConn b(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(b.ok(), b.error());
   CHECK(b.query_value("SELECT 'after'") == "after");
+}
+
+TEST_CASE("min_pool_size keeps that many server connections open") {
+  PgmuxOptions o = tx_options("tx-minpool", 5);
+  o.pool_toml = "min_pool_size = 3";
+  PgmuxProcess px(test_env(), o);
+  INFO(px.log_tail());
+  PgConn watcher = direct_primary();
+  REQUIRE_MESSAGE(watcher.ok(), watcher.error());
+  auto servers = [&] {
+    return std::stoi(
+        watcher.query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
+                            "AND backend_type = 'client backend'"));
+  };
+  // Earlier tests' server connections close when their pgmux stops.
+  wait_until([&] { return servers() == 0; }, milliseconds(5000));
+  PgConn a(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  CHECK(a.query_value("SELECT 1") == "1");  // the pool exists from the first login on
+  CHECK(wait_until([&] { return servers() == 3; }, milliseconds(8000)));
+  std::this_thread::sleep_for(milliseconds(2500));
+  CHECK(servers() == 3);  // topped up to the minimum, not beyond
 }
