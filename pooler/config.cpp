@@ -90,6 +90,11 @@ void read_pool(TomlTable t, PoolSettings& p) {
   t.get("size", p.size, 1, 100000);
   t.get("max_client_conn", p.max_client_conn, 1, 1000000);
   t.get("min_pool_size", p.min_pool_size, 0, 100000);
+  t.get("reserve_pool_size", p.reserve_pool_size, 0, 100000);
+  t.get("reserve_pool_timeout_ms", p.reserve_pool_timeout_ms, 0, kMaxMs);
+  t.get("max_db_connections", p.max_db_connections, 0, 1000000);
+  t.get("max_user_connections", p.max_user_connections, 0, 1000000);
+  t.get("server_login_retry_ms", p.server_login_retry_ms, 0, kMaxMs);
   t.get("query_wait_timeout_ms", p.query_wait_timeout_ms, 1, kMaxMs);
   t.get("server_idle_timeout_ms", p.server_idle_timeout_ms, 0, kMaxMs);
   t.get("server_lifetime_ms", p.server_lifetime_ms, 0, kMaxMs);
@@ -126,6 +131,8 @@ DatabaseConfig read_database(const std::string& name, const toml::value& v, cons
   d.name = name;
   d.dbname = name;
   d.pool_size = p.size;
+  d.reserve_pool_size = p.reserve_pool_size;
+  d.max_db_connections = p.max_db_connections;
   d.mode = p.mode;
   t.get("dbname", d.dbname);
   const toml::value* primary = t.find("primary");
@@ -140,6 +147,8 @@ DatabaseConfig read_database(const std::string& name, const toml::value& v, cons
     }
   }
   t.get("pool_size", d.pool_size, 1, 100000);
+  t.get("reserve_pool_size", d.reserve_pool_size, 0, 100000);
+  t.get("max_db_connections", d.max_db_connections, 0, 1000000);
   if (int i = t.get_choice("mode", kModes); i >= 0) d.mode = static_cast<PoolMode>(i);
   t.reject_unknown_keys();
   return d;
@@ -149,10 +158,12 @@ bool looks_like_md5_hash(std::string_view s) {
   return s.size() == 35 && s.substr(0, 3) == "md5";
 }
 
-UserConfig read_user(const std::string& name, const toml::value& v) {
+UserConfig read_user(const std::string& name, const toml::value& v, const PoolSettings& p) {
   TomlTable t(v, "users." + name);
   UserConfig u;
   u.name = name;
+  u.max_user_connections = p.max_user_connections;
+  t.get("max_user_connections", u.max_user_connections, 0, 1000000);
   const std::vector<std::string_view> methods = {"scram-sha-256", "md5", "trust"};
   if (int i = t.get_choice("auth", methods); i >= 0) u.auth = static_cast<AuthMethod>(i);
   std::string password;
@@ -196,7 +207,8 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
   }
   if (const toml::value* v = top.find("users")) {
     if (!v->is_table()) top.fail(*v, "users", "expected tables [users.NAME]");
-    for (const auto& [user, uv] : v->as_table()) cfg->users.emplace(user, read_user(user, uv));
+    for (const auto& [user, uv] : v->as_table())
+      cfg->users.emplace(user, read_user(user, uv, cfg->pool));
   }
   top.reject_unknown_keys();
   return cfg;

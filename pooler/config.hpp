@@ -48,6 +48,17 @@ struct PoolSettings {
   int size = 20;
   int max_client_conn = 10000;
   int min_pool_size = 0;  // server connections each pool keeps open even when idle
+  // Extra connections a pool may open for a client that waited reserve_pool_timeout_ms; they
+  // close again when they come back with nobody waiting.
+  int reserve_pool_size = 0;
+  std::int64_t reserve_pool_timeout_ms = 5000;
+  // Caps across pools: server connections per database (all users) and per user (all
+  // databases). 0 = no cap. [databases.X] and [users.X] may override them.
+  int max_db_connections = 0;
+  int max_user_connections = 0;
+  // After a failed server login, a pool waits this long before trying again; meanwhile a
+  // client that needs a new connection gets the login failure at once.
+  std::int64_t server_login_retry_ms = 1000;
   std::int64_t query_wait_timeout_ms = 120000;
   std::int64_t server_idle_timeout_ms = 600000;
   std::int64_t server_lifetime_ms = 3600000;
@@ -75,7 +86,9 @@ struct DatabaseConfig {
   std::string dbname;  // what the server calls it
   Endpoint primary;
   std::vector<Endpoint> replicas;
-  int pool_size = 0;  // resolved: database override or [pool].size
+  int pool_size = 0;           // resolved: database override or [pool].size
+  int reserve_pool_size = 0;   // resolved like pool_size
+  int max_db_connections = 0;  // resolved; 0 = no cap
   PoolMode mode = PoolMode::session;
 };
 
@@ -89,6 +102,7 @@ struct UserConfig {
   std::string server_password;
   // Overrides the database's pool mode for this user.
   std::optional<PoolMode> mode;
+  int max_user_connections = 0;  // resolved: user override or [pool]; 0 = no cap
 };
 
 struct Config {

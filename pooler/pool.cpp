@@ -1,12 +1,14 @@
-// Pool bookkeeping: budget, per-worker idle lists, FIFO waiters, cross-worker hand-over.
+// Pool bookkeeping: budget, per-worker idle lists, FIFO waiters, cross-worker hand-over,
+// reserve connections, shared caps and the login retry window.
 #include "pooler/pool.hpp"
 
 #include <spdlog/spdlog.h>
 
 namespace pgmux::pooler {
 
-// A queued acquire. The waker fills `conn` or `slot` under the pool mutex and cancels the timer
-// on the waiter's own executor; the waiter decides under the mutex whether it was served.
+// A queued acquire. The waker fills `conn`, `slot` or `error_*` under the pool mutex and
+// cancels the timer on the waiter's own executor; the waiter decides under the mutex whether it
+// was served.
 struct Pool::Waiter {
   explicit Waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
   asio::steady_timer timer;
@@ -14,6 +16,7 @@ struct Pool::Waiter {
   std::unique_ptr<ServerConnection> conn;  // an idle connection handed over
   bool slot = false;                       // permission to open a new connection
   bool done = false;
+  std::string error_state, error_message;  // served with a failure instead
 };
 
 ServerLease& ServerLease::operator=(ServerLease&& o) noexcept {
@@ -38,12 +41,14 @@ void ServerLease::discard() {
 }
 
 Pool::Pool(std::string database, std::string user, ServerLogin login, PoolSettingsView settings,
-           int workers, std::atomic<std::uint64_t>& server_ids)
+           int workers, std::atomic<std::uint64_t>& server_ids,
+           std::vector<std::shared_ptr<ConnectionBudget>> budgets)
     : database_(std::move(database)),
       user_(std::move(user)),
       login_(std::move(login)),
-      settings_(settings),
+      settings_(std::move(settings)),
       server_ids_(server_ids),
+      budgets_(std::move(budgets)),
       idle_(static_cast<std::size_t>(workers)) {}
 
 Pool::~Pool() {
@@ -51,8 +56,88 @@ Pool::~Pool() {
 }
 
 bool Pool::expired(const ServerConnection& c, ServerConnection::Clock::time_point now) const {
-  return (settings_.lifetime.count() > 0 && now - c.created_at() > settings_.lifetime) ||
+  return now >= c.retire_at() ||
          (settings_.idle_timeout.count() > 0 && now - c.last_used() > settings_.idle_timeout);
+}
+
+bool Pool::take_slot_locked(bool reserve) {
+  const int cap = settings_.size + (reserve ? settings_.reserve_size : 0);
+  if (total_ >= cap) return false;
+  for (std::size_t i = 0; i < budgets_.size(); ++i) {
+    if (!budgets_[i]->try_take()) {
+      for (std::size_t j = 0; j < i; ++j) budgets_[j]->give();
+      return false;
+    }
+  }
+  ++total_;
+  return true;
+}
+
+void Pool::release_slot_locked() {
+  --total_;
+  for (const auto& b : budgets_) b->give();
+}
+
+void Pool::notify_budgets() {
+  for (const auto& b : budgets_) {
+    for (const auto& p : b->pools()) p->retry_waiters();
+  }
+}
+
+void Pool::retry_waiters() {
+  std::lock_guard lock(mutex_);
+  while (!waiters_.empty() && !login_blocked_locked() && take_slot_locked(false)) {
+    auto w = waiters_.front();
+    waiters_.pop_front();
+    ++connecting_;
+    w->slot = true;
+    wake_locked(w);
+  }
+}
+
+void Pool::reclaim_from_siblings() {
+  for (const auto& b : budgets_) {
+    if (!b->exhausted()) continue;
+    for (const auto& p : b->pools()) {
+      if (p.get() != this && p->close_one_idle()) return;
+    }
+  }
+}
+
+bool Pool::has_waiters() const {
+  std::lock_guard lock(mutex_);
+  return !waiters_.empty();
+}
+
+bool Pool::login_blocked_locked() const {
+  return login_failing_ &&
+         std::chrono::steady_clock::now() - login_failed_at_ < settings_.login_retry;
+}
+
+std::string Pool::exhaustion_reason_locked() const {
+  if (total_ >= settings_.size) {
+    std::string r = "all " + std::to_string(settings_.size) + " connections of the pool are in use";
+    if (settings_.reserve_size > 0) {
+      r += ", and " + std::to_string(std::max(0, total_ - settings_.size)) +
+           " of reserve_pool_size " + std::to_string(settings_.reserve_size);
+    }
+    return r;
+  }
+  for (const auto& b : budgets_) {
+    if (b->exhausted()) return b->describe();
+  }
+  if (login_blocked_locked()) return "server login is failing: " + login_error_message_;
+  return "no connection was returned in time";
+}
+
+void Pool::fail_waiters_locked(const std::string& sqlstate, const std::string& message) {
+  while (!waiters_.empty()) {
+    auto w = waiters_.front();
+    waiters_.pop_front();
+    w->error_state = sqlstate;
+    w->error_message = message;
+    wake_locked(w);
+  }
 }
 
 std::unique_ptr<ServerConnection> Pool::take_idle_locked(
@@ -65,7 +150,7 @@ std::unique_ptr<ServerConnection> Pool::take_idle_locked(
       auto c = std::move(list.back());
       list.pop_back();
       if (!expired(*c, now)) return c;
-      --total_;
+      release_slot_locked();
       expired_out.push_back(std::move(c));
     }
   }
@@ -106,35 +191,66 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
   std::unique_ptr<ServerConnection> conn;
   std::shared_ptr<Waiter> waiter;
   bool open = false;
+  bool budget_blocked = false;
+  std::optional<ServerError> login_failure;
   {
     std::lock_guard lock(mutex_);
     conn = take_idle_locked(worker, expired_conns);
     if (conn) {
       ++active_;
-    } else if (total_ < settings_.size) {
-      ++total_;
+    } else if (login_blocked_locked() && total_ == 0) {
+      // Nothing to wait for: the server refused the last login moments ago.
+      login_failure.emplace(login_error_state_,
+                            "server login has been failing (" + login_error_message_ +
+                                "); pgmux tries again after server_login_retry_ms (" +
+                                std::to_string(settings_.login_retry.count()) + " ms)");
+    } else if (!login_blocked_locked() && take_slot_locked(false)) {
       ++connecting_;
       open = true;
     } else {
+      budget_blocked = total_ < settings_.size && !login_blocked_locked();
       waiter = std::make_shared<Waiter>(io.get_executor());
       waiters_.push_back(waiter);
     }
   }
   for (auto& c : expired_conns) c->close();
+  if (!expired_conns.empty()) notify_budgets();
+  if (login_failure) throw *login_failure;
   spdlog::debug("pool {}/{} acquire: total {} active {} open {} queued {}", database_, user_,
                 total_, active_, open, waiter != nullptr);
   if (open) co_return co_await open_new(io, worker);
   if (waiter) {
-    waiter->timer.expires_after(wait);
-    co_await waiter->timer.async_wait(as_result);
-    std::lock_guard lock(mutex_);
-    if (!waiter->done) {
+    if (budget_blocked) reclaim_from_siblings();
+    const auto deadline = waiter->since + wait;
+    bool reserve_tried = settings_.reserve_size == 0 || settings_.reserve_timeout >= wait;
+    for (;;) {
+      waiter->timer.expires_at(
+          reserve_tried ? deadline : std::min(deadline, waiter->since + settings_.reserve_timeout));
+      co_await waiter->timer.async_wait(as_result);
+      std::lock_guard lock(mutex_);
+      if (waiter->done) break;
+      if (!reserve_tried) {
+        reserve_tried = true;
+        if (take_slot_locked(true)) {
+          std::erase(waiters_, waiter);
+          ++connecting_;
+          open = true;
+          spdlog::info(
+              "pool {}/{}: a client waited reserve_pool_timeout_ms ({} ms): opening a "
+              "reserve connection ({} of reserve_pool_size {})",
+              database_, user_, settings_.reserve_timeout.count(), total_ - settings_.size,
+              settings_.reserve_size);
+          break;
+        }
+        continue;
+      }
       std::erase(waiters_, waiter);
       ++total_timeouts_;
       throw PoolTimeout("no server connection became available for pool " + database_ + "/" +
                         user_ + " within query_wait_timeout_ms (" + std::to_string(wait.count()) +
-                        " ms); the pool has " + std::to_string(settings_.size) + " connections");
+                        " ms): " + exhaustion_reason_locked());
     }
+    if (!waiter->error_state.empty()) throw ServerError(waiter->error_state, waiter->error_message);
     if (waiter->slot) open = true;
     conn = std::move(waiter->conn);
   }
@@ -163,25 +279,52 @@ awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
       message = "timed out connecting to server " + login_.endpoint.host + ":" +
                 std::to_string(login_.endpoint.port) + " (server_connect_timeout_ms)";
     }
-    std::lock_guard lock(mutex_);
-    --connecting_;
-    --total_;
-    // The slot is free again: let the next waiter try to open it.
-    if (!waiters_.empty()) {
-      auto w = waiters_.front();
-      waiters_.pop_front();
-      ++total_;
-      ++connecting_;
-      w->slot = true;
-      wake_locked(w);
+    const auto* se = dynamic_cast<const ServerError*>(&e);
+    const std::string sqlstate = se != nullptr ? se->sqlstate() : "08006";
+    bool freed = false;
+    {
+      std::lock_guard lock(mutex_);
+      --connecting_;
+      if (settings_.login_retry.count() > 0) {
+        if (!login_failing_) {
+          spdlog::warn(
+              "pool {}/{}: server login failed ({}); new connections wait "
+              "server_login_retry_ms ({} ms) between attempts",
+              database_, user_, message, settings_.login_retry.count());
+        }
+        login_failing_ = true;
+        login_failed_at_ = std::chrono::steady_clock::now();
+        login_error_state_ = sqlstate;
+        login_error_message_ = message;
+        release_slot_locked();
+        freed = true;
+        // With no connection left, queued clients could only time out: tell them now.
+        if (total_ == 0) fail_waiters_locked(sqlstate, message);
+      } else if (!waiters_.empty()) {
+        // The slot is free again: let the next waiter try to open it.
+        auto w = waiters_.front();
+        waiters_.pop_front();
+        ++connecting_;
+        w->slot = true;
+        wake_locked(w);
+      } else {
+        release_slot_locked();
+        freed = true;
+      }
     }
-    if (auto* se = dynamic_cast<const ServerError*>(&e)) throw ServerError(se->sqlstate(), message);
-    throw ServerError("08006", message);
+    if (freed) notify_budgets();
+    throw ServerError(sqlstate, message);
   }
   conn->set_bound_worker(worker);
   spdlog::info("{} connected (backend pid {})", conn->label(), conn->backend_pid());
   std::lock_guard lock(mutex_);
+  if (settings_.lifetime.count() > 0) {
+    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+    conn->set_retire_at(conn->created_at() + jittered_lifetime(settings_.lifetime, u));
+  }
   if (!welcome_) welcome_ = conn->parameters();
+  if (login_failing_) spdlog::info("pool {}/{}: server login works again", database_, user_);
+  login_failing_ = false;
   --connecting_;
   ++active_;
   ++total_acquired_;
@@ -195,45 +338,71 @@ void Pool::wake_locked(const std::shared_ptr<Waiter>& w) {
 
 void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
   const auto now = ServerConnection::Clock::now();
-  if (settings_.lifetime.count() > 0 && now - conn->created_at() > settings_.lifetime) {
+  if (now >= conn->retire_at()) {
     spdlog::info("{} closing: server_lifetime_ms reached", conn->label());
     discard(std::move(conn));
     return;
   }
   conn->touch();
-  std::lock_guard lock(mutex_);
-  --active_;
-  if (!waiters_.empty()) {
-    auto w = waiters_.front();
-    waiters_.pop_front();
-    ++active_;
-    w->conn = std::move(conn);
-    wake_locked(w);
+  {
+    std::lock_guard lock(mutex_);
+    --active_;
+    if (!waiters_.empty()) {
+      auto w = waiters_.front();
+      waiters_.pop_front();
+      ++active_;
+      w->conn = std::move(conn);
+      wake_locked(w);
+      return;
+    }
+    if (total_ <= settings_.size) {
+      idle_[static_cast<std::size_t>(conn->bound_worker())].push_back(std::move(conn));
+    } else {
+      release_slot_locked();  // a reserve connection nobody waits for: shrink back
+    }
+  }
+  if (conn) {
+    spdlog::info("{} closing: reserve connection no longer needed", conn->label());
+    conn->close();
+    notify_budgets();
     return;
   }
-  idle_[static_cast<std::size_t>(conn->bound_worker())].push_back(std::move(conn));
+  // An idle connection here is wasted while another pool sharing a spent budget has clients
+  // queued: give the unit to them.
+  for (const auto& b : budgets_) {
+    if (!b->exhausted()) continue;
+    for (const auto& p : b->pools()) {
+      if (p.get() != this && p->has_waiters()) {
+        close_one_idle();
+        return;
+      }
+    }
+  }
 }
 
 void Pool::discard(std::unique_ptr<ServerConnection> conn) {
   conn->close();
-  std::lock_guard lock(mutex_);
-  --active_;
-  if (!waiters_.empty()) {
-    auto w = waiters_.front();
-    waiters_.pop_front();
-    ++connecting_;
-    w->slot = true;  // the budget unit passes straight to the waiter
-    wake_locked(w);
-    return;
+  {
+    std::lock_guard lock(mutex_);
+    --active_;
+    if (!waiters_.empty() && !login_blocked_locked()) {
+      auto w = waiters_.front();
+      waiters_.pop_front();
+      ++connecting_;
+      w->slot = true;  // the budget unit passes straight to the waiter
+      wake_locked(w);
+      return;
+    }
+    release_slot_locked();
   }
-  --total_;
+  notify_budgets();
 }
 
 awaitable<void> Pool::top_up(asio::io_context& io, int worker) {
   {
     std::lock_guard lock(mutex_);
-    if (total_ >= settings_.min_size || !waiters_.empty()) co_return;
-    ++total_;
+    if (total_ >= settings_.min_size || !waiters_.empty() || login_blocked_locked()) co_return;
+    if (!take_slot_locked(false)) co_return;
     ++connecting_;
   }
   try {
@@ -254,22 +423,48 @@ void Pool::sweep(int worker) {
     std::erase_if(list, [&](std::unique_ptr<ServerConnection>& c) {
       if (!expired(*c, now)) return false;
       doomed.push_back(std::move(c));
-      --total_;
+      release_slot_locked();
       return true;
     });
   }
   for (auto& c : doomed) {
-    spdlog::info("{} closing: idle timeout or lifetime reached", c->label());
+    spdlog::info("{} closing: {} reached", c->label(),
+                 now >= c->retire_at() ? "server_lifetime_ms" : "server_idle_timeout_ms");
     c->close();
   }
+  if (!doomed.empty()) notify_budgets();
+}
+
+bool Pool::close_one_idle() {
+  std::unique_ptr<ServerConnection> victim;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& list : idle_) {
+      if (list.empty()) continue;
+      victim = std::move(list.front());  // the least recently used of this worker
+      list.erase(list.begin());
+      release_slot_locked();
+      break;
+    }
+  }
+  if (!victim) return false;
+  spdlog::info("{} closing: idle, and another pool sharing its connection limit needs one",
+               victim->label());
+  victim->close();
+  notify_budgets();
+  return true;
 }
 
 void Pool::close_idle() {
-  std::lock_guard lock(mutex_);
-  for (auto& list : idle_) {
-    for (auto& c : list) c->close();
-    total_ -= static_cast<int>(list.size());
-    list.clear();
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& list : idle_) {
+      for (auto& c : list) {
+        c->close();
+        release_slot_locked();
+      }
+      list.clear();
+    }
   }
 }
 
@@ -293,6 +488,7 @@ PoolStats Pool::stats() const {
   }
   s.total_acquired = total_acquired_;
   s.total_timeouts = total_timeouts_;
+  s.reserve_in_use = std::max(0, total_ - settings_.size);
   return s;
 }
 

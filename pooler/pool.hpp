@@ -2,7 +2,10 @@
 // by all workers: the pool never holds more than `size` connections in total. Idle connections
 // are kept per worker so a worker normally reuses its own; when it has none and the budget is
 // spent, it takes another worker's idle connection (moving the socket) before it queues.
-// Waiters are served FIFO and time out with PoolTimeout.
+// Waiters are served FIFO and time out with PoolTimeout. A waiter queued longer than
+// reserve_timeout may open one of `reserve_size` extra connections, which close again as soon
+// as they come back with nobody waiting. Shared caps (max_db_connections, max_user_connections)
+// are ConnectionBudgets every connection of the pool also counts against.
 #pragma once
 
 #include <atomic>
@@ -10,10 +13,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "pooler/connection_budget.hpp"
 #include "pooler/server_connection.hpp"
+#include "pooler/server_lifetime.hpp"
 
 namespace pgmux::pooler {
 
@@ -59,6 +65,7 @@ struct PoolStats {
   std::int64_t max_wait_us = 0;
   std::uint64_t total_acquired = 0;
   std::uint64_t total_timeouts = 0;
+  int reserve_in_use = 0;  // connections open beyond `size`
 };
 
 struct PoolSettingsView {
@@ -71,12 +78,18 @@ struct PoolSettingsView {
   std::string check_query;
   Millis check_delay{30000};
   int min_size = 0;  // connections kept open even when idle (min_pool_size)
+  int reserve_size = 0;
+  Millis reserve_timeout{5000};
+  // After a failed login, new connections are not attempted for this long; clients that would
+  // need one get the failure instead. 0: retry at once.
+  Millis login_retry{1000};
 };
 
 class Pool {
  public:
   Pool(std::string database, std::string user, ServerLogin login, PoolSettingsView settings,
-       int workers, std::atomic<std::uint64_t>& server_ids);
+       int workers, std::atomic<std::uint64_t>& server_ids,
+       std::vector<std::shared_ptr<ConnectionBudget>> budgets = {});
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -91,6 +104,10 @@ class Pool {
   awaitable<void> top_up(asio::io_context& io, int worker);
   // Closes every idle connection (shutdown).
   void close_idle();
+  // Closes one idle connection to return its unit to the shared budgets; false when none.
+  bool close_one_idle();
+  // A shared budget has a unit again: hand it to the first waiter if this pool can use it.
+  void retry_waiters();
 
   // Counts a logged-in client for SHOW POOLS (cl_active = clients not waiting for a server).
   void client_joined() { clients_.fetch_add(1, std::memory_order_relaxed); }
@@ -114,6 +131,21 @@ class Pool {
       int worker, std::vector<std::unique_ptr<ServerConnection>>& expired);
   bool expired(const ServerConnection& c, ServerConnection::Clock::time_point now) const;
   awaitable<ServerLease> open_new(asio::io_context& io, int worker);
+  // Counts a connection about to be opened against the pool size (plus the reserve when
+  // `reserve` is set) and the shared budgets; false when any of them is spent.
+  bool take_slot_locked(bool reserve);
+  // A connection is gone for good: its slot returns to the pool and the budgets.
+  void release_slot_locked();
+  // After release_slot_locked, outside the lock: let other pools' waiters use the units.
+  void notify_budgets();
+  // Asks the other pools sharing a spent budget to close an idle connection.
+  void reclaim_from_siblings();
+  // Inside the server_login_retry_ms window after a failed login.
+  bool login_blocked_locked() const;
+  bool has_waiters() const;
+  // Why a waiter is still without a connection, for its timeout error.
+  std::string exhaustion_reason_locked() const;
+  void fail_waiters_locked(const std::string& sqlstate, const std::string& message);
   awaitable<ServerLease> acquire_once(asio::io_context& io, int worker, Millis wait);
   // Runs the check query on a connection idle past check_delay; false when it failed.
   awaitable<bool> still_alive(ServerConnection& conn);
@@ -123,6 +155,7 @@ class Pool {
   const ServerLogin login_;
   const PoolSettingsView settings_;
   std::atomic<std::uint64_t>& server_ids_;
+  const std::vector<std::shared_ptr<ConnectionBudget>> budgets_;
 
   mutable std::mutex mutex_;
   std::vector<std::vector<std::unique_ptr<ServerConnection>>> idle_;  // per worker, LIFO
@@ -134,6 +167,11 @@ class Pool {
   int connecting_ = 0;
   std::uint64_t total_acquired_ = 0;
   std::uint64_t total_timeouts_ = 0;
+  std::minstd_rand rng_{std::random_device{}()};
+  // The last failed login, for server_login_retry_ms.
+  bool login_failing_ = false;
+  std::chrono::steady_clock::time_point login_failed_at_;
+  std::string login_error_state_, login_error_message_;
 };
 
 }  // namespace pgmux::pooler

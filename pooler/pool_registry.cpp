@@ -19,9 +19,30 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
                               .lifetime = Millis(config.pool.server_lifetime_ms),
                               .check_query = config.pool.server_check_query,
                               .check_delay = Millis(config.pool.server_check_delay_ms),
-                              .min_size = std::min(config.pool.min_pool_size, db.pool_size)};
+                              .min_size = std::min(config.pool.min_pool_size, db.pool_size),
+                              .reserve_size = db.reserve_pool_size,
+                              .reserve_timeout = Millis(config.pool.reserve_pool_timeout_ms),
+                              .login_retry = Millis(config.pool.server_login_retry_ms)};
+    std::vector<std::shared_ptr<ConnectionBudget>> budgets;
+    if (db.max_db_connections > 0) {
+      auto& b = db_budgets_[db.name];
+      if (!b) {
+        b = std::make_shared<ConnectionBudget>("max_db_connections of database \"" + db.name + "\"",
+                                               db.max_db_connections);
+      }
+      budgets.push_back(b);
+    }
+    if (user.max_user_connections > 0) {
+      auto& b = user_budgets_[user.name];
+      if (!b) {
+        b = std::make_shared<ConnectionBudget>("max_user_connections of user \"" + user.name + "\"",
+                                               user.max_user_connections);
+      }
+      budgets.push_back(b);
+    }
     slot = std::make_shared<Pool>(db.name, user.name, std::move(login), settings, workers_,
-                                  server_ids_);
+                                  server_ids_, budgets);
+    for (const auto& b : budgets) b->add_pool(slot);
   }
   return slot;
 }

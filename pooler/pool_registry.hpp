@@ -9,6 +9,7 @@
 #include <string>
 
 #include "pooler/config.hpp"
+#include "pooler/connection_budget.hpp"
 #include "pooler/pool.hpp"
 
 namespace pgmux::pooler {
@@ -27,6 +28,8 @@ class PoolRegistry {
   int workers_;
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<Pool>> pools_;
+  // Shared caps, created with the first pool that needs them.
+  std::map<std::string, std::shared_ptr<ConnectionBudget>> db_budgets_, user_budgets_;
   std::atomic<std::uint64_t> server_ids_{0};
 };
 

@@ -121,7 +121,7 @@ awaitable<void> Runtime::sweep_loop(Worker& w) {
   for (;;) {
     timer.expires_after(Millis(1000));
     if (auto [ec] = co_await timer.async_wait(as_result); ec) co_return;
-    pools_.for_each([&](Pool& p) { p.sweep(w.index); });
+    for (const auto& pool : pools_.all()) pool->sweep(w.index);
     if (draining_) continue;
     for (const auto& pool : pools_.all()) co_await pool->top_up(w.io, w.index);
   }

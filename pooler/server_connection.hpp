@@ -78,6 +78,9 @@ class ServerConnection {
   [[nodiscard]] Clock::time_point created_at() const { return created_at_; }
   [[nodiscard]] Clock::time_point last_used() const { return last_used_; }
   void touch() { last_used_ = Clock::now(); }
+  // When the pool closes this connection instead of reusing it (server_lifetime_ms).
+  [[nodiscard]] Clock::time_point retire_at() const { return retire_at_; }
+  void set_retire_at(Clock::time_point t) { retire_at_ = t; }
   // Transaction status from the last ReadyForQuery: 'I', 'T' or 'E'.
   [[nodiscard]] char tx_status() const { return tx_status_; }
   void set_tx_status(char s) { tx_status_ = s; }
@@ -100,6 +103,7 @@ class ServerConnection {
   std::int32_t backend_pid_ = 0, backend_secret_ = 0;
   Clock::time_point created_at_ = Clock::now();
   Clock::time_point last_used_ = created_at_;
+  Clock::time_point retire_at_ = Clock::time_point::max();
   char tx_status_ = 'I';
   int bound_worker_ = 0;
   std::string out_;  // reusable write buffer

@@ -10,6 +10,7 @@
 #include "pgbench_runner.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
+#include "primary_watch.hpp"
 
 using namespace pgmux::it;
 
@@ -23,14 +24,6 @@ PgmuxOptions tx_options(std::string name, int pool_size, std::string extra = "")
           .extra_toml = std::move(extra)};
 }
 
-// A direct connection to the primary as the superuser-free admin role, for watching servers.
-PgConn direct_primary(const std::string& user = "admin",
-                      const std::string& password = "adminpass") {
-  return PgConn("host=127.0.0.1 port=" + std::to_string(test_env().cluster().primary_port()) +
-                " user=" + user + " password=" + password +
-                " dbname=app sslmode=disable connect_timeout=10");
-}
-
 // Samples, every 20 ms while alive, how many server connections user `app` has on the primary.
 class BackendSampler {
  public:
@@ -42,9 +35,7 @@ class BackendSampler {
             return;
           }
           while (!stop.stop_requested()) {
-            const int n = std::stoi(
-                c.query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
-                              "AND backend_type = 'client backend'"));
+            const int n = server_connections(c);
             max_ = std::max(max_.load(), n);
             ++samples_;
             std::this_thread::sleep_for(milliseconds(20));
@@ -77,13 +68,7 @@ TEST_CASE("pgbench -M simple/extended/prepared, 200 clients over a pool of 10, T
   {
     PgConn c = direct_primary();
     REQUIRE_MESSAGE(c.ok(), c.error());
-    wait_until(
-        [&] {
-          return c.query_value(
-                     "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
-                     "AND backend_type = 'client backend'") == "0";
-        },
-        milliseconds(5000));
+    wait_for_server_connections(c, 0, milliseconds(5000));
   }
   BackendSampler sampler;
   std::vector<PgbenchRun> runs;
@@ -555,11 +540,7 @@ TEST_CASE("min_pool_size keeps that many server connections open") {
   INFO(px.log_tail());
   PgConn watcher = direct_primary();
   REQUIRE_MESSAGE(watcher.ok(), watcher.error());
-  auto servers = [&] {
-    return std::stoi(
-        watcher.query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
-                            "AND backend_type = 'client backend'"));
-  };
+  auto servers = [&] { return server_connections(watcher); };
   // Earlier tests' server connections close when their pgmux stops.
   wait_until([&] { return servers() == 0; }, milliseconds(5000));
   PgConn a(px.conninfo("app", "secret"));

@@ -132,3 +132,44 @@ TEST_CASE("a missing file is a clear error") {
   CHECK_THROWS_WITH_AS((void)load_config("/nonexistent/pgmux.toml"),
                        "/nonexistent/pgmux.toml: cannot open file", ConfigError);
 }
+
+TEST_CASE("connection caps, reserve pool and login retry: defaults and overrides") {
+  auto d = load_config_from_string(kMinimal, "test.toml");
+  CHECK(d->pool.reserve_pool_size == 0);
+  CHECK(d->pool.reserve_pool_timeout_ms == 5000);
+  CHECK(d->pool.server_login_retry_ms == 1000);
+  CHECK(d->find_database("app")->max_db_connections == 0);
+  CHECK(d->find_user("app")->max_user_connections == 0);
+
+  auto c = load_config_from_string(R"(
+[pool]
+reserve_pool_size = 2
+reserve_pool_timeout_ms = 300
+max_db_connections = 8
+max_user_connections = 6
+server_login_retry_ms = 0
+[databases.app]
+primary = { host = "127.0.0.1", port = 5432 }
+[databases.big]
+primary = { host = "127.0.0.1", port = 5432 }
+reserve_pool_size = 5
+max_db_connections = 50
+[users.app]
+password = "secret"
+[users.batch]
+password = "secret"
+max_user_connections = 1
+)",
+                                   "t.toml");
+  CHECK(c->pool.reserve_pool_timeout_ms == 300);
+  CHECK(c->pool.server_login_retry_ms == 0);
+  CHECK(c->find_database("app")->reserve_pool_size == 2);
+  CHECK(c->find_database("app")->max_db_connections == 8);
+  CHECK(c->find_database("big")->reserve_pool_size == 5);
+  CHECK(c->find_database("big")->max_db_connections == 50);
+  CHECK(c->find_user("app")->max_user_connections == 6);
+  CHECK(c->find_user("batch")->max_user_connections == 1);
+  CHECK(
+      error_of(std::string(kMinimal) + "[pool]\nmax_db_connections = -1\n").find("out of range") !=
+      std::string::npos);
+}
