@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ccache pkg-config clang-format
   libboost1.81-dev libpq-dev libssl-dev libtoml11-dev libspdlog-dev doctest-dev
   postgresql-15 postgresql-client-15 postgresql-contrib
+  libpg-query-dev libprotobuf-c-dev
   python3-psycopg pgbouncer
 )
 

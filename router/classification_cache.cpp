@@ -1,0 +1,33 @@
+// LRU of classifications keyed by statement text.
+#include "router/classification_cache.hpp"
+
+namespace pgmux::router {
+
+const Classification& ClassificationCache::get(std::string_view sql,
+                                               const FunctionCatalog& functions,
+                                               std::uint64_t catalog_generation) {
+  if (catalog_generation != generation_) {
+    index_.clear();
+    lru_.clear();
+    generation_ = catalog_generation;
+  }
+  if (auto it = index_.find(sql); it != index_.end()) {
+    ++hits_;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->value;
+  }
+  ++misses_;
+  if (capacity_ == 0) {
+    scratch_ = classify(sql, functions);
+    return scratch_;
+  }
+  if (index_.size() >= capacity_) {
+    index_.erase(lru_.back().sql);
+    lru_.pop_back();
+  }
+  lru_.push_front({std::string(sql), classify(sql, functions)});
+  index_.emplace(lru_.front().sql, lru_.begin());
+  return lru_.front().value;
+}
+
+}  // namespace pgmux::router

@@ -1,0 +1,42 @@
+// Classifications by statement text, bounded, least recently used out first. One per worker
+// thread (no locks); an application repeats a few hundred distinct statements, so the hot path
+// parses each once. Cleared when the function catalog it was computed with changes.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "router/classifier.hpp"
+
+namespace pgmux::router {
+
+class ClassificationCache {
+ public:
+  explicit ClassificationCache(std::size_t capacity = 10000) : capacity_(capacity) {}
+
+  // The cached classification of `sql`, computing it on a miss. `catalog_generation` changes
+  // whenever `functions` does.
+  const Classification& get(std::string_view sql, const FunctionCatalog& functions,
+                            std::uint64_t catalog_generation);
+
+  [[nodiscard]] std::size_t size() const { return index_.size(); }
+  [[nodiscard]] std::uint64_t hits() const { return hits_; }
+  [[nodiscard]] std::uint64_t misses() const { return misses_; }
+
+ private:
+  struct Entry {
+    std::string sql;
+    Classification value;
+  };
+  std::size_t capacity_;
+  std::uint64_t generation_ = 0;
+  std::list<Entry> lru_;  // front: most recently used
+  std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;  // keys view lru_
+  std::uint64_t hits_ = 0, misses_ = 0;
+  Classification scratch_;  // capacity 0: the last result
+};
+
+}  // namespace pgmux::router
