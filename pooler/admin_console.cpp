@@ -58,12 +58,14 @@ void show_pools(Runtime& rt, const Config& config, std::string& out) {
                     std::to_string(s.active), std::to_string(s.idle), "0", "0",
                     std::to_string(s.connecting), std::to_string(s.max_wait_us / 1000000),
                     std::to_string(s.max_wait_us % 1000000), db ? to_string(db->mode) : "session",
-                    std::to_string(s.size)});
+                    std::to_string(s.size),
+                    s.target < 0 ? std::string("primary") : "replica" + std::to_string(s.target)});
   });
-  append_table(out,
-               {"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used",
-                "sv_tested", "sv_login", "maxwait", "maxwait_us", "pool_mode", "pool_size"},
-               rows);
+  append_table(
+      out,
+      {"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used",
+       "sv_tested", "sv_login", "maxwait", "maxwait_us", "pool_mode", "pool_size", "target"},
+      rows);
 }
 
 void show_databases(const Config& config, std::string& out) {

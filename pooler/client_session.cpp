@@ -247,7 +247,21 @@ awaitable<ServerLease> ClientSession::lease_server(Pool& pool) {
 awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const UserConfig& user) {
   StartupSettings wanted = collect_startup_settings(startup_);
   if (!wanted.error.empty()) throw SessionError("08P01", wanted.error);
+  const PoolMode mode = Config::mode_for(db, user);
   auto pool = rt_.pools().get(*config_, db, user);
+  if (db.target == router::Target::replica && mode == PoolMode::session) {
+    // A read-only alias: the whole session on one replica, chosen by the balancer.
+    auto routing = rt_.pools().routing(db);
+    const std::vector<int> idle_counts(db.replicas.size(), 0);
+    if (const std::optional<int> r = routing->pick(false, idle_counts, 0)) {
+      pool = rt_.pools().get(*config_, db, user, *r);
+      routing->count(router::Reason::session_pooling);
+    } else {
+      // No replica: the primary serves, but read-only, as a replica would.
+      routing->count(router::Reason::no_replica);
+      wanted.settings.emplace_back("default_transaction_read_only", "on");
+    }
+  }
   pool->client_joined();
   struct Leave {
     Pool& pool;
@@ -275,7 +289,7 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   co_await client_.write(out_);
 
   client_.release_frame();
-  if (const PoolMode mode = Config::mode_for(db, user); mode != PoolMode::session) {
+  if (mode != PoolMode::session) {
     // A named object, not a temporary in the co_await expression: GCC 12 destroys such
     // temporaries twice.
     TransactionSessionSetup setup{.rt = rt_,
@@ -287,7 +301,19 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
                                   .cancel_key = cancel_key_,
                                   .startup_settings = wanted.settings,
                                   .told_client = *welcome,
-                                  .statement_mode = mode == PoolMode::statement};
+                                  .statement_mode = mode == PoolMode::statement,
+                                  .rules = Config::rules_for(db, user),
+                                  .balancing = db.routing.load_balancing};
+    if (db.target == router::Target::replica) {
+      setup.rules.read_write_split = true;  // an alias for the replicas: reads go there
+      setup.startup_settings.emplace_back("pgmux.target", "replica");
+    }
+    if (setup.rules.read_write_split && !db.replicas.empty()) {
+      setup.routing = rt_.pools().routing(db);
+      for (int i = 0; i < static_cast<int>(db.replicas.size()); ++i) {
+        setup.replica_pools.push_back(rt_.pools().get(*config_, db, user, i));
+      }
+    }
     co_await serve_transaction_pooling(std::move(setup));
     co_return;
   }

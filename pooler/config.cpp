@@ -95,6 +95,7 @@ void read_pool(TomlTable t, PoolSettings& p) {
   t.get("max_db_connections", p.max_db_connections, 0, 1000000);
   t.get("max_user_connections", p.max_user_connections, 0, 1000000);
   t.get("server_login_retry_ms", p.server_login_retry_ms, 0, kMaxMs);
+  t.get("replica_pool_size", p.replica_pool_size, 0, 100000);
   t.get("query_wait_timeout_ms", p.query_wait_timeout_ms, 1, kMaxMs);
   t.get("server_idle_timeout_ms", p.server_idle_timeout_ms, 0, kMaxMs);
   t.get("server_lifetime_ms", p.server_lifetime_ms, 0, kMaxMs);
@@ -112,7 +113,30 @@ void read_pool(TomlTable t, PoolSettings& p) {
   t.reject_unknown_keys();
 }
 
-Endpoint read_endpoint(const toml::value& v, const std::string& path) {
+const std::vector<std::string_view> kOnOff = {"off", "on"};
+const std::vector<std::string_view> kPrimaryReads = {"never", "fallback", "always"};
+
+// The routing keys of [routing] or [databases.X] (which starts from [routing]'s values).
+void read_routing_keys(TomlTable& t, RoutingSettings& r) {
+  if (int i = t.get_choice("read_write_split", kOnOff); i >= 0) r.read_write_split = i == 1;
+  if (int i = t.get_choice("primary_reads", kPrimaryReads); i >= 0) {
+    r.primary_reads = static_cast<router::PrimaryReads>(i);
+  }
+  if (int i = t.get_choice("load_balancing", {"round_robin", "least_connections"}); i >= 0) {
+    r.load_balancing = static_cast<router::Balancing>(i);
+  }
+  t.get("replica_ban_ms", r.replica_ban_ms, 0, kMaxMs);
+  t.get("read_only_transactions_to_replicas", r.read_only_transactions_to_replicas);
+  t.get("write_functions", r.write_functions);
+  t.get("read_functions", r.read_functions);
+}
+
+void read_routing(TomlTable t, RoutingSettings& r) {
+  read_routing_keys(t, r);
+  t.reject_unknown_keys();
+}
+
+Endpoint read_endpoint(const toml::value& v, const std::string& path, bool replica) {
   TomlTable t(v, path);
   Endpoint e;
   e.host.clear();
@@ -121,11 +145,13 @@ Endpoint read_endpoint(const toml::value& v, const std::string& path) {
   int port = e.port;
   t.get("port", port, 1, 65535);
   e.port = static_cast<std::uint16_t>(port);
+  if (replica) t.get("weight", e.weight, 1, 1000);
   t.reject_unknown_keys();
   return e;
 }
 
-DatabaseConfig read_database(const std::string& name, const toml::value& v, const PoolSettings& p) {
+DatabaseConfig read_database(const std::string& name, const toml::value& v, const PoolSettings& p,
+                             const RoutingSettings& routing) {
   TomlTable t(v, "databases." + name);
   DatabaseConfig d;
   d.name = name;
@@ -137,18 +163,28 @@ DatabaseConfig read_database(const std::string& name, const toml::value& v, cons
   t.get("dbname", d.dbname);
   const toml::value* primary = t.find("primary");
   if (primary == nullptr) t.fail_table("needs a 'primary' = { host = \"…\", port = … }");
-  d.primary = read_endpoint(*primary, t.key_path("primary"));
+  d.primary = read_endpoint(*primary, t.key_path("primary"), false);
   if (const toml::value* replicas = t.find("replicas")) {
     if (!replicas->is_array()) t.fail(*replicas, "replicas", "expected an array of tables");
     int i = 0;
     for (const auto& r : replicas->as_array()) {
       d.replicas.push_back(
-          read_endpoint(r, t.key_path("replicas") + "[" + std::to_string(i++) + "]"));
+          read_endpoint(r, t.key_path("replicas") + "[" + std::to_string(i++) + "]", true));
     }
   }
   t.get("pool_size", d.pool_size, 1, 100000);
   t.get("reserve_pool_size", d.reserve_pool_size, 0, 100000);
   t.get("max_db_connections", d.max_db_connections, 0, 1000000);
+  d.replica_pool_size = p.replica_pool_size > 0 ? p.replica_pool_size : d.pool_size;
+  t.get("replica_pool_size", d.replica_pool_size, 1, 100000);
+  if (int i = t.get_choice("target", {"primary", "replica"}); i >= 0) {
+    d.target = static_cast<router::Target>(i);
+    if (d.target == router::Target::replica && d.replicas.empty()) {
+      t.fail(*t.find("target"), "target", "\"replica\" needs at least one entry in replicas");
+    }
+  }
+  d.routing = routing;
+  read_routing_keys(t, d.routing);
   if (int i = t.get_choice("mode", kModes); i >= 0) d.mode = static_cast<PoolMode>(i);
   t.reject_unknown_keys();
   return d;
@@ -164,6 +200,10 @@ UserConfig read_user(const std::string& name, const toml::value& v, const PoolSe
   u.name = name;
   u.max_user_connections = p.max_user_connections;
   t.get("max_user_connections", u.max_user_connections, 0, 1000000);
+  if (int i = t.get_choice("read_write_split", kOnOff); i >= 0) u.read_write_split = i == 1;
+  if (int i = t.get_choice("primary_reads", kPrimaryReads); i >= 0) {
+    u.primary_reads = static_cast<router::PrimaryReads>(i);
+  }
   const std::vector<std::string_view> methods = {"scram-sha-256", "md5", "trust"};
   if (int i = t.get_choice("auth", methods); i >= 0) u.auth = static_cast<AuthMethod>(i);
   std::string password;
@@ -200,10 +240,13 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
   TomlTable top(root, "");
   if (const toml::value* v = top.find("pgmux")) read_general(TomlTable(*v, "pgmux"), cfg->general);
   if (const toml::value* v = top.find("pool")) read_pool(TomlTable(*v, "pool"), cfg->pool);
+  if (const toml::value* v = top.find("routing")) {
+    read_routing(TomlTable(*v, "routing"), cfg->routing);
+  }
   if (const toml::value* v = top.find("databases")) {
     if (!v->is_table()) top.fail(*v, "databases", "expected tables [databases.NAME]");
     for (const auto& [db, dv] : v->as_table())
-      cfg->databases.emplace(db, read_database(db, dv, cfg->pool));
+      cfg->databases.emplace(db, read_database(db, dv, cfg->pool, cfg->routing));
   }
   if (const toml::value* v = top.find("users")) {
     if (!v->is_table()) top.fail(*v, "users", "expected tables [users.NAME]");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "protocol/scram.hpp"
+#include "router/policy.hpp"
 
 namespace pgmux::pooler {
 
@@ -28,6 +29,20 @@ enum class PinPolicy : std::uint8_t { pin, error };
 struct Endpoint {
   std::string host = "127.0.0.1";
   std::uint16_t port = 5432;
+  int weight = 1;  // replicas: share of reads under load balancing
+};
+
+// Read/write routing; [routing] holds the defaults, [databases.X] may override every key and
+// [users.X] read_write_split and primary_reads.
+struct RoutingSettings {
+  // Off until read-your-writes lands with the lag monitor: until then a client could read
+  // from a replica that has not replayed its own write yet.
+  bool read_write_split = false;
+  router::PrimaryReads primary_reads = router::PrimaryReads::fallback;
+  router::Balancing load_balancing = router::Balancing::round_robin;
+  std::int64_t replica_ban_ms = 15000;
+  bool read_only_transactions_to_replicas = true;
+  std::vector<std::string> write_functions, read_functions;
 };
 
 struct GeneralSettings {
@@ -59,6 +74,7 @@ struct PoolSettings {
   // After a failed server login, a pool waits this long before trying again; meanwhile a
   // client that needs a new connection gets the login failure at once.
   std::int64_t server_login_retry_ms = 1000;
+  int replica_pool_size = 0;  // server connections per replica pool; 0 = same as size
   std::int64_t query_wait_timeout_ms = 120000;
   std::int64_t server_idle_timeout_ms = 600000;
   std::int64_t server_lifetime_ms = 3600000;
@@ -89,6 +105,10 @@ struct DatabaseConfig {
   int pool_size = 0;           // resolved: database override or [pool].size
   int reserve_pool_size = 0;   // resolved like pool_size
   int max_db_connections = 0;  // resolved; 0 = no cap
+  int replica_pool_size = 0;   // resolved: database override, [pool].replica_pool_size or size
+  // Session mode: "replica" makes this entry a read-only alias served by the replicas.
+  router::Target target = router::Target::primary;
+  RoutingSettings routing;  // resolved: [routing] with this database's overrides
   PoolMode mode = PoolMode::session;
 };
 
@@ -102,13 +122,16 @@ struct UserConfig {
   std::string server_password;
   // Overrides the database's pool mode for this user.
   std::optional<PoolMode> mode;
-  int max_user_connections = 0;  // resolved: user override or [pool]; 0 = no cap
+  int max_user_connections = 0;          // resolved: user override or [pool]; 0 = no cap
+  std::optional<bool> read_write_split;  // overrides the database's
+  std::optional<router::PrimaryReads> primary_reads;  // overrides the database's
 };
 
 struct Config {
   std::string source_file;
   GeneralSettings general;
   PoolSettings pool;
+  RoutingSettings routing;
   std::map<std::string, DatabaseConfig, std::less<>> databases;
   std::map<std::string, UserConfig, std::less<>> users;
 
@@ -120,6 +143,13 @@ struct Config {
   // The pool mode for this database and user (a user's own mode wins).
   [[nodiscard]] static PoolMode mode_for(const DatabaseConfig& db, const UserConfig& user) {
     return user.mode.value_or(db.mode);
+  }
+  // The routing rules for this database and user (a user's own choices win).
+  [[nodiscard]] static router::RoutingRules rules_for(const DatabaseConfig& db,
+                                                      const UserConfig& user) {
+    return {.read_write_split = user.read_write_split.value_or(db.routing.read_write_split),
+            .primary_reads = user.primary_reads.value_or(db.routing.primary_reads),
+            .read_only_transactions_to_replicas = db.routing.read_only_transactions_to_replicas};
   }
 };
 

@@ -42,13 +42,14 @@ void ServerLease::discard() {
 
 Pool::Pool(std::string database, std::string user, ServerLogin login, PoolSettingsView settings,
            int workers, std::atomic<std::uint64_t>& server_ids,
-           std::vector<std::shared_ptr<ConnectionBudget>> budgets)
+           std::vector<std::shared_ptr<ConnectionBudget>> budgets, int target)
     : database_(std::move(database)),
       user_(std::move(user)),
       login_(std::move(login)),
       settings_(std::move(settings)),
       server_ids_(server_ids),
       budgets_(std::move(budgets)),
+      target_(target),
       idle_(static_cast<std::size_t>(workers)) {}
 
 Pool::~Pool() {
@@ -164,6 +165,14 @@ awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wa
         std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
     ServerLease lease = co_await acquire_once(io, worker, first ? wait : std::max(left, Millis(1)));
     const bool reused = lease->last_used() != lease->created_at();
+    if (reused && lease->spoke_while_idle()) {
+      spdlog::info(
+          "{} was closed or spoke while idle (server restart or termination): "
+          "replacing it",
+          lease->label());
+      lease.discard();
+      continue;
+    }
     if (!reused || settings_.check_query.empty() ||
         ServerConnection::Clock::now() - lease->last_used() <= settings_.check_delay ||
         co_await still_alive(*lease)) {
@@ -475,7 +484,7 @@ std::optional<ParameterMap> Pool::welcome_parameters() const {
 
 PoolStats Pool::stats() const {
   std::lock_guard lock(mutex_);
-  PoolStats s{.database = database_, .user = user_, .size = settings_.size};
+  PoolStats s{.database = database_, .user = user_, .target = target_, .size = settings_.size};
   s.clients = clients_.load(std::memory_order_relaxed);
   s.active = active_;
   s.connecting = connecting_;

@@ -56,6 +56,7 @@ class ServerLease {
 
 struct PoolStats {
   std::string database, user;
+  int target = -1;  // -1 primary, else replica index
   int size = 0;
   int clients = 0;     // logged-in clients of this pool, with or without a server
   int active = 0;      // leased to clients
@@ -89,7 +90,7 @@ class Pool {
  public:
   Pool(std::string database, std::string user, ServerLogin login, PoolSettingsView settings,
        int workers, std::atomic<std::uint64_t>& server_ids,
-       std::vector<std::shared_ptr<ConnectionBudget>> budgets = {});
+       std::vector<std::shared_ptr<ConnectionBudget>> budgets = {}, int target = -1);
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -120,6 +121,13 @@ class Pool {
   [[nodiscard]] std::optional<ParameterMap> welcome_parameters() const;
   [[nodiscard]] const std::string& database() const { return database_; }
   [[nodiscard]] const std::string& user() const { return user_; }
+  // -1: the primary; otherwise the index of the replica this pool connects to.
+  [[nodiscard]] int target() const { return target_; }
+  // Connections leased right now (least_connections balancing).
+  [[nodiscard]] int active_count() const {
+    std::lock_guard lock(mutex_);
+    return active_;
+  }
 
  private:
   friend class ServerLease;
@@ -156,6 +164,7 @@ class Pool {
   const PoolSettingsView settings_;
   std::atomic<std::uint64_t>& server_ids_;
   const std::vector<std::shared_ptr<ConnectionBudget>> budgets_;
+  const int target_;
 
   mutable std::mutex mutex_;
   std::vector<std::vector<std::unique_ptr<ServerConnection>>> idle_;  // per worker, LIFO

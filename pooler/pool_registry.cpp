@@ -3,28 +3,39 @@
 
 namespace pgmux::pooler {
 
-std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConfig& db,
-                                        const UserConfig& user) {
+std::shared_ptr<DatabaseRouting> PoolRegistry::routing(const DatabaseConfig& db) {
   std::lock_guard lock(mutex_);
-  auto& slot = pools_[{db.name, user.name}];
+  auto& slot = routing_[db.name];
+  if (!slot) slot = std::make_shared<DatabaseRouting>(db);
+  return slot;
+}
+
+std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConfig& db,
+                                        const UserConfig& user, int target) {
+  std::lock_guard lock(mutex_);
+  auto& slot = pools_[{db.name, user.name, target}];
   if (!slot) {
-    ServerLogin login{.endpoint = db.primary,
-                      .dbname = db.dbname,
-                      .user = user.name,
-                      .password = user.server_password,
-                      .max_message_size = config.general.max_message_size_bytes};
-    PoolSettingsView settings{.size = db.pool_size,
+    const bool replica = target >= 0;
+    const int size = replica ? db.replica_pool_size : db.pool_size;
+    ServerLogin login{
+        .endpoint = replica ? db.replicas.at(static_cast<std::size_t>(target)) : db.primary,
+        .dbname = db.dbname,
+        .user = user.name,
+        .password = user.server_password,
+        .max_message_size = config.general.max_message_size_bytes};
+    PoolSettingsView settings{.size = size,
                               .connect_timeout = Millis(config.pool.server_connect_timeout_ms),
                               .idle_timeout = Millis(config.pool.server_idle_timeout_ms),
                               .lifetime = Millis(config.pool.server_lifetime_ms),
                               .check_query = config.pool.server_check_query,
                               .check_delay = Millis(config.pool.server_check_delay_ms),
-                              .min_size = std::min(config.pool.min_pool_size, db.pool_size),
-                              .reserve_size = db.reserve_pool_size,
+                              .min_size = std::min(config.pool.min_pool_size, size),
+                              .reserve_size = replica ? 0 : db.reserve_pool_size,
                               .reserve_timeout = Millis(config.pool.reserve_pool_timeout_ms),
                               .login_retry = Millis(config.pool.server_login_retry_ms)};
+    // The caps protect the primary's max_connections; replica pools are bounded by their size.
     std::vector<std::shared_ptr<ConnectionBudget>> budgets;
-    if (db.max_db_connections > 0) {
+    if (db.max_db_connections > 0 && !replica) {
       auto& b = db_budgets_[db.name];
       if (!b) {
         b = std::make_shared<ConnectionBudget>("max_db_connections of database \"" + db.name + "\"",
@@ -32,7 +43,7 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
       }
       budgets.push_back(b);
     }
-    if (user.max_user_connections > 0) {
+    if (user.max_user_connections > 0 && !replica) {
       auto& b = user_budgets_[user.name];
       if (!b) {
         b = std::make_shared<ConnectionBudget>("max_user_connections of user \"" + user.name + "\"",
@@ -41,7 +52,7 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
       budgets.push_back(b);
     }
     slot = std::make_shared<Pool>(db.name, user.name, std::move(login), settings, workers_,
-                                  server_ids_, budgets);
+                                  server_ids_, budgets, target);
     for (const auto& b : budgets) b->add_pool(slot);
   }
   return slot;

@@ -7,9 +7,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 #include "pooler/config.hpp"
 #include "pooler/connection_budget.hpp"
+#include "pooler/database_routing.hpp"
 #include "pooler/pool.hpp"
 
 namespace pgmux::pooler {
@@ -18,8 +20,12 @@ class PoolRegistry {
  public:
   explicit PoolRegistry(int workers) : workers_(workers) {}
 
-  // The primary pool for this database and user, created with the config's settings.
-  std::shared_ptr<Pool> get(const Config& config, const DatabaseConfig& db, const UserConfig& user);
+  // The pool for this database and user on the primary (target -1) or on replica `target`,
+  // created with the config's settings.
+  std::shared_ptr<Pool> get(const Config& config, const DatabaseConfig& db, const UserConfig& user,
+                            int target = -1);
+  // The routing state of this database.
+  std::shared_ptr<DatabaseRouting> routing(const DatabaseConfig& db);
   void for_each(const std::function<void(Pool&)>& fn) const;
   // The pools as they are now, for work that awaits (a callback under the lock cannot).
   [[nodiscard]] std::vector<std::shared_ptr<Pool>> all() const;
@@ -27,7 +33,8 @@ class PoolRegistry {
  private:
   int workers_;
   mutable std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<Pool>> pools_;
+  std::map<std::tuple<std::string, std::string, int>, std::shared_ptr<Pool>> pools_;
+  std::map<std::string, std::shared_ptr<DatabaseRouting>> routing_;
   // Shared caps, created with the first pool that needs them.
   std::map<std::string, std::shared_ptr<ConnectionBudget>> db_budgets_, user_budgets_;
   std::atomic<std::uint64_t> server_ids_{0};

@@ -12,6 +12,7 @@
 #include "pooler/cancel_registry.hpp"
 #include "pooler/config.hpp"
 #include "pooler/pool_registry.hpp"
+#include "router/classification_cache.hpp"
 
 namespace pgmux::pooler {
 
@@ -21,6 +22,8 @@ struct Worker {
   asio::io_context io;
   std::thread thread;
   std::atomic<int> clients{0};
+  // Read/write routing: classifications by statement text, for this worker's clients only.
+  router::ClassificationCache classifications;
 };
 
 class Runtime {

@@ -1,6 +1,10 @@
 // Server connection lifecycle: connect, authenticate, track reported parameters, reset, close.
 #include "pooler/server_connection.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <strings.h>
 
 #include "protocol/md5.hpp"
@@ -237,6 +241,12 @@ void ServerConnection::rebind(asio::io_context& io) {
   const auto protocol = s.local_endpoint().protocol();
   const auto fd = s.release();
   s = tcp::socket(io, protocol, fd);
+}
+
+bool ServerConnection::spoke_while_idle() {
+  char c;
+  const ssize_t n = ::recv(io_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 void ServerConnection::close() {

@@ -63,6 +63,10 @@ class ServerConnection {
   void rebind(asio::io_context& io);
   // Sends Terminate (best effort, non-blocking) and closes.
   void close();
+  // An idle connection has nothing to say: true if the server closed it or sent something
+  // (PostgreSQL's FATAL on shutdown or termination) while it sat in the pool. One
+  // non-blocking peek, so a dead connection is replaced before a client's request is sent.
+  [[nodiscard]] bool spoke_while_idle();
 
   FramedSocket& io() { return io_; }
   [[nodiscard]] const ParameterMap& parameters() const { return params_; }

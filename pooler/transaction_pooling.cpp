@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "pooler/client_session.hpp"
+#include "pooler/database_routing.hpp"
 #include "pooler/pool.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/statement_effects.hpp"
@@ -24,6 +25,13 @@ namespace pr = protocol;
 namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
 // A Close of a portal that never exists: answered with CloseComplete and no side effect. It
 // stands in for a client's Close of a statement pgmux keeps prepared for other clients.
 constexpr std::string_view kNoopPortal = "pgmux.noop";
@@ -52,6 +60,12 @@ class TransactionSession {
       : s_(std::move(s)),
         client_gate_(s_.worker.io.get_executor()),
         server_gate_(s_.worker.io.get_executor()) {
+    // pgmux.target is pgmux's own setting (options=-c pgmux.target=primary): never sent on.
+    std::erase_if(s_.startup_settings, [this](const auto& setting) {
+      if (!iequals(setting.first, "pgmux.target")) return false;
+      apply_target(setting.second);
+      return true;
+    });
     for (const auto& [name, value] : s_.startup_settings) wanted_[name] = value;
   }
 
@@ -69,8 +83,23 @@ class TransactionSession {
   // Reads what the client sends next, bounded by idle_transaction_timeout_ms while it idles
   // inside a transaction and by client_idle_timeout_ms while it holds no server.
   awaitable<std::pair<boost::system::error_code, std::size_t>> read_client();
-  awaitable<void> ensure_server();
+  awaitable<void> ensure_server(router::Decision where = {});
+  // Leases from the pool `where` names; a replica that cannot be reached is banned and the
+  // next candidate (or the primary) used, so the client sees no error for it.
+  awaitable<ServerLease> lease_for(router::Decision where);
   awaitable<void> sync_settings();
+  // --- routing ---
+  struct FrontRoute {
+    router::Decision decision;
+    bool set_target = false;  // SET pgmux.target, answered by pgmux
+    std::string target_value;
+  };
+  // Routes the request at the front of the client's buffer; nullopt until its first frame is
+  // whole.
+  std::optional<FrontRoute> route_front();
+  [[nodiscard]] bool routing() const { return !s_.replica_pools.empty(); }
+  bool apply_target(std::string_view value);
+  awaitable<void> answer_set_target(const FrontRoute& r);
   void build_segments(std::size_t forwardable);
   awaitable<void> cleanup_after_client();
   // --- server side ---
@@ -132,6 +161,12 @@ class TransactionSession {
   std::chrono::steady_clock::time_point request_started_;  // oldest unanswered request
   bool rearm_server_read_ = false;  // the server read was cancelled to apply query_timeout_ms
 
+  int lease_target_ = -1;          // -1: the lease is on the primary; else the replica index
+  bool boundary_pending_ = false;  // the server loop is about to hand the server back
+  router::SessionTarget session_target_ = router::SessionTarget::automatic;
+  std::shared_ptr<const router::FunctionCatalog> catalog_;
+  std::uint64_t catalog_generation_ = 0;
+
   // Makes the client loop's pending read start again under the limit that applies now (the
   // client went idle in a transaction, or gave its server back).
   void rearm_client_read(bool limit_applies) {
@@ -146,7 +181,8 @@ class TransactionSession {
 // statement names and records the session effects of simple queries.
 struct TransactionSession::ClientInspector {
   TransactionSession& t;
-  const char* base;  // start of the unread client bytes being scanned
+  const char* base;   // start of the unread client bytes being scanned
+  bool first = true;  // the next frame is the first of this scan
   bool terminated = false;
   bool violation = false;
 
@@ -194,6 +230,11 @@ struct TransactionSession::ClientInspector {
   }
 
   bool on_frame(char tag, std::string_view body, std::size_t) {
+    // On a replica, each request is routed on its own: a write must not follow a read there.
+    const bool request_start = tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall ||
+                               ((tag == pr::fe::kParse || tag == pr::fe::kBind) && !t.open_batch_);
+    if (request_start && t.lease_target_ >= 0 && !first) return false;
+    first = false;
     switch (tag) {
       case pr::fe::kTerminate:
         terminated = true;
@@ -501,7 +542,10 @@ struct TransactionSession::ServerInspector {
           refuse_transaction = true;  // the server loop rolls back and tells the client
           return drop_frame(body);
         }
-        if (t.quiescent()) boundary = true;
+        if (t.quiescent()) {
+          boundary = true;
+          t.boundary_pending_ = *status == 'I';
+        }
         break;
       }
       case pr::be::kParameterStatus:
@@ -571,6 +615,29 @@ awaitable<void> TransactionSession::run() {
             continue;
           }
         }
+        if (!mid_frame && routing()) {
+          if (lease_ && lease_target_ >= 0 && !open_batch_) {
+            // Another request while on a replica: one bound for the primary waits until the
+            // replica is answered and handed back (it stays if a read-only transaction holds it).
+            const auto r = route_front();
+            if (!r) goto read_more;
+            if (r->decision.target == router::Target::primary) {
+              while (lease_ && (!quiescent() || internal_ || boundary_pending_)) {
+                co_await wait(client_gate_);
+              }
+            }
+          }
+          while (internal_ || (server_loop_running_ && !lease_)) co_await wait(client_gate_);
+          if (!lease_) {
+            const auto r = route_front();
+            if (!r) goto read_more;
+            if (r->set_target) {
+              co_await answer_set_target(*r);
+              continue;
+            }
+            co_await ensure_server(r->decision);
+          }
+        }
         co_await ensure_server();
         edits_.clear();
         scratch_.clear();
@@ -602,6 +669,7 @@ awaitable<void> TransactionSession::run() {
         if (inspector.terminated) break;
         if (r.forwardable > 0) continue;
       }
+    read_more:
       buf.reserve_tail(kReadChunk);
       auto [ec, n] = co_await read_client();
       if (ec == asio::error::operation_aborted && rearm_read_ && !server_failure_) {
@@ -717,20 +785,13 @@ void TransactionSession::build_segments(std::size_t forwardable) {
   if (forwardable > at) segments_.emplace_back(base + at, forwardable - at);
 }
 
-awaitable<void> TransactionSession::ensure_server() {
+awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   // The server loop may be finishing a transaction with pgmux's own queries, or handing the
   // server back: wait for it to settle either way.
   while (internal_ || (server_loop_running_ && !lease_)) co_await wait(client_gate_);
   if (server_failure_) fail(server_failure_->first, server_failure_->second);
   if (lease_) co_return;
-  try {
-    lease_ = co_await s_.pool->acquire(s_.worker.io, s_.worker.index,
-                                       Millis(s_.config.pool.query_wait_timeout_ms));
-  } catch (const PoolTimeout& e) {
-    fail("53300", e.what());
-  } catch (const ServerError& e) {
-    fail(e.sqlstate(), e.what());
-  }
+  lease_ = co_await lease_for(where);
   lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(
       static_cast<std::size_t>(s_.config.pool.max_prepared_statements));
@@ -744,6 +805,132 @@ awaitable<void> TransactionSession::ensure_server() {
   server_loop_running_ = true;
   asio::co_spawn(s_.worker.io, server_loop(),
                  [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
+}
+
+awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
+  const Millis wait_limit(s_.config.pool.query_wait_timeout_ms);
+  try {
+    if (routing() && where.target == router::Target::replica) {
+      std::vector<int> active(s_.replica_pools.size(), 0);
+      int primary_active = 0;
+      if (s_.balancing == router::Balancing::least_connections) {
+        for (std::size_t i = 0; i < active.size(); ++i) {
+          active[i] = s_.replica_pools[i]->active_count();
+        }
+        primary_active = s_.pool->active_count();
+      }
+      for (int attempt = 0; attempt <= s_.routing->replica_count(); ++attempt) {
+        const std::optional<int> pick =
+            s_.routing->pick(where.primary_may_serve, active, primary_active);
+        if (!pick) {
+          where.reason = router::Reason::no_replica;
+          break;
+        }
+        if (*pick < 0) break;  // primary_reads = "always" chose the primary
+        try {
+          ServerLease lease = co_await s_.replica_pools[static_cast<std::size_t>(*pick)]->acquire(
+              s_.worker.io, s_.worker.index, wait_limit);
+          lease_target_ = *pick;
+          s_.routing->count(where.reason);
+          co_return lease;
+        } catch (const ServerError& e) {
+          // Nothing was sent yet: the client need not know.
+          s_.routing->ban(*pick, e.what());
+        }
+      }
+    }
+    if (routing()) s_.routing->count(where.reason);
+    lease_target_ = -1;
+    co_return co_await s_.pool->acquire(s_.worker.io, s_.worker.index, wait_limit);
+  } catch (const PoolTimeout& e) {
+    fail("53300", e.what());
+  } catch (const ServerError& e) {
+    fail(e.sqlstate(), e.what());
+  }
+}
+
+std::optional<TransactionSession::FrontRoute> TransactionSession::route_front() {
+  // Frames longer than this are routed without being read whole (to the primary).
+  constexpr std::uint32_t kMaxRoutedBody = 1024 * 1024;
+  const std::string_view unread = s_.client.buffer().unread();
+  router::RequestFacts facts{
+      .session_target = session_target_,
+      .replica_eligible = s_.routing->any_eligible(),
+  };
+  if (auto it = wanted_.find("default_transaction_read_only"); it != wanted_.end()) {
+    facts.session_read_only = iequals(it->second, "on");
+  }
+  FrontRoute out;
+  const char tag = unread[0];
+  const std::uint32_t length = pr::read_be32(unread.data() + 1);
+  if ((tag == pr::fe::kQuery || tag == pr::fe::kParse || tag == pr::fe::kBind) && length >= 4 &&
+      length - 4 <= kMaxRoutedBody) {
+    if (unread.size() - pr::kTaggedHeaderSize < length - 4) return std::nullopt;
+    const std::string_view body = unread.substr(pr::kTaggedHeaderSize, length - 4);
+    std::optional<std::string_view> sql;
+    if (tag == pr::fe::kQuery) {
+      if (auto q = pr::decode_query(body)) sql = *q;
+    } else if (tag == pr::fe::kParse) {
+      if (auto p = pr::decode_parse(body)) sql = p->query;
+    } else if (auto b = pr::decode_bind(body); b && !b->statement.empty()) {
+      // A named statement keeps its class: its text is classified once, then cached.
+      if (const StatementDef* def = statements_.find(b->statement)) {
+        if (auto p = pr::decode_parse(
+                std::string_view(def->parse_frame).substr(pr::kTaggedHeaderSize))) {
+          sql = p->query;
+        }
+      }
+    }
+    if (sql) {
+      if (catalog_generation_ != s_.routing->catalog_generation() || !catalog_) {
+        catalog_generation_ = s_.routing->catalog_generation();
+        catalog_ = s_.routing->catalog();
+      }
+      const router::Classification& c =
+          s_.worker.classifications.get(*sql, *catalog_, catalog_generation_);
+      facts.kind = c.kind;
+      facts.hint = c.hint;
+      if (c.kind == router::StatementKind::set_target && tag == pr::fe::kQuery) {
+        out.set_target = true;
+        out.target_value = c.target_value;
+        return out;
+      }
+    }
+  }
+  out.decision = router::decide(s_.rules, facts);
+  return out;
+}
+
+bool TransactionSession::apply_target(std::string_view value) {
+  if (iequals(value, "primary")) {
+    session_target_ = router::SessionTarget::primary;
+  } else if (iequals(value, "replica")) {
+    session_target_ = router::SessionTarget::replica;
+  } else if (iequals(value, "auto") || value.empty()) {
+    session_target_ = router::SessionTarget::automatic;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+awaitable<void> TransactionSession::answer_set_target(const FrontRoute& r) {
+  ByteBuffer& buf = s_.client.buffer();
+  const std::uint32_t length = pr::read_be32(buf.unread().data() + 1);
+  buf.consume(1 + length);
+  out_.clear();
+  if (apply_target(r.target_value)) {
+    spdlog::debug("{} pgmux.target = {}", s_.label, r.target_value);
+    pr::append_command_complete(out_, "SET");
+  } else {
+    pr::append_error(out_, {.severity = "ERROR",
+                            .sqlstate = "22023",
+                            .message = "invalid value for parameter \"pgmux.target\": \"" +
+                                       r.target_value + "\"",
+                            .hint = "Available values: primary, replica, auto."});
+  }
+  pr::append_ready_for_query(out_, 'I');
+  co_await write_client(out_);
 }
 
 awaitable<void> TransactionSession::sync_settings() {
@@ -772,6 +959,8 @@ awaitable<void> TransactionSession::sync_settings() {
   // at any time).
   out_.clear();
   for (const auto& [name, value] : lease_->parameters()) {
+    // The client sees one server: whether this one is a standby is pgmux's business.
+    if (name == "in_hot_standby") continue;
     auto it = s_.told_client.find(name);
     if (it == s_.told_client.end() || it->second != value) {
       pr::append_parameter_status(out_, name, value);
@@ -824,6 +1013,10 @@ awaitable<void> TransactionSession::server_loop() {
         if (!client_done_ && quiescent() && lease_->tx_status() == 'I') {
           if (co_await finish_transaction()) co_return;
         }
+        if (boundary_pending_) {
+          boundary_pending_ = false;  // kept the server after all
+          client_gate_.cancel();
+        }
         if (buf.size() > 0) continue;
       }
     }
@@ -844,6 +1037,7 @@ awaitable<void> TransactionSession::server_loop() {
     }
     if (ec) {
       spdlog::warn("{} lost its server {}: {}", s_.label, lease_->label(), ec.message());
+      if (lease_target_ >= 0) s_.routing->ban(lease_target_, "connection lost: " + ec.message());
       server_failure_ = {"08006",
                          "server connection lost: the server closed the connection "
                          "unexpectedly"};
@@ -914,6 +1108,21 @@ awaitable<bool> TransactionSession::finish_transaction() {
       for (const auto& [name, value] : s_.startup_settings) now.try_emplace(name, value);
       wanted_ = std::move(now);
     }
+    if (routing() && lease_target_ < 0 && s_.routing->begin_catalog_load()) {
+      // Once per database: which functions are free of side effects, so calls to them can
+      // still go to a replica. Read on the primary, whose catalog is the authority.
+      router::NameSet names;
+      try {
+        for (auto& [name, unused] :
+             co_await lease_->query_pairs(router::kSideEffectFreeFunctionsQuery)) {
+          names.insert(std::move(name));
+        }
+      } catch (...) {
+        s_.routing->abandon_catalog_load();
+        throw;
+      }
+      s_.routing->finish_catalog_load(std::move(names));
+    }
     if (pin_ != PinReason::none && check_pin_) {
       check_pin_ = false;
       const auto rows = co_await lease_->query_pairs(kPinProbeQuery);
@@ -948,6 +1157,7 @@ awaitable<bool> TransactionSession::finish_transaction() {
 
 void TransactionSession::release_server() {
   spdlog::debug("{} released server {}", s_.label, lease_->label());
+  boundary_pending_ = false;
   s_.rt.cancels().set_target(s_.cancel_key.pid, std::nullopt);
   lease_.give_back();
   lease_ = ServerLease();

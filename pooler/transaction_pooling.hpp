@@ -7,16 +7,19 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
 #include "pooler/framed_socket.hpp"
 #include "pooler/startup_params.hpp"
+#include "router/policy.hpp"
 
 namespace pgmux::pooler {
 
 class Runtime;
 class Pool;
+class DatabaseRouting;
 struct Worker;
 struct Config;
 
@@ -31,6 +34,11 @@ struct TransactionSessionSetup {
   ParamList startup_settings;   // the client's own settings from its startup packet
   ParameterMap told_client;     // the ParameterStatus values the client was given at login
   bool statement_mode = false;  // refuse multi-statement transactions (mode = "statement")
+  // Read/write routing: one pool per replica (empty when read_write_split is off).
+  std::shared_ptr<DatabaseRouting> routing;
+  std::vector<std::shared_ptr<Pool>> replica_pools;
+  router::RoutingRules rules;
+  router::Balancing balancing = router::Balancing::round_robin;
 };
 
 // Serves the client until it leaves. Throws SessionError for what ends the session with an

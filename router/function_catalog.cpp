@@ -1,7 +1,9 @@
 // Function side-effect rules: built-in writes, config overrides, the pg_proc catalog.
 #include "router/function_catalog.hpp"
 
+#include <algorithm>
 #include <array>
+#include <span>
 
 namespace pgmux::router {
 
@@ -16,10 +18,10 @@ constexpr auto kAlwaysWrite = std::to_array<std::string_view>(
      "pg_current_xact_id", "dblink_exec", "txid_current_if_assigned",
      "pg_current_xact_id_if_assigned", "pg_try_advisory_lock"});
 
+bool listed(std::span<const std::string_view> list, std::string_view name);
+
 bool always_write(std::string_view name) {
-  for (std::string_view w : kAlwaysWrite) {
-    if (name == w) return true;
-  }
+  if (listed(kAlwaysWrite, name)) return true;
   // pg_advisory_lock, pg_advisory_xact_lock_shared, pg_try_advisory_…, pg_advisory_unlock…
   if (name.starts_with("pg_advisory_") || name.starts_with("pg_try_advisory_")) return true;
   return name.starts_with("lo_");  // large objects: lo_create, lo_import, lo_unlink, …
@@ -52,6 +54,18 @@ constexpr auto kBuiltinReads = std::to_array<std::string_view>({"count",
                                                                 "current_setting",
                                                                 "version"});
 
+// Built-ins PostgreSQL declares volatile only because their result may change from call to
+// call, not because they change anything: reads, wherever they run.
+constexpr auto kVolatileReads = std::to_array<std::string_view>(
+    {"random", "random_normal", "clock_timestamp", "timeofday", "pg_sleep", "pg_sleep_for",
+     "pg_sleep_until", "gen_random_uuid", "pg_is_in_recovery", "pg_last_wal_receive_lsn",
+     "pg_last_wal_replay_lsn", "pg_last_xact_replay_timestamp", "pg_is_wal_replay_paused",
+     "pg_get_wal_replay_pause_state", "setseed"});
+
+bool listed(std::span<const std::string_view> list, std::string_view name) {
+  return std::find(list.begin(), list.end(), name) != list.end();
+}
+
 }  // namespace
 
 FunctionCatalog::FunctionCatalog(std::vector<std::string> write_functions,
@@ -62,13 +76,8 @@ FunctionCatalog::FunctionCatalog(std::vector<std::string> write_functions,
 
 bool FunctionCatalog::is_write(std::string_view name) const {
   if (write_.contains(name) || always_write(name)) return true;
-  if (read_.contains(name)) return false;
-  if (!loaded_) {
-    for (std::string_view r : kBuiltinReads) {
-      if (name == r) return false;
-    }
-    return true;
-  }
+  if (read_.contains(name) || listed(kVolatileReads, name)) return false;
+  if (!loaded_) return !listed(kBuiltinReads, name);
   return !side_effect_free_.contains(name);
 }
 

@@ -3,7 +3,9 @@
 // the functions that are not (provolatile 'i' or 's', with no volatile overload) from pg_proc
 // on the primary, so a user function is judged by what its author declared. A function pgmux
 // has not seen, including one created after the catalog was read, counts as a write. The
-// config's write_functions and read_functions lists override the catalog.
+// config's write_functions and read_functions lists override the catalog; a few built-ins
+// that are volatile without side effects (random, clock_timestamp, pg_is_in_recovery, …) are
+// reads from the start.
 #pragma once
 
 #include <memory>

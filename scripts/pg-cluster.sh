@@ -6,6 +6,7 @@
 #   pg-cluster.sh stop    DIR
 #   pg-cluster.sh destroy DIR
 #   pg-cluster.sh status  DIR
+#   pg-cluster.sh stop-replica DIR | start-replica DIR   (failover tests)
 #
 # `start` prints (and writes to DIR/cluster.env) PRIMARY_PORT=, REPLICA_PORT=,
 # PGMUX_CLUSTER_DIR= and PG_BIN= lines; all progress goes to stderr. Running
@@ -54,13 +55,15 @@ port_free() {
   fi
 }
 
-# Picks two distinct free ports starting from a random base in 20000-40000.
+# Picks two distinct free ports starting from a random base in 15000-32000.
 pick_ports() {
-  local p=$((20000 + RANDOM % 20000)) tries=0 found=()
+  # Below Linux's ephemeral range (32768+), so no client's source port can take it between
+  # this check and the server's bind.
+  local p=$((15000 + RANDOM % 17000)) tries=0 found=()
   while [ ${#found[@]} -lt 2 ]; do
     tries=$((tries + 1)); [ $tries -le 500 ] || die "could not find two free TCP ports"
     port_free "$p" && found+=("$p")
-    p=$((p + 1)); [ $p -le 40000 ] || p=20000
+    p=$((p + 1)); [ $p -le 32000 ] || p=15000
   done
   PRIMARY_PORT=${found[0]}; REPLICA_PORT=${found[1]}
 }
@@ -237,6 +240,18 @@ cmd_stop() {
   stop_server "$DIR/primary"
 }
 
+cmd_replica() { # stop|start
+  DIR=$(cd "$DIR" && pwd -P)
+  PRIMARY_PORT=$(sed -n 's/^PRIMARY_PORT=//p' "$DIR/cluster.env")
+  REPLICA_PORT=$(sed -n 's/^REPLICA_PORT=//p' "$DIR/cluster.env")
+  if [ "$1" = stop ]; then
+    stop_server "$DIR/replica"
+  else
+    start_server "$DIR/replica" "$DIR/replica.log"
+    wait_streaming
+  fi
+}
+
 cmd_status() {
   [ -d "$DIR" ] || die "$DIR does not exist"
   DIR=$(cd "$DIR" && pwd -P)
@@ -256,6 +271,8 @@ case "$CMD" in
     elif [ $# -ne 2 ]; then usage; fi
     cmd_start ;;
   stop) [ $# -eq 2 ] || usage; cmd_stop ;;
+  stop-replica) [ $# -eq 2 ] || usage; cmd_replica stop ;;
+  start-replica) [ $# -eq 2 ] || usage; cmd_replica start ;;
   destroy)
     [ $# -eq 2 ] || usage
     # Guard against rm -rf of a wrong directory: it must look like one of ours.

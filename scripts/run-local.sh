@@ -22,7 +22,7 @@ scripts/pg-cluster.sh start "$work/cluster" >/dev/null
 # shellcheck disable=SC1091
 source "$work/cluster/cluster.env"
 
-sed -e "s/@PRIMARY_PORT@/$PRIMARY_PORT/" -e "s/@REPLICA_PORT@/$REPLICA_PORT/" \
+sed -e "s/@PRIMARY_PORT@/$PRIMARY_PORT/g" -e "s/@REPLICA_PORT@/$REPLICA_PORT/g" \
     -e "s/@LISTEN_PORT@/$port/" etc/pgmux-local.toml.in > "$work/pgmux.toml"
 build/pooler/pgmux --config "$work/pgmux.toml" --check-config
 
@@ -32,6 +32,7 @@ cat <<MSG
   pgmux config: $work/pgmux.toml
 
   DATABASE_URL=postgresql://app:secret@127.0.0.1:$port/app
+  read-only (replica): postgresql://app:secret@127.0.0.1:$port/app_ro
   admin console: psql "postgresql://admin:adminpass@127.0.0.1:$port/pgmux" -c 'SHOW POOLS'
 
   Ctrl-C stops pgmux and both servers.

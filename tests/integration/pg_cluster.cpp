@@ -58,4 +58,16 @@ PgCluster::~PgCluster() {
   }
 }
 
+void PgCluster::stop_replica() const {
+  const CommandResult r = run_command({.argv = {"bash", kScript, "stop-replica", dir_.string()},
+                                       .timeout = std::chrono::seconds(90)});
+  if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh stop-replica: " + r.describe());
+}
+
+void PgCluster::start_replica() const {
+  const CommandResult r = run_command({.argv = {"bash", kScript, "start-replica", dir_.string()},
+                                       .timeout = std::chrono::seconds(90)});
+  if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh start-replica: " + r.describe());
+}
+
 }  // namespace pgmux::it

@@ -21,6 +21,10 @@ class PgCluster {
   [[nodiscard]] std::uint16_t replica_port() const { return replica_port_; }
   [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
   [[nodiscard]] const std::filesystem::path& pg_bin() const { return pg_bin_; }
+  // Failover tests: stop the replica (pg_ctl stop -m fast), and start it again until it
+  // streams. Throw std::runtime_error on failure.
+  void stop_replica() const;
+  void start_replica() const;
 
  private:
   std::filesystem::path dir_, pg_bin_;

@@ -468,10 +468,30 @@ TEST_CASE("server_check_query replaces a server connection that died while idle"
   REQUIRE_MESSAGE(killer.ok(), killer.error());
   CHECK(killer.query_value("SELECT pg_terminate_backend(" + first + ")") == "t");
   std::this_thread::sleep_for(milliseconds(200));
-  // The check notices and a fresh connection serves the query: the client sees no error.
+  // pgmux notices (the server said goodbye on the idle socket) and a fresh connection serves
+  // the query: the client sees no error.
   const PgResult r = a.exec("SELECT pg_backend_pid()");
   REQUIRE_MESSAGE(r.ok(), r.describe());
   CHECK(r.value(0, 0) != first);
+  CHECK(px.wait_for_log("was closed or spoke while idle", milliseconds(2000)));
+}
+
+TEST_CASE("a connection failing server_check_query is replaced before the client uses it") {
+  // A connection that died silently (no FIN: a network partition) is only found by the
+  // check query; one that always fails stands in for it here.
+  PgmuxOptions o = tx_options("tx-check-fails", 1);
+  o.pool_toml = "server_check_delay_ms = 0\nserver_check_query = \"SELECT 1/0\"";
+  PgmuxProcess px(test_env(), o);
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  std::set<std::string> pids;
+  for (int i = 0; i < 3; ++i) {
+    const PgResult r = a.exec("SELECT pg_backend_pid()");
+    REQUIRE_MESSAGE(r.ok(), r.describe());
+    pids.insert(r.value(0, 0));
+  }
+  CHECK(pids.size() == 3);  // each reuse failed the check: a new connection every time
   CHECK(px.wait_for_log("failed server_check_query", milliseconds(2000)));
 }
 

@@ -145,8 +145,10 @@ const Case kCases[] = {
     {"SELECT dblink_exec('x', 'y')", K::write},
     {"SELECT audit_log('x')", K::write},  // user function, volatile: not in the catalog
     {"SELECT public.audit_log('x')", K::write},
-    {"SELECT my_writer()", K::write},  // listed in write_functions
-    {"SELECT random()", K::write},     // volatile built-in
+    {"SELECT my_writer()", K::write},                 // listed in write_functions
+    {"SELECT pg_current_wal_lsn()", K::write},        // volatile built-in; fails on a standby
+    {"SELECT random(), clock_timestamp()", K::read},  // volatile without side effects
+    {"SELECT pg_is_in_recovery()", K::read},
     {"SELECT * FROM t WHERE id = nextval('s')", K::write},
     {"SELECT (SELECT nextval('s'))", K::write},
     {"SELECT count(*) FROM t WHERE x = ANY (ARRAY[nextval('s')])", K::write},
@@ -276,7 +278,8 @@ TEST_CASE("classifier: table of statements") {
   const FunctionCatalog catalog = loaded_catalog();
   CHECK(std::size(kCases) >= 150);
   for (const Case& c : kCases) {
-    CAPTURE(c.sql);
+    const std::string sql = c.sql;
+    CAPTURE(sql);
     const Classification got = classify(c.sql, catalog);
     CHECK_MESSAGE(got.kind == c.kind, "got ", to_string(got.kind), " ", got.error);
   }

@@ -173,3 +173,53 @@ max_user_connections = 1
       error_of(std::string(kMinimal) + "[pool]\nmax_db_connections = -1\n").find("out of range") !=
       std::string::npos);
 }
+
+TEST_CASE("routing keys: [routing] defaults, database and user overrides") {
+  auto d = load_config_from_string(kMinimal, "test.toml");
+  CHECK_FALSE(d->routing.read_write_split);
+  CHECK(d->find_database("app")->routing.primary_reads == pgmux::router::PrimaryReads::fallback);
+  CHECK(d->find_database("app")->target == pgmux::router::Target::primary);
+  auto c = load_config_from_string(R"(
+[pool]
+size = 8
+[routing]
+read_write_split = "on"
+load_balancing = "least_connections"
+replica_ban_ms = 500
+write_functions = ["audit"]
+[databases.app]
+primary = { host = "127.0.0.1", port = 5432 }
+replicas = [ { host = "127.0.0.1", port = 5433, weight = 3 } ]
+primary_reads = "always"
+[databases.ro]
+primary = { host = "127.0.0.1", port = 5432 }
+replicas = [ { host = "127.0.0.1", port = 5433 } ]
+target = "replica"
+read_write_split = "off"
+replica_pool_size = 2
+[users.app]
+password = "secret"
+primary_reads = "never"
+)",
+                                   "t.toml");
+  const DatabaseConfig* app = c->find_database("app");
+  CHECK(app->routing.read_write_split);
+  CHECK(app->routing.load_balancing == pgmux::router::Balancing::least_connections);
+  CHECK(app->routing.replica_ban_ms == 500);
+  CHECK(app->routing.write_functions == std::vector<std::string>{"audit"});
+  CHECK(app->routing.primary_reads == pgmux::router::PrimaryReads::always);
+  CHECK(app->replicas[0].weight == 3);
+  CHECK(app->replica_pool_size == 8);
+  const DatabaseConfig* ro = c->find_database("ro");
+  CHECK(ro->target == pgmux::router::Target::replica);
+  CHECK_FALSE(ro->routing.read_write_split);
+  CHECK(ro->replica_pool_size == 2);
+  const auto rules = Config::rules_for(*app, *c->find_user("app"));
+  CHECK(rules.read_write_split);
+  CHECK(rules.primary_reads == pgmux::router::PrimaryReads::never);
+  CHECK(error_of(std::string(kMinimal) + "[databases.x]\nprimary = { host = \"h\" }\n"
+                                         "target = \"replica\"\n")
+            .find("needs at least one entry in replicas") != std::string::npos);
+  CHECK(error_of("[databases.x]\nprimary = { host = \"h\", weight = 2 }\n").find("weight") !=
+        std::string::npos);
+}

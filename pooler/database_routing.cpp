@@ -1,0 +1,86 @@
+// Shared routing state of one database.
+#include "pooler/database_routing.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace pgmux::pooler {
+
+DatabaseRouting::DatabaseRouting(const DatabaseConfig& db)
+    : name_(db.name),
+      replicas_(db.replicas),
+      ban_time_(db.routing.replica_ban_ms),
+      catalog_(std::make_shared<router::FunctionCatalog>(db.routing.write_functions,
+                                                         db.routing.read_functions)),
+      write_functions_(db.routing.write_functions),
+      read_functions_(db.routing.read_functions),
+      banned_until_(std::make_unique<std::atomic<Clock::rep>[]>(db.replicas.size())),
+      balancer_(db.routing.load_balancing, static_cast<int>(db.replicas.size())) {
+  for (std::size_t i = 0; i < replicas_.size(); ++i) banned_until_[i].store(0);
+}
+
+std::shared_ptr<const router::FunctionCatalog> DatabaseRouting::catalog() const {
+  std::lock_guard lock(catalog_mutex_);
+  return catalog_;
+}
+
+bool DatabaseRouting::begin_catalog_load() {
+  if (catalog()->loaded()) return false;
+  return !loading_.exchange(true);
+}
+
+void DatabaseRouting::finish_catalog_load(router::NameSet side_effect_free) {
+  auto fresh = std::make_shared<router::FunctionCatalog>(write_functions_, read_functions_);
+  const std::size_t n = side_effect_free.size();
+  fresh->set_side_effect_free(std::move(side_effect_free));
+  {
+    std::lock_guard lock(catalog_mutex_);
+    catalog_ = std::move(fresh);
+  }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  loading_ = false;
+  spdlog::info("database {}: read {} side-effect-free function names from pg_proc", name_, n);
+}
+
+void DatabaseRouting::abandon_catalog_load() {
+  loading_ = false;
+}
+
+bool DatabaseRouting::eligible(int replica) const {
+  const auto until = banned_until_[static_cast<std::size_t>(replica)].load(relaxed);
+  return until == 0 || Clock::now().time_since_epoch().count() >= until;
+}
+
+bool DatabaseRouting::any_eligible() const {
+  for (int i = 0; i < replica_count(); ++i) {
+    if (eligible(i)) return true;
+  }
+  return false;
+}
+
+void DatabaseRouting::ban(int replica, const std::string& why) {
+  const auto until = (Clock::now() + ban_time_).time_since_epoch().count();
+  const auto before = banned_until_[static_cast<std::size_t>(replica)].exchange(until);
+  if (before == 0 || Clock::now().time_since_epoch().count() >= before) {
+    const Endpoint& e = replicas_[static_cast<std::size_t>(replica)];
+    spdlog::warn("database {}: replica {}:{} banned for replica_ban_ms ({} ms): {}", name_, e.host,
+                 e.port, ban_time_.count(), why);
+  }
+}
+
+std::optional<int> DatabaseRouting::pick(bool primary_too, std::span<const int> active_per_replica,
+                                         int primary_active) {
+  std::vector<router::Candidate> candidates;
+  candidates.reserve(replicas_.size() + 1);
+  for (int i = 0; i < replica_count(); ++i) {
+    if (!eligible(i)) continue;
+    candidates.push_back({.index = i,
+                          .weight = replicas_[static_cast<std::size_t>(i)].weight,
+                          .active = active_per_replica[static_cast<std::size_t>(i)]});
+  }
+  if (candidates.empty()) return std::nullopt;
+  if (primary_too) candidates.push_back({.index = -1, .weight = 1, .active = primary_active});
+  std::lock_guard lock(balancer_mutex_);
+  return candidates[balancer_.pick(candidates)].index;
+}
+
+}  // namespace pgmux::pooler
