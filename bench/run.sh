@@ -15,7 +15,7 @@ tx_clients="${BENCH_TX_CLIENTS:-50}"
 tx_pool="${BENCH_TX_POOL:-10}"
 
 scripts/install-deps.sh
-scripts/build.sh --target pgmux >/dev/null
+scripts/build.sh --target pgmux pgmux_classify_bench >/dev/null
 work=$(mktemp -d /tmp/pgmux-bench.XXXXXX)
 all_pids=()
 cleanup() {
@@ -29,9 +29,14 @@ scripts/pg-cluster.sh start "$work/cluster" >/dev/null
 source "$work/cluster/cluster.env"
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# start_pgmux NAME MODE POOL → sets pgmux_port/pgmux_pid (one worker: compare per core)
+# start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker: compare per
+# core). "routed": the replica is configured and reads go to it.
 start_pgmux() {
-  local name=$1 mode=$2 pool=$3
+  local name=$1 mode=$2 pool=$3 routing=""
+  if [ "${4:-}" = routed ]; then
+    routing="replicas = [ { host = \"127.0.0.1\", port = $REPLICA_PORT } ]
+read_write_split = \"on\""
+  fi
   pgmux_port=$(free_port)
   cat > "$work/$name.toml" <<TOML
 [pgmux]
@@ -44,6 +49,7 @@ size = $pool
 max_client_conn = 10000
 [databases.app]
 primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
+$routing
 [users.app]
 password = "secret"
 TOML
@@ -98,7 +104,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
-# run NAME PORT PID ARGS… → prints "tps cpu_per_1000tx"
+# run NAME PORT PID ARGS… → prints "tps cpu_per_1000tx transactions failed aborted_clients"
 run() {
   local port=$1 pid=$2; shift 2
   local before after out tx
@@ -108,31 +114,36 @@ run() {
   tx=$(echo "$out" | awk '/number of transactions actually processed/ {split($0,a,": "); split(a[2],b,"/"); print b[1]}')
   tps=$(echo "$out" | awk '/^tps/ {print $3; exit}')
   failed=$(echo "$out" | awk '/number of failed transactions/ {print $5}')
-  awk -v t="$tps" -v d=$((after - before)) -v hz="$hz" -v tx="$tx" -v f="${failed:-0}" \
-    'BEGIN { printf "%s %.4f %s %s\n", (t == "" ? 0 : t), (tx > 0 ? d / hz / tx * 1000 : 0), (tx == "" ? 0 : tx), f }'
+  # A client that hits an error (e.g. "prepared statement does not exist") stops; pgbench
+  # counts it apart from failed transactions.
+  aborted=$(echo "$out" | grep -c "aborted in command" || true)
+  awk -v t="$tps" -v d=$((after - before)) -v hz="$hz" -v tx="$tx" -v f="${failed:-0}" -v a="$aborted" \
+    'BEGIN { printf "%s %.4f %s %s %s\n", (t == "" ? 0 : t), (tx > 0 ? d / hz / tx * 1000 : 0), (tx == "" ? 0 : tx), f, a }'
 }
 
 # run_workloads "NAME:pgbench args" … → one line per (workload, target), results recorded.
 # Uses the pooler ports/pids currently in pgmux_port/pgmux_pid and bouncer_port/bouncer_pid.
+targets="direct pgmux pgbouncer"
 run_workloads() {
-  local workload name target port pid tps cpu tx failed
+  local workload name target port pid tps cpu tx failed aborted
   for workload in "$@"; do
     name=${workload%%:*}
     read -r -a args <<< "${workload#*:}"
-    for target in direct pgmux pgbouncer; do
+    for target in $targets; do
       case $target in
         direct) port=$PRIMARY_PORT pid="" ;;
+        replica) port=$REPLICA_PORT pid="" ;;
         pgmux) port=$pgmux_port pid=$pgmux_pid ;;
         pgbouncer) port=$bouncer_port pid=$bouncer_pid ;;
       esac
-      read -r tps cpu tx failed < <(run "$port" "$pid" "${args[@]}")
-      printf '%-28s %-9s %12s %16s %10s\n' "$name" "$target" "$tps" "$cpu" "${failed:-?}"
-      echo "$name $target $tps $cpu" >> "$work/results"
+      read -r tps cpu tx failed aborted < <(run "$port" "$pid" "${args[@]}")
+      printf '%-28s %-9s %12s %16s %10s %10s\n' "$name" "$target" "$tps" "$cpu" "${failed:-?}" "${aborted:-?}"
+      echo "$name $target $tps $cpu $aborted" >> "$work/results"
     done
   done
 }
 
-printf '\n%-28s %-9s %12s %16s %10s\n' "workload" "target" "tps" "cpu_s/1000tx" "failed"
+printf '\n%-28s %-9s %12s %16s %10s %10s\n' "workload" "target" "tps" "cpu_s/1000tx" "failed" "aborted"
 run_workloads "select-only:-S -c $clients -j 2" "tpcb:-c $clients -j 2" \
               "select-only-extended:-S -M extended -c $clients -j 2" \
               "connect-per-tx:-S -C -c 8 -j 2"
@@ -148,6 +159,16 @@ printf '\nTransaction pooling, %s clients over a pool of %s:\n' "$tx_clients" "$
 run_workloads "tx-select-simple:-S -c $tx_clients -j 2" \
               "tx-select-prepared:-S -M prepared -c $tx_clients -j 2" \
               "tx-tpcb-prepared:-M prepared -c $tx_clients -j 2"
+
+# Read/write routing: the same select-only load through pgmux with reads sent to the replica,
+# against the primary and the replica directly (PgBouncer does not route).
+start_pgmux pgmux-routed transaction "$tx_pool" routed
+sleep 0.5
+printf '\nRead/write routing (transaction mode, pool of %s per server), %s clients:\n' "$tx_pool" "$clients"
+targets="direct replica pgmux"
+run_workloads "routed-select-only:-S -c $clients -j 2"
+targets="direct pgmux pgbouncer"
+
 pgmux_port=$session_pgmux_port pgmux_pid=$session_pgmux_pid
 bouncer_port=$session_bouncer_port bouncer_pid=$session_bouncer_pid
 
@@ -167,9 +188,14 @@ done
 
 echo
 echo "Ratios (pgmux / pgbouncer, pgmux / direct):"
-awk '{tps[$1" "$2]=$3; cpu[$1" "$2]=$4; names[$1]=1}
+awk '{tps[$1" "$2]=$3; cpu[$1" "$2]=$4; ab[$1" "$2]=$5; names[$1]=1}
      END { for (n in names) {
+       if (!((n" pgbouncer") in tps)) { printf "  %-24s tps %.2fx of direct (primary)\n", n, tps[n" pgmux"]/tps[n" direct"]; continue }
        if (tps[n" pgbouncer"] == 0) { printf "  %-24s pgbouncer failed; pgmux %.2fx of direct\n", n, tps[n" pgmux"]/tps[n" direct"]; continue }
+       if (ab[n" pgbouncer"] > 0) printf "  %-24s (pgbouncer: %d clients aborted with errors)\n", n, ab[n" pgbouncer"]
        printf "  %-24s tps %.2fx of pgbouncer, %.2fx of direct; cpu/tx %.2fx of pgbouncer\n", n,
          tps[n" pgmux"]/tps[n" pgbouncer"], tps[n" pgmux"]/tps[n" direct"],
          (cpu[n" pgbouncer"] > 0 ? cpu[n" pgmux"]/cpu[n" pgbouncer"] : 0) } }' "$work/results"
+
+echo
+build/bench/pgmux_classify_bench 20000

@@ -25,6 +25,8 @@ namespace pr = protocol;
 namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
+// Larger Queries sent to a replica are not kept for the 25006 retry.
+constexpr std::size_t kMaxRetryQuery = 64 * 1024;
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -100,7 +102,8 @@ class TransactionSession {
   [[nodiscard]] bool routing() const { return !s_.replica_pools.empty(); }
   bool apply_target(std::string_view value);
   awaitable<void> answer_set_target(const FrontRoute& r);
-  void build_segments(std::size_t forwardable);
+  awaitable<void> retry_on_primary();
+  void build_segments(const char* base, std::size_t forwardable);
   awaitable<void> cleanup_after_client();
   // --- server side ---
   awaitable<void> server_loop();
@@ -161,6 +164,12 @@ class TransactionSession {
   std::chrono::steady_clock::time_point request_started_;  // oldest unanswered request
   bool rearm_server_read_ = false;  // the server read was cancelled to apply query_timeout_ms
 
+  // The 25006 safety net: a simple Query sent to a replica when nothing else was pending is
+  // kept (retry_query_) until its first answer; if that is 25006 read_only_sql_transaction,
+  // the error and its ReadyForQuery are dropped and the Query re-run on the primary.
+  std::string retry_query_;
+  bool retry_armed_ = false;       // retry_query_ awaits its first answer from the replica
+  bool retry_pending_ = false;     // the replica refused it: re-run once the replica is back
   int lease_target_ = -1;          // -1: the lease is on the primary; else the replica index
   bool boundary_pending_ = false;  // the server loop is about to hand the server back
   router::SessionTarget session_target_ = router::SessionTarget::automatic;
@@ -505,6 +514,16 @@ struct TransactionSession::ServerInspector {
 
   bool on_frame(char tag, std::string_view body, std::size_t) {
     if (boundary) return false;  // forward up to the ReadyForQuery, then stop
+    if (t.retry_armed_) {
+      t.retry_armed_ = false;  // this is the first answer to the armed Query
+      if (tag == pr::be::kErrorResponse) {
+        auto fields = pr::decode_error_fields(body);
+        if (fields && fields->sqlstate == "25006") {
+          t.retry_pending_ = true;
+          return drop_frame(body);
+        }
+      }
+    }
     switch (tag) {
       case pr::be::kParseComplete: {
         auto e = pop(Expect::parse);
@@ -537,6 +556,14 @@ struct TransactionSession::ServerInspector {
         }
         t.expect_.pop_front();
         t.client_gate_.cancel();  // a local wait may be over
+        if (t.retry_pending_) {
+          // The refused Query's ReadyForQuery: the client hears the primary's answer instead.
+          if (t.quiescent()) {
+            boundary = true;
+            t.boundary_pending_ = *status == 'I';
+          }
+          return drop_frame(body);
+        }
         if (e.swallow) return drop_frame(body);
         if (t.s_.statement_mode && *status != 'I') {
           refuse_transaction = true;  // the server loop rolls back and tells the client
@@ -606,6 +633,16 @@ awaitable<void> TransactionSession::run() {
     ByteBuffer& buf = s_.client.buffer();
     for (;;) {
       if (server_failure_) fail(server_failure_->first, server_failure_->second);
+      if (retry_pending_) {
+        // The replica refused the last Query as a write: wait for it to be handed back (the
+        // server loop does at the dropped ReadyForQuery), then run the Query on the primary.
+        while (lease_ || internal_ || server_loop_running_) {
+          if (server_failure_) fail(server_failure_->first, server_failure_->second);
+          co_await wait(client_gate_);
+        }
+        co_await retry_on_primary();
+        continue;
+      }
       const bool mid_frame = client_scanner_.mid_frame();
       if (buf.size() > 0 && (mid_frame || buf.size() >= pr::kTaggedHeaderSize)) {
         if (!mid_frame && buf.unread()[0] == pr::fe::kTerminate && !lease_) break;
@@ -621,11 +658,13 @@ awaitable<void> TransactionSession::run() {
             // replica is answered and handed back (it stays if a read-only transaction holds it).
             const auto r = route_front();
             if (!r) goto read_more;
-            if (r->decision.target == router::Target::primary) {
+            // A Query armed for the 25006 retry must be answered before anything follows it.
+            if (r->decision.target == router::Target::primary || retry_armed_) {
               while (lease_ && (!quiescent() || internal_ || boundary_pending_)) {
                 co_await wait(client_gate_);
               }
             }
+            if (retry_pending_) continue;
           }
           while (internal_ || (server_loop_running_ && !lease_)) co_await wait(client_gate_);
           if (!lease_) {
@@ -651,7 +690,15 @@ awaitable<void> TransactionSession::run() {
           fail("08P01", "protocol violation: invalid message frame from client");
         }
         if (r.forwardable > 0) {
-          build_segments(r.forwardable);
+          build_segments(buf.unread().data(), r.forwardable);
+          // Arm the 25006 safety net for a lone simple Query sent to a replica.
+          // (Not inside a transaction: a read-only one must see its error.)
+          retry_armed_ =
+              lease_target_ >= 0 && was_answered && lease_->tx_status() == 'I' &&
+              buf.unread()[0] == pr::fe::kQuery &&
+              r.forwardable == pr::kTaggedHeaderSize + pr::read_be32(buf.unread().data() + 1) - 4 &&
+              r.forwardable <= kMaxRetryQuery;
+          if (retry_armed_) retry_query_.assign(buf.unread().data(), r.forwardable);
           server_write_cut_ = true;
           auto [ec, n] = co_await asio::async_write(lease_->io().socket(), segments_, as_result);
           if (ec) {
@@ -773,9 +820,8 @@ awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession:
                                   std::to_string(limit.count()) + " ms)");
 }
 
-void TransactionSession::build_segments(std::size_t forwardable) {
+void TransactionSession::build_segments(const char* base, std::size_t forwardable) {
   segments_.clear();
-  const char* base = s_.client.buffer().unread().data();
   std::size_t at = 0;
   for (const Edit& e : edits_) {
     if (e.pos > at) segments_.emplace_back(base + at, e.pos - at);
@@ -933,6 +979,33 @@ awaitable<void> TransactionSession::answer_set_target(const FrontRoute& r) {
   co_await write_client(out_);
 }
 
+awaitable<void> TransactionSession::retry_on_primary() {
+  retry_pending_ = false;
+  if (auto sql = pr::decode_query(std::string_view(retry_query_).substr(pr::kTaggedHeaderSize))) {
+    s_.worker.classifications.mark_write(*sql);  // next time straight to the primary
+    spdlog::info(
+        "{} a replica refused a statement as a write (25006): running it on the "
+        "primary",
+        s_.label);
+  }
+  co_await ensure_server(
+      {.target = router::Target::primary, .reason = router::Reason::retried_on_primary});
+  edits_.clear();
+  scratch_.clear();
+  ClientInspector inspector{*this, retry_query_.data()};
+  pr::FrameScanner scanner(s_.client.max_message_size());
+  const auto r = scanner.scan(retry_query_, inspector);
+  if (inspector.violation || r.forwardable != retry_query_.size()) {
+    fail("08P01", "protocol violation: invalid message frame from client");
+  }
+  if (s_.config.pool.query_timeout_ms > 0) request_started_ = std::chrono::steady_clock::now();
+  build_segments(retry_query_.data(), r.forwardable);
+  server_write_cut_ = true;
+  auto [ec, n] = co_await asio::async_write(lease_->io().socket(), segments_, as_result);
+  if (ec) fail("08006", "server connection lost: the server closed the connection unexpectedly");
+  server_write_cut_ = false;
+}
+
 awaitable<void> TransactionSession::sync_settings() {
   ParameterMap& applied = lease_->applied_settings();
   const std::string sql = build_settings_sync(wanted_, applied);
@@ -997,7 +1070,7 @@ awaitable<void> TransactionSession::server_loop() {
             co_return;
           }
         }
-        continue;
+        if (!inspector.boundary) continue;
       }
       if (inspector.bad || r.error != pr::FrameError::none) {
         spdlog::warn("{} server {} sent an unexpected or invalid message: {}", s_.label,
@@ -1163,7 +1236,7 @@ void TransactionSession::release_server() {
   lease_ = ServerLease();
   server_loop_running_ = false;
   client_gate_.cancel();
-  rearm_client_read(s_.config.pool.client_idle_timeout_ms > 0);
+  rearm_client_read(retry_pending_ || s_.config.pool.client_idle_timeout_ms > 0);
 }
 
 awaitable<void> TransactionSession::cleanup_after_client() {

@@ -30,4 +30,11 @@ const Classification& ClassificationCache::get(std::string_view sql,
   return lru_.front().value;
 }
 
+void ClassificationCache::mark_write(std::string_view sql) {
+  if (auto it = index_.find(sql); it != index_.end()) {
+    it->second->value.kind = StatementKind::write;
+    it->second->value.hint = Hint::none;
+  }
+}
+
 }  // namespace pgmux::router

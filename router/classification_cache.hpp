@@ -22,6 +22,10 @@ class ClassificationCache {
   const Classification& get(std::string_view sql, const FunctionCatalog& functions,
                             std::uint64_t catalog_generation);
 
+  // A server refused `sql` as a write although it was classified otherwise (a function that
+  // writes but is declared stable): remember it as a write.
+  void mark_write(std::string_view sql);
+
   [[nodiscard]] std::size_t size() const { return index_.size(); }
   [[nodiscard]] std::uint64_t hits() const { return hits_; }
   [[nodiscard]] std::uint64_t misses() const { return misses_; }

@@ -268,3 +268,32 @@ TEST_CASE("session mode: a database entry with target = \"replica\" is a read-on
   REQUIRE_MESSAGE(rw.ok(), rw.error());
   CHECK(where(rw, "SELECT pg_is_in_recovery()") == "primary");  // the plain entry: primary
 }
+
+TEST_CASE(
+    "routing: a write refused by a replica (25006) outside a transaction re-runs on the "
+    "primary") {
+  create_routing_fixtures();
+  PgmuxProcess px(test_env(), routed("routing-25006"));
+  INFO(px.log_tail());
+  PgConn c(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  // Forced onto the replica, writes are refused there and transparently run on the primary.
+  CHECK(where(c,
+              "/* pgmux:replica */ INSERT INTO rt_items (v) VALUES ('hinted') "
+              "RETURNING pg_is_in_recovery()") == "primary");
+  CHECK(px.wait_for_log("refused a statement as a write (25006)", milliseconds(2000)));
+  c.run("SET pgmux.target = 'replica'");
+  CHECK(where(c, "SELECT pg_is_in_recovery()") == "replica");
+  for (int i = 0; i < 3; ++i) {
+    const PgResult r = c.exec("UPDATE rt_items SET v = v WHERE id = 1");
+    CHECK_MESSAGE(r.ok(), r.describe());
+  }
+  CHECK(c.query_value("INSERT INTO rt_items (v) VALUES ('p') RETURNING 'answered'") == "answered");
+  // Inside a read-only transaction the client gets the error, as PostgreSQL would give it.
+  c.run("BEGIN READ ONLY");
+  const PgResult refused = c.exec("INSERT INTO rt_items (v) VALUES ('ro')");
+  CHECK_FALSE(refused.ok());
+  CHECK_MESSAGE(refused.sqlstate() == "25006", refused.describe());
+  c.run("ROLLBACK");
+  CHECK(where(c, "SELECT pg_is_in_recovery()") == "replica");
+}
