@@ -59,7 +59,17 @@ int main(int argc, char** argv) {
               sink);
   std::printf("  uncached (libpg_query parse + walk): %8.0f ns per statement (%ld runs)\n",
               uncached, iterations);
-  std::printf("  cached (LRU hit by text):            %8.1f ns per statement (%ld runs)\n", cached,
+  // Simple-protocol clients inline their values: every text differs, the key does not.
+  std::string inlined;
+  t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < hits; ++i) {
+    inlined = "SELECT abalance FROM pgbench_accounts WHERE aid = " + std::to_string(i % 100000);
+    sink += static_cast<long>(cache.get(inlined, catalog, 1).kind);
+  }
+  const double cached_inlined = ns_per(std::chrono::steady_clock::now() - t0, hits);
+  std::printf("  cached (hit by literal-free key):    %8.1f ns per statement (%ld runs)\n", cached,
               hits);
+  std::printf("  cached, values inlined (pgbench -S): %8.1f ns per statement (%ld runs)\n",
+              cached_inlined, hits);
   return 0;
 }

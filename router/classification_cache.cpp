@@ -1,6 +1,8 @@
 // LRU of classifications keyed by statement text.
 #include "router/classification_cache.hpp"
 
+#include "router/statement_key.hpp"
+
 namespace pgmux::router {
 
 const Classification& ClassificationCache::get(std::string_view sql,
@@ -11,7 +13,8 @@ const Classification& ClassificationCache::get(std::string_view sql,
     lru_.clear();
     generation_ = catalog_generation;
   }
-  if (auto it = index_.find(sql); it != index_.end()) {
+  statement_key(sql, key_);
+  if (auto it = index_.find(key_); it != index_.end()) {
     ++hits_;
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->value;
@@ -25,13 +28,14 @@ const Classification& ClassificationCache::get(std::string_view sql,
     index_.erase(lru_.back().sql);
     lru_.pop_back();
   }
-  lru_.push_front({std::string(sql), classify(sql, functions)});
+  lru_.push_front({key_, classify(sql, functions)});
   index_.emplace(lru_.front().sql, lru_.begin());
   return lru_.front().value;
 }
 
 void ClassificationCache::mark_write(std::string_view sql) {
-  if (auto it = index_.find(sql); it != index_.end()) {
+  statement_key(sql, key_);
+  if (auto it = index_.find(key_); it != index_.end()) {
     it->second->value.kind = StatementKind::write;
     it->second->value.hint = Hint::none;
   }

@@ -1,4 +1,5 @@
-// Classifications by statement text, bounded, least recently used out first. One per worker
+// Classifications by statement shape (text with literals stripped: statement_key.hpp),
+// bounded, least recently used out first. One per worker
 // thread (no locks); an application repeats a few hundred distinct statements, so the hot path
 // parses each once. Cleared when the function catalog it was computed with changes.
 #pragma once
@@ -32,7 +33,7 @@ class ClassificationCache {
 
  private:
   struct Entry {
-    std::string sql;
+    std::string sql;  // the statement's key: its text with literals stripped
     Classification value;
   };
   std::size_t capacity_;
@@ -41,6 +42,7 @@ class ClassificationCache {
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;  // keys view lru_
   std::uint64_t hits_ = 0, misses_ = 0;
   Classification scratch_;  // capacity 0: the last result
+  std::string key_;         // reused for each lookup's key
 };
 
 }  // namespace pgmux::router

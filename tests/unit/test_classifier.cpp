@@ -3,6 +3,7 @@
 
 #include "router/classification_cache.hpp"
 #include "router/classifier.hpp"
+#include "router/statement_key.hpp"
 
 using namespace pgmux::router;
 
@@ -321,19 +322,65 @@ TEST_CASE("classifier: hints and pgmux.target values") {
 TEST_CASE("classification cache: hits, LRU bound, cleared by a new catalog") {
   const FunctionCatalog cat = loaded_catalog();
   ClassificationCache cache(2);
-  CHECK(cache.get("SELECT 1", cat, 1).kind == K::read);
-  CHECK(cache.get("SELECT 1", cat, 1).kind == K::read);
+  CHECK(cache.get("SELECT a FROM t", cat, 1).kind == K::read);
+  CHECK(cache.get("SELECT a FROM t", cat, 1).kind == K::read);
   CHECK(cache.hits() == 1);
   CHECK(cache.misses() == 1);
   CHECK(cache.get("INSERT INTO t VALUES (1)", cat, 1).kind == K::write);
-  CHECK(cache.get("SELECT 1", cat, 1).kind == K::read);  // refreshes SELECT 1
-  CHECK(cache.get("SELECT 2", cat, 1).kind == K::read);  // evicts the INSERT
+  CHECK(cache.get("SELECT a FROM t", cat, 1).kind == K::read);  // refreshes it
+  CHECK(cache.get("SELECT b FROM t", cat, 1).kind == K::read);  // evicts the INSERT
   CHECK(cache.size() == 2);
   const auto misses = cache.misses();
-  CHECK(cache.get("SELECT 1", cat, 1).kind == K::read);
+  CHECK(cache.get("SELECT a FROM t", cat, 1).kind == K::read);
   CHECK(cache.misses() == misses);
   CHECK(cache.get("INSERT INTO t VALUES (1)", cat, 1).kind == K::write);
   CHECK(cache.misses() == misses + 1);
-  CHECK(cache.get("SELECT 1", cat, 2).kind == K::read);  // new catalog generation
+  CHECK(cache.get("SELECT a FROM t", cat, 2).kind == K::read);  // new catalog generation
   CHECK(cache.size() == 1);
+}
+
+TEST_CASE("statement keys strip literal values and nothing else") {
+  std::string k;
+  auto key = [&](std::string_view sql) {
+    statement_key(sql, k);
+    std::string shown = k;
+    for (char& c : shown) {
+      if (c == '\x01') c = '?';
+    }
+    return shown;
+  };
+  CHECK(key("SELECT abalance FROM pgbench_accounts WHERE aid = 12345;") ==
+        "SELECT abalance FROM pgbench_accounts WHERE aid = ?;");
+  CHECK(key("SELECT * FROM t WHERE a = 'x''y' AND b = 1.5e-3 AND c = .5") ==
+        "SELECT * FROM t WHERE a = ? AND b = ? AND c = ?");
+  CHECK(key("SELECT E'a\\'b', $$x'y$$, $fn$ ; $fn$") == "SELECT E?, ?, ?");
+  CHECK(key("SELECT t1.c2, \"it's\" FROM t1 WHERE x = $1") ==
+        "SELECT t1.c2, \"it's\" FROM t1 WHERE x = $1");
+  CHECK(key("/* pgmux:replica */ SELECT 1 -- 'not a literal'") ==
+        "/* pgmux:replica */ SELECT ? -- 'not a literal'");
+  CHECK(key("SELECT data ? 'k' FROM j") == "SELECT data ? ? FROM j");
+  // Kept whole: where a literal can change the meaning, or the text cannot be followed.
+  CHECK(key("SET pgmux.target = 'replica'") == "SET pgmux.target = 'replica'");
+  CHECK(key("  reset pgmux.target") == "  reset pgmux.target");
+  CHECK(key("EXPLAIN (ANALYZE 0) DELETE FROM t") == "EXPLAIN (ANALYZE 0) DELETE FROM t");
+  CHECK(key("SELECT 'unterminated") == "SELECT 'unterminated");
+  CHECK(key("SELECT $$unterminated") == "SELECT $$unterminated");
+  CHECK(key("SELECT 1 /* open") == "SELECT 1 /* open");
+}
+
+TEST_CASE("classification cache: statements differing only in literals share an entry") {
+  const FunctionCatalog cat = loaded_catalog();
+  ClassificationCache cache;
+  CHECK(cache.get("SELECT * FROM t WHERE id = 1", cat, 1).kind == K::read);
+  CHECK(cache.get("SELECT * FROM t WHERE id = 2", cat, 1).kind == K::read);
+  CHECK(cache.get("SELECT * FROM t WHERE id = 'three'", cat, 1).kind == K::read);
+  CHECK(cache.misses() == 1);
+  CHECK(cache.hits() == 2);
+  CHECK(cache.get("SELECT * FROM t WHERE id = 1 FOR UPDATE", cat, 1).kind == K::write);
+  CHECK(cache.get("SELECT 'unterminated", cat, 1).kind == K::write);
+  CHECK(cache.get("SELECT 'terminated'", cat, 1).kind == K::read);
+  CHECK(cache.get("SET pgmux.target = 'primary'", cat, 1).target_value == "primary");
+  CHECK(cache.get("SET pgmux.target = 'replica'", cat, 1).target_value == "replica");
+  cache.mark_write("SELECT * FROM t WHERE id = 99");
+  CHECK(cache.get("SELECT * FROM t WHERE id = 1", cat, 1).kind == K::write);
 }
