@@ -101,6 +101,8 @@ class TransactionSession {
   std::optional<FrontRoute> route_front();
   [[nodiscard]] bool routing() const { return !s_.replica_pools.empty(); }
   bool apply_target(std::string_view value);
+  // The SQL text a Query, Parse or Bind (of a named statement) runs; nullopt for others.
+  std::optional<std::string_view> request_sql(char tag, std::string_view body) const;
   awaitable<void> answer_set_target(const FrontRoute& r);
   awaitable<void> retry_on_primary();
   void build_segments(const char* base, std::size_t forwardable);
@@ -164,10 +166,14 @@ class TransactionSession {
   std::chrono::steady_clock::time_point request_started_;  // oldest unanswered request
   bool rearm_server_read_ = false;  // the server read was cancelled to apply query_timeout_ms
 
-  // The 25006 safety net: a simple Query sent to a replica when nothing else was pending is
-  // kept (retry_query_) until its first answer; if that is 25006 read_only_sql_transaction,
-  // the error and its ReadyForQuery are dropped and the Query re-run on the primary.
+  // The 25006 safety net: a request sent to a replica when nothing else was pending (one
+  // simple Query, or one extended batch ending in Sync) is kept in retry_query_, and the
+  // answer's preamble (ParseComplete, BindComplete, RowDescription, …) in held_, until the
+  // first frame with content. If that is ErrorResponse 25006 read_only_sql_transaction, the
+  // preamble, the error and the ReadyForQuery are dropped and the request re-run on the
+  // primary; otherwise held_ goes to the client and streaming goes on.
   std::string retry_query_;
+  std::string held_;
   bool retry_armed_ = false;       // retry_query_ awaits its first answer from the replica
   bool retry_pending_ = false;     // the replica refused it: re-run once the replica is back
   int lease_target_ = -1;          // -1: the lease is on the primary; else the replica index
@@ -194,6 +200,9 @@ struct TransactionSession::ClientInspector {
   bool first = true;  // the next frame is the first of this scan
   bool terminated = false;
   bool violation = false;
+  // Shape of what this scan forwards, for the 25006 safety net.
+  char first_tag = 0, last_tag = 0;
+  int syncs = 0, queries = 0, others = 0;
 
   [[nodiscard]] bool needs_body(char tag) const {
     switch (tag) {
@@ -243,7 +252,15 @@ struct TransactionSession::ClientInspector {
     const bool request_start = tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall ||
                                ((tag == pr::fe::kParse || tag == pr::fe::kBind) && !t.open_batch_);
     if (request_start && t.lease_target_ >= 0 && !first) return false;
+    if (first) first_tag = tag;
     first = false;
+    last_tag = tag;
+    if (tag == pr::fe::kSync) ++syncs;
+    if (tag == pr::fe::kQuery) ++queries;
+    if (tag == pr::fe::kFunctionCall || tag == pr::fe::kCopyData || tag == pr::fe::kCopyDone ||
+        tag == pr::fe::kCopyFail) {
+      ++others;
+    }
     switch (tag) {
       case pr::fe::kTerminate:
         terminated = true;
@@ -478,6 +495,8 @@ struct TransactionSession::ServerInspector {
   std::size_t drop = 0;             // bytes of a frame to drop instead of forwarding
   bool boundary = false;            // a ReadyForQuery left nothing outstanding
   bool refuse_transaction = false;  // statement mode: a transaction was opened
+  bool holding = false;             // this scan runs while a request is armed: keep the bytes
+  bool release_held = false;        // the armed request's answer has content: send held_
   bool bad = false;
   std::string why;  // what was unexpected, for the log
 
@@ -512,17 +531,36 @@ struct TransactionSession::ServerInspector {
     return e;
   }
 
+  // An armed request's answer frames that carry no content yet (kept back until it is known
+  // whether the replica refuses the request).
+  static bool preamble(char tag) {
+    switch (tag) {
+      case pr::be::kParseComplete:
+      case pr::be::kBindComplete:
+      case pr::be::kParameterDescription:
+      case pr::be::kRowDescription:
+      case pr::be::kNoData:
+      case pr::be::kCloseComplete:
+        return true;
+      default:
+        return false;
+    }
+  }
+
   bool on_frame(char tag, std::string_view body, std::size_t) {
     if (boundary) return false;  // forward up to the ReadyForQuery, then stop
-    if (t.retry_armed_) {
-      t.retry_armed_ = false;  // this is the first answer to the armed Query
+    if (t.retry_armed_ && !preamble(tag)) {
+      t.retry_armed_ = false;  // the first content of the armed request's answer
       if (tag == pr::be::kErrorResponse) {
         auto fields = pr::decode_error_fields(body);
         if (fields && fields->sqlstate == "25006") {
           t.retry_pending_ = true;
+          on_error(body);  // the usual bookkeeping (skip to Sync); the client never sees it
           return drop_frame(body);
         }
       }
+      release_held = true;
+      return false;  // the server loop sends the preamble first; this frame comes again
     }
     switch (tag) {
       case pr::be::kParseComplete: {
@@ -691,14 +729,20 @@ awaitable<void> TransactionSession::run() {
         }
         if (r.forwardable > 0) {
           build_segments(buf.unread().data(), r.forwardable);
-          // Arm the 25006 safety net for a lone simple Query sent to a replica.
-          // (Not inside a transaction: a read-only one must see its error.)
-          retry_armed_ =
-              lease_target_ >= 0 && was_answered && lease_->tx_status() == 'I' &&
-              buf.unread()[0] == pr::fe::kQuery &&
-              r.forwardable == pr::kTaggedHeaderSize + pr::read_be32(buf.unread().data() + 1) - 4 &&
-              r.forwardable <= kMaxRetryQuery;
-          if (retry_armed_) retry_query_.assign(buf.unread().data(), r.forwardable);
+          // Arm the 25006 safety net for one whole request sent to a replica (not inside a
+          // transaction: a read-only one must see its error).
+          const bool one_query = inspector.first_tag == pr::fe::kQuery && inspector.queries == 1 &&
+                                 inspector.syncs == 0;
+          const bool one_batch =
+              (inspector.first_tag == pr::fe::kParse || inspector.first_tag == pr::fe::kBind) &&
+              inspector.syncs == 1 && inspector.last_tag == pr::fe::kSync && inspector.queries == 0;
+          retry_armed_ = lease_target_ >= 0 && was_answered && lease_->tx_status() == 'I' &&
+                         (one_query || one_batch) && inspector.others == 0 &&
+                         r.forwardable <= kMaxRetryQuery && !client_scanner_.mid_frame();
+          if (retry_armed_) {
+            retry_query_.assign(buf.unread().data(), r.forwardable);
+            held_.clear();
+          }
           server_write_cut_ = true;
           auto [ec, n] = co_await asio::async_write(lease_->io().socket(), segments_, as_result);
           if (ec) {
@@ -912,21 +956,8 @@ std::optional<TransactionSession::FrontRoute> TransactionSession::route_front() 
   if ((tag == pr::fe::kQuery || tag == pr::fe::kParse || tag == pr::fe::kBind) && length >= 4 &&
       length - 4 <= kMaxRoutedBody) {
     if (unread.size() - pr::kTaggedHeaderSize < length - 4) return std::nullopt;
-    const std::string_view body = unread.substr(pr::kTaggedHeaderSize, length - 4);
-    std::optional<std::string_view> sql;
-    if (tag == pr::fe::kQuery) {
-      if (auto q = pr::decode_query(body)) sql = *q;
-    } else if (tag == pr::fe::kParse) {
-      if (auto p = pr::decode_parse(body)) sql = p->query;
-    } else if (auto b = pr::decode_bind(body); b && !b->statement.empty()) {
-      // A named statement keeps its class: its text is classified once, then cached.
-      if (const StatementDef* def = statements_.find(b->statement)) {
-        if (auto p = pr::decode_parse(
-                std::string_view(def->parse_frame).substr(pr::kTaggedHeaderSize))) {
-          sql = p->query;
-        }
-      }
-    }
+    const std::optional<std::string_view> sql =
+        request_sql(tag, unread.substr(pr::kTaggedHeaderSize, length - 4));
     if (sql) {
       if (catalog_generation_ != s_.routing->catalog_generation() || !catalog_) {
         catalog_generation_ = s_.routing->catalog_generation();
@@ -945,6 +976,26 @@ std::optional<TransactionSession::FrontRoute> TransactionSession::route_front() 
   }
   out.decision = router::decide(s_.rules, facts);
   return out;
+}
+
+std::optional<std::string_view> TransactionSession::request_sql(char tag,
+                                                                std::string_view body) const {
+  if (tag == pr::fe::kQuery) {
+    if (auto q = pr::decode_query(body)) return *q;
+  } else if (tag == pr::fe::kParse) {
+    if (auto p = pr::decode_parse(body)) return p->query;
+  } else if (tag == pr::fe::kBind) {
+    // A named statement keeps its class: its text is classified once, then cached.
+    auto b = pr::decode_bind(body);
+    if (!b || b->statement.empty()) return std::nullopt;
+    if (const StatementDef* def = statements_.find(b->statement)) {
+      if (auto p =
+              pr::decode_parse(std::string_view(def->parse_frame).substr(pr::kTaggedHeaderSize))) {
+        return p->query;
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 bool TransactionSession::apply_target(std::string_view value) {
@@ -1049,8 +1100,13 @@ awaitable<void> TransactionSession::server_loop() {
   ByteBuffer& buf = lease_->io().buffer();
   for (;;) {
     if (buf.size() > 0) {
+      inspector.holding = retry_armed_;
       const auto r = scanner.scan(buf.unread(), inspector);
-      if (r.forwardable > 0) {
+      if (r.forwardable > 0 && inspector.holding) {
+        // An armed request's preamble: kept until its fate is known, dropped on a retry.
+        if (!retry_pending_) held_.append(buf.unread().data(), r.forwardable);
+        buf.consume(r.forwardable);
+      } else if (r.forwardable > 0) {
         while (writing_client_) co_await wait(server_gate_);
         writing_client_ = true;
         auto [ec, n] = co_await asio::async_write(
@@ -1059,6 +1115,15 @@ awaitable<void> TransactionSession::server_loop() {
         server_gate_.cancel();
         buf.consume(r.forwardable);
         if (ec) break;  // the client is gone; its loop will notice and clean up
+      }
+      if (retry_pending_) held_.clear();
+      if (inspector.release_held) {
+        inspector.release_held = false;
+        if (!held_.empty()) {
+          co_await write_client(held_);
+          held_.clear();
+        }
+        continue;  // the frame that released it is scanned again, now forwarded
       }
       if (inspector.drop > 0) {
         buf.consume(inspector.drop);
@@ -1076,6 +1141,7 @@ awaitable<void> TransactionSession::server_loop() {
         spdlog::warn("{} server {} sent an unexpected or invalid message: {}", s_.label,
                      lease_->label(), inspector.why.empty() ? "bad frame" : inspector.why);
         server_failure_ = {"08P01", "protocol violation: unexpected message from server"};
+        if (lease_target_ >= 0) s_.routing->ban(lease_target_, "protocol violation");
         break;
       }
       if (r.forwardable > 0 && quiescent() && lease_->tx_status() != 'I') {

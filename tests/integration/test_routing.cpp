@@ -289,6 +289,28 @@ TEST_CASE(
     CHECK_MESSAGE(r.ok(), r.describe());
   }
   CHECK(c.query_value("INSERT INTO rt_items (v) VALUES ('p') RETURNING 'answered'") == "answered");
+  // Refused during execution, after the replica already described the result: the kept-back
+  // RowDescription is dropped with the error, so the client sees exactly one.
+  const PgResult seq = c.exec("SELECT nextval('rt_seq'), pg_is_in_recovery()");
+  REQUIRE_MESSAGE(seq.ok(), seq.describe());
+  CHECK(PQnfields(seq.get()) == 2);
+  CHECK(seq.value(0, 1) == "f");
+  // Extended protocol: an unnamed statement, and a named one prepared without a server.
+  const PgResult ext = c.exec_params(
+      "INSERT INTO rt_items (v) VALUES ($1) RETURNING pg_is_in_recovery()", {"extended"});
+  REQUIRE_MESSAGE(ext.ok(), ext.describe());
+  CHECK(ext.value(0, 0) == "f");
+  PGresult* prep =
+      PQprepare(c.get(), "rt_ins",
+                "INSERT INTO rt_items (v) VALUES ($1) RETURNING pg_is_in_recovery()", 1, nullptr);
+  CHECK(PQresultStatus(prep) == PGRES_COMMAND_OK);
+  PQclear(prep);
+  for (int i = 0; i < 3; ++i) {
+    const char* v = "named";
+    PgResult named(PQexecPrepared(c.get(), "rt_ins", 1, &v, nullptr, nullptr, 0));
+    REQUIRE_MESSAGE(named.ok(), named.describe());
+    CHECK(named.value(0, 0) == "f");
+  }
   // Inside a read-only transaction the client gets the error, as PostgreSQL would give it.
   c.run("BEGIN READ ONLY");
   const PgResult refused = c.exec("INSERT INTO rt_items (v) VALUES ('ro')");
