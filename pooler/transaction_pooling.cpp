@@ -5,6 +5,7 @@
 // their shared state needs no locks; they wake each other through cancelled timers.
 #include "pooler/transaction_pooling.hpp"
 
+#include <array>
 #include <deque>
 
 #include <spdlog/spdlog.h>
@@ -1109,21 +1110,20 @@ awaitable<void> TransactionSession::server_loop() {
       } else if (r.forwardable > 0) {
         while (writing_client_) co_await wait(server_gate_);
         writing_client_ = true;
-        auto [ec, n] = co_await asio::async_write(
-            s_.client.socket(), asio::buffer(buf.unread().data(), r.forwardable), as_result);
+        // A released preamble goes out in the same write as what follows it.
+        const std::array<asio::const_buffer, 2> out{
+            asio::buffer(held_), asio::buffer(buf.unread().data(), r.forwardable)};
+        auto [ec, n] = co_await asio::async_write(s_.client.socket(), out, as_result);
         writing_client_ = false;
         server_gate_.cancel();
+        held_.clear();
         buf.consume(r.forwardable);
         if (ec) break;  // the client is gone; its loop will notice and clean up
       }
       if (retry_pending_) held_.clear();
       if (inspector.release_held) {
         inspector.release_held = false;
-        if (!held_.empty()) {
-          co_await write_client(held_);
-          held_.clear();
-        }
-        continue;  // the frame that released it is scanned again, now forwarded
+        continue;  // the releasing frame is scanned again and forwarded, after held_
       }
       if (inspector.drop > 0) {
         buf.consume(inspector.drop);
