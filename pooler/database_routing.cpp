@@ -69,8 +69,7 @@ void DatabaseRouting::ban(int replica, const std::string& why) {
 
 std::optional<int> DatabaseRouting::pick(bool primary_too, std::span<const int> active_per_replica,
                                          int primary_active) {
-  std::vector<router::Candidate> candidates;
-  candidates.reserve(replicas_.size() + 1);
+  boost::container::small_vector<router::Candidate, 8> candidates;  // no allocation per pick
   for (int i = 0; i < replica_count(); ++i) {
     if (!eligible(i)) continue;
     candidates.push_back({.index = i,

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "pooler/config.hpp"
 #include "router/function_catalog.hpp"
 #include "router/policy.hpp"

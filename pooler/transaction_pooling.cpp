@@ -8,6 +8,8 @@
 #include <array>
 #include <deque>
 
+#include <boost/container/small_vector.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include "pooler/client_session.hpp"
@@ -902,7 +904,7 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
   const Millis wait_limit(s_.config.pool.query_wait_timeout_ms);
   try {
     if (routing() && where.target == router::Target::replica) {
-      std::vector<int> active(s_.replica_pools.size(), 0);
+      boost::container::small_vector<int, 8> active(s_.replica_pools.size(), 0);
       int primary_active = 0;
       if (s_.balancing == router::Balancing::least_connections) {
         for (std::size_t i = 0; i < active.size(); ++i) {
