@@ -248,7 +248,7 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   StartupSettings wanted = collect_startup_settings(startup_);
   if (!wanted.error.empty()) throw SessionError("08P01", wanted.error);
   const PoolMode mode = Config::mode_for(db, user);
-  auto pool = rt_.pools().get(*config_, db, user);
+  std::shared_ptr<Pool> pool;
   if (db.target == router::Target::replica && mode == PoolMode::session) {
     // A read-only alias: the whole session on one replica, chosen by the balancer.
     auto routing = rt_.pools().routing(db);
@@ -262,6 +262,7 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
       wanted.settings.emplace_back("default_transaction_read_only", "on");
     }
   }
+  if (!pool) pool = rt_.pools().get(*config_, db, user);
   pool->client_joined();
   struct Leave {
     Pool& pool;
