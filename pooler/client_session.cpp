@@ -304,7 +304,10 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
                                   .told_client = *welcome,
                                   .statement_mode = mode == PoolMode::statement,
                                   .rules = Config::rules_for(db, user),
-                                  .balancing = db.routing.load_balancing};
+                                  .balancing = db.routing.load_balancing,
+                                  .read_your_writes = db.routing.read_your_writes,
+                                  .causal_wait = Millis(db.routing.causal_wait_ms),
+                                  .on_no_replica_error = db.routing.on_no_replica_error};
     if (db.target == router::Target::replica) {
       setup.rules.read_write_split = true;  // an alias for the replicas: reads go there
       setup.startup_settings.emplace_back("pgmux.target", "replica");

@@ -129,10 +129,23 @@ void read_routing_keys(TomlTable& t, RoutingSettings& r) {
   t.get("read_only_transactions_to_replicas", r.read_only_transactions_to_replicas);
   t.get("write_functions", r.write_functions);
   t.get("read_functions", r.read_functions);
+  t.get("lag_check_interval_ms", r.lag_check_interval_ms, 10, kMaxMs);
+  t.get("lag_stale_after_ms", r.lag_stale_after_ms, 10, kMaxMs);
+  t.get("max_replica_lag_ms", r.max_replica_lag_ms, 0, kMaxMs);
+  t.get("max_replica_lag_bytes", r.max_replica_lag_bytes, 0, 1LL << 50);
+  t.get("readmit_ratio", r.readmit_ratio, 0.0, 1.0);
+  if (int i = t.get_choice("read_your_writes", {"off", "client", "user"}); i >= 0) {
+    r.read_your_writes = static_cast<ReadYourWrites>(i);
+  }
+  t.get("causal_wait_ms", r.causal_wait_ms, 0, 60000);
+  if (int i = t.get_choice("on_no_replica", {"primary", "error"}); i >= 0) {
+    r.on_no_replica_error = i == 1;
+  }
 }
 
-void read_routing(TomlTable t, RoutingSettings& r) {
+void read_routing(TomlTable t, RoutingSettings& r, std::string& monitor_user) {
   read_routing_keys(t, r);
+  t.get("lag_monitor_user", monitor_user);
   t.reject_unknown_keys();
 }
 
@@ -241,7 +254,7 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
   if (const toml::value* v = top.find("pgmux")) read_general(TomlTable(*v, "pgmux"), cfg->general);
   if (const toml::value* v = top.find("pool")) read_pool(TomlTable(*v, "pool"), cfg->pool);
   if (const toml::value* v = top.find("routing")) {
-    read_routing(TomlTable(*v, "routing"), cfg->routing);
+    read_routing(TomlTable(*v, "routing"), cfg->routing, cfg->lag_monitor_user);
   }
   if (const toml::value* v = top.find("databases")) {
     if (!v->is_table()) top.fail(*v, "databases", "expected tables [databases.NAME]");
@@ -254,6 +267,17 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
       cfg->users.emplace(user, read_user(user, uv, cfg->pool));
   }
   top.reject_unknown_keys();
+  if (cfg->lag_monitor_user.empty()) {
+    for (const auto& [name, user] : cfg->users) {
+      if (!user.server_password.empty()) {
+        cfg->lag_monitor_user = name;
+        break;
+      }
+    }
+  } else if (cfg->find_user(cfg->lag_monitor_user) == nullptr) {
+    throw ConfigError(name + ": key 'routing.lag_monitor_user': no [users." +
+                      cfg->lag_monitor_user + "] table");
+  }
   return cfg;
 }
 

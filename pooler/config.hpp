@@ -32,6 +32,8 @@ struct Endpoint {
   int weight = 1;  // replicas: share of reads under load balancing
 };
 
+enum class ReadYourWrites : std::uint8_t { off, client, user };
+
 // Read/write routing; [routing] holds the defaults, [databases.X] may override every key and
 // [users.X] read_write_split and primary_reads.
 struct RoutingSettings {
@@ -43,6 +45,17 @@ struct RoutingSettings {
   std::int64_t replica_ban_ms = 15000;
   bool read_only_transactions_to_replicas = true;
   std::vector<std::string> write_functions, read_functions;
+  // Replica lag (lag_monitor/): sampling, staleness, limits (-1: unset) with hysteresis.
+  std::int64_t lag_check_interval_ms = 200;
+  std::int64_t lag_stale_after_ms = 1000;
+  std::int64_t max_replica_lag_ms = -1;
+  std::int64_t max_replica_lag_bytes = -1;
+  double readmit_ratio = 0.5;
+  // After a write commits, a client's reads go only to replicas that replayed it: tracked per
+  // client, per database user, or not at all.
+  ReadYourWrites read_your_writes = ReadYourWrites::client;
+  std::int64_t causal_wait_ms = 0;  // wait this long for a replica to catch up, then primary
+  bool on_no_replica_error = false;  // primary_reads = "never" and no replica: error
 };
 
 struct GeneralSettings {
@@ -132,6 +145,9 @@ struct Config {
   GeneralSettings general;
   PoolSettings pool;
   RoutingSettings routing;
+  // The user whose credentials the lag monitor logs in with ([routing] lag_monitor_user;
+  // default: the first user with a password pgmux can log in with).
+  std::string lag_monitor_user;
   std::map<std::string, DatabaseConfig, std::less<>> databases;
   std::map<std::string, UserConfig, std::less<>> users;
 

@@ -14,7 +14,8 @@ DatabaseRouting::DatabaseRouting(const DatabaseConfig& db)
       write_functions_(db.routing.write_functions),
       read_functions_(db.routing.read_functions),
       banned_until_(std::make_unique<std::atomic<Clock::rep>[]>(db.replicas.size())),
-      balancer_(db.routing.load_balancing, static_cast<int>(db.replicas.size())) {
+      balancer_(db.routing.load_balancing, static_cast<int>(db.replicas.size())),
+      lag_(std::make_shared<lag::LagState>(static_cast<int>(db.replicas.size()))) {
   for (std::size_t i = 0; i < replicas_.size(); ++i) banned_until_[i].store(0);
 }
 
@@ -45,16 +46,31 @@ void DatabaseRouting::abandon_catalog_load() {
   loading_ = false;
 }
 
-bool DatabaseRouting::eligible(int replica) const {
+bool DatabaseRouting::eligible(int replica, lag::Lsn min_lsn) const {
   const auto until = banned_until_[static_cast<std::size_t>(replica)].load(relaxed);
-  return until == 0 || Clock::now().time_since_epoch().count() >= until;
+  if (until != 0 && Clock::now().time_since_epoch().count() < until) return false;
+  if (!monitored_.load(relaxed)) return true;
+  const lag::ReplicaLagState& s = lag_->replica(replica);
+  return s.eligible.load(relaxed) && s.replay_lsn.load(relaxed) >= min_lsn;
 }
 
-bool DatabaseRouting::any_eligible() const {
+bool DatabaseRouting::any_eligible(lag::Lsn min_lsn) const {
   for (int i = 0; i < replica_count(); ++i) {
-    if (eligible(i)) return true;
+    if (eligible(i, min_lsn)) return true;
   }
   return false;
+}
+
+void DatabaseRouting::note_user_write(const std::string& user, lag::Lsn lsn) {
+  std::lock_guard lock(user_writes_mutex_);
+  auto& at = user_writes_[user];
+  at = std::max(at, lsn);
+}
+
+lag::Lsn DatabaseRouting::user_write(const std::string& user) const {
+  std::lock_guard lock(user_writes_mutex_);
+  auto it = user_writes_.find(user);
+  return it == user_writes_.end() ? 0 : it->second;
 }
 
 void DatabaseRouting::ban(int replica, const std::string& why) {
@@ -68,10 +84,10 @@ void DatabaseRouting::ban(int replica, const std::string& why) {
 }
 
 std::optional<int> DatabaseRouting::pick(bool primary_too, std::span<const int> active_per_replica,
-                                         int primary_active) {
+                                         int primary_active, lag::Lsn min_lsn) {
   boost::container::small_vector<router::Candidate, 8> candidates;  // no allocation per pick
   for (int i = 0; i < replica_count(); ++i) {
-    if (!eligible(i)) continue;
+    if (!eligible(i, min_lsn)) continue;
     candidates.push_back({.index = i,
                           .weight = replicas_[static_cast<std::size_t>(i)].weight,
                           .active = active_per_replica[static_cast<std::size_t>(i)]});

@@ -6,6 +6,8 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
+#include <map>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -16,6 +18,7 @@
 
 #include <boost/container/small_vector.hpp>
 
+#include "lag_monitor/lag_state.hpp"
 #include "pooler/config.hpp"
 #include "router/function_catalog.hpp"
 #include "router/policy.hpp"
@@ -40,15 +43,32 @@ class DatabaseRouting {
 
   // --- replicas ---
   [[nodiscard]] int replica_count() const { return static_cast<int>(replicas_.size()); }
-  [[nodiscard]] bool eligible(int replica) const;
-  [[nodiscard]] bool any_eligible() const;
+  // Not banned, and (when the lag monitor runs) within the lag limits and, when `min_lsn` is
+  // given, past that WAL position (the client's last write).
+  [[nodiscard]] bool eligible(int replica, lag::Lsn min_lsn = 0) const;
+  [[nodiscard]] bool any_eligible(lag::Lsn min_lsn = 0) const;
+  // The lag monitor publishes here; until monitored() the lag does not count.
+  [[nodiscard]] const std::shared_ptr<lag::LagState>& lag() const { return lag_; }
+  void set_monitored(std::function<void()> kick) {
+    kick_ = std::move(kick);
+    monitored_.store(true);
+  }
+  [[nodiscard]] bool monitored() const { return monitored_.load(); }
+  // Asks the monitor for fresh replica samples now (causal waits).
+  void kick() const {
+    if (kick_) kick_();
+  }
+
+  // --- read-your-writes, per database user ---
+  void note_user_write(const std::string& user, lag::Lsn lsn);
+  [[nodiscard]] lag::Lsn user_write(const std::string& user) const;
   // Keeps reads away from a replica for replica_ban_ms; logged once per ban.
   void ban(int replica, const std::string& why);
   // Chooses among the eligible replicas (and the primary, index -1, when `primary_too`), by
   // the database's balancing rule; `active_per_replica` gives each replica pool's leased
   // connections. nullopt when no replica is eligible.
   std::optional<int> pick(bool primary_too, std::span<const int> active_per_replica,
-                          int primary_active);
+                          int primary_active, lag::Lsn min_lsn = 0);
 
   // --- counters ---
   void count(router::Reason r) { decisions_[static_cast<int>(r)].fetch_add(1, relaxed); }
@@ -77,6 +97,13 @@ class DatabaseRouting {
   router::LoadBalancer balancer_;
 
   std::array<std::atomic<std::uint64_t>, router::kReasonCount> decisions_{};
+
+  std::shared_ptr<lag::LagState> lag_;
+  std::atomic<bool> monitored_{false};
+  std::function<void()> kick_;  // set once, before clients arrive
+
+  mutable std::mutex user_writes_mutex_;
+  std::map<std::string, lag::Lsn, std::less<>> user_writes_;
 };
 
 }  // namespace pgmux::pooler

@@ -72,6 +72,7 @@ int Runtime::run() {
     asio::co_spawn(w->io, sweep_loop(*w), [](std::exception_ptr e) { log_exception("sweep", e); });
   }
   asio::co_spawn(main_io_, accept_loop(), [](std::exception_ptr e) { log_exception("accept", e); });
+  start_lag_monitors();
 
   asio::signal_set signals(main_io_, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -127,8 +128,55 @@ awaitable<void> Runtime::sweep_loop(Worker& w) {
   }
 }
 
+void Runtime::start_lag_monitors() {
+  const Config& cfg = *config_;
+  for (const auto& [name, db] : cfg.databases) {
+    if (db.replicas.empty()) continue;
+    bool routed = db.routing.read_write_split || db.target == router::Target::replica;
+    for (const auto& [uname, user] : cfg.users) {
+      routed = routed || user.read_write_split.value_or(false);
+    }
+    if (!routed) continue;
+    const UserConfig* login = cfg.find_user(cfg.lag_monitor_user);
+    if (login == nullptr) {
+      spdlog::warn("database {}: no user with a password to run the lag monitor as "
+                   "([routing] lag_monitor_user): replica lag is not checked",
+                   name);
+      continue;
+    }
+    const RoutingSettings& r = db.routing;
+    lag::MonitorSettings settings{
+        .database = name,
+        .dbname = db.dbname,
+        .user = login->name,
+        .password = login->server_password,
+        .interval = Millis(r.lag_check_interval_ms),
+        .connect_timeout = Millis(cfg.pool.server_connect_timeout_ms),
+        .limits = {.max_lag_ms = r.max_replica_lag_ms >= 0
+                                     ? std::optional<std::int64_t>(r.max_replica_lag_ms)
+                                     : std::nullopt,
+                   .max_lag_bytes = r.max_replica_lag_bytes >= 0
+                                        ? std::optional<std::int64_t>(r.max_replica_lag_bytes)
+                                        : std::nullopt,
+                   .readmit_ratio = r.readmit_ratio,
+                   .stale_after = Millis(r.lag_stale_after_ms)}};
+    std::vector<lag::MonitorTarget> replicas;
+    for (const Endpoint& e : db.replicas) replicas.push_back({e.host, e.port});
+    auto routing = pools_.routing(db);
+    auto monitor = std::make_shared<lag::LagMonitor>(
+        main_io_.get_executor(), lag::MonitorTarget{db.primary.host, db.primary.port},
+        std::move(replicas), std::move(settings), routing->lag());
+    routing->set_monitored([weak = std::weak_ptr<lag::LagMonitor>(monitor)] {
+      if (auto m = weak.lock()) m->kick();
+    });
+    monitor->start();
+    monitors_.push_back(std::move(monitor));
+  }
+}
+
 void Runtime::begin_graceful_shutdown() {
   if (draining_.exchange(true)) return;
+  for (auto& m : monitors_) m->stop();
   boost::system::error_code ec;
   acceptor_.close(ec);
   const auto deadline =

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "lag_monitor/lag_monitor.hpp"
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
 #include "pooler/config.hpp"
@@ -52,6 +53,8 @@ class Runtime {
   awaitable<void> sweep_loop(Worker& w);
   void begin_graceful_shutdown();
   void stop_all();
+  // One lag monitor per database that routes reads to replicas, on the main thread's loop.
+  void start_lag_monitors();
 
   std::shared_ptr<const Config> config_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -63,6 +66,7 @@ class Runtime {
   std::atomic<std::uint64_t> client_ids_{0};
   std::atomic<bool> draining_{false};
   std::size_t next_worker_ = 0;
+  std::vector<std::shared_ptr<lag::LagMonitor>> monitors_;
 };
 
 }  // namespace pgmux::pooler

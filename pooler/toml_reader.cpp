@@ -83,6 +83,25 @@ void TomlTable::get(std::string_view key, int& out, int min, int max) {
   out = static_cast<int>(wide);
 }
 
+void TomlTable::get(std::string_view key, double& out, double min, double max) {
+  const toml::value* v = find(key);
+  if (v == nullptr) return;
+  double n = 0;
+  if (v->is_floating()) {
+    n = v->as_floating();
+  } else if (v->is_integer()) {
+    n = static_cast<double>(v->as_integer());
+  } else {
+    fail(*v, key, "expected a number");
+  }
+  if (n < min || n > max) {
+    fail(*v, key,
+         "value " + std::to_string(n) + " is out of range [" + std::to_string(min) + ", " +
+             std::to_string(max) + "]");
+  }
+  out = n;
+}
+
 int TomlTable::get_choice(std::string_view key, const std::vector<std::string_view>& choices) {
   const toml::value* v = find(key);
   if (v == nullptr) return -1;

@@ -25,6 +25,8 @@ class TomlTable {
   // Integers with an inclusive range check.
   void get(std::string_view key, std::int64_t& out, std::int64_t min, std::int64_t max);
   void get(std::string_view key, int& out, int min, int max);
+  // A number (integer or float) with an inclusive range check.
+  void get(std::string_view key, double& out, double min, double max);
   // One of `choices`; returns the index chosen, or -1 when the key is absent.
   int get_choice(std::string_view key, const std::vector<std::string_view>& choices);
 

@@ -16,6 +16,7 @@
 #include "pooler/database_routing.hpp"
 #include "pooler/pool.hpp"
 #include "pooler/runtime.hpp"
+#include "lag_monitor/lsn.hpp"
 #include "pooler/statement_effects.hpp"
 #include "protocol/frame_scanner.hpp"
 #include "protocol/message_writer.hpp"
@@ -67,8 +68,13 @@ class TransactionSession {
         server_gate_(s_.worker.io.get_executor()) {
     // pgmux.target is pgmux's own setting (options=-c pgmux.target=primary): never sent on.
     std::erase_if(s_.startup_settings, [this](const auto& setting) {
-      if (!iequals(setting.first, "pgmux.target")) return false;
-      apply_target(setting.second);
+      if (iequals(setting.first, "pgmux.target")) {
+        apply_target(setting.second);
+      } else if (iequals(setting.first, "pgmux.min_lsn")) {
+        if (auto lsn = lag::parse_lsn(setting.second)) min_lsn_ = *lsn;
+      } else {
+        return false;
+      }
       return true;
     });
     for (const auto& [name, value] : s_.startup_settings) wanted_[name] = value;
@@ -96,8 +102,9 @@ class TransactionSession {
   // --- routing ---
   struct FrontRoute {
     router::Decision decision;
-    bool set_target = false;  // SET pgmux.target, answered by pgmux
-    std::string target_value;
+    router::StatementKind kind = router::StatementKind::write;
+    bool set_target = false;  // SET pgmux.*, answered by pgmux
+    std::string setting_name, target_value;
   };
   // Routes the request at the front of the client's buffer; nullopt until its first frame is
   // whole.
@@ -108,6 +115,11 @@ class TransactionSession {
   std::optional<std::string_view> request_sql(char tag, std::string_view body) const;
   awaitable<void> answer_set_target(const FrontRoute& r);
   awaitable<void> retry_on_primary();
+  [[nodiscard]] lag::Lsn required_lsn() const;
+  // Why no replica could take a read: banned, over its lag limits, or behind this client.
+  [[nodiscard]] router::Reason why_no_replica() const;
+  // After a transaction that wrote, on the primary: its WAL position (read-your-writes).
+  awaitable<void> record_write_position();
   void build_segments(const char* base, std::size_t forwardable);
   awaitable<void> cleanup_after_client();
   // --- server side ---
@@ -179,6 +191,12 @@ class TransactionSession {
   std::string held_;
   bool retry_armed_ = false;       // retry_query_ awaits its first answer from the replica
   bool retry_pending_ = false;     // the replica refused it: re-run once the replica is back
+  // Read-your-writes: the WAL position this client's reads must see (its last write on the
+  // primary, or what it set with pgmux.min_lsn); what the lease's first request was and how
+  // many requests the lease served, to know whether it wrote.
+  lag::Lsn min_lsn_ = 0;
+  router::StatementKind first_kind_ = router::StatementKind::write;
+  int requests_on_lease_ = 0;
   int lease_target_ = -1;          // -1: the lease is on the primary; else the replica index
   bool boundary_pending_ = false;  // the server loop is about to hand the server back
   router::SessionTarget session_target_ = router::SessionTarget::automatic;
@@ -260,6 +278,7 @@ struct TransactionSession::ClientInspector {
     last_tag = tag;
     if (tag == pr::fe::kSync) ++syncs;
     if (tag == pr::fe::kQuery) ++queries;
+    if (tag == pr::fe::kSync || tag == pr::fe::kQuery) ++t.requests_on_lease_;
     if (tag == pr::fe::kFunctionCall || tag == pr::fe::kCopyData || tag == pr::fe::kCopyDone ||
         tag == pr::fe::kCopyFail) {
       ++others;
@@ -707,7 +726,11 @@ awaitable<void> TransactionSession::run() {
             }
             if (retry_pending_) continue;
           }
-          while (internal_ || (server_loop_running_ && !lease_)) co_await wait(client_gate_);
+          // A server about to be handed back is waited for, so this request is routed afresh
+          // (and after its write position was read).
+          while (internal_ || boundary_pending_ || (server_loop_running_ && !lease_)) {
+            co_await wait(client_gate_);
+          }
           if (!lease_) {
             const auto r = route_front();
             if (!r) goto read_more;
@@ -715,6 +738,7 @@ awaitable<void> TransactionSession::run() {
               co_await answer_set_target(*r);
               continue;
             }
+            first_kind_ = r->kind;
             co_await ensure_server(r->decision);
           }
         }
@@ -885,6 +909,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   if (server_failure_) fail(server_failure_->first, server_failure_->second);
   if (lease_) co_return;
   lease_ = co_await lease_for(where);
+  requests_on_lease_ = 0;
   lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(
       static_cast<std::size_t>(s_.config.pool.max_prepared_statements));
@@ -912,11 +937,26 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
         }
         primary_active = s_.pool->active_count();
       }
-      for (int attempt = 0; attempt <= s_.routing->replica_count(); ++attempt) {
+      const lag::Lsn need = required_lsn();
+      std::optional<std::chrono::steady_clock::time_point> causal_deadline;
+      for (int attempt = 0; attempt <= s_.routing->replica_count();) {
         const std::optional<int> pick =
-            s_.routing->pick(where.primary_may_serve, active, primary_active);
+            s_.routing->pick(where.primary_may_serve, active, primary_active, need);
         if (!pick) {
-          where.reason = router::Reason::no_replica;
+          if (need > 0 && s_.causal_wait.count() > 0 && s_.routing->any_eligible()) {
+            // Replicas are healthy but behind this client's writes: wait a little for one to
+            // replay them, asking the monitor for fresh positions.
+            const auto now = std::chrono::steady_clock::now();
+            if (!causal_deadline) causal_deadline = now + s_.causal_wait;
+            if (now < *causal_deadline) {
+              s_.routing->kick();
+              asio::steady_timer pause(s_.worker.io, Millis(2));
+              co_await pause.async_wait(as_result);
+              where.reason = router::Reason::causal_replica;
+              continue;
+            }
+          }
+          where.reason = why_no_replica();
           break;
         }
         if (*pick < 0) break;  // primary_reads = "always" chose the primary
@@ -929,8 +969,18 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
         } catch (const ServerError& e) {
           // Nothing was sent yet: the client need not know.
           s_.routing->ban(*pick, e.what());
+          ++attempt;
         }
       }
+    }
+    if (routing() && where.reason == router::Reason::no_replica) where.reason = why_no_replica();
+    if (routing() && s_.on_no_replica_error && s_.rules.primary_reads == router::PrimaryReads::never &&
+        (where.reason == router::Reason::no_replica ||
+         where.reason == router::Reason::replica_lagging)) {
+      s_.routing->count(where.reason);
+      fail("57P03", "no replica can serve this read (" +
+                        std::string(router::to_string(where.reason)) +
+                        ") and primary_reads = \"never\" with on_no_replica = \"error\"");
     }
     if (routing()) s_.routing->count(where.reason);
     lease_target_ = -1;
@@ -948,7 +998,7 @@ std::optional<TransactionSession::FrontRoute> TransactionSession::route_front() 
   const std::string_view unread = s_.client.buffer().unread();
   router::RequestFacts facts{
       .session_target = session_target_,
-      .replica_eligible = s_.routing->any_eligible(),
+      .replica_eligible = s_.routing->any_eligible(),  // lag and bans; LSNs in lease_for
   };
   if (auto it = wanted_.find("default_transaction_read_only"); it != wanted_.end()) {
     facts.session_read_only = iequals(it->second, "on");
@@ -970,8 +1020,10 @@ std::optional<TransactionSession::FrontRoute> TransactionSession::route_front() 
           s_.worker.classifications.get(*sql, *catalog_, catalog_generation_);
       facts.kind = c.kind;
       facts.hint = c.hint;
+      out.kind = c.kind;
       if (c.kind == router::StatementKind::set_target && tag == pr::fe::kQuery) {
         out.set_target = true;
+        out.setting_name = c.setting_name;
         out.target_value = c.target_value;
         return out;
       }
@@ -1019,29 +1071,83 @@ awaitable<void> TransactionSession::answer_set_target(const FrontRoute& r) {
   const std::uint32_t length = pr::read_be32(buf.unread().data() + 1);
   buf.consume(1 + length);
   out_.clear();
-  if (apply_target(r.target_value)) {
-    spdlog::debug("{} pgmux.target = {}", s_.label, r.target_value);
-    pr::append_command_complete(out_, "SET");
+  std::string problem, hint;
+  const char* sqlstate = "22023";
+  if (r.setting_name == "pgmux.target") {
+    if (!apply_target(r.target_value)) hint = "Available values: primary, replica, auto.";
+  } else if (r.setting_name == "pgmux.min_lsn") {
+    // A position carried from elsewhere (another connection, another pgmux): reads wait for
+    // it as for the client's own writes. RESET forgets it.
+    if (r.target_value.empty()) {
+      min_lsn_ = 0;
+    } else if (auto lsn = lag::parse_lsn(r.target_value)) {
+      min_lsn_ = std::max(min_lsn_, *lsn);
+    } else {
+      hint = "A WAL position as pg_current_wal_lsn() prints it, e.g. 0/16B3748.";
+    }
   } else {
-    pr::append_error(out_, {.severity = "ERROR",
-                            .sqlstate = "22023",
-                            .message = "invalid value for parameter \"pgmux.target\": \"" +
-                                       r.target_value + "\"",
-                            .hint = "Available values: primary, replica, auto."});
+    sqlstate = "42704";
+    problem = "unrecognized configuration parameter \"" + r.setting_name + "\"";
+    hint = "pgmux understands pgmux.target and pgmux.min_lsn.";
+  }
+  if (problem.empty() && !hint.empty()) {
+    problem = "invalid value for parameter \"" + r.setting_name + "\": \"" + r.target_value + "\"";
+  }
+  if (problem.empty()) {
+    spdlog::debug("{} {} = {}", s_.label, r.setting_name, r.target_value);
+    pr::append_command_complete(out_, r.target_value.empty() ? "RESET" : "SET");
+  } else {
+    pr::append_error(out_,
+                     {.severity = "ERROR", .sqlstate = sqlstate, .message = problem, .hint = hint});
   }
   pr::append_ready_for_query(out_, 'I');
   co_await write_client(out_);
 }
 
+lag::Lsn TransactionSession::required_lsn() const {
+  lag::Lsn need = min_lsn_;
+  if (s_.read_your_writes == ReadYourWrites::user) {
+    need = std::max(need, s_.routing->user_write(s_.pool->user()));
+  }
+  return need;
+}
+
+router::Reason TransactionSession::why_no_replica() const {
+  if (s_.routing->any_eligible()) return router::Reason::causal_primary;
+  if (s_.routing->monitored()) {
+    for (int i = 0; i < s_.routing->replica_count(); ++i) {
+      if (!s_.routing->lag()->replica(i).eligible.load()) return router::Reason::replica_lagging;
+    }
+  }
+  return router::Reason::no_replica;
+}
+
+awaitable<void> TransactionSession::record_write_position() {
+  const auto rows = co_await lease_->query_pairs("SELECT pg_catalog.pg_current_wal_lsn()::text, ''");
+  if (rows.empty()) co_return;
+  const auto lsn = lag::parse_lsn(rows[0].first);
+  if (!lsn) co_return;
+  min_lsn_ = std::max(min_lsn_, *lsn);
+  if (s_.read_your_writes == ReadYourWrites::user) {
+    s_.routing->note_user_write(s_.pool->user(), *lsn);
+  }
+  out_.clear();
+  pr::append_parameter_status(out_, "pgmux.last_write_lsn", lag::format_lsn(min_lsn_));
+  s_.told_client["pgmux.last_write_lsn"] = lag::format_lsn(min_lsn_);
+  co_await write_client(out_);
+}
+
 awaitable<void> TransactionSession::retry_on_primary() {
   retry_pending_ = false;
-  if (auto sql = pr::decode_query(std::string_view(retry_query_).substr(pr::kTaggedHeaderSize))) {
+  held_.clear();
+  const std::string_view frame(retry_query_);
+  const std::uint32_t length = pr::read_be32(frame.data() + 1);
+  if (auto sql = request_sql(frame[0], frame.substr(pr::kTaggedHeaderSize, length - 4))) {
     s_.worker.classifications.mark_write(*sql);  // next time straight to the primary
-    spdlog::info(
-        "{} a replica refused a statement as a write (25006): running it on the "
-        "primary",
-        s_.label);
   }
+  spdlog::info("{} a replica refused a statement as a write (25006): running it on the primary",
+               s_.label);
+  first_kind_ = router::StatementKind::write;
   co_await ensure_server(
       {.target = router::Target::primary, .reason = router::Reason::retried_on_primary});
   edits_.clear();
@@ -1248,6 +1354,13 @@ awaitable<bool> TransactionSession::finish_transaction() {
       // it would on a server the client had logged in to with it.
       for (const auto& [name, value] : s_.startup_settings) now.try_emplace(name, value);
       wanted_ = std::move(now);
+    }
+    using K = router::StatementKind;
+    const bool wrote = first_kind_ == K::write || first_kind_ == K::begin_read_write ||
+                       requests_on_lease_ > 1;
+    if (routing() && lease_target_ < 0 && wrote &&
+        s_.read_your_writes != ReadYourWrites::off) {
+      co_await record_write_position();
     }
     if (routing() && lease_target_ < 0 && s_.routing->begin_catalog_load()) {
       // Once per database: which functions are free of side effects, so calls to them can

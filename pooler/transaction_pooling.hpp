@@ -12,6 +12,7 @@
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
 #include "pooler/framed_socket.hpp"
+#include "pooler/config.hpp"
 #include "pooler/startup_params.hpp"
 #include "router/policy.hpp"
 
@@ -39,6 +40,10 @@ struct TransactionSessionSetup {
   std::vector<std::shared_ptr<Pool>> replica_pools;
   router::RoutingRules rules;
   router::Balancing balancing = router::Balancing::round_robin;
+  // Replica lag and read-your-writes ([routing] / [databases.X]).
+  ReadYourWrites read_your_writes = ReadYourWrites::client;
+  Millis causal_wait{0};
+  bool on_no_replica_error = false;
 };
 
 // Serves the client until it leaves. Throws SessionError for what ends the session with an

@@ -195,11 +195,12 @@ Classification classify_one(const PgQuery__Node* stmt, const FunctionCatalog& fu
     case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT: {
       const PgQuery__VariableSetStmt* s = stmt->variable_set_stmt;
       const std::string name = lower(s->name);
-      if (name == "pgmux.target") {
+      if (name.starts_with("pgmux.")) {
         c.kind = StatementKind::set_target;
+        c.setting_name = name;
         c.target_value = s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE
                              ? lower(set_value(s))
-                             : std::string("auto");  // RESET / SET … TO DEFAULT
+                             : std::string();  // RESET / SET … TO DEFAULT
       } else if (name == "transaction" &&
                  option_true(s->args, s->n_args, "transaction_read_only")) {
         c.kind = StatementKind::begin_read_only;  // SET TRANSACTION READ ONLY
@@ -278,10 +279,12 @@ Classification classify(std::string_view sql, const FunctionCatalog& functions) 
     if (first) {
       result.kind = one.kind;
       result.target_value = std::move(one.target_value);
+      result.setting_name = std::move(one.setting_name);
       first = false;
     } else {
       result.kind = combine(result.kind, one.kind);
       result.target_value.clear();
+      result.setting_name.clear();
     }
   }
   if (first) result.kind = StatementKind::transaction_end;  // empty query: harmless anywhere

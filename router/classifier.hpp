@@ -18,7 +18,7 @@ enum class StatementKind : std::uint8_t {
   begin_read_write,  // any other BEGIN/START TRANSACTION
   transaction_end,   // COMMIT, ROLLBACK, SAVEPOINT, RELEASE, … (harmless anywhere)
   session,           // SET/RESET/DISCARD/DEALLOCATE: session state that follows the client
-  set_target,        // SET pgmux.target = …: pgmux's own, never forwarded
+  set_target,        // SET/RESET pgmux.* (target, min_lsn): pgmux's own, never forwarded
 };
 
 [[nodiscard]] std::string_view to_string(StatementKind k);
@@ -29,7 +29,8 @@ enum class Hint : std::uint8_t { none, primary, replica };
 struct Classification {
   StatementKind kind = StatementKind::write;
   Hint hint = Hint::none;
-  std::string target_value;  // set_target: "primary", "replica" or "auto" (lower case)
+  std::string setting_name;  // set_target: "pgmux.target", "pgmux.min_lsn", … (lower case)
+  std::string target_value;  // set_target: the value in lower case; empty for RESET/DEFAULT
   std::string error;         // why it counted as a write when it did not parse
 };
 

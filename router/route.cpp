@@ -37,6 +37,12 @@ std::string_view to_string(Reason r) {
       return "catalog_pending";
     case Reason::retried_on_primary:
       return "retried_on_primary";
+    case Reason::replica_lagging:
+      return "replica_lagging";
+    case Reason::causal_primary:
+      return "causal_primary";
+    case Reason::causal_replica:
+      return "causal_replica";
   }
   return "unknown";
 }

@@ -24,8 +24,11 @@ enum class Reason : std::uint8_t {
   no_replica,             // a replica was wanted but none is eligible
   catalog_pending,        // the function catalog is not read yet: functions count as writes
   retried_on_primary,     // a replica refused it as a write (25006); it ran on the primary
+  replica_lagging,        // a replica was wanted but every one is over its lag limits/unknown
+  causal_primary,         // no eligible replica has replayed the client's writes yet
+  causal_replica,         // a replica caught up with the client's writes within causal_wait_ms
 };
-inline constexpr int kReasonCount = 14;
+inline constexpr int kReasonCount = 17;
 
 // A routing decision is a value computed at a transaction boundary.
 struct Decision {

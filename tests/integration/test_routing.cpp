@@ -15,13 +15,22 @@ using namespace pgmux::it;
 
 namespace {
 
+// Routing on; read-your-writes off, so where a read runs depends on the statement alone
+// (test_lag_routing.cpp covers read-your-writes).
 PgmuxOptions routed(std::string name, std::string routing_toml = "") {
   return {.name = std::move(name),
           .pool_size = 4,
           .query_wait_timeout_ms = 10000,
           .mode = "transaction",
-          .extra_toml = "[routing]\nread_write_split = \"on\"\nreplica_ban_ms = 1000\n" +
+          .extra_toml = "[routing]\nread_write_split = \"on\"\nreplica_ban_ms = 1000\n"
+                        "read_your_writes = \"off\"\n" +
                         std::move(routing_toml)};
+}
+
+// The lag monitor admits the replica after its first sample.
+void wait_replica_eligible(const PgmuxProcess& px) {
+  REQUIRE_MESSAGE(px.wait_for_log("replica eligible for reads", milliseconds(5000)),
+                  px.log_tail());
 }
 
 PgConn direct_replica() {
@@ -75,6 +84,7 @@ TEST_CASE(
   create_routing_fixtures();
   PgmuxProcess px(test_env(), routed("routing"));
   INFO(px.log_tail());
+  wait_replica_eligible(px);
   PgConn c(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(c.ok(), c.error());
   // The first transaction on the primary reads pg_proc for the function catalog.
@@ -154,6 +164,7 @@ TEST_CASE("routing: pipelined read then write on one connection each run where t
   create_routing_fixtures();
   PgmuxProcess px(test_env(), routed("routing-pipeline"));
   INFO(px.log_tail());
+  wait_replica_eligible(px);
   PgConn c(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(c.ok(), c.error());
   // One Query message with a read, sent back to back with a write: the write must not follow
@@ -183,6 +194,7 @@ TEST_CASE("routing: pgbench -S through pgmux runs on the replica") {
   create_routing_fixtures();
   PgmuxProcess px(test_env(), routed("routing-pgbench"));
   INFO(px.log_tail());
+  wait_replica_eligible(px);
   PgConn primary = direct_primary();
   PgConn replica = direct_replica();
   REQUIRE(primary.ok());
@@ -223,6 +235,7 @@ TEST_CASE("routing: a stopped replica is banned and reads carry on without error
   create_routing_fixtures();
   PgmuxProcess px(test_env(), routed("routing-failover"));
   INFO(px.log_tail());
+  wait_replica_eligible(px);
   PgConn c(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(c.ok(), c.error());
   CHECK(where(c, "SELECT pg_is_in_recovery()") == "replica");
@@ -238,7 +251,9 @@ TEST_CASE("routing: a stopped replica is banned and reads carry on without error
   }
   CHECK(errors == 0);
   CHECK(on_primary == 50);
-  CHECK(px.wait_for_log("banned for replica_ban_ms", milliseconds(1000)));
+  // Whichever noticed first: the failed connection (ban) or the lag monitor (exclusion).
+  CHECK((px.wait_for_log("banned for replica_ban_ms", milliseconds(1000)) ||
+         px.wait_for_log("replica excluded from reads", milliseconds(1000))));
   test_env().cluster().start_replica();
   // The ban lapses after replica_ban_ms (1 s): reads return to the replica.
   CHECK(wait_until([&] { return where(c, "SELECT pg_is_in_recovery()") == "replica"; },
@@ -257,6 +272,7 @@ TEST_CASE("session mode: a database entry with target = \"replica\" is a read-on
                      " }\nreplicas = [ { host = \"127.0.0.1\", port = " +
                      std::to_string(cluster.replica_port()) + " } ]\ntarget = \"replica\"\n"});
   INFO(px.log_tail());
+  wait_replica_eligible(px);
   PgConn ro(px.conninfo("app", "secret", "app_ro"));
   REQUIRE_MESSAGE(ro.ok(), ro.error());
   CHECK(where(ro, "SELECT pg_is_in_recovery()") == "replica");
@@ -275,6 +291,7 @@ TEST_CASE(
   create_routing_fixtures();
   PgmuxProcess px(test_env(), routed("routing-25006"));
   INFO(px.log_tail());
+  wait_replica_eligible(px);
   PgConn c(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(c.ok(), c.error());
   // Forced onto the replica, writes are refused there and transparently run on the primary.

@@ -315,8 +315,12 @@ TEST_CASE("classifier: hints and pgmux.target values") {
   CHECK(classify("SET pgmux.target = 'Replica'", cat).target_value == "replica");
   CHECK(classify("SET pgmux.target TO 'primary'", cat).target_value == "primary");
   CHECK(classify("SET pgmux.target = replica", cat).target_value == "replica");
-  CHECK(classify("RESET pgmux.target", cat).target_value == "auto");
-  CHECK(classify("SET pgmux.target TO DEFAULT", cat).target_value == "auto");
+  CHECK(classify("RESET pgmux.target", cat).target_value.empty());
+  CHECK(classify("SET pgmux.target TO DEFAULT", cat).target_value.empty());
+  const Classification lsn = classify("SET pgmux.min_lsn = '0/16B3748'", cat);
+  CHECK(lsn.kind == K::set_target);
+  CHECK(lsn.setting_name == "pgmux.min_lsn");
+  CHECK(lsn.target_value == "0/16b3748");
 }
 
 TEST_CASE("classification cache: hits, LRU bound, cleared by a new catalog") {

@@ -1,0 +1,56 @@
+// The replica lag monitor of one database: its own libpq connections (one per server, never
+// taken from the client pools), non-blocking and driven by Asio through PQsocket, sampling
+// every lag_check_interval_ms. The primary's pg_current_wal_lsn() and each replica's recovery
+// state, receive/replay LSN and last replay time go into a LagState the workers read; each
+// replica's eligibility (EligibilityTracker) changes are logged once. Lost connections are
+// re-established with back-off.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lag_monitor/lag_state.hpp"
+#include "lag_monitor/replica_health.hpp"
+
+namespace pgmux::lag {
+
+struct MonitorTarget {
+  std::string host;
+  std::uint16_t port = 5432;
+};
+
+struct MonitorSettings {
+  std::string database;  // pgmux's name, for logs
+  std::string dbname, user, password;
+  std::chrono::milliseconds interval{200};
+  std::chrono::milliseconds connect_timeout{2000};
+  LagLimits limits;
+};
+
+class LagMonitor : public std::enable_shared_from_this<LagMonitor> {
+ public:
+  LagMonitor(boost::asio::any_io_executor ex, MonitorTarget primary,
+             std::vector<MonitorTarget> replicas, MonitorSettings settings,
+             std::shared_ptr<LagState> state);
+  ~LagMonitor();
+  LagMonitor(const LagMonitor&) = delete;
+  LagMonitor& operator=(const LagMonitor&) = delete;
+
+  // Starts one sampling coroutine per server on the executor.
+  void start();
+  // Ends them (thread-safe); their connections close.
+  void stop();
+  // Samples every replica now instead of at the next interval (thread-safe). Clients waiting
+  // for a replica to replay their writes (causal_wait_ms) use it.
+  void kick();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pgmux::lag
