@@ -38,11 +38,11 @@ class AsyncPg {
   awaitable<void> connect(const MonitorTarget& t, const MonitorSettings& s) {
     close();
     const std::string port = std::to_string(t.port);
-    const char* keys[] = {"host",     "port",        "dbname",           "user", "password",
-                          "sslmode", "gssencmode",  "application_name", nullptr};
-    const char* values[] = {t.host.c_str(), port.c_str(), s.dbname.c_str(), s.user.c_str(),
-                            s.password.c_str(), "disable", "disable", "pgmux lag monitor",
-                            nullptr};
+    const char* keys[] = {"host",    "port",       "dbname",           "user", "password",
+                          "sslmode", "gssencmode", "application_name", nullptr};
+    const char* values[] = {t.host.c_str(), port.c_str(),        s.dbname.c_str(),
+                            s.user.c_str(), s.password.c_str(),  "disable",
+                            "disable",      "pgmux lag monitor", nullptr};
     conn_ = PQconnectStartParams(keys, values, 0);
     if (conn_ == nullptr) throw MonitorError("out of memory");
     if (PQstatus(conn_) == CONNECTION_BAD) throw MonitorError(error());
@@ -170,8 +170,7 @@ awaitable<T> bounded(awaitable<T> op, std::chrono::milliseconds limit, const cha
 }
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             Clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
 }
 
@@ -209,9 +208,8 @@ struct LagMonitor::Impl {
   std::optional<Lsn> fresh_primary_lsn() const {
     const auto at = state->primary_sampled_at_ns.load();
     if (at == 0) return std::nullopt;
-    if (now_ns() - at > std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            settings.limits.stale_after)
-                            .count()) {
+    if (now_ns() - at >
+        std::chrono::duration_cast<std::chrono::nanoseconds>(settings.limits.stale_after).count()) {
       return std::nullopt;
     }
     return state->primary_lsn.load();
@@ -344,12 +342,11 @@ void LagMonitor::start() {
       spdlog::error("lag monitor: unexpected failure: {}", ex.what());
     }
   };
-  asio::co_spawn(impl_->ex, [self]() -> awaitable<void> { co_await self->impl_->primary_loop(); },
-                 log);
+  asio::co_spawn(
+      impl_->ex, [self]() -> awaitable<void> { co_await self->impl_->primary_loop(); }, log);
   for (int i = 0; i < static_cast<int>(impl_->replicas.size()); ++i) {
     asio::co_spawn(
-        impl_->ex, [self, i]() -> awaitable<void> { co_await self->impl_->replica_loop(i); },
-        log);
+        impl_->ex, [self, i]() -> awaitable<void> { co_await self->impl_->replica_loop(i); }, log);
   }
 }
 

@@ -35,8 +35,8 @@ std::string_view to_string(Exclusion e) {
   return "unknown";
 }
 
-bool EligibilityTracker::update(const std::optional<ReplicaSample>& latest,
-                                const LagLimits& limits, Clock::time_point now) {
+bool EligibilityTracker::update(const std::optional<ReplicaSample>& latest, const LagLimits& limits,
+                                Clock::time_point now) {
   const Exclusion before = reason_;
   auto set = [&](Exclusion e) {
     reason_ = e;

@@ -37,9 +37,9 @@ enum class ReadYourWrites : std::uint8_t { off, client, user };
 // Read/write routing; [routing] holds the defaults, [databases.X] may override every key and
 // [users.X] read_write_split and primary_reads.
 struct RoutingSettings {
-  // Off until read-your-writes lands with the lag monitor: until then a client could read
-  // from a replica that has not replayed its own write yet.
-  bool read_write_split = false;
+  // Reads go to replicas that are within the lag limits and have replayed the client's own
+  // writes (read_your_writes); a database without replicas is unaffected.
+  bool read_write_split = true;
   router::PrimaryReads primary_reads = router::PrimaryReads::fallback;
   router::Balancing load_balancing = router::Balancing::round_robin;
   std::int64_t replica_ban_ms = 15000;
@@ -54,7 +54,7 @@ struct RoutingSettings {
   // After a write commits, a client's reads go only to replicas that replayed it: tracked per
   // client, per database user, or not at all.
   ReadYourWrites read_your_writes = ReadYourWrites::client;
-  std::int64_t causal_wait_ms = 0;  // wait this long for a replica to catch up, then primary
+  std::int64_t causal_wait_ms = 0;   // wait this long for a replica to catch up, then primary
   bool on_no_replica_error = false;  // primary_reads = "never" and no replica: error
 };
 

@@ -6,9 +6,9 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
-#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>

@@ -139,9 +139,10 @@ void Runtime::start_lag_monitors() {
     if (!routed) continue;
     const UserConfig* login = cfg.find_user(cfg.lag_monitor_user);
     if (login == nullptr) {
-      spdlog::warn("database {}: no user with a password to run the lag monitor as "
-                   "([routing] lag_monitor_user): replica lag is not checked",
-                   name);
+      spdlog::warn(
+          "database {}: no user with a password to run the lag monitor as "
+          "([routing] lag_monitor_user): replica lag is not checked",
+          name);
       continue;
     }
     const RoutingSettings& r = db.routing;

@@ -12,11 +12,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "lag_monitor/lsn.hpp"
 #include "pooler/client_session.hpp"
 #include "pooler/database_routing.hpp"
 #include "pooler/pool.hpp"
 #include "pooler/runtime.hpp"
-#include "lag_monitor/lsn.hpp"
 #include "pooler/statement_effects.hpp"
 #include "protocol/frame_scanner.hpp"
 #include "protocol/message_writer.hpp"
@@ -189,8 +189,8 @@ class TransactionSession {
   // primary; otherwise held_ goes to the client and streaming goes on.
   std::string retry_query_;
   std::string held_;
-  bool retry_armed_ = false;       // retry_query_ awaits its first answer from the replica
-  bool retry_pending_ = false;     // the replica refused it: re-run once the replica is back
+  bool retry_armed_ = false;    // retry_query_ awaits its first answer from the replica
+  bool retry_pending_ = false;  // the replica refused it: re-run once the replica is back
   // Read-your-writes: the WAL position this client's reads must see (its last write on the
   // primary, or what it set with pgmux.min_lsn); what the lease's first request was and how
   // many requests the lease served, to know whether it wrote.
@@ -974,7 +974,8 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
       }
     }
     if (routing() && where.reason == router::Reason::no_replica) where.reason = why_no_replica();
-    if (routing() && s_.on_no_replica_error && s_.rules.primary_reads == router::PrimaryReads::never &&
+    if (routing() && s_.on_no_replica_error &&
+        s_.rules.primary_reads == router::PrimaryReads::never &&
         (where.reason == router::Reason::no_replica ||
          where.reason == router::Reason::replica_lagging)) {
       s_.routing->count(where.reason);
@@ -1123,11 +1124,16 @@ router::Reason TransactionSession::why_no_replica() const {
 }
 
 awaitable<void> TransactionSession::record_write_position() {
-  const auto rows = co_await lease_->query_pairs("SELECT pg_catalog.pg_current_wal_lsn()::text, ''");
+  // The insert position, not pg_current_wal_lsn() (the write position): with
+  // synchronous_commit = off a commit returns before its WAL is written, and only the insert
+  // position is surely past the commit record.
+  const auto rows =
+      co_await lease_->query_pairs("SELECT pg_catalog.pg_current_wal_insert_lsn()::text, ''");
   if (rows.empty()) co_return;
   const auto lsn = lag::parse_lsn(rows[0].first);
   if (!lsn) co_return;
   min_lsn_ = std::max(min_lsn_, *lsn);
+  spdlog::debug("{} wrote up to {} on {}", s_.label, lag::format_lsn(*lsn), lease_->label());
   if (s_.read_your_writes == ReadYourWrites::user) {
     s_.routing->note_user_write(s_.pool->user(), *lsn);
   }
@@ -1356,10 +1362,9 @@ awaitable<bool> TransactionSession::finish_transaction() {
       wanted_ = std::move(now);
     }
     using K = router::StatementKind;
-    const bool wrote = first_kind_ == K::write || first_kind_ == K::begin_read_write ||
-                       requests_on_lease_ > 1;
-    if (routing() && lease_target_ < 0 && wrote &&
-        s_.read_your_writes != ReadYourWrites::off) {
+    const bool wrote =
+        first_kind_ == K::write || first_kind_ == K::begin_read_write || requests_on_lease_ > 1;
+    if (routing() && lease_target_ < 0 && wrote && s_.read_your_writes != ReadYourWrites::off) {
       co_await record_write_position();
     }
     if (routing() && lease_target_ < 0 && s_.routing->begin_catalog_load()) {

@@ -11,8 +11,8 @@
 
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
-#include "pooler/framed_socket.hpp"
 #include "pooler/config.hpp"
+#include "pooler/framed_socket.hpp"
 #include "pooler/startup_params.hpp"
 #include "router/policy.hpp"
 

@@ -7,6 +7,7 @@
 #   pg-cluster.sh destroy DIR
 #   pg-cluster.sh status  DIR
 #   pg-cluster.sh stop-replica DIR | start-replica DIR   (failover tests)
+#   pg-cluster.sh stop-primary DIR | start-primary DIR
 #
 # `start` prints (and writes to DIR/cluster.env) PRIMARY_PORT=, REPLICA_PORT=,
 # PGMUX_CLUSTER_DIR= and PG_BIN= lines; all progress goes to stderr. Running
@@ -240,6 +241,18 @@ cmd_stop() {
   stop_server "$DIR/primary"
 }
 
+cmd_primary() { # stop|start
+  DIR=$(cd "$DIR" && pwd -P)
+  PRIMARY_PORT=$(sed -n 's/^PRIMARY_PORT=//p' "$DIR/cluster.env")
+  REPLICA_PORT=$(sed -n 's/^REPLICA_PORT=//p' "$DIR/cluster.env")
+  if [ "$1" = stop ]; then
+    stop_server "$DIR/primary"
+  else
+    start_server "$DIR/primary" "$DIR/primary.log"
+    wait_streaming
+  fi
+}
+
 cmd_replica() { # stop|start
   DIR=$(cd "$DIR" && pwd -P)
   PRIMARY_PORT=$(sed -n 's/^PRIMARY_PORT=//p' "$DIR/cluster.env")
@@ -273,6 +286,8 @@ case "$CMD" in
   stop) [ $# -eq 2 ] || usage; cmd_stop ;;
   stop-replica) [ $# -eq 2 ] || usage; cmd_replica stop ;;
   start-replica) [ $# -eq 2 ] || usage; cmd_replica start ;;
+  stop-primary) [ $# -eq 2 ] || usage; cmd_primary stop ;;
+  start-primary) [ $# -eq 2 ] || usage; cmd_primary start ;;
   destroy)
     [ $# -eq 2 ] || usage
     # Guard against rm -rf of a wrong directory: it must look like one of ours.

@@ -70,4 +70,16 @@ void PgCluster::start_replica() const {
   if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh start-replica: " + r.describe());
 }
 
+void PgCluster::stop_primary() const {
+  const CommandResult r = run_command({.argv = {"bash", kScript, "stop-primary", dir_.string()},
+                                       .timeout = std::chrono::seconds(90)});
+  if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh stop-primary: " + r.describe());
+}
+
+void PgCluster::start_primary() const {
+  const CommandResult r = run_command({.argv = {"bash", kScript, "start-primary", dir_.string()},
+                                       .timeout = std::chrono::seconds(90)});
+  if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh start-primary: " + r.describe());
+}
+
 }  // namespace pgmux::it

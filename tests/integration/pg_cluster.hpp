@@ -25,6 +25,8 @@ class PgCluster {
   // streams. Throw std::runtime_error on failure.
   void stop_replica() const;
   void start_replica() const;
+  void stop_primary() const;
+  void start_primary() const;  // …and waits until the replica streams again
 
  private:
   std::filesystem::path dir_, pg_bin_;

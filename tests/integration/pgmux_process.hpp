@@ -23,7 +23,10 @@ struct PgmuxOptions {
   std::string log_level = "info";
   std::string mode = "session";  // [pool] mode
   std::string pool_toml;         // more [pool] lines, e.g. "pin_session_state = \"error\""
-  std::string extra_toml;        // appended verbatim, e.g. more [users.X] tables
+  // [routing] lines. Pooling tests run without read/write routing (the product's default is
+  // on), so reads stay on the primary whose pg_stat_activity they watch.
+  std::string routing_toml = "read_write_split = \"off\"";
+  std::string extra_toml;  // appended verbatim, e.g. more [users.X] tables
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it back).

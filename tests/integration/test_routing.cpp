@@ -22,15 +22,15 @@ PgmuxOptions routed(std::string name, std::string routing_toml = "") {
           .pool_size = 4,
           .query_wait_timeout_ms = 10000,
           .mode = "transaction",
-          .extra_toml = "[routing]\nread_write_split = \"on\"\nreplica_ban_ms = 1000\n"
-                        "read_your_writes = \"off\"\n" +
-                        std::move(routing_toml)};
+          .routing_toml =
+              "read_write_split = \"on\"\nreplica_ban_ms = 1000\n"
+              "read_your_writes = \"off\"\n" +
+              std::move(routing_toml)};
 }
 
 // The lag monitor admits the replica after its first sample.
 void wait_replica_eligible(const PgmuxProcess& px) {
-  REQUIRE_MESSAGE(px.wait_for_log("replica eligible for reads", milliseconds(5000)),
-                  px.log_tail());
+  REQUIRE_MESSAGE(px.wait_for_log("replica eligible for reads", milliseconds(5000)), px.log_tail());
 }
 
 PgConn direct_replica() {

@@ -176,7 +176,7 @@ max_user_connections = 1
 
 TEST_CASE("routing keys: [routing] defaults, database and user overrides") {
   auto d = load_config_from_string(kMinimal, "test.toml");
-  CHECK_FALSE(d->routing.read_write_split);
+  CHECK(d->routing.read_write_split);  // on: databases without replicas are unaffected
   CHECK(d->find_database("app")->routing.primary_reads == pgmux::router::PrimaryReads::fallback);
   CHECK(d->find_database("app")->target == pgmux::router::Target::primary);
   auto c = load_config_from_string(R"(
