@@ -116,6 +116,13 @@ class TransactionSession {
   awaitable<void> answer_set_target(const FrontRoute& r);
   awaitable<void> retry_on_primary();
   [[nodiscard]] lag::Lsn required_lsn() const;
+  // This primary lease wrote and read-your-writes is on: read the WAL position at its end.
+  [[nodiscard]] bool wants_write_position() const {
+    using K = router::StatementKind;
+    return routing() && lease_target_ < 0 && s_.read_your_writes != ReadYourWrites::off &&
+           (first_kind_ == K::write || first_kind_ == K::begin_read_write ||
+            requests_on_lease_ > 1);
+  }
   // Why no replica could take a read: banned, over its lag limits, or behind this client.
   [[nodiscard]] router::Reason why_no_replica() const;
   // After a transaction that wrote, on the primary: its WAL position (read-your-writes).
@@ -195,6 +202,7 @@ class TransactionSession {
   // primary, or what it set with pgmux.min_lsn); what the lease's first request was and how
   // many requests the lease served, to know whether it wrote.
   lag::Lsn min_lsn_ = 0;
+  bool rfq_held_ = false;  // a write's final ReadyForQuery awaits its WAL position
   router::StatementKind first_kind_ = router::StatementKind::write;
   int requests_on_lease_ = 0;
   int lease_target_ = -1;          // -1: the lease is on the primary; else the replica index
@@ -632,6 +640,12 @@ struct TransactionSession::ServerInspector {
         if (t.quiescent()) {
           boundary = true;
           t.boundary_pending_ = *status == 'I';
+          if (*status == 'I' && t.wants_write_position()) {
+            // Nobody, this client or another of its user, may see the commit before pgmux
+            // knows its WAL position: the ReadyForQuery goes out after it was read.
+            t.rfq_held_ = true;
+            return drop_frame(body);
+          }
         }
         break;
       }
@@ -1137,10 +1151,8 @@ awaitable<void> TransactionSession::record_write_position() {
   if (s_.read_your_writes == ReadYourWrites::user) {
     s_.routing->note_user_write(s_.pool->user(), *lsn);
   }
-  out_.clear();
   pr::append_parameter_status(out_, "pgmux.last_write_lsn", lag::format_lsn(min_lsn_));
   s_.told_client["pgmux.last_write_lsn"] = lag::format_lsn(min_lsn_);
-  co_await write_client(out_);
 }
 
 awaitable<void> TransactionSession::retry_on_primary() {
@@ -1349,6 +1361,7 @@ awaitable<bool> TransactionSession::refuse_transaction() {
 
 awaitable<bool> TransactionSession::finish_transaction() {
   internal_ = true;
+  if (rfq_held_) out_.clear();  // collects what goes out before the held ReadyForQuery
   try {
     if (settings_changed_) {
       settings_changed_ = false;
@@ -1361,12 +1374,7 @@ awaitable<bool> TransactionSession::finish_transaction() {
       for (const auto& [name, value] : s_.startup_settings) now.try_emplace(name, value);
       wanted_ = std::move(now);
     }
-    using K = router::StatementKind;
-    const bool wrote =
-        first_kind_ == K::write || first_kind_ == K::begin_read_write || requests_on_lease_ > 1;
-    if (routing() && lease_target_ < 0 && wrote && s_.read_your_writes != ReadYourWrites::off) {
-      co_await record_write_position();
-    }
+    if (rfq_held_) co_await record_write_position();
     if (routing() && lease_target_ < 0 && s_.routing->begin_catalog_load()) {
       // Once per database: which functions are free of side effects, so calls to them can
       // still go to a replica. Read on the primary, whose catalog is the authority.
@@ -1397,6 +1405,16 @@ awaitable<bool> TransactionSession::finish_transaction() {
     server_failure_ = {"08006", "pgmux could not read the session state from its server"};
   }
   lease_->io().release_frame();
+  if (rfq_held_) {
+    // The write's ReadyForQuery, held back until its position was known (even if reading it
+    // failed: the transaction did commit).
+    rfq_held_ = false;
+    pr::append_ready_for_query(out_, 'I');
+    try {
+      co_await write_client(out_);
+    } catch (const std::exception&) {
+    }
+  }
   internal_ = false;
   client_gate_.cancel();
   if (server_failure_) {

@@ -203,12 +203,8 @@ TEST_CASE(
   PgConn p = direct_primary();
   ReplayPause pause;
   writer.run("INSERT INTO lag_items VALUES (424242, 'carried')");
+  // pgmux sends the position before the write's ReadyForQuery: the client has it on return.
   const char* reported = PQparameterStatus(writer.get(), "pgmux.last_write_lsn");
-  // The ParameterStatus follows the write's ReadyForQuery; the next exchange delivers it.
-  if (reported == nullptr) {
-    writer.run("SELECT 1");
-    reported = PQparameterStatus(writer.get(), "pgmux.last_write_lsn");
-  }
   REQUIRE(reported != nullptr);
   const std::string lsn = reported;
   // It is a real position: at or before the primary's current one, and past the replica's.
@@ -285,4 +281,48 @@ TEST_CASE("lag monitor: survives the replica and the primary restarting; reads n
       },
       milliseconds(8000)));
   CHECK(wait_until([&] { return where(after) == "replica"; }, milliseconds(8000)));
+}
+
+TEST_CASE("read-your-writes per user; primary_reads = never with on_no_replica = error") {
+  create_lag_table();
+  PgmuxProcess px(test_env(), lag_routed("ryw-user",
+                                         "read_your_writes = \"user\"\n"
+                                         "lag_check_interval_ms = 100\n"
+                                         "max_replica_lag_bytes = 1000000\n"
+                                         "primary_reads = \"never\"\n"
+                                         "on_no_replica = \"error\"\n"));
+  INFO(px.log_tail());
+  REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
+  PgConn a(px.conninfo("app", "secret"));
+  PgConn b(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  {
+    ReplayPause pause;
+    a.run("INSERT INTO lag_items VALUES (5150, 'shared')");
+    // b never wrote, but shares a's database user: it reads a's row, from the primary, since
+    // the replica lacks it (read-your-writes outranks primary_reads = "never").
+    const PgResult r = b.exec("SELECT v, pg_is_in_recovery() FROM lag_items WHERE id = 5150");
+    REQUIRE_MESSAGE(r.ok(), r.describe());
+    REQUIRE(r.rows() == 1);
+    CHECK(r.value(0, 0) == "shared");
+    CHECK(r.value(0, 1) == "f");
+  }
+  // Once the replica has replayed it, both read there.
+  CHECK(wait_until([&] { return b.query_value("SELECT pg_is_in_recovery()::text") == "true"; },
+                   milliseconds(5000)));
+  CHECK(wait_until([&] { return a.query_value("SELECT pg_is_in_recovery()::text") == "true"; },
+                   milliseconds(5000)));
+  // Over the byte limit no replica may serve reads, and the primary must not: refused (57P03).
+  ReplayPause pause;
+  PgConn p = direct_primary();
+  p.run("INSERT INTO lag_items SELECT g, repeat('y', 1000) FROM generate_series(20000, 24000) g");
+  CHECK(wait_until(
+      [&] {
+        const PgResult r = b.exec("SELECT 1");
+        return !r.ok() && r.sqlstate() == "57P03" &&
+               r.error().find("replica_lagging") != std::string::npos &&
+               r.error().find("primary_reads = \"never\"") != std::string::npos;
+      },
+      milliseconds(3000)));
 }
