@@ -167,6 +167,9 @@ sleep 0.5
 printf '\nRead/write routing (transaction mode, pool of %s per server), %s clients:\n' "$tx_pool" "$clients"
 targets="direct replica pgmux"
 run_workloads "routed-select-only:-S -c $clients -j 2"
+# Writes: each transaction that wrote also reads its WAL position (read-your-writes).
+targets="direct pgmux"
+run_workloads "routed-tpcb:-c $clients -j 2"
 targets="direct pgmux pgbouncer"
 
 pgmux_port=$session_pgmux_port pgmux_pid=$session_pgmux_pid

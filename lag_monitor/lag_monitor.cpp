@@ -218,12 +218,13 @@ struct LagMonitor::Impl {
   awaitable<void> primary_loop() {
     AsyncPg pg(ex);
     auto backoff = std::chrono::milliseconds(100);
-    bool connected = false;
+    bool connected = false, failing = false;
     while (!stopped) {
       try {
         if (!connected) {
           co_await bounded(pg.connect(primary, settings), settings.connect_timeout, "connect");
           connected = true;
+          failing = false;
           backoff = std::chrono::milliseconds(100);
           spdlog::info("{}: connected to the primary", label(primary));
         }
@@ -237,9 +238,11 @@ struct LagMonitor::Impl {
         }
         if (!co_await pause(*primary_timer, settings.interval)) break;
       } catch (const std::exception& e) {
-        if (connected && !stopped) {
-          spdlog::warn("{}: {}; reconnecting", label(primary), e.what());
+        // Once per outage: when a working connection breaks, or the first attempt fails.
+        if (!stopped && (connected || !failing)) {
+          spdlog::warn("{}: {}; retrying with back-off", label(primary), e.what());
         }
+        failing = true;
         connected = false;
         pg.close();
       }
@@ -257,7 +260,7 @@ struct LagMonitor::Impl {
     EligibilityTracker tracker;
     std::optional<ReplicaSample> last;
     auto backoff = std::chrono::milliseconds(100);
-    bool connected = false;
+    bool connected = false, failing = false;
     auto publish = [&] {
       const bool changed = tracker.update(last, settings.limits, Clock::now());
       const LagReading r = tracker.reading();
@@ -280,6 +283,7 @@ struct LagMonitor::Impl {
         if (!connected) {
           co_await bounded(pg.connect(target, settings), settings.connect_timeout, "connect");
           connected = true;
+          failing = false;
           backoff = std::chrono::milliseconds(100);
         }
         auto rows = co_await bounded(pg.query(kReplicaQuery), settings.connect_timeout, "query");
@@ -300,9 +304,11 @@ struct LagMonitor::Impl {
         state->generation.fetch_add(1, std::memory_order_release);
         if (!co_await pause(timer, settings.interval)) break;
       } catch (const std::exception& e) {
-        if (connected && !stopped) {
-          spdlog::warn("{}: {}; reconnecting", label(target), e.what());
+        // Once per outage: when a working connection breaks, or the first attempt fails.
+        if (!stopped && (connected || !failing)) {
+          spdlog::warn("{}: {}; retrying with back-off", label(target), e.what());
         }
+        failing = true;
         connected = false;
         pg.close();
         last.reset();
