@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 
 #include <spdlog/spdlog.h>
 
@@ -79,11 +80,65 @@ void show_databases(const Config& config, std::string& out) {
                rows);
 }
 
+// One row per replica: where reads can go and why not.
+void show_replicas(Runtime& rt, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  std::map<std::pair<std::string, int>, std::pair<int, int>> conns;  // active, idle
+  for (const auto& pool : rt.pools().all()) {
+    if (pool->target() < 0) continue;
+    const PoolStats st = pool->stats();
+    auto& c = conns[{st.database, st.target}];
+    c.first += st.active;
+    c.second += st.idle;
+  }
+  const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  for (const auto& r : rt.pools().routings()) {
+    for (int i = 0; i < r->replica_count(); ++i) {
+      const Endpoint& e = r->replica_endpoint(i);
+      const lag::ReplicaLagState& lag = r->lag()->replica(i);
+      const bool monitored = r->monitored();
+      const auto sampled = lag.sampled_at_ns.load();
+      const lag::Exclusion why = lag.reason.load();
+      const std::int64_t ban = r->ban_left_ms(i);
+      std::string reason = !monitored ? "not monitored" : std::string(lag::to_string(why));
+      if (ban > 0) reason = "banned (" + std::to_string(ban) + " ms left)";
+      const auto c = conns[{r->name(), i}];
+      rows.push_back({r->name(), e.host, std::to_string(e.port),
+                      why == lag::Exclusion::promoted ? "promoted" : "replica",
+                      r->eligible(i) ? "t" : "f", std::to_string(lag.lag_bytes.load()),
+                      std::to_string(lag.lag_ms.load()),
+                      sampled == 0 ? "-1" : std::to_string((now_ns - sampled) / 1000000), reason,
+                      std::to_string(c.first), std::to_string(c.second),
+                      std::to_string(r->reads(i)), std::to_string(e.weight)});
+    }
+  }
+  append_table(out,
+               {"database", "host", "port", "role", "eligible", "lag_bytes", "lag_ms",
+                "sample_age_ms", "reason", "sv_active", "sv_idle", "reads_served", "weight"},
+               rows);
+}
+
+// Routing decisions so far, per database and reason (reasons never taken are left out).
+void show_routing(Runtime& rt, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : rt.pools().routings()) {
+    for (int k = 0; k < router::kReasonCount; ++k) {
+      const auto reason = static_cast<router::Reason>(k);
+      if (const auto n = r->decisions(reason); n > 0) {
+        rows.push_back({r->name(), std::string(router::to_string(reason)), std::to_string(n)});
+      }
+    }
+  }
+  append_table(out, {"database", "reason", "decisions"}, rows);
+}
+
 void show_help(std::string& out) {
   pr::append_notice(out, {.severity = "NOTICE",
                           .sqlstate = "00000",
                           .message = "Console usage",
-                          .detail = "SHOW HELP|VERSION|POOLS|DATABASES"});
+                          .detail = "SHOW HELP|VERSION|POOLS|DATABASES|REPLICAS|ROUTING"});
   pr::append_command_complete(out, "SHOW");
 }
 
@@ -93,6 +148,8 @@ void execute(Runtime& rt, const Config& config, const std::string& cmd, std::str
   if (cmd == "SHOW VERSION") return append_table(out, {"version"}, {{kVersionString}});
   if (cmd == "SHOW POOLS") return show_pools(rt, config, out);
   if (cmd == "SHOW DATABASES") return show_databases(config, out);
+  if (cmd == "SHOW REPLICAS") return show_replicas(rt, out);
+  if (cmd == "SHOW ROUTING") return show_routing(rt, out);
   if (cmd.empty()) {
     pr::append_empty_query(out);
     return;

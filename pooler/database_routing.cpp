@@ -14,9 +14,13 @@ DatabaseRouting::DatabaseRouting(const DatabaseConfig& db)
       write_functions_(db.routing.write_functions),
       read_functions_(db.routing.read_functions),
       banned_until_(std::make_unique<std::atomic<Clock::rep>[]>(db.replicas.size())),
+      reads_(std::make_unique<std::atomic<std::uint64_t>[]>(db.replicas.size())),
       balancer_(db.routing.load_balancing, static_cast<int>(db.replicas.size())),
       lag_(std::make_shared<lag::LagState>(static_cast<int>(db.replicas.size()))) {
-  for (std::size_t i = 0; i < replicas_.size(); ++i) banned_until_[i].store(0);
+  for (std::size_t i = 0; i < replicas_.size(); ++i) {
+    banned_until_[i].store(0);
+    reads_[i].store(0);
+  }
 }
 
 std::shared_ptr<const router::FunctionCatalog> DatabaseRouting::catalog() const {
@@ -52,6 +56,14 @@ bool DatabaseRouting::eligible(int replica, lag::Lsn min_lsn) const {
   if (!monitored_.load(relaxed)) return true;
   const lag::ReplicaLagState& s = lag_->replica(replica);
   return s.eligible.load(relaxed) && s.replay_lsn.load(relaxed) >= min_lsn;
+}
+
+std::int64_t DatabaseRouting::ban_left_ms(int replica) const {
+  const auto until = banned_until_[static_cast<std::size_t>(replica)].load(relaxed);
+  const auto now = Clock::now().time_since_epoch().count();
+  if (until == 0 || now >= until) return 0;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::duration(until - now))
+      .count();
 }
 
 bool DatabaseRouting::any_eligible(lag::Lsn min_lsn) const {

@@ -30,6 +30,7 @@ class Pool;
 class DatabaseRouting {
  public:
   explicit DatabaseRouting(const DatabaseConfig& db);
+  [[nodiscard]] const std::string& name() const { return name_; }
 
   // --- function catalog ---
   [[nodiscard]] std::shared_ptr<const router::FunctionCatalog> catalog() const;
@@ -70,8 +71,18 @@ class DatabaseRouting {
   std::optional<int> pick(bool primary_too, std::span<const int> active_per_replica,
                           int primary_active, lag::Lsn min_lsn = 0);
 
+  [[nodiscard]] const Endpoint& replica_endpoint(int i) const {
+    return replicas_[static_cast<std::size_t>(i)];
+  }
+  // Milliseconds of ban left (0: not banned).
+  [[nodiscard]] std::int64_t ban_left_ms(int replica) const;
+
   // --- counters ---
   void count(router::Reason r) { decisions_[static_cast<int>(r)].fetch_add(1, relaxed); }
+  void count_read(int replica) { reads_[static_cast<std::size_t>(replica)].fetch_add(1, relaxed); }
+  [[nodiscard]] std::uint64_t reads(int replica) const {
+    return reads_[static_cast<std::size_t>(replica)].load(relaxed);
+  }
   [[nodiscard]] std::uint64_t decisions(router::Reason r) const {
     return decisions_[static_cast<int>(r)].load(relaxed);
   }
@@ -92,6 +103,7 @@ class DatabaseRouting {
 
   // Ban deadlines as steady-clock ticks (0: not banned), one per replica.
   std::unique_ptr<std::atomic<Clock::rep>[]> banned_until_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> reads_;  // leases served, per replica
 
   std::mutex balancer_mutex_;
   router::LoadBalancer balancer_;

@@ -58,6 +58,13 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
   return slot;
 }
 
+std::vector<std::shared_ptr<DatabaseRouting>> PoolRegistry::routings() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<DatabaseRouting>> out;
+  for (const auto& [name, r] : routing_) out.push_back(r);
+  return out;
+}
+
 std::vector<std::shared_ptr<Pool>> PoolRegistry::all() const {
   std::lock_guard lock(mutex_);
   std::vector<std::shared_ptr<Pool>> out;

@@ -26,6 +26,8 @@ class PoolRegistry {
                             int target = -1);
   // The routing state of this database.
   std::shared_ptr<DatabaseRouting> routing(const DatabaseConfig& db);
+  // Every database's routing state created so far (admin console).
+  [[nodiscard]] std::vector<std::shared_ptr<DatabaseRouting>> routings() const;
   void for_each(const std::function<void(Pool&)>& fn) const;
   // The pools as they are now, for work that awaits (a callback under the lock cannot).
   [[nodiscard]] std::vector<std::shared_ptr<Pool>> all() const;

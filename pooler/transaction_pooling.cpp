@@ -979,6 +979,7 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
               s_.worker.io, s_.worker.index, wait_limit);
           lease_target_ = *pick;
           s_.routing->count(where.reason);
+          s_.routing->count_read(*pick);
           co_return lease;
         } catch (const ServerError& e) {
           // Nothing was sent yet: the client need not know.

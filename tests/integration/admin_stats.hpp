@@ -4,11 +4,28 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
 
 namespace pgmux::it {
+
+// Every row of an admin console SHOW command, as column name → value.
+inline std::vector<std::map<std::string, std::string>> console_rows(const PgmuxProcess& px,
+                                                                    const std::string& command) {
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  if (!admin.ok()) throw std::runtime_error("admin console login failed: " + admin.error());
+  const PgResult r = admin.exec(command);
+  if (r.status() != PGRES_TUPLES_OK) throw std::runtime_error(command + ": " + r.describe());
+  std::vector<std::map<std::string, std::string>> rows;
+  for (int row = 0; row < r.rows(); ++row) {
+    std::map<std::string, std::string> m;
+    for (int col = 0; col < r.cols(); ++col) m[PQfname(r.get(), col)] = r.value(row, col);
+    rows.push_back(std::move(m));
+  }
+  return rows;
+}
 
 // Column name → value of the SHOW POOLS row for (database, user); nullopt if there is none.
 // Throws std::runtime_error when the console cannot be reached or the command fails.

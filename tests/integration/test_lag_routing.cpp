@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "admin_stats.hpp"
 #include "helpers.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
@@ -93,12 +94,31 @@ TEST_CASE("lag: a replica over max_replica_lag_bytes is excluded and readmitted 
     CHECK(excluded_after < 1.2);  // one interval + the stale window at most
     CHECK(px.wait_for_log("over max_replica_lag_bytes", milliseconds(1000)));
     for (int i = 0; i < 10; ++i) CHECK(where(c) == "primary");
+    // The admin console shows why.
+    const auto replicas = console_rows(px, "SHOW REPLICAS");
+    REQUIRE(replicas.size() == 1);
+    CHECK(replicas[0].at("eligible") == "f");
+    CHECK(replicas[0].at("reason") == "over max_replica_lag_bytes");
+    CHECK(std::stoll(replicas[0].at("lag_bytes")) > 1000000);
+    CHECK(std::stoll(replicas[0].at("sample_age_ms")) < 1000);
+    CHECK(replicas[0].at("port") == std::to_string(test_env().cluster().replica_port()));
     pause.resume();
     const auto resumed = Clock::now();
     CHECK(wait_until([&] { return where(c) == "replica"; }, milliseconds(5000)));
     MESSAGE("reads returned to the replica ", seconds_since(resumed),
             " s after replay resumed (catch-up + readmission)");
   }
+  const auto after = console_rows(px, "SHOW REPLICAS");
+  REQUIRE(after.size() == 1);
+  CHECK(after[0].at("eligible") == "t");
+  CHECK(after[0].at("reason") == "eligible");
+  CHECK(std::stoll(after[0].at("reads_served")) >= 2);
+  std::map<std::string, long long> decisions;
+  for (const auto& row : console_rows(px, "SHOW ROUTING")) {
+    decisions[row.at("reason")] = std::stoll(row.at("decisions"));
+  }
+  CHECK(decisions["replica_lagging"] >= 10);  // the reads sent to the primary while it lagged
+  CHECK(decisions["read"] >= 2);
   // One exclusion and one readmission: no flapping.
   CHECK(count_in_log(px, "replica excluded from reads") == 1);
   CHECK(count_in_log(px, "replica eligible for reads") == 2);  // at start, after catch-up
