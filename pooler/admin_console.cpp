@@ -134,11 +134,64 @@ void show_routing(Runtime& rt, std::string& out) {
   append_table(out, {"database", "reason", "decisions"}, rows);
 }
 
+// SHOW STATS / STATS_TOTALS / STATS_AVERAGES, with PgBouncer's columns: totals since start,
+// and averages over the last completed stats period (per second for counts and bytes, per
+// transaction/query/wait for times, in microseconds).
+void show_stats(Runtime& rt, const Config& config, std::string& out, bool totals, bool averages) {
+  auto now = rt.traffic_by_database();
+  for (const auto& [name, db] : config.databases) now.try_emplace(name);
+  const Runtime::StatsPeriod period = rt.last_stats_period();
+  auto per_sec = [&](std::uint64_t v) {
+    return std::to_string(period.seconds > 0
+                              ? static_cast<std::uint64_t>(static_cast<double>(v) / period.seconds)
+                              : 0);
+  };
+  auto per = [](std::uint64_t v, std::uint64_t n) { return std::to_string(n > 0 ? v / n : 0); };
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [db, t] : now) {
+    std::vector<std::string> row{db};
+    if (totals) {
+      for (std::uint64_t v : {t.xact_count, t.query_count, t.bytes_received, t.bytes_sent,
+                              t.xact_time_us, t.query_time_us, t.wait_time_us}) {
+        row.push_back(std::to_string(v));
+      }
+    }
+    if (averages) {
+      TrafficTotals d;
+      if (auto it = period.delta.find(db); it != period.delta.end()) d = it->second;
+      row.push_back(per_sec(d.xact_count));
+      row.push_back(per_sec(d.query_count));
+      row.push_back(per_sec(d.bytes_received));
+      row.push_back(per_sec(d.bytes_sent));
+      row.push_back(per(d.xact_time_us, d.xact_count));
+      row.push_back(per(d.query_time_us, d.query_count));
+      row.push_back(per(d.wait_time_us, d.wait_count));
+    }
+    rows.push_back(std::move(row));
+  }
+  std::vector<std::string_view> cols{"database"};
+  if (totals && averages) {
+    for (auto c : {"total_xact_count", "total_query_count", "total_received", "total_sent",
+                   "total_xact_time", "total_query_time", "total_wait_time", "avg_xact_count",
+                   "avg_query_count", "avg_recv", "avg_sent", "avg_xact_time", "avg_query_time",
+                   "avg_wait_time"}) {
+      cols.emplace_back(c);
+    }
+  } else {
+    for (auto c : {"xact_count", "query_count", "bytes_received", "bytes_sent", "xact_time",
+                   "query_time", "wait_time"}) {
+      cols.emplace_back(c);
+    }
+  }
+  append_table(out, cols, rows);
+}
+
 void show_help(std::string& out) {
   pr::append_notice(out, {.severity = "NOTICE",
                           .sqlstate = "00000",
                           .message = "Console usage",
-                          .detail = "SHOW HELP|VERSION|POOLS|DATABASES|REPLICAS|ROUTING"});
+                          .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
+                                    "STATS_AVERAGES|REPLICAS|ROUTING"});
   pr::append_command_complete(out, "SHOW");
 }
 
@@ -149,6 +202,9 @@ void execute(Runtime& rt, const Config& config, const std::string& cmd, std::str
   if (cmd == "SHOW POOLS") return show_pools(rt, config, out);
   if (cmd == "SHOW DATABASES") return show_databases(config, out);
   if (cmd == "SHOW REPLICAS") return show_replicas(rt, out);
+  if (cmd == "SHOW STATS") return show_stats(rt, config, out, true, true);
+  if (cmd == "SHOW STATS_TOTALS") return show_stats(rt, config, out, true, false);
+  if (cmd == "SHOW STATS_AVERAGES") return show_stats(rt, config, out, false, true);
   if (cmd == "SHOW ROUTING") return show_routing(rt, out);
   if (cmd.empty()) {
     pr::append_empty_query(out);

@@ -341,6 +341,7 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   co_await apply_settings(lease, wanted.settings, *welcome);
 
   RelayState st;
+  st.meter = TrafficMeter(&pool->traffic(worker_.index));
   const RelayEnd end = co_await relay(client_, *lease, st);
   rt_.cancels().set_target(cancel_key_.pid, std::nullopt);
   co_await finish_session(lease, end, st);

@@ -82,6 +82,7 @@ void read_general(TomlTable t, GeneralSettings& g) {
   g.max_message_size_bytes = static_cast<std::size_t>(max_msg);
   t.get("shutdown_timeout_ms", g.shutdown_timeout_ms, 0, kMaxMs);
   t.get("client_login_timeout_ms", g.client_login_timeout_ms, 100, kMaxMs);
+  t.get("stats_period_ms", g.stats_period_ms, 100, kMaxMs);
   t.reject_unknown_keys();
 }
 

@@ -68,6 +68,8 @@ struct GeneralSettings {
   std::size_t max_message_size_bytes = 64 * 1024 * 1024;
   std::int64_t shutdown_timeout_ms = 30000;
   std::int64_t client_login_timeout_ms = 15000;
+  // SHOW STATS averages cover the last completed period of this length.
+  std::int64_t stats_period_ms = 60000;
 };
 
 // Pool defaults; [databases.X] may override size and mode.

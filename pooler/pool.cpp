@@ -50,6 +50,8 @@ Pool::Pool(std::string database, std::string user, ServerLogin login, PoolSettin
       server_ids_(server_ids),
       budgets_(std::move(budgets)),
       target_(target),
+      traffic_(std::make_unique<TrafficCounters[]>(static_cast<std::size_t>(workers))),
+      workers_(static_cast<std::size_t>(workers)),
       idle_(static_cast<std::size_t>(workers)) {}
 
 Pool::~Pool() {
@@ -158,7 +160,25 @@ std::unique_ptr<ServerConnection> Pool::take_idle_locked(
   return nullptr;
 }
 
+TrafficTotals Pool::traffic_totals() const {
+  TrafficTotals t;
+  for (std::size_t i = 0; i < workers_; ++i) t += traffic_[i].load();
+  return t;
+}
+
 awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wait) {
+  const auto started = std::chrono::steady_clock::now();
+  ServerLease lease = co_await acquire_checked(io, worker, wait);
+  TrafficCounters& t = traffic(worker);
+  TrafficCounters::add(t.wait_count, 1);
+  TrafficCounters::add(t.wait_time_us, static_cast<std::uint64_t>(
+                                           std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::steady_clock::now() - started)
+                                               .count()));
+  co_return lease;
+}
+
+awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, Millis wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (bool first = true;; first = false) {
     const auto left =

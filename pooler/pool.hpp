@@ -20,6 +20,7 @@
 #include "pooler/connection_budget.hpp"
 #include "pooler/server_connection.hpp"
 #include "pooler/server_lifetime.hpp"
+#include "pooler/traffic_stats.hpp"
 
 namespace pgmux::pooler {
 
@@ -115,6 +116,9 @@ class Pool {
   void client_left() { clients_.fetch_sub(1, std::memory_order_relaxed); }
 
   [[nodiscard]] PoolStats stats() const;
+  // Traffic of this pool's clients: worker `w` adds to its own slot; totals sum them.
+  TrafficCounters& traffic(int w) { return traffic_[static_cast<std::size_t>(w)]; }
+  [[nodiscard]] TrafficTotals traffic_totals() const;
   // What a freshly logged-in server of this pool reports (ParameterStatus), cached from the
   // first login: what pgmux tells a client at login, before the client has a server.
   // nullopt until one server has logged in.
@@ -155,6 +159,8 @@ class Pool {
   std::string exhaustion_reason_locked() const;
   void fail_waiters_locked(const std::string& sqlstate, const std::string& message);
   awaitable<ServerLease> acquire_once(asio::io_context& io, int worker, Millis wait);
+  // acquire() without the wait-time accounting: idle connections checked before use.
+  awaitable<ServerLease> acquire_checked(asio::io_context& io, int worker, Millis wait);
   // Runs the check query on a connection idle past check_delay; false when it failed.
   awaitable<bool> still_alive(ServerConnection& conn);
   void wake_locked(const std::shared_ptr<Waiter>& w);
@@ -165,6 +171,8 @@ class Pool {
   std::atomic<std::uint64_t>& server_ids_;
   const std::vector<std::shared_ptr<ConnectionBudget>> budgets_;
   const int target_;
+  std::unique_ptr<TrafficCounters[]> traffic_;
+  std::size_t workers_;
 
   mutable std::mutex mutex_;
   std::vector<std::vector<std::unique_ptr<ServerConnection>>> idle_;  // per worker, LIFO

@@ -23,10 +23,12 @@ struct ClientInspector {
         return false;
       case pr::fe::kQuery:
       case pr::fe::kFunctionCall:
+        st.meter.request_sent(st.outstanding == 0);
         ++st.outstanding;
         ++st.queries;
         break;
       case pr::fe::kSync:
+        st.meter.request_sent(st.outstanding == 0);
         ++st.outstanding;
         st.open_batch = false;
         break;
@@ -66,6 +68,7 @@ struct ServerInspector {
         server.set_tx_status(*status);
         --st.outstanding;
         st.in_copy_in = false;
+        st.meter.ready_for_query(*status, st.outstanding == 0);
         break;
       }
       case pr::be::kParameterStatus:
@@ -100,6 +103,7 @@ awaitable<RelayEnd> pump_client_to_server(FramedSocket& client, ServerConnection
         if (ec) co_return RelayEnd::server_gone;
         st.server_write_cut = false;
         st.bytes_to_server += r.forwardable;
+        st.meter.received(r.forwardable);
         buf.consume(r.forwardable);
       }
       if (inspector.terminated) co_return RelayEnd::client_terminated;
@@ -125,6 +129,7 @@ awaitable<RelayEnd> pump_server_to_client(FramedSocket& client, ServerConnection
             client.socket(), asio::buffer(buf.data.data() + buf.start, r.forwardable), as_result);
         if (ec) co_return RelayEnd::client_gone;
         st.bytes_to_client += n;
+        st.meter.sent(n);
         buf.consume(r.forwardable);
       }
       if (inspector.bad || r.error != pr::FrameError::none) co_return RelayEnd::server_violation;

@@ -6,6 +6,7 @@
 #include "pooler/asio_util.hpp"
 #include "pooler/framed_socket.hpp"
 #include "pooler/server_connection.hpp"
+#include "pooler/traffic_stats.hpp"
 
 namespace pgmux::pooler {
 
@@ -24,6 +25,7 @@ struct RelayState {
   bool server_write_cut = false;  // a write to the server was interrupted mid-way
   std::uint64_t queries = 0;
   std::uint64_t bytes_to_server = 0, bytes_to_client = 0;
+  TrafficMeter meter;  // the pool's counters for SHOW STATS
 
   // Safe to reset and reuse: every request answered, nothing half-sent.
   [[nodiscard]] bool quiescent() const {

@@ -73,6 +73,7 @@ int Runtime::run() {
   }
   asio::co_spawn(main_io_, accept_loop(), [](std::exception_ptr e) { log_exception("accept", e); });
   start_lag_monitors();
+  asio::co_spawn(main_io_, stats_loop(), [](std::exception_ptr e) { log_exception("stats", e); });
 
   asio::signal_set signals(main_io_, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -125,6 +126,55 @@ awaitable<void> Runtime::sweep_loop(Worker& w) {
     for (const auto& pool : pools_.all()) pool->sweep(w.index);
     if (draining_) continue;
     for (const auto& pool : pools_.all()) co_await pool->top_up(w.io, w.index);
+  }
+}
+
+std::map<std::string, TrafficTotals> Runtime::traffic_by_database() {
+  std::map<std::string, TrafficTotals> out;
+  for (const auto& pool : pools_.all()) out[pool->database()] += pool->traffic_totals();
+  return out;
+}
+
+Runtime::StatsPeriod Runtime::last_stats_period() const {
+  std::lock_guard lock(stats_mutex_);
+  StatsPeriod p;
+  if (stats_after_at_ == std::chrono::steady_clock::time_point{}) return p;
+  p.seconds = std::chrono::duration<double>(stats_after_at_ - stats_before_at_).count();
+  for (const auto& [db, after] : stats_after_) {
+    TrafficTotals d = after;
+    if (auto it = stats_before_.find(db); it != stats_before_.end()) {
+      const TrafficTotals& b = it->second;
+      d.xact_count -= b.xact_count;
+      d.query_count -= b.query_count;
+      d.bytes_received -= b.bytes_received;
+      d.bytes_sent -= b.bytes_sent;
+      d.xact_time_us -= b.xact_time_us;
+      d.query_time_us -= b.query_time_us;
+      d.wait_time_us -= b.wait_time_us;
+      d.wait_count -= b.wait_count;
+    }
+    p.delta[db] = d;
+  }
+  return p;
+}
+
+awaitable<void> Runtime::stats_loop() {
+  asio::steady_timer timer(main_io_);
+  {
+    std::lock_guard lock(stats_mutex_);
+    stats_before_at_ = std::chrono::steady_clock::now();
+  }
+  for (;;) {
+    timer.expires_after(Millis(config_->general.stats_period_ms));
+    if (auto [ec] = co_await timer.async_wait(as_result); ec) co_return;
+    auto now = traffic_by_database();
+    std::lock_guard lock(stats_mutex_);
+    if (stats_after_at_ != std::chrono::steady_clock::time_point{}) {
+      stats_before_ = std::move(stats_after_);
+      stats_before_at_ = stats_after_at_;
+    }
+    stats_after_ = std::move(now);
+    stats_after_at_ = std::chrono::steady_clock::now();
   }
 }
 

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -45,6 +47,14 @@ class Runtime {
   [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
   // Forwards a CancelRequest to the server the client is running on, if any.
   awaitable<void> forward_cancel(const CancelKey& key);
+  // Traffic since start per database (all its pools), and the last completed stats period's
+  // change (for averages) with its length in seconds.
+  [[nodiscard]] std::map<std::string, TrafficTotals> traffic_by_database();
+  struct StatsPeriod {
+    std::map<std::string, TrafficTotals> delta;
+    double seconds = 0;
+  };
+  [[nodiscard]] StatsPeriod last_stats_period() const;
   // Sends an unstructured log line once per coroutine failure.
   static void log_exception(const char* where, std::exception_ptr e);
 
@@ -67,6 +77,11 @@ class Runtime {
   std::atomic<bool> draining_{false};
   std::size_t next_worker_ = 0;
   std::vector<std::shared_ptr<lag::LagMonitor>> monitors_;
+  // SHOW STATS averages: totals at the last two period ends.
+  awaitable<void> stats_loop();
+  mutable std::mutex stats_mutex_;
+  std::map<std::string, TrafficTotals> stats_before_, stats_after_;
+  std::chrono::steady_clock::time_point stats_before_at_, stats_after_at_;
 };
 
 }  // namespace pgmux::pooler

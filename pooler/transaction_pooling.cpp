@@ -65,7 +65,8 @@ class TransactionSession {
   explicit TransactionSession(TransactionSessionSetup s)
       : s_(std::move(s)),
         client_gate_(s_.worker.io.get_executor()),
-        server_gate_(s_.worker.io.get_executor()) {
+        server_gate_(s_.worker.io.get_executor()),
+        meter_(&s_.pool->traffic(s_.worker.index)) {
     // pgmux.target is pgmux's own setting (options=-c pgmux.target=primary): never sent on.
     std::erase_if(s_.startup_settings, [this](const auto& setting) {
       if (iequals(setting.first, "pgmux.target")) {
@@ -205,6 +206,7 @@ class TransactionSession {
   bool rfq_held_ = false;  // a write's final ReadyForQuery awaits its WAL position
   router::StatementKind first_kind_ = router::StatementKind::write;
   int requests_on_lease_ = 0;
+  TrafficMeter meter_;             // SHOW STATS counters of the client's pool
   int lease_target_ = -1;          // -1: the lease is on the primary; else the replica index
   bool boundary_pending_ = false;  // the server loop is about to hand the server back
   router::SessionTarget session_target_ = router::SessionTarget::automatic;
@@ -286,7 +288,10 @@ struct TransactionSession::ClientInspector {
     last_tag = tag;
     if (tag == pr::fe::kSync) ++syncs;
     if (tag == pr::fe::kQuery) ++queries;
-    if (tag == pr::fe::kSync || tag == pr::fe::kQuery) ++t.requests_on_lease_;
+    if (tag == pr::fe::kSync || tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall) {
+      ++t.requests_on_lease_;
+      t.meter_.request_sent(t.expect_.empty());
+    }
     if (tag == pr::fe::kFunctionCall || tag == pr::fe::kCopyData || tag == pr::fe::kCopyDone ||
         tag == pr::fe::kCopyFail) {
       ++others;
@@ -637,6 +642,7 @@ struct TransactionSession::ServerInspector {
           refuse_transaction = true;  // the server loop rolls back and tells the client
           return drop_frame(body);
         }
+        t.meter_.ready_for_query(*status, t.quiescent());
         if (t.quiescent()) {
           boundary = true;
           t.boundary_pending_ = *status == 'I';
@@ -790,6 +796,7 @@ awaitable<void> TransactionSession::run() {
             fail("08006", "server connection lost: the server closed the connection unexpectedly");
           }
           server_write_cut_ = false;
+          meter_.received(r.forwardable);
           buf.consume(r.forwardable);
           if (timed_request && server_loop_running_) {
             // The server loop's pending read started without a deadline: restart it.
@@ -1243,6 +1250,7 @@ awaitable<void> TransactionSession::server_loop() {
         auto [ec, n] = co_await asio::async_write(s_.client.socket(), out, as_result);
         writing_client_ = false;
         server_gate_.cancel();
+        meter_.sent(held_.size() + r.forwardable);
         held_.clear();
         buf.consume(r.forwardable);
         if (ec) break;  // the client is gone; its loop will notice and clean up

@@ -49,7 +49,7 @@ std::string make_config(const PgCluster& cluster, const PgmuxOptions& o, std::ui
     << "admin_users = [\"admin\"]\n"
     << "log_level = \"" << log_level << "\"\n"
     << "shutdown_timeout_ms = " << o.shutdown_timeout_ms << "\n"
-    << "\n[pool]\n"
+    << o.pgmux_toml << (o.pgmux_toml.empty() ? "" : "\n") << "\n[pool]\n"
     << "mode = \"" << o.mode << "\"\n"
     << "size = 4\n"
     << "max_client_conn = " << o.max_client_conn << "\n"

@@ -22,6 +22,7 @@ struct PgmuxOptions {
   std::int64_t shutdown_timeout_ms = 5000;
   std::string log_level = "info";
   std::string mode = "session";  // [pool] mode
+  std::string pgmux_toml;        // more [pgmux] lines, e.g. "stats_period_ms = 500"
   std::string pool_toml;         // more [pool] lines, e.g. "pin_session_state = \"error\""
   // [routing] lines. Pooling tests run without read/write routing (the product's default is
   // on), so reads stay on the primary whose pg_stat_activity they watch.

@@ -135,3 +135,57 @@ TEST_CASE("a non-admin user is refused by the admin console") {
   CHECK(wrong.exit_code == 2);
   CHECK(wrong.err.find("password authentication failed") != std::string::npos);
 }
+
+namespace {
+
+// SHOW STATS row of `database` as column → integer.
+std::map<std::string, long long> stats_of(const PgmuxProcess& px, const std::string& command,
+                                          const std::string& database = "app") {
+  std::map<std::string, long long> out;
+  for (const auto& row : console_rows(px, command)) {
+    if (row.at("database") != database) continue;
+    for (const auto& [k, v] : row) {
+      if (k != "database") out[k] = std::stoll(v);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("SHOW STATS counts the transactions and queries clients ran, in both pool modes") {
+  for (const std::string mode : {"transaction", "session"}) {
+    CAPTURE(mode);
+    PgmuxProcess px(test_env(),
+                    {.name = "stats-" + mode, .mode = mode, .pgmux_toml = "stats_period_ms = 500"});
+    INFO(px.log_tail());
+    const auto before = stats_of(px, "SHOW STATS");
+    REQUIRE(before.contains("total_xact_count"));
+    PgConn c(px.conninfo("app", "secret"));
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    for (int i = 0; i < 40; ++i) c.run("SELECT 1");
+    c.run("BEGIN");
+    c.run("SELECT 2");
+    c.run("COMMIT");
+    const auto after = stats_of(px, "SHOW STATS");
+    CHECK(after.at("total_xact_count") - before.at("total_xact_count") == 41);
+    CHECK(after.at("total_query_count") - before.at("total_query_count") == 43);
+    CHECK(after.at("total_received") - before.at("total_received") > 43 * 10);
+    CHECK(after.at("total_sent") - before.at("total_sent") > 43 * 10);
+    CHECK(after.at("total_xact_time") > before.at("total_xact_time"));
+    CHECK(after.at("total_query_time") > before.at("total_query_time"));
+    const auto totals = stats_of(px, "SHOW STATS_TOTALS");
+    CHECK(totals.at("xact_count") == after.at("total_xact_count"));
+    CHECK(totals.at("query_count") == after.at("total_query_count"));
+    // Averages cover the last completed period (500 ms here): the load shows up in one.
+    CHECK(wait_until(
+        [&] {
+          for (int i = 0; i < 20; ++i) c.run("SELECT 1");
+          return stats_of(px, "SHOW STATS_AVERAGES").at("xact_count") > 0;
+        },
+        milliseconds(3000)));
+    const auto avg = stats_of(px, "SHOW STATS_AVERAGES");
+    CHECK(avg.at("query_time") > 0);
+    CHECK(avg.at("xact_time") > 0);
+  }
+}
