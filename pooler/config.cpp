@@ -83,6 +83,20 @@ void read_general(TomlTable t, GeneralSettings& g) {
   t.get("shutdown_timeout_ms", g.shutdown_timeout_ms, 0, kMaxMs);
   t.get("client_login_timeout_ms", g.client_login_timeout_ms, 100, kMaxMs);
   t.get("stats_period_ms", g.stats_period_ms, 100, kMaxMs);
+  t.get("metrics_listen", g.metrics_listen);
+  if (!g.metrics_listen.empty()) {
+    const auto colon = g.metrics_listen.rfind(':');
+    int port = 0;
+    if (colon != std::string::npos) {
+      try {
+        port = std::stoi(g.metrics_listen.substr(colon + 1));
+      } catch (const std::exception&) {
+      }
+    }
+    if (colon == std::string::npos || colon == 0 || port < 1 || port > 65535) {
+      t.fail(*t.find("metrics_listen"), "metrics_listen", "expected \"host:port\"");
+    }
+  }
   t.reject_unknown_keys();
 }
 

@@ -70,6 +70,8 @@ struct GeneralSettings {
   std::int64_t client_login_timeout_ms = 15000;
   // SHOW STATS averages cover the last completed period of this length.
   std::int64_t stats_period_ms = 60000;
+  // "host:port" serving Prometheus /metrics and /healthz over HTTP; empty: off.
+  std::string metrics_listen;
 };
 
 // Pool defaults; [databases.X] may override size and mode.

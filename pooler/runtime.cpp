@@ -74,6 +74,13 @@ int Runtime::run() {
   asio::co_spawn(main_io_, accept_loop(), [](std::exception_ptr e) { log_exception("accept", e); });
   start_lag_monitors();
   asio::co_spawn(main_io_, stats_loop(), [](std::exception_ptr e) { log_exception("stats", e); });
+  if (!config_->general.metrics_listen.empty()) {
+    metrics_ = std::make_unique<MetricsServer>(main_io_, *this);
+    if (!metrics_->start(config_->general.metrics_listen)) {
+      stop_all();
+      return 1;
+    }
+  }
 
   asio::signal_set signals(main_io_, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -229,7 +236,7 @@ void Runtime::begin_graceful_shutdown() {
   if (draining_.exchange(true)) return;
   for (auto& m : monitors_) m->stop();
   boost::system::error_code ec;
-  acceptor_.close(ec);
+  acceptor_.close(ec);  // /healthz now answers 503 until the metrics server stops
   const auto deadline =
       std::chrono::steady_clock::now() + Millis(config_->general.shutdown_timeout_ms);
   asio::co_spawn(

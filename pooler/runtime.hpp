@@ -14,6 +14,7 @@
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
 #include "pooler/config.hpp"
+#include "pooler/metrics.hpp"
 #include "pooler/pool_registry.hpp"
 #include "router/classification_cache.hpp"
 
@@ -44,6 +45,8 @@ class Runtime {
   bool admit_client();
   void release_client();
   [[nodiscard]] int client_count() const { return clients_.load(); }
+  // Listening for clients and not shutting down (/healthz).
+  [[nodiscard]] bool accepting() const { return !draining_.load() && acceptor_.is_open(); }
   [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
   // Forwards a CancelRequest to the server the client is running on, if any.
   awaitable<void> forward_cancel(const CancelKey& key);
@@ -77,6 +80,7 @@ class Runtime {
   std::atomic<bool> draining_{false};
   std::size_t next_worker_ = 0;
   std::vector<std::shared_ptr<lag::LagMonitor>> monitors_;
+  std::unique_ptr<MetricsServer> metrics_;
   // SHOW STATS averages: totals at the last two period ends.
   awaitable<void> stats_loop();
   mutable std::mutex stats_mutex_;
