@@ -241,26 +241,14 @@ cmd_stop() {
   stop_server "$DIR/primary"
 }
 
-cmd_primary() { # stop|start
+cmd_server() { # primary|replica stop|start
   DIR=$(cd "$DIR" && pwd -P)
   PRIMARY_PORT=$(sed -n 's/^PRIMARY_PORT=//p' "$DIR/cluster.env")
   REPLICA_PORT=$(sed -n 's/^REPLICA_PORT=//p' "$DIR/cluster.env")
-  if [ "$1" = stop ]; then
-    stop_server "$DIR/primary"
+  if [ "$2" = stop ]; then
+    stop_server "$DIR/$1"
   else
-    start_server "$DIR/primary" "$DIR/primary.log"
-    wait_streaming
-  fi
-}
-
-cmd_replica() { # stop|start
-  DIR=$(cd "$DIR" && pwd -P)
-  PRIMARY_PORT=$(sed -n 's/^PRIMARY_PORT=//p' "$DIR/cluster.env")
-  REPLICA_PORT=$(sed -n 's/^REPLICA_PORT=//p' "$DIR/cluster.env")
-  if [ "$1" = stop ]; then
-    stop_server "$DIR/replica"
-  else
-    start_server "$DIR/replica" "$DIR/replica.log"
+    start_server "$DIR/$1" "$DIR/$1.log"
     wait_streaming
   fi
 }
@@ -284,10 +272,9 @@ case "$CMD" in
     elif [ $# -ne 2 ]; then usage; fi
     cmd_start ;;
   stop) [ $# -eq 2 ] || usage; cmd_stop ;;
-  stop-replica) [ $# -eq 2 ] || usage; cmd_replica stop ;;
-  start-replica) [ $# -eq 2 ] || usage; cmd_replica start ;;
-  stop-primary) [ $# -eq 2 ] || usage; cmd_primary stop ;;
-  start-primary) [ $# -eq 2 ] || usage; cmd_primary start ;;
+  stop-replica | start-replica | stop-primary | start-primary)
+    [ $# -eq 2 ] || usage
+    cmd_server "${CMD#*-}" "${CMD%%-*}" ;;
   destroy)
     [ $# -eq 2 ] || usage
     # Guard against rm -rf of a wrong directory: it must look like one of ours.

@@ -58,28 +58,23 @@ PgCluster::~PgCluster() {
   }
 }
 
+void PgCluster::run_script(const std::string& command) const {
+  const CommandResult r = run_command(
+      {.argv = {"bash", kScript, command, dir_.string()}, .timeout = std::chrono::seconds(90)});
+  if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh " + command + ": " + r.describe());
+}
+
 void PgCluster::stop_replica() const {
-  const CommandResult r = run_command({.argv = {"bash", kScript, "stop-replica", dir_.string()},
-                                       .timeout = std::chrono::seconds(90)});
-  if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh stop-replica: " + r.describe());
+  run_script("stop-replica");
 }
-
 void PgCluster::start_replica() const {
-  const CommandResult r = run_command({.argv = {"bash", kScript, "start-replica", dir_.string()},
-                                       .timeout = std::chrono::seconds(90)});
-  if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh start-replica: " + r.describe());
+  run_script("start-replica");
 }
-
 void PgCluster::stop_primary() const {
-  const CommandResult r = run_command({.argv = {"bash", kScript, "stop-primary", dir_.string()},
-                                       .timeout = std::chrono::seconds(90)});
-  if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh stop-primary: " + r.describe());
+  run_script("stop-primary");
 }
-
 void PgCluster::start_primary() const {
-  const CommandResult r = run_command({.argv = {"bash", kScript, "start-primary", dir_.string()},
-                                       .timeout = std::chrono::seconds(90)});
-  if (r.exit_code != 0) throw std::runtime_error("pg-cluster.sh start-primary: " + r.describe());
+  run_script("start-primary");
 }
 
 }  // namespace pgmux::it

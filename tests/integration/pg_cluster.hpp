@@ -29,6 +29,8 @@ class PgCluster {
   void start_primary() const;  // …and waits until the replica streams again
 
  private:
+  void run_script(const std::string& command) const;  // pg-cluster.sh COMMAND DIR
+
   std::filesystem::path dir_, pg_bin_;
   std::uint16_t primary_port_ = 0, replica_port_ = 0;
 };

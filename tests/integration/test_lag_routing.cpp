@@ -260,6 +260,7 @@ TEST_CASE(
 }
 
 TEST_CASE("lag monitor: survives the replica and the primary restarting; reads never block") {
+  create_lag_table();
   PgmuxProcess px(test_env(), lag_routed("monitor-restarts",
                                          "read_your_writes = \"off\"\n"
                                          "lag_check_interval_ms = 100\n"));
