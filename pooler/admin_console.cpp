@@ -191,7 +191,7 @@ void show_help(std::string& out) {
                           .sqlstate = "00000",
                           .message = "Console usage",
                           .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
-                                    "STATS_AVERAGES|REPLICAS|ROUTING"});
+                                    "STATS_AVERAGES|REPLICAS|ROUTING; PAUSE [db]; RESUME [db]"});
   pr::append_command_complete(out, "SHOW");
 }
 
@@ -214,6 +214,50 @@ void execute(Runtime& rt, const Config& config, const std::string& cmd, std::str
                          .sqlstate = "42601",
                          .message = "unknown or unsupported admin console command",
                          .hint = "SHOW HELP lists the commands"});
+}
+
+// PAUSE [db]: holds new transactions and returns once every server connection of the
+// affected pools is back (running transactions finish). RESUME [db] lets them go.
+awaitable<void> pause_or_resume(Runtime& rt, const Config& config, const std::string& cmd,
+                                const std::string& original, std::string& out) {
+  const bool pause = cmd.starts_with("PAUSE");
+  std::string db;
+  if (const auto space = original.find_first_of(" \t"); space != std::string::npos) {
+    db = original.substr(space);
+    db.erase(0, db.find_first_not_of(" \t"));
+    while (!db.empty() &&
+           (db.back() == ';' || std::isspace(static_cast<unsigned char>(db.back())))) {
+      db.pop_back();
+    }
+  }
+  if (!db.empty() && config.find_database(db) == nullptr) {
+    pr::append_error(out, {.severity = "ERROR",
+                           .sqlstate = "3D000",
+                           .message = "database \"" + db + "\" does not exist in pgmux"});
+    co_return;
+  }
+  if (!pause) {
+    if (!rt.pools().set_paused(db, false)) {
+      pr::append_error(out, {.severity = "ERROR",
+                             .sqlstate = "55000",
+                             .message = db.empty() ? "pgmux is not paused"
+                                                   : "database \"" + db + "\" is not paused"});
+      co_return;
+    }
+    spdlog::info("RESUME {}", db.empty() ? "(all databases)" : db);
+    pr::append_command_complete(out, "RESUME");
+    co_return;
+  }
+  rt.pools().set_paused(db, true);
+  spdlog::info("PAUSE {}: waiting for active transactions to finish",
+               db.empty() ? "(all databases)" : db);
+  asio::steady_timer poll(co_await asio::this_coro::executor);
+  while (rt.pools().active_servers(db) > 0) {
+    poll.expires_after(Millis(10));
+    co_await poll.async_wait(as_result);
+  }
+  spdlog::info("PAUSE {}: paused", db.empty() ? "(all databases)" : db);
+  pr::append_command_complete(out, "PAUSE");
 }
 
 }  // namespace
@@ -241,7 +285,19 @@ awaitable<void> run_admin_console(Runtime& rt, FramedSocket& client, const Confi
     if (f.tag == pr::fe::kQuery) {
       auto sql = pr::decode_query(f.body);
       if (!sql) throw ProtocolError("malformed Query message");
-      execute(rt, config, normalize(*sql), out);
+      const std::string cmd = normalize(*sql);
+      if (cmd == "PAUSE" || cmd.starts_with("PAUSE ") || cmd == "RESUME" ||
+          cmd.starts_with("RESUME ")) {
+        if (!config.is_admin(user)) {
+          pr::append_error(out, {.severity = "ERROR",
+                                 .sqlstate = "42501",
+                                 .message = "PAUSE and RESUME are for admin_users"});
+        } else {
+          co_await pause_or_resume(rt, config, cmd, std::string(*sql), out);
+        }
+      } else {
+        execute(rt, config, cmd, out);
+      }
     } else if (f.tag == pr::fe::kSync) {
       pr::append_error(out,
                        {.severity = "ERROR",

@@ -168,6 +168,16 @@ TrafficTotals Pool::traffic_totals() const {
 
 awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wait) {
   const auto started = std::chrono::steady_clock::now();
+  if (paused_.load()) {
+    // Held until RESUME; polled, so pausing needs no wake-up bookkeeping across workers.
+    held_by_pause_.fetch_add(1);
+    asio::steady_timer poll(io);
+    while (paused_.load()) {
+      poll.expires_after(Millis(5));
+      co_await poll.async_wait(as_result);
+    }
+    held_by_pause_.fetch_sub(1);
+  }
   ServerLease lease = co_await acquire_checked(io, worker, wait);
   TrafficCounters& t = traffic(worker);
   TrafficCounters::add(t.wait_count, 1);
@@ -508,7 +518,7 @@ PoolStats Pool::stats() const {
   s.clients = clients_.load(std::memory_order_relaxed);
   s.active = active_;
   s.connecting = connecting_;
-  s.waiting = static_cast<int>(waiters_.size());
+  s.waiting = static_cast<int>(waiters_.size()) + held_by_pause_.load();
   for (const auto& list : idle_) s.idle += static_cast<int>(list.size());
   if (!waiters_.empty()) {
     s.max_wait_us = std::chrono::duration_cast<std::chrono::microseconds>(

@@ -111,6 +111,10 @@ class Pool {
   // A shared budget has a unit again: hand it to the first waiter if this pool can use it.
   void retry_waiters();
 
+  // PAUSE: new acquisitions wait (without timing out) until resumed; leases held go on.
+  void set_paused(bool on) { paused_.store(on); }
+  [[nodiscard]] bool paused() const { return paused_.load(); }
+
   // Counts a logged-in client for SHOW POOLS (cl_active = clients not waiting for a server).
   void client_joined() { clients_.fetch_add(1, std::memory_order_relaxed); }
   void client_left() { clients_.fetch_sub(1, std::memory_order_relaxed); }
@@ -179,7 +183,9 @@ class Pool {
   std::deque<std::shared_ptr<Waiter>> waiters_;
   std::optional<ParameterMap> welcome_;
   std::atomic<int> clients_{0};
-  int total_ = 0;  // open + opening; never above settings_.size
+  std::atomic<bool> paused_{false};
+  std::atomic<int> held_by_pause_{0};  // clients waiting because the pool is paused
+  int total_ = 0;                      // open + opening; never above settings_.size
   int active_ = 0;
   int connecting_ = 0;
   std::uint64_t total_acquired_ = 0;

@@ -54,8 +54,36 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
     slot = std::make_shared<Pool>(db.name, user.name, std::move(login), settings, workers_,
                                   server_ids_, budgets, target);
     for (const auto& b : budgets) b->add_pool(slot);
+    if (paused_.contains("") || paused_.contains(db.name)) slot->set_paused(true);
   }
   return slot;
+}
+
+bool PoolRegistry::set_paused(const std::string& database, bool on) {
+  std::lock_guard lock(mutex_);
+  if (!on) {
+    const bool was = database.empty() ? !paused_.empty() : paused_.erase(database) > 0;
+    if (database.empty()) paused_.clear();
+    for (const auto& [key, pool] : pools_) {
+      const bool still = paused_.contains("") || paused_.contains(std::get<0>(key));
+      pool->set_paused(still);
+    }
+    return was;
+  }
+  paused_.insert(database);
+  for (const auto& [key, pool] : pools_) {
+    if (database.empty() || std::get<0>(key) == database) pool->set_paused(true);
+  }
+  return true;
+}
+
+int PoolRegistry::active_servers(const std::string& database) const {
+  std::lock_guard lock(mutex_);
+  int n = 0;
+  for (const auto& [key, pool] : pools_) {
+    if (database.empty() || std::get<0>(key) == database) n += pool->active_count();
+  }
+  return n;
 }
 
 std::vector<std::shared_ptr<DatabaseRouting>> PoolRegistry::routings() const {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -26,6 +27,11 @@ class PoolRegistry {
                             int target = -1);
   // The routing state of this database.
   std::shared_ptr<DatabaseRouting> routing(const DatabaseConfig& db);
+  // PAUSE/RESUME: database name, or empty for all. Pools created while paused start paused.
+  // Returns false for RESUME when nothing was paused.
+  bool set_paused(const std::string& database, bool on);
+  // Leased server connections of the pools of `database` (all when empty).
+  [[nodiscard]] int active_servers(const std::string& database) const;
   // Every database's routing state created so far (admin console).
   [[nodiscard]] std::vector<std::shared_ptr<DatabaseRouting>> routings() const;
   void for_each(const std::function<void(Pool&)>& fn) const;
@@ -37,6 +43,7 @@ class PoolRegistry {
   mutable std::mutex mutex_;
   std::map<std::tuple<std::string, std::string, int>, std::shared_ptr<Pool>> pools_;
   std::map<std::string, std::shared_ptr<DatabaseRouting>> routing_;
+  std::set<std::string> paused_;  // "" = everything
   // Shared caps, created with the first pool that needs them.
   std::map<std::string, std::shared_ptr<ConnectionBudget>> db_budgets_, user_budgets_;
   std::atomic<std::uint64_t> server_ids_{0};

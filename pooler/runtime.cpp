@@ -83,6 +83,18 @@ int Runtime::run() {
   }
 
   asio::signal_set signals(main_io_, SIGTERM, SIGINT);
+  // SIGUSR1 pauses every pool (running transactions finish), SIGUSR2 resumes.
+  asio::signal_set pause_signals(main_io_, SIGUSR1, SIGUSR2);
+  std::function<void(const boost::system::error_code&, int)> on_pause_signal =
+      [&](const boost::system::error_code& err, int sig) {
+        if (err) return;
+        const bool pause = sig == SIGUSR1;
+        pools_.set_paused("", pause);
+        spdlog::info("{}: {} all databases", pause ? "SIGUSR1" : "SIGUSR2",
+                     pause ? "pausing" : "resuming");
+        pause_signals.async_wait(on_pause_signal);
+      };
+  pause_signals.async_wait(on_pause_signal);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& err, int sig) {
         if (err) return;

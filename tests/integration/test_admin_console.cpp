@@ -1,12 +1,16 @@
 // The admin console (database "pgmux") through psql.
 #include <doctest/doctest.h>
 
+#include <csignal>
+#include <future>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "admin_stats.hpp"
 #include "command.hpp"
 #include "helpers.hpp"
+#include "pgbench_runner.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
 
@@ -188,4 +192,57 @@ TEST_CASE("SHOW STATS counts the transactions and queries clients ran, in both p
     CHECK(avg.at("query_time") > 0);
     CHECK(avg.at("xact_time") > 0);
   }
+}
+
+TEST_CASE("PAUSE holds a pgbench run without failing it; RESUME lets it finish; signals too") {
+  PgmuxProcess px(
+      test_env(),
+      {.name = "pause", .pool_size = 4, .query_wait_timeout_ms = 20000, .mode = "transaction"});
+  INFO(px.log_tail());
+  const CommandResult init = run_command({.argv = pgbench_args(px, {"-i", "-s", "1"}),
+                                          .env = kAppEnv,
+                                          .timeout = std::chrono::seconds(120)});
+  REQUIRE_MESSAGE(init.exit_code == 0, init.describe());
+  auto bench = std::async(std::launch::async, [&] {
+    return run_command({.argv = pgbench_args(px, {"-S", "-c", "8", "-j", "2", "-T", "5"}),
+                        .env = kAppEnv,
+                        .timeout = std::chrono::seconds(60)});
+  });
+  std::this_thread::sleep_for(milliseconds(1000));
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  REQUIRE_MESSAGE(admin.ok(), admin.error());
+  auto start = Clock::now();
+  const PgResult paused = admin.exec("PAUSE");
+  CHECK_MESSAGE(paused.status() == PGRES_COMMAND_OK, paused.describe());
+  CHECK(seconds_since(start) < 3.0);
+  // While paused nothing runs: the transaction count stands still, clients queue.
+  const auto held = stats_of(px, "SHOW STATS").at("total_xact_count");
+  std::this_thread::sleep_for(milliseconds(700));
+  CHECK(stats_of(px, "SHOW STATS").at("total_xact_count") == held);
+  CHECK(pool_stat(px, "cl_waiting") > 0);
+  CHECK(pool_stat(px, "sv_active") == 0);
+  const PgResult resumed = admin.exec("RESUME");
+  CHECK_MESSAGE(resumed.status() == PGRES_COMMAND_OK, resumed.describe());
+  const CommandResult r = bench.get();
+  INFO(r.describe());
+  CHECK(r.exit_code == 0);
+  CHECK(match(r.out, R"(number of failed transactions: (\d+))") == "0");
+  CHECK(stats_of(px, "SHOW STATS").at("total_xact_count") > held);
+  const PgResult again = admin.exec("RESUME");
+  CHECK_FALSE(again.ok());
+  CHECK_MESSAGE(again.sqlstate() == "55000", again.describe());
+  CHECK(admin.exec("PAUSE nosuchdb").sqlstate() == "3D000");
+
+  // SIGUSR1 pauses, SIGUSR2 resumes.
+  PgConn c(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  px.send_signal(SIGUSR1);
+  REQUIRE(px.wait_for_log("SIGUSR1: pausing", milliseconds(2000)));
+  REQUIRE(PQsendQuery(c.get(), "SELECT 'after resume'") == 1);
+  std::this_thread::sleep_for(milliseconds(500));
+  PQconsumeInput(c.get());
+  CHECK(PQisBusy(c.get()) == 1);  // held
+  px.send_signal(SIGUSR2);
+  const PgResult late = c.collect(true, milliseconds(5000));
+  CHECK(late.value(0, 0) == "after resume");
 }
