@@ -187,11 +187,12 @@ void show_stats(Runtime& rt, const Config& config, std::string& out, bool totals
 }
 
 void show_help(std::string& out) {
-  pr::append_notice(out, {.severity = "NOTICE",
-                          .sqlstate = "00000",
-                          .message = "Console usage",
-                          .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
-                                    "STATS_AVERAGES|REPLICAS|ROUTING; PAUSE [db]; RESUME [db]"});
+  pr::append_notice(out,
+                    {.severity = "NOTICE",
+                     .sqlstate = "00000",
+                     .message = "Console usage",
+                     .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
+                               "STATS_AVERAGES|REPLICAS|ROUTING; PAUSE [db]; RESUME [db]; RELOAD"});
   pr::append_command_complete(out, "SHOW");
 }
 
@@ -286,8 +287,21 @@ awaitable<void> run_admin_console(Runtime& rt, FramedSocket& client, const Confi
       auto sql = pr::decode_query(f.body);
       if (!sql) throw ProtocolError("malformed Query message");
       const std::string cmd = normalize(*sql);
-      if (cmd == "PAUSE" || cmd.starts_with("PAUSE ") || cmd == "RESUME" ||
-          cmd.starts_with("RESUME ")) {
+      if (cmd == "RELOAD") {
+        if (!config.is_admin(user)) {
+          pr::append_error(
+              out,
+              {.severity = "ERROR", .sqlstate = "42501", .message = "RELOAD is for admin_users"});
+        } else if (const std::string error = rt.reload(); !error.empty()) {
+          pr::append_error(out, {.severity = "ERROR",
+                                 .sqlstate = "F0000",
+                                 .message = "configuration not reloaded: " + error,
+                                 .hint = "the running configuration stays in effect"});
+        } else {
+          pr::append_command_complete(out, "RELOAD");
+        }
+      } else if (cmd == "PAUSE" || cmd.starts_with("PAUSE ") || cmd == "RESUME" ||
+                 cmd.starts_with("RESUME ")) {
         if (!config.is_admin(user)) {
           pr::append_error(out, {.severity = "ERROR",
                                  .sqlstate = "42501",

@@ -46,7 +46,7 @@ Pool::Pool(std::string database, std::string user, ServerLogin login, PoolSettin
     : database_(std::move(database)),
       user_(std::move(user)),
       login_(std::move(login)),
-      settings_(std::move(settings)),
+      settings_(std::make_shared<const PoolSettingsView>(std::move(settings))),
       server_ids_(server_ids),
       budgets_(std::move(budgets)),
       target_(target),
@@ -59,12 +59,14 @@ Pool::~Pool() {
 }
 
 bool Pool::expired(const ServerConnection& c, ServerConnection::Clock::time_point now) const {
+  const auto cfg = settings_.load();
   return now >= c.retire_at() ||
-         (settings_.idle_timeout.count() > 0 && now - c.last_used() > settings_.idle_timeout);
+         (cfg->idle_timeout.count() > 0 && now - c.last_used() > cfg->idle_timeout);
 }
 
 bool Pool::take_slot_locked(bool reserve) {
-  const int cap = settings_.size + (reserve ? settings_.reserve_size : 0);
+  const auto cfg = settings_.load();
+  const int cap = cfg->size + (reserve ? cfg->reserve_size : 0);
   if (total_ >= cap) return false;
   for (std::size_t i = 0; i < budgets_.size(); ++i) {
     if (!budgets_[i]->try_take()) {
@@ -113,16 +115,17 @@ bool Pool::has_waiters() const {
 }
 
 bool Pool::login_blocked_locked() const {
-  return login_failing_ &&
-         std::chrono::steady_clock::now() - login_failed_at_ < settings_.login_retry;
+  const auto cfg = settings_.load();
+  return login_failing_ && std::chrono::steady_clock::now() - login_failed_at_ < cfg->login_retry;
 }
 
 std::string Pool::exhaustion_reason_locked() const {
-  if (total_ >= settings_.size) {
-    std::string r = "all " + std::to_string(settings_.size) + " connections of the pool are in use";
-    if (settings_.reserve_size > 0) {
-      r += ", and " + std::to_string(std::max(0, total_ - settings_.size)) +
-           " of reserve_pool_size " + std::to_string(settings_.reserve_size);
+  const auto cfg = settings_.load();
+  if (total_ >= cfg->size) {
+    std::string r = "all " + std::to_string(cfg->size) + " connections of the pool are in use";
+    if (cfg->reserve_size > 0) {
+      r += ", and " + std::to_string(std::max(0, total_ - cfg->size)) + " of reserve_pool_size " +
+           std::to_string(cfg->reserve_size);
     }
     return r;
   }
@@ -160,6 +163,11 @@ std::unique_ptr<ServerConnection> Pool::take_idle_locked(
   return nullptr;
 }
 
+void Pool::update_settings(PoolSettingsView settings) {
+  settings_.store(std::make_shared<const PoolSettingsView>(std::move(settings)));
+  retry_waiters();  // a larger pool serves its queue now
+}
+
 TrafficTotals Pool::traffic_totals() const {
   TrafficTotals t;
   for (std::size_t i = 0; i < workers_; ++i) t += traffic_[i].load();
@@ -189,6 +197,7 @@ awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wa
 }
 
 awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, Millis wait) {
+  const auto cfg = settings_.load();
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (bool first = true;; first = false) {
     const auto left =
@@ -203,8 +212,8 @@ awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, M
       lease.discard();
       continue;
     }
-    if (!reused || settings_.check_query.empty() ||
-        ServerConnection::Clock::now() - lease->last_used() <= settings_.check_delay ||
+    if (!reused || cfg->check_query.empty() ||
+        ServerConnection::Clock::now() - lease->last_used() <= cfg->check_delay ||
         co_await still_alive(*lease)) {
       co_return lease;
     }
@@ -213,8 +222,9 @@ awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, M
 }
 
 awaitable<bool> Pool::still_alive(ServerConnection& conn) {
+  const auto cfg = settings_.load();
   try {
-    co_await with_timeout(conn.simple_query(settings_.check_query), settings_.connect_timeout);
+    co_await with_timeout(conn.simple_query(cfg->check_query), cfg->connect_timeout);
     conn.io().release_frame();
     conn.touch();
     co_return conn.tx_status() == 'I';
@@ -226,6 +236,7 @@ awaitable<bool> Pool::still_alive(ServerConnection& conn) {
 }
 
 awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Millis wait) {
+  const auto cfg = settings_.load();
   std::vector<std::unique_ptr<ServerConnection>> expired_conns;
   std::unique_ptr<ServerConnection> conn;
   std::shared_ptr<Waiter> waiter;
@@ -242,12 +253,12 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
       login_failure.emplace(login_error_state_,
                             "server login has been failing (" + login_error_message_ +
                                 "); pgmux tries again after server_login_retry_ms (" +
-                                std::to_string(settings_.login_retry.count()) + " ms)");
+                                std::to_string(cfg->login_retry.count()) + " ms)");
     } else if (!login_blocked_locked() && take_slot_locked(false)) {
       ++connecting_;
       open = true;
     } else {
-      budget_blocked = total_ < settings_.size && !login_blocked_locked();
+      budget_blocked = total_ < cfg->size && !login_blocked_locked();
       waiter = std::make_shared<Waiter>(io.get_executor());
       waiters_.push_back(waiter);
     }
@@ -261,10 +272,10 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
   if (waiter) {
     if (budget_blocked) reclaim_from_siblings();
     const auto deadline = waiter->since + wait;
-    bool reserve_tried = settings_.reserve_size == 0 || settings_.reserve_timeout >= wait;
+    bool reserve_tried = cfg->reserve_size == 0 || cfg->reserve_timeout >= wait;
     for (;;) {
       waiter->timer.expires_at(
-          reserve_tried ? deadline : std::min(deadline, waiter->since + settings_.reserve_timeout));
+          reserve_tried ? deadline : std::min(deadline, waiter->since + cfg->reserve_timeout));
       co_await waiter->timer.async_wait(as_result);
       std::lock_guard lock(mutex_);
       if (waiter->done) break;
@@ -277,8 +288,8 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
           spdlog::info(
               "pool {}/{}: a client waited reserve_pool_timeout_ms ({} ms): opening a "
               "reserve connection ({} of reserve_pool_size {})",
-              database_, user_, settings_.reserve_timeout.count(), total_ - settings_.size,
-              settings_.reserve_size);
+              database_, user_, cfg->reserve_timeout.count(), total_ - cfg->size,
+              cfg->reserve_size);
           break;
         }
         continue;
@@ -306,12 +317,13 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
 }
 
 awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
+  const auto cfg = settings_.load();
   (void)io;
   ServerLogin login = login_;
   std::unique_ptr<ServerConnection> conn;
   try {
     conn = co_await with_timeout(ServerConnection::open(std::move(login), ++server_ids_),
-                                 settings_.connect_timeout);
+                                 cfg->connect_timeout);
   } catch (const std::exception& e) {
     std::string message = e.what();
     if (dynamic_cast<const TimeoutError*>(&e) != nullptr) {
@@ -324,12 +336,12 @@ awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
     {
       std::lock_guard lock(mutex_);
       --connecting_;
-      if (settings_.login_retry.count() > 0) {
+      if (cfg->login_retry.count() > 0) {
         if (!login_failing_) {
           spdlog::warn(
               "pool {}/{}: server login failed ({}); new connections wait "
               "server_login_retry_ms ({} ms) between attempts",
-              database_, user_, message, settings_.login_retry.count());
+              database_, user_, message, cfg->login_retry.count());
         }
         login_failing_ = true;
         login_failed_at_ = std::chrono::steady_clock::now();
@@ -357,9 +369,9 @@ awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
   conn->set_bound_worker(worker);
   spdlog::info("{} connected (backend pid {})", conn->label(), conn->backend_pid());
   std::lock_guard lock(mutex_);
-  if (settings_.lifetime.count() > 0) {
+  if (cfg->lifetime.count() > 0) {
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-    conn->set_retire_at(conn->created_at() + jittered_lifetime(settings_.lifetime, u));
+    conn->set_retire_at(conn->created_at() + jittered_lifetime(cfg->lifetime, u));
   }
   if (!welcome_) welcome_ = conn->parameters();
   if (login_failing_) spdlog::info("pool {}/{}: server login works again", database_, user_);
@@ -376,6 +388,7 @@ void Pool::wake_locked(const std::shared_ptr<Waiter>& w) {
 }
 
 void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
+  const auto cfg = settings_.load();
   const auto now = ServerConnection::Clock::now();
   if (now >= conn->retire_at()) {
     spdlog::info("{} closing: server_lifetime_ms reached", conn->label());
@@ -394,7 +407,7 @@ void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
       wake_locked(w);
       return;
     }
-    if (total_ <= settings_.size) {
+    if (total_ <= cfg->size) {
       idle_[static_cast<std::size_t>(conn->bound_worker())].push_back(std::move(conn));
     } else {
       release_slot_locked();  // a reserve connection nobody waits for: shrink back
@@ -438,9 +451,10 @@ void Pool::discard(std::unique_ptr<ServerConnection> conn) {
 }
 
 awaitable<void> Pool::top_up(asio::io_context& io, int worker) {
+  const auto cfg = settings_.load();
   {
     std::lock_guard lock(mutex_);
-    if (total_ >= settings_.min_size || !waiters_.empty() || login_blocked_locked()) co_return;
+    if (total_ >= cfg->min_size || !waiters_.empty() || login_blocked_locked()) co_return;
     if (!take_slot_locked(false)) co_return;
     ++connecting_;
   }
@@ -513,8 +527,9 @@ std::optional<ParameterMap> Pool::welcome_parameters() const {
 }
 
 PoolStats Pool::stats() const {
+  const auto cfg = settings_.load();
   std::lock_guard lock(mutex_);
-  PoolStats s{.database = database_, .user = user_, .target = target_, .size = settings_.size};
+  PoolStats s{.database = database_, .user = user_, .target = target_, .size = cfg->size};
   s.clients = clients_.load(std::memory_order_relaxed);
   s.active = active_;
   s.connecting = connecting_;
@@ -527,7 +542,7 @@ PoolStats Pool::stats() const {
   }
   s.total_acquired = total_acquired_;
   s.total_timeouts = total_timeouts_;
-  s.reserve_in_use = std::max(0, total_ - settings_.size);
+  s.reserve_in_use = std::max(0, total_ - cfg->size);
   return s;
 }
 

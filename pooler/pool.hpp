@@ -111,6 +111,10 @@ class Pool {
   // A shared budget has a unit again: hand it to the first waiter if this pool can use it.
   void retry_waiters();
 
+  // RELOAD: new sizes, limits and timeouts. A larger pool serves queued clients at once; a
+  // smaller one closes connections as they come back until it fits.
+  void update_settings(PoolSettingsView settings);
+
   // PAUSE: new acquisitions wait (without timing out) until resumed; leases held go on.
   void set_paused(bool on) { paused_.store(on); }
   [[nodiscard]] bool paused() const { return paused_.load(); }
@@ -171,7 +175,8 @@ class Pool {
 
   const std::string database_, user_;
   const ServerLogin login_;
-  const PoolSettingsView settings_;
+  // Replaced whole on RELOAD; each operation works with the snapshot it loaded.
+  std::atomic<std::shared_ptr<const PoolSettingsView>> settings_;
   std::atomic<std::uint64_t>& server_ids_;
   const std::vector<std::shared_ptr<ConnectionBudget>> budgets_;
   const int target_;

@@ -3,6 +3,33 @@
 
 namespace pgmux::pooler {
 
+PoolSettingsView PoolRegistry::settings_for(const Config& config, const DatabaseConfig& db,
+                                            int target) {
+  const bool replica = target >= 0;
+  const int size = replica ? db.replica_pool_size : db.pool_size;
+  return {.size = size,
+          .connect_timeout = Millis(config.pool.server_connect_timeout_ms),
+          .idle_timeout = Millis(config.pool.server_idle_timeout_ms),
+          .lifetime = Millis(config.pool.server_lifetime_ms),
+          .check_query = config.pool.server_check_query,
+          .check_delay = Millis(config.pool.server_check_delay_ms),
+          .min_size = std::min(config.pool.min_pool_size, size),
+          .reserve_size = replica ? 0 : db.reserve_pool_size,
+          .reserve_timeout = Millis(config.pool.reserve_pool_timeout_ms),
+          .login_retry = Millis(config.pool.server_login_retry_ms)};
+}
+
+void PoolRegistry::reconfigure(const Config& config) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [key, pool] : pools_) {
+    const auto& [database, user, target] = key;
+    const DatabaseConfig* db = config.find_database(database);
+    if (db == nullptr || config.find_user(user) == nullptr) continue;  // drains as clients leave
+    if (target >= static_cast<int>(db->replicas.size())) continue;
+    pool->update_settings(settings_for(config, *db, target));
+  }
+}
+
 std::shared_ptr<DatabaseRouting> PoolRegistry::routing(const DatabaseConfig& db) {
   std::lock_guard lock(mutex_);
   auto& slot = routing_[db.name];
@@ -16,23 +43,13 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
   auto& slot = pools_[{db.name, user.name, target}];
   if (!slot) {
     const bool replica = target >= 0;
-    const int size = replica ? db.replica_pool_size : db.pool_size;
     ServerLogin login{
         .endpoint = replica ? db.replicas.at(static_cast<std::size_t>(target)) : db.primary,
         .dbname = db.dbname,
         .user = user.name,
         .password = user.server_password,
         .max_message_size = config.general.max_message_size_bytes};
-    PoolSettingsView settings{.size = size,
-                              .connect_timeout = Millis(config.pool.server_connect_timeout_ms),
-                              .idle_timeout = Millis(config.pool.server_idle_timeout_ms),
-                              .lifetime = Millis(config.pool.server_lifetime_ms),
-                              .check_query = config.pool.server_check_query,
-                              .check_delay = Millis(config.pool.server_check_delay_ms),
-                              .min_size = std::min(config.pool.min_pool_size, size),
-                              .reserve_size = replica ? 0 : db.reserve_pool_size,
-                              .reserve_timeout = Millis(config.pool.reserve_pool_timeout_ms),
-                              .login_retry = Millis(config.pool.server_login_retry_ms)};
+    PoolSettingsView settings = settings_for(config, db, target);
     // The caps protect the primary's max_connections; replica pools are bounded by their size.
     std::vector<std::shared_ptr<ConnectionBudget>> budgets;
     if (db.max_db_connections > 0 && !replica) {

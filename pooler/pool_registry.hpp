@@ -27,6 +27,8 @@ class PoolRegistry {
                             int target = -1);
   // The routing state of this database.
   std::shared_ptr<DatabaseRouting> routing(const DatabaseConfig& db);
+  // RELOAD: applies the new config's sizes, limits and timeouts to the existing pools.
+  void reconfigure(const Config& config);
   // PAUSE/RESUME: database name, or empty for all. Pools created while paused start paused.
   // Returns false for RESUME when nothing was paused.
   bool set_paused(const std::string& database, bool on);
@@ -39,6 +41,8 @@ class PoolRegistry {
   [[nodiscard]] std::vector<std::shared_ptr<Pool>> all() const;
 
  private:
+  static PoolSettingsView settings_for(const Config& config, const DatabaseConfig& db, int target);
+
   int workers_;
   mutable std::mutex mutex_;
   std::map<std::tuple<std::string, std::string, int>, std::shared_ptr<Pool>> pools_;

@@ -48,7 +48,8 @@ void Runtime::release_client() {
 }
 
 int Runtime::run() {
-  const auto& g = config_->general;
+  const auto cfg = config();
+  const auto& g = cfg->general;
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(g.listen_addr, ec);
   if (ec) {
@@ -74,9 +75,9 @@ int Runtime::run() {
   asio::co_spawn(main_io_, accept_loop(), [](std::exception_ptr e) { log_exception("accept", e); });
   start_lag_monitors();
   asio::co_spawn(main_io_, stats_loop(), [](std::exception_ptr e) { log_exception("stats", e); });
-  if (!config_->general.metrics_listen.empty()) {
+  if (!g.metrics_listen.empty()) {
     metrics_ = std::make_unique<MetricsServer>(main_io_, *this);
-    if (!metrics_->start(config_->general.metrics_listen)) {
+    if (!metrics_->start(g.metrics_listen)) {
       stop_all();
       return 1;
     }
@@ -84,6 +85,14 @@ int Runtime::run() {
 
   asio::signal_set signals(main_io_, SIGTERM, SIGINT);
   // SIGUSR1 pauses every pool (running transactions finish), SIGUSR2 resumes.
+  asio::signal_set reload_signal(main_io_, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_reload =
+      [&](const boost::system::error_code& err, int) {
+        if (err) return;
+        (void)reload();
+        reload_signal.async_wait(on_reload);
+      };
+  reload_signal.async_wait(on_reload);
   asio::signal_set pause_signals(main_io_, SIGUSR1, SIGUSR2);
   std::function<void(const boost::system::error_code&, int)> on_pause_signal =
       [&](const boost::system::error_code& err, int sig) {
@@ -148,6 +157,47 @@ awaitable<void> Runtime::sweep_loop(Worker& w) {
   }
 }
 
+std::string Runtime::reload() {
+  std::lock_guard serial(reload_mutex_);
+  const auto old = config();
+  std::shared_ptr<const Config> fresh;
+  try {
+    fresh = load_config(old->source_file);
+  } catch (const ConfigError& e) {
+    spdlog::error("RELOAD refused, the running configuration stays: {}", e.what());
+    return e.what();
+  }
+  // What running parts were built from and only a restart rebuilds.
+  std::vector<std::string> restart;
+  const auto& a = old->general;
+  const auto& b = fresh->general;
+  if (a.listen_addr != b.listen_addr || a.listen_port != b.listen_port) {
+    restart.emplace_back("listen_addr/listen_port");
+  }
+  if (old->worker_count() != fresh->worker_count()) restart.emplace_back("workers");
+  if (a.metrics_listen != b.metrics_listen) restart.emplace_back("metrics_listen");
+  for (const auto& [name, db] : fresh->databases) {
+    const DatabaseConfig* before = old->find_database(name);
+    if (before == nullptr) continue;
+    if (before->primary.host != db.primary.host || before->primary.port != db.primary.port ||
+        before->replicas.size() != db.replicas.size() ||
+        before->routing.lag_check_interval_ms != db.routing.lag_check_interval_ms ||
+        before->routing.max_replica_lag_ms != db.routing.max_replica_lag_ms ||
+        before->routing.max_replica_lag_bytes != db.routing.max_replica_lag_bytes ||
+        before->max_db_connections != db.max_db_connections) {
+      restart.push_back("databases." + name + " servers, lag limits or max_db_connections");
+    }
+  }
+  std::atomic_store(&config_, fresh);
+  pools_.reconfigure(*fresh);
+  for (const auto& what : restart) {
+    spdlog::warn("RELOAD: {} changed; that takes effect after a restart", what);
+  }
+  spdlog::info("RELOAD: configuration reloaded from {} ({} database(s), {} user(s))",
+               fresh->source_file, fresh->databases.size(), fresh->users.size());
+  return "";
+}
+
 std::map<std::string, TrafficTotals> Runtime::traffic_by_database() {
   std::map<std::string, TrafficTotals> out;
   for (const auto& pool : pools_.all()) out[pool->database()] += pool->traffic_totals();
@@ -184,7 +234,7 @@ awaitable<void> Runtime::stats_loop() {
     stats_before_at_ = std::chrono::steady_clock::now();
   }
   for (;;) {
-    timer.expires_after(Millis(config_->general.stats_period_ms));
+    timer.expires_after(Millis(config()->general.stats_period_ms));
     if (auto [ec] = co_await timer.async_wait(as_result); ec) co_return;
     auto now = traffic_by_database();
     std::lock_guard lock(stats_mutex_);
@@ -250,7 +300,7 @@ void Runtime::begin_graceful_shutdown() {
   boost::system::error_code ec;
   acceptor_.close(ec);  // /healthz now answers 503 until the metrics server stops
   const auto deadline =
-      std::chrono::steady_clock::now() + Millis(config_->general.shutdown_timeout_ms);
+      std::chrono::steady_clock::now() + Millis(config()->general.shutdown_timeout_ms);
   asio::co_spawn(
       main_io_,
       [this, deadline]() -> awaitable<void> {

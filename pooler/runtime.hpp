@@ -50,6 +50,10 @@ class Runtime {
   [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
   // Forwards a CancelRequest to the server the client is running on, if any.
   awaitable<void> forward_cancel(const CancelKey& key);
+  // Re-reads the config file (RELOAD, SIGHUP): new logins use it, existing pools take its
+  // sizes, limits and timeouts; connected clients stay. Returns "" or the config error (the
+  // running configuration then stays). Settings that need a restart are logged as such.
+  std::string reload();
   // Traffic since start per database (all its pools), and the last completed stats period's
   // change (for averages) with its length in seconds.
   [[nodiscard]] std::map<std::string, TrafficTotals> traffic_by_database();
@@ -81,6 +85,7 @@ class Runtime {
   std::size_t next_worker_ = 0;
   std::vector<std::shared_ptr<lag::LagMonitor>> monitors_;
   std::unique_ptr<MetricsServer> metrics_;
+  std::mutex reload_mutex_;  // one reload at a time
   // SHOW STATS averages: totals at the last two period ends.
   awaitable<void> stats_loop();
   mutable std::mutex stats_mutex_;

@@ -247,4 +247,10 @@ std::optional<int> PgmuxProcess::stop() {
   return wait_exit(milliseconds(5000));
 }
 
+void PgmuxProcess::rewrite_config(const std::string& text) {
+  std::ofstream out(config_path_, std::ios::trunc);
+  out << text;
+  config_text_ = text;
+}
+
 }  // namespace pgmux::it

@@ -47,6 +47,8 @@ class PgmuxProcess {
   [[nodiscard]] const PgmuxOptions& options() const { return options_; }
   [[nodiscard]] const std::filesystem::path& log_path() const { return log_path_; }
   [[nodiscard]] const std::string& config_text() const { return config_text_; }
+  // Replaces the config file on disk (for RELOAD / SIGHUP); the process keeps running.
+  void rewrite_config(const std::string& text);
 
   // libpq connection string for this instance (sslmode/gssencmode disabled unless `extra`
   // overrides them; later keywords win).

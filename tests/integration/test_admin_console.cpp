@@ -246,3 +246,57 @@ TEST_CASE("PAUSE holds a pgbench run without failing it; RESUME lets it finish; 
   const PgResult late = c.collect(true, milliseconds(5000));
   CHECK(late.value(0, 0) == "after resume");
 }
+
+TEST_CASE("RELOAD applies a new pool size without dropping clients; a broken file is refused") {
+  PgmuxProcess px(
+      test_env(),
+      {.name = "reload", .pool_size = 2, .query_wait_timeout_ms = 1500, .mode = "transaction"});
+  INFO(px.log_tail());
+  const std::string original = px.config_text();
+  REQUIRE(original.find("pool_size = 2\n") != std::string::npos);
+  PgConn a(px.conninfo("app", "secret"));
+  PgConn b(px.conninfo("app", "secret"));
+  PgConn third(px.conninfo("app", "secret"));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE(third.ok());
+  a.run("BEGIN");
+  a.run("SELECT 1");
+  b.run("BEGIN");
+  b.run("SELECT 1");
+  CHECK(pool_stat(px, "pool_size") == 2);
+
+  std::string grown = original;
+  grown.replace(grown.find("pool_size = 2\n"), 14, "pool_size = 3\n");
+  px.rewrite_config(grown);
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  REQUIRE(admin.ok());
+  const PgResult ok = admin.exec("RELOAD");
+  CHECK_MESSAGE(ok.status() == PGRES_COMMAND_OK, ok.describe());
+  CHECK(pool_stat(px, "pool_size") == 3);
+  // The third client gets the new connection while the first two keep their transactions.
+  CHECK(third.query_value("SELECT 'grown'") == "grown");
+  CHECK(a.tx_status() == PQTRANS_INTRANS);
+  CHECK(a.query_value("SELECT 'a still here'") == "a still here");
+
+  px.rewrite_config("[pool\nsize = oops\n");
+  const PgResult bad = admin.exec("RELOAD");
+  CHECK_FALSE(bad.ok());
+  CHECK_MESSAGE(bad.sqlstate() == "F0000", bad.describe());
+  CHECK(bad.error().find("configuration not reloaded") != std::string::npos);
+  CHECK(bad.error().find(".toml") != std::string::npos);  // names the file
+  CHECK(px.wait_for_log("RELOAD refused, the running configuration stays", milliseconds(1000)));
+  CHECK(pool_stat(px, "pool_size") == 3);
+  PgConn fresh(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(fresh.ok(), fresh.error());
+  CHECK(fresh.query_value("SELECT 'still serving'") == "still serving");
+
+  // SIGHUP does the same.
+  std::string four = original;
+  four.replace(four.find("pool_size = 2\n"), 14, "pool_size = 4\n");
+  px.rewrite_config(four);
+  px.send_signal(SIGHUP);
+  CHECK(wait_until([&] { return pool_stat(px, "pool_size") == 4; }, milliseconds(3000)));
+  a.run("COMMIT");
+  b.run("COMMIT");
+}
