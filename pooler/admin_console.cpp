@@ -186,13 +186,184 @@ void show_stats(Runtime& rt, const Config& config, std::string& out, bool totals
   append_table(out, cols, rows);
 }
 
+// SHOW CONFIG: key, value, default, changeable (by RELOAD) for the global settings.
+void show_config(const Config& config, std::string& out) {
+  const GeneralSettings& g = config.general;
+  const GeneralSettings gd;
+  const PoolSettings& p = config.pool;
+  const PoolSettings pd;
+  const RoutingSettings& r = config.routing;
+  const RoutingSettings rd;
+  std::vector<std::vector<std::string>> rows;
+  auto add = [&](std::string key, auto value, auto def, bool changeable) {
+    auto text = [](const auto& v) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string>) {
+        return v;
+      } else if constexpr (std::is_same_v<std::decay_t<decltype(v)>, bool>) {
+        return std::string(v ? "on" : "off");
+      } else {
+        return std::to_string(v);
+      }
+    };
+    rows.push_back({std::move(key), text(value), text(def), changeable ? "yes" : "no"});
+  };
+  add("listen_addr", g.listen_addr, gd.listen_addr, false);
+  add("listen_port", static_cast<int>(g.listen_port), static_cast<int>(gd.listen_port), false);
+  add("workers", config.worker_count(), gd.workers, false);
+  add("log_level", g.log_level, gd.log_level, false);
+  add("shutdown_timeout_ms", g.shutdown_timeout_ms, gd.shutdown_timeout_ms, true);
+  add("client_login_timeout_ms", g.client_login_timeout_ms, gd.client_login_timeout_ms, true);
+  add("stats_period_ms", g.stats_period_ms, gd.stats_period_ms, false);
+  add("metrics_listen", g.metrics_listen, gd.metrics_listen, false);
+  add("pool_mode", std::string(to_string(p.mode)), std::string(to_string(pd.mode)), true);
+  add("default_pool_size", p.size, pd.size, true);
+  add("min_pool_size", p.min_pool_size, pd.min_pool_size, true);
+  add("reserve_pool_size", p.reserve_pool_size, pd.reserve_pool_size, true);
+  add("reserve_pool_timeout_ms", p.reserve_pool_timeout_ms, pd.reserve_pool_timeout_ms, true);
+  add("max_client_conn", p.max_client_conn, pd.max_client_conn, true);
+  add("max_db_connections", p.max_db_connections, pd.max_db_connections, false);
+  add("max_user_connections", p.max_user_connections, pd.max_user_connections, false);
+  add("query_wait_timeout_ms", p.query_wait_timeout_ms, pd.query_wait_timeout_ms, true);
+  add("query_timeout_ms", p.query_timeout_ms, pd.query_timeout_ms, true);
+  add("idle_transaction_timeout_ms", p.idle_transaction_timeout_ms, pd.idle_transaction_timeout_ms,
+      true);
+  add("client_idle_timeout_ms", p.client_idle_timeout_ms, pd.client_idle_timeout_ms, true);
+  add("server_idle_timeout_ms", p.server_idle_timeout_ms, pd.server_idle_timeout_ms, true);
+  add("server_lifetime_ms", p.server_lifetime_ms, pd.server_lifetime_ms, true);
+  add("server_connect_timeout_ms", p.server_connect_timeout_ms, pd.server_connect_timeout_ms, true);
+  add("server_login_retry_ms", p.server_login_retry_ms, pd.server_login_retry_ms, true);
+  add("server_reset_query", p.server_reset_query, pd.server_reset_query, true);
+  add("server_check_query", p.server_check_query, pd.server_check_query, true);
+  add("server_check_delay_ms", p.server_check_delay_ms, pd.server_check_delay_ms, true);
+  add("max_prepared_statements", p.max_prepared_statements, pd.max_prepared_statements, true);
+  add("read_write_split", r.read_write_split, rd.read_write_split, true);
+  add("lag_check_interval_ms", r.lag_check_interval_ms, rd.lag_check_interval_ms, false);
+  add("lag_stale_after_ms", r.lag_stale_after_ms, rd.lag_stale_after_ms, false);
+  add("max_replica_lag_ms", r.max_replica_lag_ms, rd.max_replica_lag_ms, false);
+  add("max_replica_lag_bytes", r.max_replica_lag_bytes, rd.max_replica_lag_bytes, false);
+  add("replica_ban_ms", r.replica_ban_ms, rd.replica_ban_ms, false);
+  add("causal_wait_ms", r.causal_wait_ms, rd.causal_wait_ms, true);
+  append_table(out, {"key", "value", "default", "changeable"}, rows);
+}
+
+void show_users(const Config& config, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [name, u] : config.users) {
+    rows.push_back({name, u.mode ? to_string(*u.mode) : "", to_string(u.auth),
+                    std::to_string(u.max_user_connections)});
+  }
+  append_table(out, {"name", "pool_mode", "auth", "max_user_connections"}, rows);
+}
+
+void show_state(Runtime& rt, std::string& out) {
+  const bool paused = rt.pools().paused_anything();
+  append_table(out, {"key", "value"},
+               {{"active", !rt.draining() && !paused ? "yes" : "no"},
+                {"paused", paused ? "yes" : "no"},
+                {"suspended", "no"},
+                {"shutting_down", rt.draining() ? "yes" : "no"}});
+}
+
+void show_lists(Runtime& rt, const Config& config, std::string& out) {
+  int pools = 0, used = 0, idle = 0;
+  for (const auto& pool : rt.pools().all()) {
+    const PoolStats s = pool->stats();
+    ++pools;
+    used += s.active;
+    idle += s.idle;
+  }
+  append_table(out, {"list", "items"},
+               {{"databases", std::to_string(config.databases.size())},
+                {"users", std::to_string(config.users.size())},
+                {"pools", std::to_string(pools)},
+                {"used_clients", std::to_string(rt.client_count())},
+                {"used_servers", std::to_string(used)},
+                {"free_servers", std::to_string(idle)}});
+}
+
+// The argument after a one-word command ("PAUSE app" → "app"), as typed (not upper-cased).
+std::string argument(std::string_view sql) {
+  std::string s(sql);
+  while (!s.empty() && (s.back() == ';' || std::isspace(static_cast<unsigned char>(s.back())))) {
+    s.pop_back();
+  }
+  const auto start = s.find_first_not_of(" \t\r\n");
+  if (start == std::string::npos) return "";
+  const auto space = s.find_first_of(" \t\r\n", start);
+  if (space == std::string::npos) return "";
+  const auto arg = s.find_first_not_of(" \t\r\n", space);
+  return arg == std::string::npos ? "" : s.substr(arg);
+}
+
+// Admin-only commands that answer at once. False when `cmd` is none of them.
+bool control(Runtime& rt, const Config& config, const std::string& cmd, std::string_view sql,
+             std::string& out) {
+  const std::string verb = cmd.substr(0, cmd.find(' '));
+  const std::string arg = argument(sql);
+  auto error = [&](const char* sqlstate, std::string message) {
+    pr::append_error(out,
+                     {.severity = "ERROR", .sqlstate = sqlstate, .message = std::move(message)});
+    return true;
+  };
+  if (verb == "DISABLE" || verb == "ENABLE") {
+    if (arg.empty() || config.find_database(arg) == nullptr) {
+      return error("3D000", "database \"" + arg + "\" does not exist in pgmux");
+    }
+    rt.set_disabled(arg, verb == "DISABLE");
+    spdlog::info("{} {}", verb, arg);
+    pr::append_command_complete(out, verb);
+    return true;
+  }
+  if (verb == "BAN" || verb == "UNBAN") {
+    // BAN host:port (every database using that replica) or BAN db host:port.
+    std::string db, target = arg;
+    if (const auto sp = arg.find(' '); sp != std::string::npos) {
+      db = arg.substr(0, sp);
+      target = arg.substr(arg.find_first_not_of(' ', sp));
+    }
+    int hits = 0;
+    for (const auto& r : rt.pools().routings()) {
+      if (!db.empty() && r->name() != db) continue;
+      for (int i = 0; i < r->replica_count(); ++i) {
+        const Endpoint& e = r->replica_endpoint(i);
+        if (e.host + ":" + std::to_string(e.port) != target) continue;
+        r->set_manual_ban(i, verb == "BAN");
+        ++hits;
+      }
+    }
+    if (hits == 0) return error("42704", "no replica \"" + target + "\" is in use");
+    pr::append_command_complete(out, verb);
+    return true;
+  }
+  if (verb == "SHUTDOWN") {
+    spdlog::info("SHUTDOWN from the admin console: no longer accepting; waiting for clients");
+    rt.request_shutdown();
+    pr::append_command_complete(out, "SHUTDOWN");
+    return true;
+  }
+  if (verb == "RELOAD") {
+    if (const std::string e = rt.reload(); !e.empty()) {
+      pr::append_error(out, {.severity = "ERROR",
+                             .sqlstate = "F0000",
+                             .message = "configuration not reloaded: " + e,
+                             .hint = "the running configuration stays in effect"});
+    } else {
+      pr::append_command_complete(out, "RELOAD");
+    }
+    return true;
+  }
+  return false;
+}
+
 void show_help(std::string& out) {
-  pr::append_notice(out,
-                    {.severity = "NOTICE",
-                     .sqlstate = "00000",
-                     .message = "Console usage",
-                     .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
-                               "STATS_AVERAGES|REPLICAS|ROUTING; PAUSE [db]; RESUME [db]; RELOAD"});
+  pr::append_notice(
+      out, {.severity = "NOTICE",
+            .sqlstate = "00000",
+            .message = "Console usage",
+            .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
+                      "STATS_AVERAGES|REPLICAS|ROUTING|CONFIG|USERS|STATE|LISTS; PAUSE [db]; "
+                      "RESUME [db]; DISABLE db; ENABLE db; BAN [db] host:port; "
+                      "UNBAN [db] host:port; RELOAD; SHUTDOWN"});
   pr::append_command_complete(out, "SHOW");
 }
 
@@ -204,6 +375,10 @@ void execute(Runtime& rt, const Config& config, const std::string& cmd, std::str
   if (cmd == "SHOW DATABASES") return show_databases(config, out);
   if (cmd == "SHOW REPLICAS") return show_replicas(rt, out);
   if (cmd == "SHOW STATS") return show_stats(rt, config, out, true, true);
+  if (cmd == "SHOW CONFIG") return show_config(config, out);
+  if (cmd == "SHOW USERS") return show_users(config, out);
+  if (cmd == "SHOW STATE") return show_state(rt, out);
+  if (cmd == "SHOW LISTS") return show_lists(rt, config, out);
   if (cmd == "SHOW STATS_TOTALS") return show_stats(rt, config, out, true, false);
   if (cmd == "SHOW STATS_AVERAGES") return show_stats(rt, config, out, false, true);
   if (cmd == "SHOW ROUTING") return show_routing(rt, out);
@@ -287,29 +462,16 @@ awaitable<void> run_admin_console(Runtime& rt, FramedSocket& client, const Confi
       auto sql = pr::decode_query(f.body);
       if (!sql) throw ProtocolError("malformed Query message");
       const std::string cmd = normalize(*sql);
-      if (cmd == "RELOAD") {
-        if (!config.is_admin(user)) {
-          pr::append_error(
-              out,
-              {.severity = "ERROR", .sqlstate = "42501", .message = "RELOAD is for admin_users"});
-        } else if (const std::string error = rt.reload(); !error.empty()) {
-          pr::append_error(out, {.severity = "ERROR",
-                                 .sqlstate = "F0000",
-                                 .message = "configuration not reloaded: " + error,
-                                 .hint = "the running configuration stays in effect"});
-        } else {
-          pr::append_command_complete(out, "RELOAD");
-        }
+      const bool admin_only = !cmd.starts_with("SHOW") && !cmd.empty();
+      if (admin_only && !config.is_admin(user)) {
+        pr::append_error(out, {.severity = "ERROR",
+                               .sqlstate = "42501",
+                               .message = "only admin_users may run this command; stats_users "
+                                          "may run SHOW"});
       } else if (cmd == "PAUSE" || cmd.starts_with("PAUSE ") || cmd == "RESUME" ||
                  cmd.starts_with("RESUME ")) {
-        if (!config.is_admin(user)) {
-          pr::append_error(out, {.severity = "ERROR",
-                                 .sqlstate = "42501",
-                                 .message = "PAUSE and RESUME are for admin_users"});
-        } else {
-          co_await pause_or_resume(rt, config, cmd, std::string(*sql), out);
-        }
-      } else {
+        co_await pause_or_resume(rt, config, cmd, std::string(*sql), out);
+      } else if (!control(rt, config, cmd, *sql, out)) {
         execute(rt, config, cmd, out);
       }
     } else if (f.tag == pr::fe::kSync) {

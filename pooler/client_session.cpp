@@ -247,6 +247,11 @@ awaitable<ServerLease> ClientSession::lease_server(Pool& pool) {
 awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const UserConfig& user) {
   StartupSettings wanted = collect_startup_settings(startup_);
   if (!wanted.error.empty()) throw SessionError("08P01", wanted.error);
+  if (rt_.disabled(db.name)) {
+    throw SessionError("57P03", "database \"" + db.name +
+                                    "\" is disabled (DISABLE in the admin "
+                                    "console); ENABLE lets clients in again");
+  }
   const PoolMode mode = Config::mode_for(db, user);
   std::shared_ptr<Pool> pool;
   if (db.target == router::Target::replica && mode == PoolMode::session) {

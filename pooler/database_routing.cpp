@@ -15,11 +15,13 @@ DatabaseRouting::DatabaseRouting(const DatabaseConfig& db)
       read_functions_(db.routing.read_functions),
       banned_until_(std::make_unique<std::atomic<Clock::rep>[]>(db.replicas.size())),
       reads_(std::make_unique<std::atomic<std::uint64_t>[]>(db.replicas.size())),
+      manual_ban_(std::make_unique<std::atomic<bool>[]>(db.replicas.size())),
       balancer_(db.routing.load_balancing, static_cast<int>(db.replicas.size())),
       lag_(std::make_shared<lag::LagState>(static_cast<int>(db.replicas.size()))) {
   for (std::size_t i = 0; i < replicas_.size(); ++i) {
     banned_until_[i].store(0);
     reads_[i].store(0);
+    manual_ban_[i].store(false);
   }
 }
 
@@ -50,7 +52,16 @@ void DatabaseRouting::abandon_catalog_load() {
   loading_ = false;
 }
 
+void DatabaseRouting::set_manual_ban(int replica, bool on) {
+  manual_ban_[static_cast<std::size_t>(replica)].store(on);
+  if (!on) banned_until_[static_cast<std::size_t>(replica)].store(0);
+  const Endpoint& e = replicas_[static_cast<std::size_t>(replica)];
+  spdlog::info("database {}: replica {}:{} {}", name_, e.host, e.port,
+               on ? "banned by an operator (BAN) until UNBAN" : "unbanned (UNBAN)");
+}
+
 bool DatabaseRouting::eligible(int replica, lag::Lsn min_lsn) const {
+  if (manual_ban_[static_cast<std::size_t>(replica)].load(relaxed)) return false;
   const auto until = banned_until_[static_cast<std::size_t>(replica)].load(relaxed);
   if (until != 0 && Clock::now().time_since_epoch().count() < until) return false;
   if (!monitored_.load(relaxed)) return true;

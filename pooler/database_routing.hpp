@@ -65,6 +65,11 @@ class DatabaseRouting {
   [[nodiscard]] lag::Lsn user_write(const std::string& user) const;
   // Keeps reads away from a replica for replica_ban_ms; logged once per ban.
   void ban(int replica, const std::string& why);
+  // BAN/UNBAN from the console: out of rotation until UNBAN (which also lifts a timed ban).
+  void set_manual_ban(int replica, bool on);
+  [[nodiscard]] bool manually_banned(int replica) const {
+    return manual_ban_[static_cast<std::size_t>(replica)].load(relaxed);
+  }
   // Chooses among the eligible replicas (and the primary, index -1, when `primary_too`), by
   // the database's balancing rule; `active_per_replica` gives each replica pool's leased
   // connections. nullopt when no replica is eligible.
@@ -104,6 +109,7 @@ class DatabaseRouting {
   // Ban deadlines as steady-clock ticks (0: not banned), one per replica.
   std::unique_ptr<std::atomic<Clock::rep>[]> banned_until_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> reads_;  // leases served, per replica
+  std::unique_ptr<std::atomic<bool>[]> manual_ban_;
 
   std::mutex balancer_mutex_;
   router::LoadBalancer balancer_;

@@ -32,6 +32,10 @@ class PoolRegistry {
   // PAUSE/RESUME: database name, or empty for all. Pools created while paused start paused.
   // Returns false for RESUME when nothing was paused.
   bool set_paused(const std::string& database, bool on);
+  [[nodiscard]] bool paused_anything() const {
+    std::lock_guard lock(mutex_);
+    return !paused_.empty();
+  }
   // Leased server connections of the pools of `database` (all when empty).
   [[nodiscard]] int active_servers(const std::string& database) const;
   // Every database's routing state created so far (admin console).

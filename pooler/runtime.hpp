@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -50,6 +51,24 @@ class Runtime {
   [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
   // Forwards a CancelRequest to the server the client is running on, if any.
   awaitable<void> forward_cancel(const CancelKey& key);
+  // SHUTDOWN from the console: as SIGTERM (stop accepting, let clients finish).
+  void request_shutdown() {
+    asio::post(main_io_, [this] { begin_graceful_shutdown(); });
+  }
+  // DISABLE/ENABLE db: new logins to a disabled database are refused (57P03).
+  void set_disabled(const std::string& database, bool on) {
+    std::lock_guard lock(disabled_mutex_);
+    if (on) {
+      disabled_.insert(database);
+    } else {
+      disabled_.erase(database);
+    }
+  }
+  [[nodiscard]] bool disabled(const std::string& database) const {
+    std::lock_guard lock(disabled_mutex_);
+    return disabled_.contains(database);
+  }
+  [[nodiscard]] bool draining() const { return draining_.load(); }
   // Re-reads the config file (RELOAD, SIGHUP): new logins use it, existing pools take its
   // sizes, limits and timeouts; connected clients stay. Returns "" or the config error (the
   // running configuration then stays). Settings that need a restart are logged as such.
@@ -86,6 +105,8 @@ class Runtime {
   std::vector<std::shared_ptr<lag::LagMonitor>> monitors_;
   std::unique_ptr<MetricsServer> metrics_;
   std::mutex reload_mutex_;  // one reload at a time
+  mutable std::mutex disabled_mutex_;
+  std::set<std::string> disabled_;
   // SHOW STATS averages: totals at the last two period ends.
   awaitable<void> stats_loop();
   mutable std::mutex stats_mutex_;

@@ -1,5 +1,6 @@
 // The admin console (database "pgmux") through psql.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 
 #include <csignal>
 #include <future>
@@ -299,4 +300,73 @@ TEST_CASE("RELOAD applies a new pool size without dropping clients; a broken fil
   CHECK(wait_until([&] { return pool_stat(px, "pool_size") == 4; }, milliseconds(3000)));
   a.run("COMMIT");
   b.run("COMMIT");
+}
+
+TEST_CASE("SHOW CONFIG/USERS/STATE/LISTS; DISABLE/ENABLE; BAN/UNBAN; stats users; SHUTDOWN") {
+  const auto replica = std::to_string(test_env().cluster().replica_port());
+  PgmuxProcess px(test_env(),
+                  {.name = "control",
+                   .mode = "transaction",
+                   .pgmux_toml = "stats_users = [\"pwuser\"]",
+                   .routing_toml = "read_write_split = \"on\"\nread_your_writes = \"off\""});
+  INFO(px.log_tail());
+  auto value_of = [&](const std::string& command, const std::string& key_col,
+                      const std::string& key, const std::string& col) {
+    for (const auto& row : console_rows(px, command)) {
+      if (row.at(key_col) == key) return row.at(col);
+    }
+    return std::string("(missing)");
+  };
+  CHECK(value_of("SHOW CONFIG", "key", "default_pool_size", "value") == "4");
+  CHECK(value_of("SHOW CONFIG", "key", "default_pool_size", "changeable") == "yes");
+  CHECK(value_of("SHOW CONFIG", "key", "listen_port", "value") == std::to_string(px.port()));
+  CHECK(value_of("SHOW CONFIG", "key", "listen_port", "changeable") == "no");
+  CHECK(value_of("SHOW USERS", "name", "md5user", "auth") == "md5");
+  CHECK(value_of("SHOW STATE", "key", "active", "value") == "yes");
+  CHECK(value_of("SHOW LISTS", "list", "databases", "items") == "1");
+
+  // DISABLE refuses new logins only.
+  PgConn before(px.conninfo("app", "secret"));
+  REQUIRE(before.ok());
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  REQUIRE(admin.ok());
+  CHECK(admin.exec("DISABLE app").status() == PGRES_COMMAND_OK);
+  PgConn refused(px.conninfo("app", "secret"));
+  CHECK_FALSE(refused.ok());
+  CHECK(refused.error().find("is disabled") != std::string::npos);
+  CHECK(before.query_value("SELECT 'still in'") == "still in");
+  CHECK(admin.exec("ENABLE app").status() == PGRES_COMMAND_OK);
+  PgConn after(px.conninfo("app", "secret"));
+  CHECK(after.ok());
+  CHECK(admin.exec("DISABLE nosuchdb").sqlstate() == "3D000");
+
+  // BAN keeps reads off a replica until UNBAN.
+  REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
+  CHECK(before.query_value("SELECT pg_is_in_recovery()::text") == "true");
+  CHECK(admin.exec("BAN 127.0.0.1:" + replica).status() == PGRES_COMMAND_OK);
+  CHECK(before.query_value("SELECT pg_is_in_recovery()::text") == "false");
+  CHECK(value_of("SHOW REPLICAS", "port", replica, "eligible") == "f");
+  CHECK(admin.exec("UNBAN app 127.0.0.1:" + replica).status() == PGRES_COMMAND_OK);
+  CHECK(before.query_value("SELECT pg_is_in_recovery()::text") == "true");
+  CHECK(admin.exec("BAN 10.0.0.1:5432").sqlstate() == "42704");
+
+  // A stats user may look but not steer.
+  PgConn stats(px.conninfo("pwuser", "pwpass", "pgmux"));
+  REQUIRE_MESSAGE(stats.ok(), stats.error());
+  CHECK(stats.exec("SHOW POOLS").status() == PGRES_TUPLES_OK);
+  const PgResult denied = stats.exec("PAUSE");
+  CHECK_FALSE(denied.ok());
+  CHECK(denied.sqlstate() == "42501");
+  CHECK(stats.exec("RELOAD").sqlstate() == "42501");
+
+  // SHUTDOWN: stop accepting, let clients go, exit.
+  before.close();
+  after.close();
+  stats.close();
+  CHECK(admin.exec("SHUTDOWN").status() == PGRES_COMMAND_OK);
+  admin.close();
+  const auto status = px.wait_exit(milliseconds(8000));
+  REQUIRE(status.has_value());
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
 }
