@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <map>
 
 #include <spdlog/spdlog.h>
@@ -355,15 +356,42 @@ bool control(Runtime& rt, const Config& config, const std::string& cmd, std::str
   return false;
 }
 
+// SHOW CLIENTS with PgBouncer's leading columns (state is active, waiting or idle here).
+void show_clients(Runtime& rt, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  for (const auto& c : rt.clients().snapshot()) {
+    const ClientState st = c->state.load();
+    const std::int64_t waited =
+        st == ClientState::waiting ? now_us - c->waiting_since_us.load() : 0;
+    const auto t = std::chrono::system_clock::to_time_t(c->connected_at);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", std::gmtime(&t));
+    rows.push_back({"C", c->user, c->database,
+                    st == ClientState::active    ? "active"
+                    : st == ClientState::waiting ? "waiting"
+                                                 : "idle",
+                    c->address, std::to_string(c->port), when, std::to_string(waited / 1000000),
+                    std::to_string(waited % 1000000), std::to_string(c->id), c->application_name});
+  }
+  append_table(out,
+               {"type", "user", "database", "state", "addr", "port", "connect_time", "wait",
+                "wait_us", "id", "application_name"},
+               rows);
+}
+
 void show_help(std::string& out) {
-  pr::append_notice(
-      out, {.severity = "NOTICE",
-            .sqlstate = "00000",
-            .message = "Console usage",
-            .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
-                      "STATS_AVERAGES|REPLICAS|ROUTING|CONFIG|USERS|STATE|LISTS; PAUSE [db]; "
-                      "RESUME [db]; DISABLE db; ENABLE db; BAN [db] host:port; "
-                      "UNBAN [db] host:port; RELOAD; SHUTDOWN"});
+  pr::append_notice(out,
+                    {.severity = "NOTICE",
+                     .sqlstate = "00000",
+                     .message = "Console usage",
+                     .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
+                               "STATS_AVERAGES|REPLICAS|ROUTING|CONFIG|USERS|STATE|LISTS|CLIENTS; "
+                               "PAUSE [db]; "
+                               "RESUME [db]; DISABLE db; ENABLE db; BAN [db] host:port; "
+                               "UNBAN [db] host:port; RELOAD; SHUTDOWN"});
   pr::append_command_complete(out, "SHOW");
 }
 
@@ -377,6 +405,7 @@ void execute(Runtime& rt, const Config& config, const std::string& cmd, std::str
   if (cmd == "SHOW STATS") return show_stats(rt, config, out, true, true);
   if (cmd == "SHOW CONFIG") return show_config(config, out);
   if (cmd == "SHOW USERS") return show_users(config, out);
+  if (cmd == "SHOW CLIENTS") return show_clients(rt, out);
   if (cmd == "SHOW STATE") return show_state(rt, out);
   if (cmd == "SHOW LISTS") return show_lists(rt, config, out);
   if (cmd == "SHOW STATS_TOTALS") return show_stats(rt, config, out, true, false);

@@ -49,6 +49,7 @@ class ClientSession {
   awaitable<pr::Frame> read_password_message();
   awaitable<void> serve_database(const DatabaseConfig& db, const UserConfig& user);
   awaitable<ServerLease> lease_server(Pool& pool);
+  std::shared_ptr<ClientInfo> info_;  // SHOW CLIENTS entry while logged in to a database
   awaitable<void> apply_settings(ServerLease& lease, const ParamList& settings,
                                  const ParameterMap& announced);
   awaitable<void> finish_session(ServerLease& lease, RelayEnd end, RelayState& st);
@@ -269,10 +270,25 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   }
   if (!pool) pool = rt_.pools().get(*config_, db, user);
   pool->client_joined();
+  info_ = std::make_shared<ClientInfo>();
+  info_->id = id_;
+  info_->user = user.name;
+  info_->database = db.name;
+  info_->address = peer_.substr(0, peer_.rfind(':'));
+  info_->port = static_cast<std::uint16_t>(std::atoi(peer_.substr(peer_.rfind(':') + 1).c_str()));
+  for (const auto& [name, value] : wanted.settings) {
+    if (name == "application_name") info_->application_name = value;
+  }
+  rt_.clients().add(info_);
   struct Leave {
+    Runtime& rt;
     Pool& pool;
-    ~Leave() { pool.client_left(); }
-  } leave{*pool};
+    std::uint64_t id;
+    ~Leave() {
+      pool.client_left();
+      rt.clients().remove(id);
+    }
+  } leave{rt_, *pool, id_};
 
   // Finish the login without holding a server, as PostgreSQL would answer: the parameters a
   // fresh server of this pool reports, with the client's own settings applied. A client that
@@ -312,7 +328,8 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
                                   .balancing = db.routing.load_balancing,
                                   .read_your_writes = db.routing.read_your_writes,
                                   .causal_wait = Millis(db.routing.causal_wait_ms),
-                                  .on_no_replica_error = db.routing.on_no_replica_error};
+                                  .on_no_replica_error = db.routing.on_no_replica_error,
+                                  .info = info_.get()};
     if (db.target == router::Target::replica) {
       setup.rules.read_write_split = true;  // an alias for the replicas: reads go there
       setup.startup_settings.emplace_back("pgmux.target", "replica");
@@ -338,7 +355,9 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   static constexpr std::string_view kTerminate("X\0\0\0\4", 5);
   if (buf.unread() == kTerminate) co_return;
 
+  WaitingFor waiting(info_.get());
   ServerLease lease = co_await lease_server(*pool);
+  waiting.got_server();
   rt_.cancels().set_target(
       cancel_key_.pid,
       CancelTarget{lease->login().endpoint, lease->backend_pid(), lease->backend_secret()});

@@ -14,6 +14,7 @@
 #include "lag_monitor/lag_monitor.hpp"
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
+#include "pooler/client_registry.hpp"
 #include "pooler/config.hpp"
 #include "pooler/metrics.hpp"
 #include "pooler/pool_registry.hpp"
@@ -42,6 +43,7 @@ class Runtime {
   [[nodiscard]] std::shared_ptr<const Config> config() const { return std::atomic_load(&config_); }
   PoolRegistry& pools() { return pools_; }
   CancelRegistry& cancels() { return cancels_; }
+  ClientRegistry& clients() { return client_registry_; }
   // Client-connection accounting for max_client_conn; returns false when over the limit.
   bool admit_client();
   void release_client();
@@ -96,6 +98,7 @@ class Runtime {
   std::vector<std::unique_ptr<Worker>> workers_;
   PoolRegistry pools_;
   CancelRegistry cancels_;
+  ClientRegistry client_registry_;
   asio::io_context main_io_{1};
   tcp::acceptor acceptor_{main_io_};
   std::atomic<int> clients_{0};

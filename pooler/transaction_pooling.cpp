@@ -929,7 +929,9 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   while (internal_ || (server_loop_running_ && !lease_)) co_await wait(client_gate_);
   if (server_failure_) fail(server_failure_->first, server_failure_->second);
   if (lease_) co_return;
+  WaitingFor waiting(s_.info);
   lease_ = co_await lease_for(where);
+  waiting.got_server();
   requests_on_lease_ = 0;
   lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(
@@ -1443,6 +1445,7 @@ awaitable<bool> TransactionSession::finish_transaction() {
 
 void TransactionSession::release_server() {
   spdlog::debug("{} released server {}", s_.label, lease_->label());
+  if (s_.info != nullptr) s_.info->state.store(ClientState::idle);
   boundary_pending_ = false;
   s_.rt.cancels().set_target(s_.cancel_key.pid, std::nullopt);
   lease_.give_back();

@@ -11,6 +11,7 @@
 
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
+#include "pooler/client_registry.hpp"
 #include "pooler/config.hpp"
 #include "pooler/framed_socket.hpp"
 #include "pooler/startup_params.hpp"
@@ -44,6 +45,7 @@ struct TransactionSessionSetup {
   ReadYourWrites read_your_writes = ReadYourWrites::client;
   Millis causal_wait{0};
   bool on_no_replica_error = false;
+  ClientInfo* info = nullptr;  // SHOW CLIENTS state of this client
 };
 
 // Serves the client until it leaves. Throws SessionError for what ends the session with an

@@ -370,3 +370,48 @@ TEST_CASE("SHOW CONFIG/USERS/STATE/LISTS; DISABLE/ENABLE; BAN/UNBAN; stats users
   CHECK(WIFEXITED(*status));
   CHECK(WEXITSTATUS(*status) == 0);
 }
+
+TEST_CASE("SHOW CLIENTS lists each logged-in client with its state") {
+  PgmuxProcess px(
+      test_env(),
+      {.name = "clients", .pool_size = 1, .query_wait_timeout_ms = 10000, .mode = "transaction"});
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret", "app", "application_name=holder"));
+  PgConn b(px.conninfo("app", "secret", "app", "application_name=queued"));
+  PgConn c(px.conninfo("md5user", "md5pass", "app", "application_name=resting"));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE(c.ok());
+  a.run("BEGIN");
+  a.run("SELECT 1");
+  REQUIRE(PQsendQuery(b.get(), "SELECT 'served'") == 1);  // waits for a's server
+  std::map<std::string, std::map<std::string, std::string>> by_app;
+  CHECK(wait_until(
+      [&] {
+        by_app.clear();
+        for (const auto& row : console_rows(px, "SHOW CLIENTS"))
+          by_app[row.at("application_name")] = row;
+        return by_app.contains("queued") && by_app["queued"].at("state") == "waiting";
+      },
+      milliseconds(3000)));
+  REQUIRE(by_app.contains("holder"));
+  REQUIRE(by_app.contains("resting"));
+  CHECK(by_app["holder"].at("state") == "active");
+  CHECK(by_app["holder"].at("user") == "app");
+  CHECK(by_app["holder"].at("database") == "app");
+  CHECK(by_app["holder"].at("addr") == "127.0.0.1");
+  CHECK(by_app["resting"].at("state") == "idle");
+  CHECK(by_app["resting"].at("user") == "md5user");
+  a.run("COMMIT");
+  const PgResult served = b.collect(true, milliseconds(5000));
+  CHECK(served.value(0, 0) == "served");
+  c.close();
+  CHECK(wait_until(
+      [&] {
+        for (const auto& row : console_rows(px, "SHOW CLIENTS")) {
+          if (row.at("application_name") == "resting") return false;
+        }
+        return true;
+      },
+      milliseconds(3000)));
+}

@@ -1,0 +1,75 @@
+// The logged-in clients of this process, for SHOW CLIENTS: each session registers itself and
+// updates its state; the console reads a snapshot. Only the registry's map is locked; a
+// client's state is an atomic its own worker writes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace pgmux::pooler {
+
+enum class ClientState : std::uint8_t { idle, waiting, active };
+
+struct ClientInfo {
+  std::uint64_t id = 0;
+  std::string user, database, address, application_name;
+  std::uint16_t port = 0;
+  std::chrono::system_clock::time_point connected_at = std::chrono::system_clock::now();
+  std::atomic<ClientState> state{ClientState::idle};
+  std::atomic<std::int64_t> waiting_since_us{0};  // steady clock, while waiting
+};
+
+class ClientRegistry {
+ public:
+  void add(const std::shared_ptr<ClientInfo>& c) {
+    std::lock_guard lock(mutex_);
+    clients_[c->id] = c;
+  }
+  void remove(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    clients_.erase(id);
+  }
+  [[nodiscard]] std::vector<std::shared_ptr<ClientInfo>> snapshot() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::shared_ptr<ClientInfo>> out;
+    out.reserve(clients_.size());
+    for (const auto& [id, c] : clients_) out.push_back(c);
+    return out;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::uint64_t, std::shared_ptr<ClientInfo>> clients_;
+};
+
+// Marks a client waiting for a server for as long as it lives, then active (or idle).
+class WaitingFor {
+ public:
+  explicit WaitingFor(ClientInfo* c) : c_(c) {
+    if (c_ == nullptr) return;
+    c_->waiting_since_us.store(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+    c_->state.store(ClientState::waiting);
+  }
+  void got_server() {
+    if (c_ != nullptr) c_->state.store(ClientState::active);
+    c_ = nullptr;
+  }
+  ~WaitingFor() {
+    if (c_ != nullptr) c_->state.store(ClientState::idle);
+  }
+  WaitingFor(const WaitingFor&) = delete;
+  WaitingFor& operator=(const WaitingFor&) = delete;
+
+ private:
+  ClientInfo* c_;
+};
+
+}  // namespace pgmux::pooler
