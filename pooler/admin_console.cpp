@@ -5,6 +5,7 @@
 #include <cctype>
 #include <ctime>
 #include <map>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -382,16 +383,38 @@ void show_clients(Runtime& rt, std::string& out) {
                rows);
 }
 
+// SHOW SERVERS in PgBouncer's column order (what pgmux does not track is empty or 0).
+void show_servers(Runtime& rt, std::string& out) {
+  std::set<std::uint64_t> idle;
+  for (const auto& pool : rt.pools().all()) {
+    for (std::uint64_t id : pool->idle_ids()) idle.insert(id);
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const ServerRow& s : rt.pools().servers().snapshot()) {
+    const auto t = std::chrono::system_clock::to_time_t(s.connected_at);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", std::gmtime(&t));
+    rows.push_back({"S", s.user, s.database, idle.contains(s.id) ? "idle" : "active", s.host,
+                    std::to_string(s.port), "", "", when, when, "0", "0", "0", "", "",
+                    std::to_string(s.backend_pid), "", std::to_string(s.id)});
+  }
+  append_table(out,
+               {"type", "user", "database", "state", "addr", "port", "local_addr", "local_port",
+                "connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link",
+                "remote_pid", "tls", "id"},
+               rows);
+}
+
 void show_help(std::string& out) {
-  pr::append_notice(out,
-                    {.severity = "NOTICE",
-                     .sqlstate = "00000",
-                     .message = "Console usage",
-                     .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
-                               "STATS_AVERAGES|REPLICAS|ROUTING|CONFIG|USERS|STATE|LISTS|CLIENTS; "
-                               "PAUSE [db]; "
-                               "RESUME [db]; DISABLE db; ENABLE db; BAN [db] host:port; "
-                               "UNBAN [db] host:port; RELOAD; SHUTDOWN"});
+  pr::append_notice(
+      out, {.severity = "NOTICE",
+            .sqlstate = "00000",
+            .message = "Console usage",
+            .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
+                      "STATS_AVERAGES|REPLICAS|ROUTING|CONFIG|USERS|STATE|LISTS|CLIENTS|SERVERS; "
+                      "PAUSE [db]; "
+                      "RESUME [db]; DISABLE db; ENABLE db; BAN [db] host:port; "
+                      "UNBAN [db] host:port; RELOAD; SHUTDOWN"});
   pr::append_command_complete(out, "SHOW");
 }
 
@@ -406,6 +429,7 @@ void execute(Runtime& rt, const Config& config, const std::string& cmd, std::str
   if (cmd == "SHOW CONFIG") return show_config(config, out);
   if (cmd == "SHOW USERS") return show_users(config, out);
   if (cmd == "SHOW CLIENTS") return show_clients(rt, out);
+  if (cmd == "SHOW SERVERS") return show_servers(rt, out);
   if (cmd == "SHOW STATE") return show_state(rt, out);
   if (cmd == "SHOW LISTS") return show_lists(rt, config, out);
   if (cmd == "SHOW STATS_TOTALS") return show_stats(rt, config, out, true, false);

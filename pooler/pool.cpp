@@ -521,6 +521,15 @@ void Pool::close_idle() {
   }
 }
 
+std::vector<std::uint64_t> Pool::idle_ids() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::uint64_t> out;
+  for (const auto& list : idle_) {
+    for (const auto& c : list) out.push_back(c->id());
+  }
+  return out;
+}
+
 std::optional<ParameterMap> Pool::welcome_parameters() const {
   std::lock_guard lock(mutex_);
   return welcome_;

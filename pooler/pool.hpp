@@ -124,6 +124,8 @@ class Pool {
   void client_left() { clients_.fetch_sub(1, std::memory_order_relaxed); }
 
   [[nodiscard]] PoolStats stats() const;
+  // Ids of the connections idle in this pool now (SHOW SERVERS: the rest are in use).
+  [[nodiscard]] std::vector<std::uint64_t> idle_ids() const;
   // Traffic of this pool's clients: worker `w` adds to its own slot; totals sum them.
   TrafficCounters& traffic(int w) { return traffic_[static_cast<std::size_t>(w)]; }
   [[nodiscard]] TrafficTotals traffic_totals() const;

@@ -48,7 +48,8 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
         .dbname = db.dbname,
         .user = user.name,
         .password = user.server_password,
-        .max_message_size = config.general.max_message_size_bytes};
+        .max_message_size = config.general.max_message_size_bytes,
+        .registry = &servers_};
     PoolSettingsView settings = settings_for(config, db, target);
     // The caps protect the primary's max_connections; replica pools are bounded by their size.
     std::vector<std::shared_ptr<ConnectionBudget>> budgets;

@@ -38,6 +38,8 @@ class PoolRegistry {
   }
   // Leased server connections of the pools of `database` (all when empty).
   [[nodiscard]] int active_servers(const std::string& database) const;
+  // Every open server connection (SHOW SERVERS).
+  [[nodiscard]] const ServerRegistry& servers() const { return servers_; }
   // Every database's routing state created so far (admin console).
   [[nodiscard]] std::vector<std::shared_ptr<DatabaseRouting>> routings() const;
   void for_each(const std::function<void(Pool&)>& fn) const;
@@ -45,6 +47,7 @@ class PoolRegistry {
   [[nodiscard]] std::vector<std::shared_ptr<Pool>> all() const;
 
  private:
+  ServerRegistry servers_;  // first: outlives the pools and their connections
   static PoolSettingsView settings_for(const Config& config, const DatabaseConfig& db, int target);
 
   int workers_;

@@ -37,6 +37,32 @@ ServerConnection::ServerConnection(tcp::socket socket, ServerLogin login, std::u
            login_.endpoint.host + ":" + std::to_string(login_.endpoint.port);
 }
 
+ServerConnection::~ServerConnection() {
+  if (login_.registry != nullptr) login_.registry->remove(id_);
+}
+
+void ServerRegistry::add(std::uint64_t id, const ServerConnection* c) {
+  std::lock_guard lock(mutex_);
+  live_[id] = c;
+}
+
+void ServerRegistry::remove(std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  live_.erase(id);
+}
+
+std::vector<ServerRow> ServerRegistry::snapshot() const {
+  std::lock_guard lock(mutex_);  // a connection cannot be destroyed while this is held
+  std::vector<ServerRow> out;
+  out.reserve(live_.size());
+  for (const auto& [id, c] : live_) {
+    const ServerLogin& l = c->login();
+    out.push_back({id, l.user, l.dbname, l.endpoint.host, l.endpoint.port, c->backend_pid(),
+                   c->connected_at()});
+  }
+  return out;
+}
+
 awaitable<std::unique_ptr<ServerConnection>> ServerConnection::open(ServerLogin login,
                                                                     std::uint64_t id) {
   auto executor = co_await asio::this_coro::executor;
@@ -58,6 +84,7 @@ awaitable<std::unique_ptr<ServerConnection>> ServerConnection::open(ServerLogin 
   conn->out_.clear();
   co_await conn->authenticate();
   co_await conn->read_until_ready();
+  if (conn->login_.registry != nullptr) conn->login_.registry->add(conn->id_, conn.get());
   co_return conn;
 }
 

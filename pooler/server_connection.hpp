@@ -11,6 +11,7 @@
 #include "pooler/config.hpp"
 #include "pooler/framed_socket.hpp"
 #include "pooler/prepared_statements.hpp"
+#include "pooler/server_registry.hpp"
 
 namespace pgmux::pooler {
 
@@ -31,6 +32,7 @@ struct ServerLogin {
   std::string user;
   std::string password;
   std::size_t max_message_size = 0;
+  ServerRegistry* registry = nullptr;  // SHOW SERVERS; the connection registers itself
 };
 
 // Case-insensitive map: GUC names are case-insensitive in PostgreSQL.
@@ -43,6 +45,9 @@ using ParameterMap = std::map<std::string, std::string, CaseInsensitiveLess>;
 class ServerConnection {
  public:
   using Clock = std::chrono::steady_clock;
+  ~ServerConnection();
+  ServerConnection(const ServerConnection&) = delete;
+  ServerConnection& operator=(const ServerConnection&) = delete;
 
   ServerConnection(tcp::socket socket, ServerLogin login, std::uint64_t id);
 
@@ -80,6 +85,7 @@ class ServerConnection {
   [[nodiscard]] std::uint64_t id() const { return id_; }
   [[nodiscard]] const std::string& label() const { return label_; }
   [[nodiscard]] Clock::time_point created_at() const { return created_at_; }
+  [[nodiscard]] std::chrono::system_clock::time_point connected_at() const { return connected_at_; }
   [[nodiscard]] Clock::time_point last_used() const { return last_used_; }
   void touch() { last_used_ = Clock::now(); }
   // When the pool closes this connection instead of reusing it (server_lifetime_ms).
@@ -106,6 +112,7 @@ class ServerConnection {
   ServerStatements statements_;
   std::int32_t backend_pid_ = 0, backend_secret_ = 0;
   Clock::time_point created_at_ = Clock::now();
+  std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
   Clock::time_point last_used_ = created_at_;
   Clock::time_point retire_at_ = Clock::time_point::max();
   char tx_status_ = 'I';

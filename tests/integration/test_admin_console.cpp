@@ -371,7 +371,7 @@ TEST_CASE("SHOW CONFIG/USERS/STATE/LISTS; DISABLE/ENABLE; BAN/UNBAN; stats users
   CHECK(WEXITSTATUS(*status) == 0);
 }
 
-TEST_CASE("SHOW CLIENTS lists each logged-in client with its state") {
+TEST_CASE("SHOW CLIENTS and SHOW SERVERS list clients and server connections with state") {
   PgmuxProcess px(
       test_env(),
       {.name = "clients", .pool_size = 1, .query_wait_timeout_ms = 10000, .mode = "transaction"});
@@ -383,7 +383,7 @@ TEST_CASE("SHOW CLIENTS lists each logged-in client with its state") {
   REQUIRE(b.ok());
   REQUIRE(c.ok());
   a.run("BEGIN");
-  a.run("SELECT 1");
+  const std::string pid = a.query_value("SELECT pg_backend_pid()");
   REQUIRE(PQsendQuery(b.get(), "SELECT 'served'") == 1);  // waits for a's server
   std::map<std::string, std::map<std::string, std::string>> by_app;
   CHECK(wait_until(
@@ -402,9 +402,21 @@ TEST_CASE("SHOW CLIENTS lists each logged-in client with its state") {
   CHECK(by_app["holder"].at("addr") == "127.0.0.1");
   CHECK(by_app["resting"].at("state") == "idle");
   CHECK(by_app["resting"].at("user") == "md5user");
+  // SHOW SERVERS: the one server connection, in use by a, with its backend pid.
+  auto server_state = [&] {
+    for (const auto& row : console_rows(px, "SHOW SERVERS")) {
+      if (row.at("remote_pid") == pid) return row.at("state") + " " + row.at("database");
+    }
+    return std::string("(missing)");
+  };
+  CHECK(server_state() == "active app");
+  int app_servers = 0;  // md5user's pool has its own (opened for its login's parameters)
+  for (const auto& row : console_rows(px, "SHOW SERVERS")) app_servers += row.at("user") == "app";
+  CHECK(app_servers == 1);
   a.run("COMMIT");
   const PgResult served = b.collect(true, milliseconds(5000));
   CHECK(served.value(0, 0) == "served");
+  CHECK(wait_until([&] { return server_state() == "idle app"; }, milliseconds(3000)));
   c.close();
   CHECK(wait_until(
       [&] {

@@ -1,0 +1,37 @@
+// Every open server connection of this process, for SHOW SERVERS. A connection registers in
+// its constructor and leaves in its destructor; a snapshot copies what never changes after
+// login (id, label, backend pid, endpoint, times) under the registry's lock, so it never
+// reads a field the owning worker is writing.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace pgmux::pooler {
+
+class ServerConnection;
+
+struct ServerRow {
+  std::uint64_t id = 0;
+  std::string user, database, host;
+  std::uint16_t port = 0;
+  std::int32_t backend_pid = 0;
+  std::chrono::system_clock::time_point connected_at;
+};
+
+class ServerRegistry {
+ public:
+  void add(std::uint64_t id, const ServerConnection* c);
+  void remove(std::uint64_t id);
+  [[nodiscard]] std::vector<ServerRow> snapshot() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::uint64_t, const ServerConnection*> live_;
+};
+
+}  // namespace pgmux::pooler
