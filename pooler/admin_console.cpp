@@ -337,6 +337,21 @@ bool control(Runtime& rt, const Config& config, const std::string& cmd, std::str
     pr::append_command_complete(out, verb);
     return true;
   }
+  if (verb == "KILL_CLIENT") {
+    std::uint64_t id = 0;
+    try {
+      id = std::stoull(arg);
+    } catch (const std::exception&) {
+      return error("22023", "KILL_CLIENT needs a client id (see SHOW CLIENTS)");
+    }
+    const auto client = rt.clients().find(id);
+    if (!client || !client->kill) return error("42704", "no client with id " + arg);
+    spdlog::info("KILL_CLIENT {}: closing {}@{} {}", id, client->user, client->database,
+                 client->address);
+    client->kill();
+    pr::append_command_complete(out, "KILL_CLIENT");
+    return true;
+  }
   if (verb == "SHUTDOWN") {
     spdlog::info("SHUTDOWN from the admin console: no longer accepting; waiting for clients");
     rt.request_shutdown();
@@ -414,7 +429,7 @@ void show_help(std::string& out) {
                       "STATS_AVERAGES|REPLICAS|ROUTING|CONFIG|USERS|STATE|LISTS|CLIENTS|SERVERS; "
                       "PAUSE [db]; "
                       "RESUME [db]; DISABLE db; ENABLE db; BAN [db] host:port; "
-                      "UNBAN [db] host:port; RELOAD; SHUTDOWN"});
+                      "UNBAN [db] host:port; KILL_CLIENT id; RELOAD; SHUTDOWN"});
   pr::append_command_complete(out, "SHOW");
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,9 @@ struct ClientInfo {
   std::chrono::system_clock::time_point connected_at = std::chrono::system_clock::now();
   std::atomic<ClientState> state{ClientState::idle};
   std::atomic<std::int64_t> waiting_since_us{0};  // steady clock, while waiting
+  // KILL_CLIENT: closes the client's connection from its own worker (set by the session).
+  std::function<void()> kill;
+  bool alive = true;  // read and written only on the session's worker
 };
 
 class ClientRegistry {
@@ -34,6 +38,11 @@ class ClientRegistry {
   void remove(std::uint64_t id) {
     std::lock_guard lock(mutex_);
     clients_.erase(id);
+  }
+  [[nodiscard]] std::shared_ptr<ClientInfo> find(std::uint64_t id) const {
+    std::lock_guard lock(mutex_);
+    auto it = clients_.find(id);
+    return it == clients_.end() ? nullptr : it->second;
   }
   [[nodiscard]] std::vector<std::shared_ptr<ClientInfo>> snapshot() const {
     std::lock_guard lock(mutex_);

@@ -279,16 +279,28 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   for (const auto& [name, value] : wanted.settings) {
     if (name == "application_name") info_->application_name = value;
   }
+  info_->kill = [ex = worker_.io.get_executor(), weak = std::weak_ptr<ClientInfo>(info_),
+                 socket = &client_.socket()] {
+    asio::post(ex, [weak, socket] {
+      // On the session's worker: the socket is still there while `alive` is set.
+      if (auto info = weak.lock(); info && info->alive) {
+        boost::system::error_code ec;
+        socket->shutdown(tcp::socket::shutdown_both, ec);
+        socket->cancel(ec);
+      }
+    });
+  };
   rt_.clients().add(info_);
   struct Leave {
     Runtime& rt;
     Pool& pool;
-    std::uint64_t id;
+    ClientInfo& info;
     ~Leave() {
+      info.alive = false;
       pool.client_left();
-      rt.clients().remove(id);
+      rt.clients().remove(info.id);
     }
-  } leave{rt_, *pool, id_};
+  } leave{rt_, *pool, *info_};
 
   // Finish the login without holding a server, as PostgreSQL would answer: the parameters a
   // fresh server of this pool reports, with the client's own settings applied. A client that

@@ -417,7 +417,10 @@ TEST_CASE("SHOW CLIENTS and SHOW SERVERS list clients and server connections wit
   const PgResult served = b.collect(true, milliseconds(5000));
   CHECK(served.value(0, 0) == "served");
   CHECK(wait_until([&] { return server_state() == "idle app"; }, milliseconds(3000)));
-  c.close();
+  // KILL_CLIENT closes one client's connection; the others go on.
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  REQUIRE(admin.ok());
+  CHECK(admin.exec("KILL_CLIENT " + by_app["resting"].at("id")).status() == PGRES_COMMAND_OK);
   CHECK(wait_until(
       [&] {
         for (const auto& row : console_rows(px, "SHOW CLIENTS")) {
@@ -426,4 +429,7 @@ TEST_CASE("SHOW CLIENTS and SHOW SERVERS list clients and server connections wit
         return true;
       },
       milliseconds(3000)));
+  CHECK_FALSE(c.exec("SELECT 1").ok());
+  CHECK(b.query_value("SELECT 'b fine'") == "b fine");
+  CHECK(admin.exec("KILL_CLIENT 999999").sqlstate() == "42704");
 }
