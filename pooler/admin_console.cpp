@@ -390,12 +390,25 @@ void show_clients(Runtime& rt, std::string& out) {
                     : st == ClientState::waiting ? "waiting"
                                                  : "idle",
                     c->address, std::to_string(c->port), when, std::to_string(waited / 1000000),
-                    std::to_string(waited % 1000000), std::to_string(c->id), c->application_name});
+                    std::to_string(waited % 1000000), std::to_string(c->id), c->application_name,
+                    c->pinned.load()});
   }
   append_table(out,
                {"type", "user", "database", "state", "addr", "port", "connect_time", "wait",
-                "wait_us", "id", "application_name"},
+                "wait_us", "id", "application_name", "pinned"},
                rows);
+}
+
+// SHOW PINNED: clients held to their server by session-only state, and why.
+void show_pinned(Runtime& rt, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : rt.clients().snapshot()) {
+    const std::string why = c->pinned.load();
+    if (why.empty()) continue;
+    rows.push_back({std::to_string(c->id), c->user, c->database, c->address,
+                    std::to_string(c->port), c->application_name, why});
+  }
+  append_table(out, {"id", "user", "database", "addr", "port", "application_name", "reason"}, rows);
 }
 
 // SHOW SERVERS in PgBouncer's column order (what pgmux does not track is empty or 0).
@@ -426,7 +439,8 @@ void show_help(std::string& out) {
             .sqlstate = "00000",
             .message = "Console usage",
             .detail = "SHOW HELP|VERSION|POOLS|DATABASES|STATS|STATS_TOTALS|"
-                      "STATS_AVERAGES|REPLICAS|ROUTING|CONFIG|USERS|STATE|LISTS|CLIENTS|SERVERS; "
+                      "STATS_AVERAGES|REPLICAS|ROUTING|CONFIG|USERS|STATE|LISTS|CLIENTS|SERVERS|"
+                      "PINNED; "
                       "PAUSE [db]; "
                       "RESUME [db]; DISABLE db; ENABLE db; BAN [db] host:port; "
                       "UNBAN [db] host:port; KILL_CLIENT id; RELOAD; SHUTDOWN"});
@@ -445,6 +459,7 @@ void execute(Runtime& rt, const Config& config, const std::string& cmd, std::str
   if (cmd == "SHOW USERS") return show_users(config, out);
   if (cmd == "SHOW CLIENTS") return show_clients(rt, out);
   if (cmd == "SHOW SERVERS") return show_servers(rt, out);
+  if (cmd == "SHOW PINNED") return show_pinned(rt, out);
   if (cmd == "SHOW STATE") return show_state(rt, out);
   if (cmd == "SHOW LISTS") return show_lists(rt, config, out);
   if (cmd == "SHOW STATS_TOTALS") return show_stats(rt, config, out, true, false);

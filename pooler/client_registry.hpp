@@ -24,6 +24,8 @@ struct ClientInfo {
   std::chrono::system_clock::time_point connected_at = std::chrono::system_clock::now();
   std::atomic<ClientState> state{ClientState::idle};
   std::atomic<std::int64_t> waiting_since_us{0};  // steady clock, while waiting
+  // Transaction pooling: why the client is pinned to its server ("" when it is not).
+  std::atomic<const char*> pinned{""};
   // KILL_CLIENT: closes the client's connection from its own worker (set by the session).
   std::function<void()> kill;
   bool alive = true;  // read and written only on the session's worker

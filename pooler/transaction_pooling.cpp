@@ -390,6 +390,7 @@ struct TransactionSession::ClientInspector {
     if (fx.pin == PinReason::none || t.pin_ != PinReason::none) return false;
     if (t.s_.config.pool.pin_session_state == PinPolicy::error) return true;
     t.pin_ = fx.pin;
+    if (t.s_.info != nullptr) t.s_.info->pinned.store(to_string(fx.pin));
     spdlog::info("{} pinned to server {}: {}", t.s_.label, t.lease_->label(), to_string(fx.pin));
     return false;
   }
@@ -1408,6 +1409,7 @@ awaitable<bool> TransactionSession::finish_transaction() {
         spdlog::info("{} unpinned from server {}: session state released", s_.label,
                      lease_->label());
         pin_ = PinReason::none;
+        if (s_.info != nullptr) s_.info->pinned.store("");
       }
     }
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "admin_stats.hpp"
 #include "helpers.hpp"
 #include "pgbench_runner.hpp"
 #include "pgmux_process.hpp"
@@ -290,8 +291,14 @@ TEST_CASE("LISTEN and session advisory locks pin the client until released") {
   CHECK(std::string(n->relname) == "it_channel");
   CHECK(std::string(n->extra) == "hello");
   PQfreemem(n);
+  // The admin console shows who is pinned and why.
+  const auto pinned_rows = console_rows(px, "SHOW PINNED");
+  REQUIRE(pinned_rows.size() == 1);
+  CHECK(pinned_rows[0].at("reason") == "LISTEN");
+  CHECK(pinned_rows[0].at("user") == "app");
   a.run("UNLISTEN *");
   CHECK(px.wait_for_log("unpinned", milliseconds(5000)));
+  CHECK(console_rows(px, "SHOW PINNED").empty());
 
   a.run("SELECT pg_advisory_lock(4242)");
   const std::string holder = server_pid(a);
