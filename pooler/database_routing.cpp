@@ -36,16 +36,27 @@ bool DatabaseRouting::begin_catalog_load() {
 }
 
 void DatabaseRouting::finish_catalog_load(router::NameSet side_effect_free) {
-  auto fresh = std::make_shared<router::FunctionCatalog>(write_functions_, read_functions_);
   const std::size_t n = side_effect_free.size();
-  fresh->set_side_effect_free(std::move(side_effect_free));
   {
     std::lock_guard lock(catalog_mutex_);
+    auto fresh = std::make_shared<router::FunctionCatalog>(write_functions_, read_functions_);
+    fresh->set_side_effect_free(std::move(side_effect_free));
     catalog_ = std::move(fresh);
   }
   generation_.fetch_add(1, std::memory_order_acq_rel);
   loading_ = false;
   spdlog::info("database {}: read {} side-effect-free function names from pg_proc", name_, n);
+}
+
+void DatabaseRouting::reset_catalog(std::vector<std::string> write_functions,
+                                    std::vector<std::string> read_functions) {
+  {
+    std::lock_guard lock(catalog_mutex_);
+    write_functions_ = std::move(write_functions);
+    read_functions_ = std::move(read_functions);
+    catalog_ = std::make_shared<router::FunctionCatalog>(write_functions_, read_functions_);
+  }
+  generation_.fetch_add(1, std::memory_order_acq_rel);  // per-worker caches start over
 }
 
 void DatabaseRouting::abandon_catalog_load() {

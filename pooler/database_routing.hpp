@@ -41,6 +41,10 @@ class DatabaseRouting {
   bool begin_catalog_load();
   void finish_catalog_load(router::NameSet side_effect_free);
   void abandon_catalog_load();
+  // RELOAD: new write_functions/read_functions, and pg_proc read again by the next
+  // transaction on the primary (until then, function calls count as writes).
+  void reset_catalog(std::vector<std::string> write_functions,
+                     std::vector<std::string> read_functions);
 
   // --- replicas ---
   [[nodiscard]] int replica_count() const { return static_cast<int>(replicas_.size()); }
@@ -102,7 +106,7 @@ class DatabaseRouting {
 
   mutable std::mutex catalog_mutex_;
   std::shared_ptr<const router::FunctionCatalog> catalog_;
-  const std::vector<std::string> write_functions_, read_functions_;
+  std::vector<std::string> write_functions_, read_functions_;  // under catalog_mutex_
   std::atomic<std::uint64_t> generation_{1};
   std::atomic<bool> loading_{false};
 

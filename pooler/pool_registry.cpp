@@ -21,6 +21,11 @@ PoolSettingsView PoolRegistry::settings_for(const Config& config, const Database
 
 void PoolRegistry::reconfigure(const Config& config) {
   std::lock_guard lock(mutex_);
+  for (const auto& [name, routing] : routing_) {
+    if (const DatabaseConfig* db = config.find_database(name)) {
+      routing->reset_catalog(db->routing.write_functions, db->routing.read_functions);
+    }
+  }
   for (const auto& [key, pool] : pools_) {
     const auto& [database, user, target] = key;
     const DatabaseConfig* db = config.find_database(database);

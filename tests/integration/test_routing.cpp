@@ -336,3 +336,40 @@ TEST_CASE(
   c.run("ROLLBACK");
   CHECK(where(c, "SELECT pg_is_in_recovery()") == "replica");
 }
+
+TEST_CASE("routing: RELOAD applies new write_functions and reads pg_proc again") {
+  create_routing_fixtures();
+  PgmuxProcess px(test_env(), routed("routing-reload"));
+  INFO(px.log_tail());
+  wait_replica_eligible(px);
+  PgConn c(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  c.run("INSERT INTO rt_items (v) VALUES ('warm')");  // the first primary transaction
+  REQUIRE(px.wait_for_log("side-effect-free function names", milliseconds(5000)));
+  CHECK(where(c, "SELECT rt_stable()") == "replica");
+
+  const std::string original = px.config_text();
+  const std::string marker = "read_your_writes = \"off\"\n";
+  REQUIRE(original.find(marker) != std::string::npos);
+  std::string listed = original;
+  listed.replace(listed.find(marker), marker.size(),
+                 marker + "write_functions = [\"rt_stable\"]\n");
+  px.rewrite_config(listed);
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  REQUIRE(admin.ok());
+  REQUIRE(admin.exec("RELOAD").status() == PGRES_COMMAND_OK);
+  CHECK(where(c, "SELECT rt_stable()") == "primary");  // listed: a write from now on
+
+  px.rewrite_config(original);
+  REQUIRE(admin.exec("RELOAD").status() == PGRES_COMMAND_OK);
+  c.run("INSERT INTO rt_items (v) VALUES ('reread')");  // pg_proc is read again here
+  CHECK(
+      wait_until([&] { return where(c, "SELECT rt_stable()") == "replica"; }, milliseconds(3000)));
+  int loads = 0;
+  const std::string log = px.log();
+  for (auto at = log.find("side-effect-free function names"); at != std::string::npos;
+       at = log.find("side-effect-free function names", at + 1)) {
+    ++loads;
+  }
+  CHECK(loads >= 2);
+}
