@@ -71,14 +71,29 @@ void show_pools(Runtime& rt, const Config& config, std::string& out) {
       rows);
 }
 
-void show_databases(const Config& config, std::string& out) {
+// SHOW DATABASES in PgBouncer's column order (current_connections: open server connections to
+// the primary), then pgmux's own: replicas and target.
+void show_databases(Runtime& rt, const Config& config, std::string& out) {
+  std::map<std::string, int> open;
+  for (const auto& pool : rt.pools().all()) {
+    if (pool->target() >= 0) continue;
+    const PoolStats s = pool->stats();
+    open[s.database] += s.active + s.idle + s.connecting;
+  }
   std::vector<std::vector<std::string>> rows;
   for (const auto& [name, db] : config.databases) {
-    rows.push_back({name, db.primary.host, std::to_string(db.primary.port), db.dbname,
-                    std::to_string(db.pool_size), to_string(db.mode),
-                    std::to_string(db.replicas.size())});
+    rows.push_back({name, db.primary.host, std::to_string(db.primary.port), db.dbname, "",
+                    std::to_string(db.pool_size),
+                    std::to_string(std::min(config.pool.min_pool_size, db.pool_size)),
+                    std::to_string(db.reserve_pool_size), to_string(db.mode),
+                    std::to_string(db.max_db_connections), std::to_string(open[name]),
+                    rt.pools().paused(name) ? "1" : "0", rt.disabled(name) ? "1" : "0",
+                    std::to_string(db.replicas.size()), std::string(router::to_string(db.target))});
   }
-  append_table(out, {"name", "host", "port", "database", "pool_size", "pool_mode", "replicas"},
+  append_table(out,
+               {"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size",
+                "reserve_pool", "pool_mode", "max_connections", "current_connections", "paused",
+                "disabled", "replicas", "target"},
                rows);
 }
 
@@ -452,7 +467,7 @@ void execute(Runtime& rt, const Config& config, const std::string& cmd, std::str
   if (cmd == "SHOW HELP") return show_help(out);
   if (cmd == "SHOW VERSION") return append_table(out, {"version"}, {{kVersionString}});
   if (cmd == "SHOW POOLS") return show_pools(rt, config, out);
-  if (cmd == "SHOW DATABASES") return show_databases(config, out);
+  if (cmd == "SHOW DATABASES") return show_databases(rt, config, out);
   if (cmd == "SHOW REPLICAS") return show_replicas(rt, out);
   if (cmd == "SHOW STATS") return show_stats(rt, config, out, true, true);
   if (cmd == "SHOW CONFIG") return show_config(config, out);

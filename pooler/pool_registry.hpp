@@ -32,6 +32,10 @@ class PoolRegistry {
   // PAUSE/RESUME: database name, or empty for all. Pools created while paused start paused.
   // Returns false for RESUME when nothing was paused.
   bool set_paused(const std::string& database, bool on);
+  [[nodiscard]] bool paused(const std::string& database) const {
+    std::lock_guard lock(mutex_);
+    return paused_.contains("") || paused_.contains(database);
+  }
   [[nodiscard]] bool paused_anything() const {
     std::lock_guard lock(mutex_);
     return !paused_.empty();

@@ -120,6 +120,10 @@ TEST_CASE("SHOW POOLS over psql reports the clients and servers the test holds")
   CHECK(db_rows[0].at("port") == std::to_string(test_env().cluster().primary_port()));
   CHECK(db_rows[0].at("pool_size") == "4");
   CHECK(db_rows[0].at("replicas") == "1");
+  CHECK(db_rows[0].at("current_connections") == "2");  // the pool's active + idle above
+  CHECK(db_rows[0].at("paused") == "0");
+  CHECK(db_rows[0].at("disabled") == "0");
+  CHECK(db_rows[0].at("target") == "primary");
 
   const CommandResult unknown = psql_console(px, "admin", "adminpass", "DROP TABLE x");
   INFO("unknown command: ", unknown.describe());
@@ -331,6 +335,7 @@ TEST_CASE("SHOW CONFIG/USERS/STATE/LISTS; DISABLE/ENABLE; BAN/UNBAN; stats users
   PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
   REQUIRE(admin.ok());
   CHECK(admin.exec("DISABLE app").status() == PGRES_COMMAND_OK);
+  CHECK(value_of("SHOW DATABASES", "name", "app", "disabled") == "1");
   PgConn refused(px.conninfo("app", "secret"));
   CHECK_FALSE(refused.ok());
   CHECK(refused.error().find("is disabled") != std::string::npos);
