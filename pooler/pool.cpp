@@ -58,10 +58,9 @@ Pool::~Pool() {
   close_idle();
 }
 
-bool Pool::expired(const ServerConnection& c, ServerConnection::Clock::time_point now) const {
-  const auto cfg = settings_.load();
-  return now >= c.retire_at() ||
-         (cfg->idle_timeout.count() > 0 && now - c.last_used() > cfg->idle_timeout);
+bool Pool::expired(const ServerConnection& c, ServerConnection::Clock::time_point now,
+                   Millis idle_timeout) {
+  return now >= c.retire_at() || (idle_timeout.count() > 0 && now - c.last_used() > idle_timeout);
 }
 
 bool Pool::take_slot_locked(bool reserve) {
@@ -115,8 +114,7 @@ bool Pool::has_waiters() const {
 }
 
 bool Pool::login_blocked_locked() const {
-  const auto cfg = settings_.load();
-  return login_failing_ && std::chrono::steady_clock::now() - login_failed_at_ < cfg->login_retry;
+  return login_failing_ && std::chrono::steady_clock::now() < login_retry_at_;
 }
 
 std::string Pool::exhaustion_reason_locked() const {
@@ -149,13 +147,14 @@ void Pool::fail_waiters_locked(const std::string& sqlstate, const std::string& m
 std::unique_ptr<ServerConnection> Pool::take_idle_locked(
     int worker, std::vector<std::unique_ptr<ServerConnection>>& expired_out) {
   const auto now = ServerConnection::Clock::now();
+  const Millis idle_timeout = settings_.load()->idle_timeout;  // once, not per connection
   const std::size_t n = idle_.size();
   for (std::size_t i = 0; i < n; ++i) {
     auto& list = idle_[(static_cast<std::size_t>(worker) + i) % n];  // own worker first
     while (!list.empty()) {
       auto c = std::move(list.back());
       list.pop_back();
-      if (!expired(*c, now)) return c;
+      if (!expired(*c, now, idle_timeout)) return c;
       release_slot_locked();
       expired_out.push_back(std::move(c));
     }
@@ -344,7 +343,7 @@ awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
               database_, user_, message, cfg->login_retry.count());
         }
         login_failing_ = true;
-        login_failed_at_ = std::chrono::steady_clock::now();
+        login_retry_at_ = std::chrono::steady_clock::now() + cfg->login_retry;
         login_error_state_ = sqlstate;
         login_error_message_ = message;
         release_slot_locked();
@@ -470,11 +469,12 @@ awaitable<void> Pool::top_up(asio::io_context& io, int worker) {
 void Pool::sweep(int worker) {
   std::vector<std::unique_ptr<ServerConnection>> doomed;
   const auto now = ServerConnection::Clock::now();
+  const Millis idle_timeout = settings_.load()->idle_timeout;
   {
     std::lock_guard lock(mutex_);
     auto& list = idle_[static_cast<std::size_t>(worker)];
     std::erase_if(list, [&](std::unique_ptr<ServerConnection>& c) {
-      if (!expired(*c, now)) return false;
+      if (!expired(*c, now, idle_timeout)) return false;
       doomed.push_back(std::move(c));
       release_slot_locked();
       return true;

@@ -151,7 +151,8 @@ class Pool {
   void discard(std::unique_ptr<ServerConnection> conn);
   std::unique_ptr<ServerConnection> take_idle_locked(
       int worker, std::vector<std::unique_ptr<ServerConnection>>& expired);
-  bool expired(const ServerConnection& c, ServerConnection::Clock::time_point now) const;
+  static bool expired(const ServerConnection& c, ServerConnection::Clock::time_point now,
+                      Millis idle_timeout);
   awaitable<ServerLease> open_new(asio::io_context& io, int worker);
   // Counts a connection about to be opened against the pool size (plus the reserve when
   // `reserve` is set) and the shared budgets; false when any of them is spent.
@@ -200,7 +201,7 @@ class Pool {
   std::minstd_rand rng_{std::random_device{}()};
   // The last failed login, for server_login_retry_ms.
   bool login_failing_ = false;
-  std::chrono::steady_clock::time_point login_failed_at_;
+  std::chrono::steady_clock::time_point login_retry_at_;  // when a new login may be tried
   std::string login_error_state_, login_error_message_;
 };
 

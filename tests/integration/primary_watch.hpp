@@ -1,5 +1,5 @@
-// Watching the primary directly (not through pgmux): how many server connections a role holds
-// there, which is what pool limits promise.
+// Watching the servers directly (not through pgmux): how many server connections a role holds
+// on the primary, which is what pool limits promise, and where a statement ran.
 #pragma once
 
 #include <string>
@@ -16,6 +16,20 @@ inline PgConn direct_primary(const std::string& user = "admin",
   return PgConn("host=127.0.0.1 port=" + std::to_string(test_env().cluster().primary_port()) +
                 " user=" + user + " password=" + password +
                 " dbname=app sslmode=disable connect_timeout=10");
+}
+
+// A direct connection to the replica as the admin role (pause replay, read its position).
+inline PgConn direct_replica() {
+  return PgConn("host=127.0.0.1 port=" + std::to_string(test_env().cluster().replica_port()) +
+                " user=admin password=adminpass dbname=app sslmode=disable connect_timeout=10");
+}
+
+// Where a statement ran through pgmux: "replica" or "primary" from its first column, which
+// must be pg_is_in_recovery(); "error: …" when it failed.
+inline std::string where(PgConn& c, const std::string& sql = "SELECT pg_is_in_recovery()") {
+  const PgResult r = c.exec(sql);
+  if (!r.ok() || r.rows() < 1) return "error: " + r.describe();
+  return r.value(0, 0) == "t" ? "replica" : "primary";
 }
 
 // Client backends of `role` on the primary right now.

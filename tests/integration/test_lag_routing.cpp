@@ -24,15 +24,10 @@ PgmuxOptions lag_routed(std::string name, std::string routing_toml) {
               "read_write_split = \"on\"\nreplica_ban_ms = 1000\n" + std::move(routing_toml)};
 }
 
-PgConn replica_admin() {
-  return PgConn("host=127.0.0.1 port=" + std::to_string(test_env().cluster().replica_port()) +
-                " user=admin password=adminpass dbname=app sslmode=disable connect_timeout=10");
-}
-
 // Pauses WAL replay on the replica while alive (and resumes it when destroyed).
 class ReplayPause {
  public:
-  ReplayPause() : c_(replica_admin()) {
+  ReplayPause() : c_(direct_replica()) {
     REQUIRE_MESSAGE(c_.ok(), c_.error());
     c_.run("SELECT pg_wal_replay_pause()");
   }
@@ -53,12 +48,6 @@ void create_lag_table() {
   p.run("CREATE TABLE IF NOT EXISTS lag_items (id bigint PRIMARY KEY, v text)");
   p.run("GRANT ALL ON lag_items TO app");
   p.run("TRUNCATE lag_items");
-}
-
-std::string where(PgConn& c, const std::string& sql = "SELECT pg_is_in_recovery()") {
-  const PgResult r = c.exec(sql);
-  if (!r.ok() || r.rows() < 1) return "error: " + r.describe();
-  return r.value(0, 0) == "t" ? "replica" : "primary";
 }
 
 int count_in_log(const PgmuxProcess& px, const std::string& text) {
@@ -165,7 +154,7 @@ TEST_CASE(
   // Replay paused and resumed in a loop: the replica lags by up to ~60 ms of writes.
   std::atomic<bool> stop{false};
   std::thread toggler([&] {
-    PgConn r = replica_admin();
+    PgConn r = direct_replica();
     for (int i = 0; !stop && i < 2000; ++i) {
       r.run(i % 2 == 0 ? "SELECT pg_wal_replay_pause()" : "SELECT pg_wal_replay_resume()");
       std::this_thread::sleep_for(milliseconds(60));
@@ -230,7 +219,7 @@ TEST_CASE(
   // It is a real position: at or before the primary's current one, and past the replica's.
   CHECK(p.query_value("SELECT '" + lsn + "'::pg_lsn <= pg_current_wal_insert_lsn()") == "t");
   CHECK(p.query_value("SELECT '" + lsn + "'::pg_lsn > '0/0'::pg_lsn") == "t");
-  PgConn r = replica_admin();
+  PgConn r = direct_replica();
   CHECK(r.query_value("SELECT '" + lsn + "'::pg_lsn > pg_last_wal_replay_lsn()") == "t");
 
   // A second connection that carries the position reads the row from the primary…

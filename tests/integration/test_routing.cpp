@@ -33,11 +33,6 @@ void wait_replica_eligible(const PgmuxProcess& px) {
   REQUIRE_MESSAGE(px.wait_for_log("replica eligible for reads", milliseconds(5000)), px.log_tail());
 }
 
-PgConn direct_replica() {
-  return PgConn("host=127.0.0.1 port=" + std::to_string(test_env().cluster().replica_port()) +
-                " user=admin password=adminpass dbname=app sslmode=disable connect_timeout=10");
-}
-
 // Objects the routing tests use, created on the primary and waited for on the replica.
 void create_routing_fixtures() {
   PgConn p = direct_primary();
@@ -62,13 +57,6 @@ void create_routing_fixtures() {
                r.query_value("SELECT count(*) FROM rt_items") != "0";
       },
       milliseconds(10000)));
-}
-
-// Where a statement ran: "replica" or "primary", from its first column (pg_is_in_recovery()).
-std::string where(PgConn& c, const std::string& sql) {
-  const PgResult r = c.exec(sql);
-  if (!r.ok() || r.rows() < 1) return "error: " + r.describe();
-  return std::string(PQgetvalue(r.get(), 0, 0)) == "t" ? "replica" : "primary";
 }
 
 std::uint64_t xact_commit(PgConn& c) {
