@@ -17,6 +17,11 @@ namespace pgmux::pooler {
 
 enum class ClientState : std::uint8_t { idle, waiting, active };
 
+// What a killed client is told (FATAL, SQLSTATE 57P01, as PostgreSQL words it).
+inline constexpr const char* kAdminFarewell = "terminating connection due to administrator command";
+inline constexpr const char* kShutdownFarewell =
+    "terminating connection because pgmux is shutting down";
+
 struct ClientInfo {
   std::uint64_t id = 0;
   std::string user, database, address, application_name;
@@ -26,9 +31,16 @@ struct ClientInfo {
   std::atomic<std::int64_t> waiting_since_us{0};  // steady clock, while waiting
   // Transaction pooling: why the client is pinned to its server ("" when it is not).
   std::atomic<const char*> pinned{""};
-  // KILL_CLIENT: closes the client's connection from its own worker (set by the session).
-  std::function<void()> kill;
-  bool alive = true;  // read and written only on the session's worker
+  std::atomic<int> prepared_statements{0};  // named statements the client has defined
+  // KILL_CLIENT, KILL db, shutdown: stops reading from the client, from its own worker (set
+  // by the session). A client without a server is told why (FATAL 57P01 with `why`, a
+  // string literal); one in the middle of an answer is cut off.
+  // With `only_if_idle`, a client that holds a server by the time the kill runs is left alone.
+  std::function<void(const char* why, bool only_if_idle)> kill;
+  // Read and written only on the session's worker.
+  bool alive = true;
+  bool killed = false;
+  const char* farewell = nullptr;  // the FATAL message for a client killed between requests
 };
 
 class ClientRegistry {

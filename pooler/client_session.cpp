@@ -109,6 +109,10 @@ awaitable<void> ClientSession::run() {
   } catch (const boost::system::system_error& e) {
     spdlog::debug("{} closing: {}", label_, e.code().message());
   }
+  if (farewell.first.empty() && info_ && info_->farewell != nullptr) {
+    farewell = {"57P01", info_->farewell};
+  }
+  if (!farewell.first.empty()) rt_.count_fatal(farewell.first);
   // Await is not allowed inside a handler, so the final error is sent here.
   if (!farewell.first.empty()) co_await send_error("FATAL", farewell.first, farewell.second);
   if (cancel_key_.pid != 0) rt_.cancels().unregister_client(cancel_key_.pid);
@@ -280,13 +284,18 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
     if (name == "application_name") info_->application_name = value;
   }
   info_->kill = [ex = worker_.io.get_executor(), weak = std::weak_ptr<ClientInfo>(info_),
-                 socket = &client_.socket()] {
-    asio::post(ex, [weak, socket] {
-      // On the session's worker: the socket is still there while `alive` is set.
-      if (auto info = weak.lock(); info && info->alive) {
+                 socket = &client_.socket()](const char* why, bool only_if_idle) {
+    asio::post(ex, [weak, socket, why, only_if_idle] {
+      // On the session's worker: the socket is still there while `alive` is set. Only the
+      // receiving side is shut: the session's read ends as if the client had left, writes in
+      // flight complete, and a client between requests can still be told why.
+      if (auto info = weak.lock(); info && info->alive && !info->killed) {
+        const ClientState state = info->state.load();
+        if (only_if_idle && state != ClientState::idle) return;
+        info->killed = true;
+        if (state != ClientState::active) info->farewell = why;
         boost::system::error_code ec;
-        socket->shutdown(tcp::socket::shutdown_both, ec);
-        socket->cancel(ec);
+        socket->shutdown(tcp::socket::shutdown_receive, ec);
       }
     });
   };
@@ -370,6 +379,10 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   WaitingFor waiting(info_.get());
   ServerLease lease = co_await lease_server(*pool);
   waiting.got_server();
+  if (info_->killed) {
+    lease.give_back();  // killed while it waited: nothing was sent on this server
+    throw SessionError("57P01", kAdminFarewell);
+  }
   rt_.cancels().set_target(
       cancel_key_.pid,
       CancelTarget{lease->login().endpoint, lease->backend_pid(), lease->backend_secret()});

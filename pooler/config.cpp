@@ -298,14 +298,77 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
 
 }  // namespace
 
-std::shared_ptr<const Config> load_config_from_string(const std::string& text,
-                                                      const std::string& name) {
+std::shared_ptr<const Config> load_config_from_string(
+    const std::string& text, const std::string& name,
+    const std::vector<SettingOverride>& overrides) {
   std::istringstream in(text);
   try {
-    return build(toml::parse(in, name), name);
+    toml::value root = toml::parse(in, name);
+    if (!root.is_table()) root = toml::table{};
+    for (const SettingOverride& o : overrides) {
+      toml::value& section = root.as_table()[o.section];
+      if (!section.is_table()) section = toml::table{};
+      if (o.integer) {
+        section.as_table()[o.toml_key] =
+            toml::value(static_cast<toml::integer>(std::stoll(o.value)));
+      } else {
+        section.as_table()[o.toml_key] = toml::value(o.value);
+      }
+    }
+    auto built = build(root, name);
+    auto cfg = std::const_pointer_cast<Config>(built);
+    cfg->source_text = text;
+    cfg->overrides = overrides;
+    return cfg;
   } catch (const toml::exception& e) {
     throw ConfigError(e.what());
+  } catch (const std::out_of_range&) {
+    throw ConfigError(name + ": a SET value is out of range");
   }
+}
+
+const SettingInfo* find_setting(std::string_view key) {
+  static const SettingInfo kSettings[] = {
+      {"listen_addr", "pgmux", "listen_addr", false},
+      {"listen_port", "pgmux", "listen_port", false},
+      {"workers", "pgmux", "workers", false},
+      {"log_level", "pgmux", "log_level", true},
+      {"shutdown_timeout_ms", "pgmux", "shutdown_timeout_ms", true},
+      {"client_login_timeout_ms", "pgmux", "client_login_timeout_ms", true},
+      {"stats_period_ms", "pgmux", "stats_period_ms", true},
+      {"metrics_listen", "pgmux", "metrics_listen", false},
+      {"pool_mode", "pool", "mode", true},
+      {"default_pool_size", "pool", "size", true},
+      {"min_pool_size", "pool", "min_pool_size", true},
+      {"reserve_pool_size", "pool", "reserve_pool_size", true},
+      {"reserve_pool_timeout_ms", "pool", "reserve_pool_timeout_ms", true},
+      {"max_client_conn", "pool", "max_client_conn", true},
+      {"max_db_connections", "pool", "max_db_connections", false},
+      {"max_user_connections", "pool", "max_user_connections", false},
+      {"query_wait_timeout_ms", "pool", "query_wait_timeout_ms", true},
+      {"query_timeout_ms", "pool", "query_timeout_ms", true},
+      {"idle_transaction_timeout_ms", "pool", "idle_transaction_timeout_ms", true},
+      {"client_idle_timeout_ms", "pool", "client_idle_timeout_ms", true},
+      {"server_idle_timeout_ms", "pool", "server_idle_timeout_ms", true},
+      {"server_lifetime_ms", "pool", "server_lifetime_ms", true},
+      {"server_connect_timeout_ms", "pool", "server_connect_timeout_ms", true},
+      {"server_login_retry_ms", "pool", "server_login_retry_ms", true},
+      {"server_reset_query", "pool", "server_reset_query", true},
+      {"server_check_query", "pool", "server_check_query", true},
+      {"server_check_delay_ms", "pool", "server_check_delay_ms", true},
+      {"max_prepared_statements", "pool", "max_prepared_statements", true},
+      {"read_write_split", "routing", "read_write_split", true},
+      {"lag_check_interval_ms", "routing", "lag_check_interval_ms", false},
+      {"lag_stale_after_ms", "routing", "lag_stale_after_ms", false},
+      {"max_replica_lag_ms", "routing", "max_replica_lag_ms", false},
+      {"max_replica_lag_bytes", "routing", "max_replica_lag_bytes", false},
+      {"replica_ban_ms", "routing", "replica_ban_ms", false},
+      {"causal_wait_ms", "routing", "causal_wait_ms", true},
+  };
+  for (const SettingInfo& s : kSettings) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
 }
 
 std::shared_ptr<const Config> load_config(const std::string& path) {

@@ -144,6 +144,13 @@ struct UserConfig {
   std::optional<router::PrimaryReads> primary_reads;  // overrides the database's
 };
 
+// SET key = value from the admin console: `value` replaces [section] toml_key, as an integer
+// when `integer` is set, else as a string.
+struct SettingOverride {
+  std::string section, toml_key, value;
+  bool integer = false;
+};
+
 struct Config {
   std::string source_file;
   GeneralSettings general;
@@ -154,6 +161,10 @@ struct Config {
   std::string lag_monitor_user;
   std::map<std::string, DatabaseConfig, std::less<>> databases;
   std::map<std::string, UserConfig, std::less<>> users;
+  // What this config was built from: the file's text and the admin console's SET commands
+  // since the file was last read (a RELOAD re-reads the file and drops them, as in PgBouncer).
+  std::string source_text;
+  std::vector<SettingOverride> overrides;
 
   [[nodiscard]] const DatabaseConfig* find_database(std::string_view name) const;
   [[nodiscard]] const UserConfig* find_user(std::string_view name) const;
@@ -173,6 +184,14 @@ struct Config {
   }
 };
 
+// A global setting as SHOW CONFIG and SET name it, where it lives in the TOML, and whether a
+// running pgmux applies a change (RELOAD, SET) or needs a restart.
+struct SettingInfo {
+  std::string_view key, section, toml_key;
+  bool changeable;
+};
+[[nodiscard]] const SettingInfo* find_setting(std::string_view key);
+
 // A configuration problem; what() reads "FILE:LINE: key 'a.b': problem".
 class ConfigError : public std::runtime_error {
  public:
@@ -181,7 +200,8 @@ class ConfigError : public std::runtime_error {
 
 // Parses and validates the file. Throws ConfigError.
 [[nodiscard]] std::shared_ptr<const Config> load_config(const std::string& path);
-[[nodiscard]] std::shared_ptr<const Config> load_config_from_string(const std::string& text,
-                                                                    const std::string& name);
+[[nodiscard]] std::shared_ptr<const Config> load_config_from_string(
+    const std::string& text, const std::string& name,
+    const std::vector<SettingOverride>& overrides = {});
 
 }  // namespace pgmux::pooler

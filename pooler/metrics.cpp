@@ -3,11 +3,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <cstdio>
 #include <map>
 #include <sstream>
 
 #include "pooler/database_routing.hpp"
 #include "pooler/runtime.hpp"
+#include "pooler/statement_effects.hpp"
 #include "router/route.hpp"
 
 namespace pgmux::pooler {
@@ -45,6 +48,21 @@ class Writer {
   std::ostringstream out_;
 };
 
+// PinReason values as label values.
+constexpr std::array<const char*, kPinReasons> kPinLabels = {
+    "none", "listen", "advisory_lock", "temp_table", "hold_cursor", "sql_prepare"};
+static_assert(static_cast<std::size_t>(PinReason::sql_prepare) + 1 == kPinReasons);
+
+// A bucket bound in seconds, without trailing zeros ("0.0001", "2.5", "10").
+std::string fmt_seconds(std::uint64_t us) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6f", static_cast<double>(us) / 1e6);
+  std::string s(buf);
+  while (s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return s;
+}
+
 std::string target_name(int target) {
   return target < 0 ? std::string("primary") : "replica" + std::to_string(target);
 }
@@ -61,12 +79,24 @@ std::string render_metrics(Runtime& rt) {
   w.family("pgmux_client_connections", "gauge", "Client connections open now.");
   w.sample("pgmux_client_connections", "", rt.client_count());
 
-  w.family("pgmux_clients", "gauge", "Logged-in clients per pool, by state.");
-  for (const auto& s : stats) {
-    if (s.target >= 0) continue;  // clients belong to their database's primary pool
-    const std::string l = "database=\"" + esc(s.database) + "\",user=\"" + esc(s.user) + "\"";
-    w.sample("pgmux_clients", l + ",state=\"active\"", std::max(0, s.clients - s.waiting));
-    w.sample("pgmux_clients", l + ",state=\"waiting\"", s.waiting);
+  w.family("pgmux_clients", "gauge",
+           "Logged-in clients by database, user and state (active: holds a server; waiting: "
+           "queued for one; idle: between transactions).");
+  {
+    std::map<std::pair<std::string, std::string>, std::array<int, 3>> by_state;
+    for (const auto& s : stats) {
+      if (s.target < 0) by_state[{s.database, s.user}];  // every pool, also with no client
+    }
+    for (const auto& c : rt.clients().snapshot()) {
+      ++by_state[{c->database, c->user}][static_cast<std::size_t>(c->state.load())];
+    }
+    for (const auto& [key, n] : by_state) {
+      const std::string l =
+          "database=\"" + esc(key.first) + "\",user=\"" + esc(key.second) + "\",state=\"";
+      w.sample("pgmux_clients", l + "idle\"", n[0]);
+      w.sample("pgmux_clients", l + "waiting\"", n[1]);
+      w.sample("pgmux_clients", l + "active\"", n[2]);
+    }
   }
   w.family("pgmux_servers", "gauge", "Server connections per pool and target, by state.");
   for (const auto& s : stats) {
@@ -118,6 +148,74 @@ std::string render_metrics(Runtime& rt) {
     w.family(c.name, "counter", c.help);
     for (const auto& [db, t] : traffic) w.sample(c.name, "database=\"" + esc(db) + "\"", c.get(t));
   }
+
+  // Latency histograms per database (cumulative buckets, as the exposition format wants).
+  auto histogram = [&](const char* name, const char* help, auto hist, auto sum) {
+    w.family(name, "histogram", help);
+    for (const auto& [db, t] : traffic) {
+      const std::string l = "database=\"" + esc(db) + "\"";
+      std::uint64_t cumulative = 0;
+      const auto& buckets = hist(t);
+      for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
+        cumulative += buckets[i];
+        const std::string le =
+            i < kLatencyBoundsUs.size() ? fmt_seconds(kLatencyBoundsUs[i]) : std::string("+Inf");
+        w.sample(std::string(name) + "_bucket", l + ",le=\"" + le + "\"", cumulative);
+      }
+      w.sample(std::string(name) + "_sum", l, static_cast<double>(sum(t)) / 1e6);
+      w.sample(std::string(name) + "_count", l, cumulative);
+    }
+  };
+  histogram(
+      "pgmux_query_duration_seconds",
+      "Time from a request to its last ReadyForQuery, as the client sees it through pgmux.",
+      [](const TrafficTotals& t) -> const auto& { return t.query_hist; },
+      [](const TrafficTotals& t) { return t.query_time_us; });
+  histogram(
+      "pgmux_transaction_duration_seconds", "Time from a transaction's first request to its end.",
+      [](const TrafficTotals& t) -> const auto& { return t.xact_hist; },
+      [](const TrafficTotals& t) { return t.xact_time_us; });
+
+  w.family("pgmux_prepared_statements_total", "counter",
+           "Named prepared statements: client Parse and Bind messages, Binds whose statement "
+           "the server already had (hit) and Parses pgmux sent to a server (miss).");
+  for (const auto& [db, t] : traffic) {
+    const std::string l = "database=\"" + esc(db) + "\",event=\"";
+    w.sample("pgmux_prepared_statements_total", l + "client_parse\"", t.client_parse_count);
+    w.sample("pgmux_prepared_statements_total", l + "bind\"", t.bind_count);
+    w.sample("pgmux_prepared_statements_total", l + "hit\"", t.prepared_hits);
+    w.sample("pgmux_prepared_statements_total", l + "miss\"", t.server_parse_count);
+  }
+  w.family("pgmux_pins_total", "counter",
+           "Transaction-pooled clients pinned to their server, by the session state that "
+           "pinned them (refused: pin_session_state = \"error\" refused the statement).");
+  for (const auto& [db, t] : traffic) {
+    for (std::size_t i = 1; i < kPinReasons; ++i) {
+      w.sample("pgmux_pins_total", "database=\"" + esc(db) + "\",reason=\"" + kPinLabels[i] + "\"",
+               t.pins[i]);
+    }
+    w.sample("pgmux_pins_total", "database=\"" + esc(db) + "\",reason=\"refused\"", t.pin_refusals);
+  }
+  w.family("pgmux_errors_total", "counter",
+           "ErrorResponses sent to clients by SQLSTATE class: from servers per database, and "
+           "the FATAL errors pgmux ended sessions with (database=\"\").");
+  for (const auto& [db, t] : traffic) {
+    for (std::size_t i = 0; i < kSqlstateClasses; ++i) {
+      if (t.errors[i] == 0) continue;
+      w.sample("pgmux_errors_total",
+               "database=\"" + esc(db) + "\",class=\"" + std::string(kSqlstateClassCodes[i]) + "\"",
+               t.errors[i]);
+    }
+  }
+  for (std::size_t i = 0; i < kSqlstateClasses; ++i) {
+    if (const auto n = rt.fatal_errors(i); n > 0) {
+      w.sample("pgmux_errors_total",
+               "database=\"\",class=\"" + std::string(kSqlstateClassCodes[i]) + "\"", n);
+    }
+  }
+  w.family("pgmux_auth_failures_total", "counter",
+           "Client logins refused: wrong password, unknown user or not allowed (28P01, 28000).");
+  w.sample("pgmux_auth_failures_total", "", rt.auth_failures());
 
   const auto routings = rt.pools().routings();
   w.family("pgmux_routing_decisions_total", "counter", "Routing decisions by reason.");

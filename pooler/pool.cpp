@@ -154,7 +154,7 @@ std::unique_ptr<ServerConnection> Pool::take_idle_locked(
     while (!list.empty()) {
       auto c = std::move(list.back());
       list.pop_back();
-      if (!expired(*c, now, idle_timeout)) return c;
+      if (!expired(*c, now, idle_timeout) && !c->close_needed()) return c;
       release_slot_locked();
       expired_out.push_back(std::move(c));
     }
@@ -177,13 +177,18 @@ awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wa
   const auto started = std::chrono::steady_clock::now();
   if (paused_.load()) {
     // Held until RESUME; polled, so pausing needs no wake-up bookkeeping across workers.
+    const std::uint64_t kills = kills_.load();
     held_by_pause_.fetch_add(1);
     asio::steady_timer poll(io);
-    while (paused_.load()) {
+    while (paused_.load() && kills_.load() == kills) {
       poll.expires_after(Millis(5));
       co_await poll.async_wait(as_result);
     }
     held_by_pause_.fetch_sub(1);
+    if (kills_.load() != kills) {
+      std::lock_guard lock(mutex_);
+      throw ServerError(kill_state_, kill_message_);
+    }
   }
   ServerLease lease = co_await acquire_checked(io, worker, wait);
   TrafficCounters& t = traffic(worker);
@@ -389,8 +394,10 @@ void Pool::wake_locked(const std::shared_ptr<Waiter>& w) {
 void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
   const auto cfg = settings_.load();
   const auto now = ServerConnection::Clock::now();
-  if (now >= conn->retire_at()) {
-    spdlog::info("{} closing: server_lifetime_ms reached", conn->label());
+  if (now >= conn->retire_at() || conn->close_needed()) {
+    spdlog::info(
+        "{} closing: {}", conn->label(),
+        conn->close_needed() ? "RECONNECT or KILL asked for it" : "server_lifetime_ms reached");
     discard(std::move(conn));
     return;
   }
@@ -519,6 +526,35 @@ void Pool::close_idle() {
       list.clear();
     }
   }
+}
+
+int Pool::close_marked_idle() {
+  std::vector<std::unique_ptr<ServerConnection>> doomed;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& list : idle_) {
+      std::erase_if(list, [&](std::unique_ptr<ServerConnection>& c) {
+        if (!c->close_needed()) return false;
+        doomed.push_back(std::move(c));
+        release_slot_locked();
+        return true;
+      });
+    }
+  }
+  for (auto& c : doomed) {
+    spdlog::info("{} closing: RECONNECT or KILL asked for it", c->label());
+    c->close();
+  }
+  if (!doomed.empty()) notify_budgets();
+  return static_cast<int>(doomed.size());
+}
+
+void Pool::fail_waiters(const std::string& sqlstate, const std::string& message) {
+  std::lock_guard lock(mutex_);
+  kill_state_ = sqlstate;
+  kill_message_ = message;
+  kills_.fetch_add(1);
+  fail_waiters_locked(sqlstate, message);
 }
 
 std::vector<std::uint64_t> Pool::idle_ids() const {

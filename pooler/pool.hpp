@@ -106,6 +106,11 @@ class Pool {
   awaitable<void> top_up(asio::io_context& io, int worker);
   // Closes every idle connection (shutdown).
   void close_idle();
+  // RECONNECT/KILL: closes the idle connections marked close_needed; returns how many. Marked
+  // connections in use are closed when they come back.
+  int close_marked_idle();
+  // KILL: clients queued or held by a pause get `sqlstate`/`message` instead of a connection.
+  void fail_waiters(const std::string& sqlstate, const std::string& message);
   // Closes one idle connection to return its unit to the shared budgets; false when none.
   bool close_one_idle();
   // A shared budget has a unit again: hand it to the first waiter if this pool can use it.
@@ -193,7 +198,10 @@ class Pool {
   std::atomic<int> clients_{0};
   std::atomic<bool> paused_{false};
   std::atomic<int> held_by_pause_{0};  // clients waiting because the pool is paused
-  int total_ = 0;                      // open + opening; never above settings_.size
+  // Bumped by fail_waiters: a client held by a pause since before gives up with kill_error_.
+  std::atomic<std::uint64_t> kills_{0};
+  std::string kill_state_, kill_message_;  // under mutex_
+  int total_ = 0;                          // open + opening; never above settings_.size
   int active_ = 0;
   int connecting_ = 0;
   std::uint64_t total_acquired_ = 0;

@@ -50,6 +50,7 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
     const bool replica = target >= 0;
     ServerLogin login{
         .endpoint = replica ? db.replicas.at(static_cast<std::size_t>(target)) : db.primary,
+        .database = db.name,
         .dbname = db.dbname,
         .user = user.name,
         .password = user.server_password,

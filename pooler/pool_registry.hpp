@@ -44,6 +44,7 @@ class PoolRegistry {
   [[nodiscard]] int active_servers(const std::string& database) const;
   // Every open server connection (SHOW SERVERS).
   [[nodiscard]] const ServerRegistry& servers() const { return servers_; }
+  ServerRegistry& servers() { return servers_; }
   // Every database's routing state created so far (admin console).
   [[nodiscard]] std::vector<std::shared_ptr<DatabaseRouting>> routings() const;
   void for_each(const std::function<void(Pool&)>& fn) const;

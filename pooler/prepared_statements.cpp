@@ -32,6 +32,7 @@ std::shared_ptr<const StatementDef> ClientStatements::define(std::string_view cl
   protocol::MessageWriter w(def->parse_frame);
   w.begin('P').cstring(def->server_name).bytes(rest).end();
   by_name_[std::string(client_name)] = def;
+  publish();
   return def;
 }
 
@@ -44,6 +45,7 @@ bool ClientStatements::erase(std::string_view client_name) {
   auto it = by_name_.find(client_name);
   if (it == by_name_.end()) return false;
   by_name_.erase(it);
+  publish();
   return true;
 }
 
@@ -64,10 +66,14 @@ std::optional<std::string> ServerStatements::insert(std::string_view name) {
   }
   lru_.push_front(key);
   index_.emplace(key, lru_.begin());
-  if (index_.size() <= capacity_) return std::nullopt;
+  if (index_.size() <= capacity_) {
+    publish();
+    return std::nullopt;
+  }
   std::string evicted = std::move(lru_.back());
   lru_.pop_back();
   index_.erase(evicted);
+  publish();
   return evicted;
 }
 
@@ -76,11 +82,13 @@ void ServerStatements::erase(std::string_view name) {
   if (it == index_.end()) return;
   lru_.erase(it->second);
   index_.erase(it);
+  publish();
 }
 
 void ServerStatements::clear() {
   lru_.clear();
   index_.clear();
+  publish();
 }
 
 }  // namespace pgmux::pooler

@@ -4,6 +4,7 @@
 // shares one server-side statement, and prepares it again on any server that lacks it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -45,11 +46,25 @@ class ClientStatements {
                                              StatementEffects effects = {});
   [[nodiscard]] const StatementDef* find(std::string_view client_name) const;
   bool erase(std::string_view client_name);
-  void clear() { by_name_.clear(); }
+  void clear() {
+    by_name_.clear();
+    publish();
+  }
   [[nodiscard]] std::size_t size() const { return by_name_.size(); }
+  // Keeps `*count` equal to size() for other threads (SHOW CLIENTS); null: nobody reads it.
+  void publish_to(std::atomic<int>* count) {
+    published_ = count;
+    publish();
+  }
 
  private:
+  void publish() {
+    if (published_ != nullptr) {
+      published_->store(static_cast<int>(by_name_.size()), std::memory_order_relaxed);
+    }
+  }
   NameMap<std::shared_ptr<const StatementDef>> by_name_;
+  std::atomic<int>* published_ = nullptr;
 };
 
 // The statements one server connection has prepared, least recently used first out.
@@ -67,8 +82,12 @@ class ServerStatements {
   void clear();
   void set_capacity(std::size_t c) { capacity_ = c == 0 ? 1 : c; }
   [[nodiscard]] std::size_t size() const { return index_.size(); }
+  // size() as last published, readable from any thread (SHOW SERVERS, SHOW PREPARED).
+  [[nodiscard]] int published_size() const { return published_.load(std::memory_order_relaxed); }
 
  private:
+  void publish() { published_.store(static_cast<int>(index_.size()), std::memory_order_relaxed); }
+  std::atomic<int> published_{0};
   std::size_t capacity_;
   std::list<std::string> lru_;  // front = most recently used
   NameMap<std::list<std::string>::iterator> index_;

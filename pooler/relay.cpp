@@ -34,6 +34,9 @@ struct ClientInspector {
         break;
       case pr::fe::kParse:
       case pr::fe::kBind:
+        if (tag == pr::fe::kParse) st.meter.client_parse();
+        if (tag == pr::fe::kBind) st.meter.bind();
+        [[fallthrough]];
       case pr::fe::kDescribe:
       case pr::fe::kExecute:
       case pr::fe::kClose:
@@ -55,7 +58,8 @@ struct ServerInspector {
   bool bad = false;
 
   bool needs_body(char tag) const {
-    return tag == pr::be::kReadyForQuery || tag == pr::be::kParameterStatus;
+    return tag == pr::be::kReadyForQuery || tag == pr::be::kParameterStatus ||
+           tag == pr::be::kErrorResponse;
   }
   bool on_frame(char tag, std::string_view body, std::size_t) {
     switch (tag) {
@@ -73,6 +77,9 @@ struct ServerInspector {
       }
       case pr::be::kParameterStatus:
         if (auto p = pr::decode_parameter_status(body)) server.record_parameter(p->name, p->value);
+        break;
+      case pr::be::kErrorResponse:
+        if (auto e = pr::decode_error_fields(body)) st.meter.error(e->sqlstate);
         break;
       case pr::be::kCopyInResponse:
       case pr::be::kCopyBothResponse:

@@ -107,15 +107,10 @@ int Runtime::run() {
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& err, int sig) {
         if (err) return;
-        if (sig == SIGINT) {
-          // Immediate exit: the kernel closes every socket; servers see their clients vanish.
-          spdlog::info("SIGINT: exiting now with {} client(s) connected", client_count());
-          spdlog::shutdown();
-          std::_Exit(0);
-        }
+        if (sig == SIGINT) exit_now("SIGINT");
         spdlog::info("SIGTERM: no longer accepting; waiting for {} client(s) to finish",
                      client_count());
-        begin_graceful_shutdown();
+        begin_graceful_shutdown(Drain::for_servers);
         signals.async_wait(on_signal);  // a second SIGINT still stops at once
       };
   signals.async_wait(on_signal);
@@ -128,13 +123,40 @@ int Runtime::run() {
   return 0;
 }
 
+void Runtime::exit_now(const char* why) {
+  // Immediate exit: the kernel closes every socket; servers see their clients vanish.
+  spdlog::info("{}: exiting now with {} client(s) connected", why, client_count());
+  spdlog::shutdown();
+  std::_Exit(0);
+}
+
+bool Runtime::set_suspended(bool on) {
+  if (suspended_.exchange(on) == on) return false;
+  if (on) {
+    // Abort the pending accept; the loop then waits until RESUME.
+    asio::post(main_io_, [this] {
+      boost::system::error_code ec;
+      acceptor_.cancel(ec);
+    });
+  }
+  return true;
+}
+
 awaitable<void> Runtime::accept_loop() {
   for (;;) {
+    if (suspended_.load()) {
+      // SUSPEND: connections wait in the kernel's listen backlog.
+      asio::steady_timer hold(main_io_, Millis(10));
+      co_await hold.async_wait(as_result);
+      if (!acceptor_.is_open()) co_return;
+      continue;
+    }
     Worker& w = *workers_[next_worker_++ % workers_.size()];
     auto [ec, socket] = co_await acceptor_.async_accept(w.io, as_result);
     if (ec) {
-      if (!acceptor_.is_open() || ec == asio::error::operation_aborted) co_return;
-      spdlog::warn("accept failed: {}", ec.message());  // e.g. out of file descriptors
+      if (!acceptor_.is_open()) co_return;
+      if (ec == asio::error::operation_aborted) continue;  // SUSPEND
+      spdlog::warn("accept failed: {}", ec.message());     // e.g. out of file descriptors
       asio::steady_timer pause(main_io_, Millis(50));
       co_await pause.async_wait(as_result);
       continue;
@@ -159,14 +181,59 @@ awaitable<void> Runtime::sweep_loop(Worker& w) {
 
 std::string Runtime::reload() {
   std::lock_guard serial(reload_mutex_);
-  const auto old = config();
   std::shared_ptr<const Config> fresh;
   try {
-    fresh = load_config(old->source_file);
+    fresh = load_config(config()->source_file);
   } catch (const ConfigError& e) {
     spdlog::error("RELOAD refused, the running configuration stays: {}", e.what());
     return e.what();
   }
+  apply_config(fresh, "RELOAD");
+  spdlog::info("RELOAD: configuration reloaded from {} ({} database(s), {} user(s))",
+               fresh->source_file, fresh->databases.size(), fresh->users.size());
+  return "";
+}
+
+Runtime::SetResult Runtime::set_setting(std::string_view key, std::string_view value) {
+  const SettingInfo* info = find_setting(key);
+  if (info == nullptr) {
+    return {"42704", "unrecognized configuration parameter \"" + std::string(key) + "\""};
+  }
+  if (!info->changeable) {
+    return {"55P02",
+            "parameter \"" + std::string(key) + "\" cannot be changed without restarting pgmux"};
+  }
+  SettingOverride o{.section = std::string(info->section),
+                    .toml_key = std::string(info->toml_key),
+                    .value = std::string(value)};
+  if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') &&
+      value.back() == value.front()) {
+    o.value = std::string(value.substr(1, value.size() - 2));
+  } else {
+    const std::string_view digits = value.starts_with('-') ? value.substr(1) : value;
+    o.integer = !digits.empty() && digits.size() <= 18 &&
+                digits.find_first_not_of("0123456789") == std::string_view::npos;
+  }
+  std::lock_guard serial(reload_mutex_);
+  const auto old = config();
+  std::vector<SettingOverride> overrides = old->overrides;
+  std::erase_if(overrides, [&](const SettingOverride& x) {
+    return x.section == o.section && x.toml_key == o.toml_key;
+  });
+  overrides.push_back(o);
+  std::shared_ptr<const Config> fresh;
+  try {
+    fresh = load_config_from_string(old->source_text, old->source_file, overrides);
+  } catch (const ConfigError& e) {
+    return {"22023", "invalid value for parameter \"" + std::string(key) + "\": " + e.what()};
+  }
+  apply_config(fresh, "SET");
+  spdlog::info("SET {} = {}", key, value);
+  return {};
+}
+
+void Runtime::apply_config(const std::shared_ptr<const Config>& fresh, const char* what) {
+  const auto old = config();
   // What running parts were built from and only a restart rebuilds.
   std::vector<std::string> restart;
   const auto& a = old->general;
@@ -190,12 +257,10 @@ std::string Runtime::reload() {
   }
   std::atomic_store(&config_, fresh);
   pools_.reconfigure(*fresh);
-  for (const auto& what : restart) {
-    spdlog::warn("RELOAD: {} changed; that takes effect after a restart", what);
+  if (a.log_level != b.log_level) spdlog::set_level(spdlog::level::from_str(b.log_level));
+  for (const auto& item : restart) {
+    spdlog::warn("{}: {} changed; that takes effect after a restart", what, item);
   }
-  spdlog::info("RELOAD: configuration reloaded from {} ({} database(s), {} user(s))",
-               fresh->source_file, fresh->databases.size(), fresh->users.size());
-  return "";
 }
 
 std::map<std::string, TrafficTotals> Runtime::traffic_by_database() {
@@ -211,17 +276,7 @@ Runtime::StatsPeriod Runtime::last_stats_period() const {
   p.seconds = std::chrono::duration<double>(stats_after_at_ - stats_before_at_).count();
   for (const auto& [db, after] : stats_after_) {
     TrafficTotals d = after;
-    if (auto it = stats_before_.find(db); it != stats_before_.end()) {
-      const TrafficTotals& b = it->second;
-      d.xact_count -= b.xact_count;
-      d.query_count -= b.query_count;
-      d.bytes_received -= b.bytes_received;
-      d.bytes_sent -= b.bytes_sent;
-      d.xact_time_us -= b.xact_time_us;
-      d.query_time_us -= b.query_time_us;
-      d.wait_time_us -= b.wait_time_us;
-      d.wait_count -= b.wait_count;
-    }
+    if (auto it = stats_before_.find(db); it != stats_before_.end()) d = after.minus(it->second);
     p.delta[db] = d;
   }
   return p;
@@ -294,27 +349,41 @@ void Runtime::start_lag_monitors() {
   }
 }
 
-void Runtime::begin_graceful_shutdown() {
+void Runtime::begin_graceful_shutdown(Drain how) {
+  if (how == Drain::for_servers) drain_.store(how);  // a later SIGTERM tightens a WAIT_FOR_CLIENTS
   if (draining_.exchange(true)) return;
-  for (auto& m : monitors_) m->stop();
+  drain_.store(how);
+  suspended_.store(false);
   boost::system::error_code ec;
   acceptor_.close(ec);  // /healthz now answers 503 until the metrics server stops
+  asio::co_spawn(main_io_, drain(), [](std::exception_ptr e) { log_exception("shutdown", e); });
+}
+
+awaitable<void> Runtime::drain() {
   const auto deadline =
       std::chrono::steady_clock::now() + Millis(config()->general.shutdown_timeout_ms);
-  asio::co_spawn(
-      main_io_,
-      [this, deadline]() -> awaitable<void> {
-        asio::steady_timer timer(main_io_);
-        while (client_count() > 0 && std::chrono::steady_clock::now() < deadline) {
-          timer.expires_after(Millis(100));
-          co_await timer.async_wait(as_result);
-        }
-        if (client_count() > 0) {
-          spdlog::warn("shutdown_timeout_ms reached with {} client(s) connected", client_count());
-        }
-        stop_all();
-      },
-      [](std::exception_ptr e) { log_exception("shutdown", e); });
+  asio::steady_timer timer(main_io_);
+  for (;;) {
+    const auto clients = client_registry_.snapshot();
+    if (clients.empty()) break;
+    const bool for_servers = drain_.load() == Drain::for_servers;
+    if (for_servers && std::chrono::steady_clock::now() >= deadline) {
+      spdlog::warn("shutdown_timeout_ms reached with {} client(s) connected", clients.size());
+      break;
+    }
+    if (for_servers) {
+      // A client holding no server is between transactions: close it now. The kill re-checks
+      // on the client's own worker, so a client that has just started a transaction is left
+      // to finish it.
+      for (const auto& c : clients) {
+        if (c->state.load() == ClientState::idle && c->kill) c->kill(kShutdownFarewell, true);
+      }
+    }
+    timer.expires_after(Millis(50));
+    co_await timer.async_wait(as_result);
+  }
+  for (auto& m : monitors_) m->stop();
+  stop_all();
 }
 
 void Runtime::stop_all() {

@@ -3,6 +3,7 @@
 // counters). Owns signal handling and the shutdown sequence.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "pooler/config.hpp"
 #include "pooler/metrics.hpp"
 #include "pooler/pool_registry.hpp"
+#include "pooler/sqlstate_class.hpp"
 #include "router/classification_cache.hpp"
 
 namespace pgmux::pooler {
@@ -53,10 +55,24 @@ class Runtime {
   [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
   // Forwards a CancelRequest to the server the client is running on, if any.
   awaitable<void> forward_cancel(const CancelKey& key);
-  // SHUTDOWN from the console: as SIGTERM (stop accepting, let clients finish).
-  void request_shutdown() {
-    asio::post(main_io_, [this] { begin_graceful_shutdown(); });
+  // How a graceful shutdown waits. Both stop accepting at once.
+  enum class Drain : std::uint8_t {
+    // SHUTDOWN WAIT_FOR_CLIENTS: until every client has left on its own (no time limit).
+    for_clients,
+    // SIGTERM, SHUTDOWN WAIT_FOR_SERVERS: clients are closed (FATAL 57P01) as soon as they
+    // hold no server; running transactions and session-mode clients finish, bounded by
+    // shutdown_timeout_ms.
+    for_servers,
+  };
+  void request_shutdown(Drain how) {
+    asio::post(main_io_, [this, how] { begin_graceful_shutdown(how); });
   }
+  // SHUTDOWN, SIGINT: exit now; the kernel closes every socket.
+  [[noreturn]] void exit_now(const char* why);
+  // SUSPEND: new connections stay in the listen backlog until RESUME (pools are paused by the
+  // caller). Returns false when already suspended / not suspended.
+  bool set_suspended(bool on);
+  [[nodiscard]] bool suspended() const { return suspended_.load(); }
   // DISABLE/ENABLE db: new logins to a disabled database are refused (57P03).
   void set_disabled(const std::string& database, bool on) {
     std::lock_guard lock(disabled_mutex_);
@@ -75,6 +91,12 @@ class Runtime {
   // sizes, limits and timeouts; connected clients stay. Returns "" or the config error (the
   // running configuration then stays). Settings that need a restart are logged as such.
   std::string reload();
+  // SET key = value from the admin console: the running configuration with one global setting
+  // changed, validated as the file would be. Empty sqlstate: applied.
+  struct SetResult {
+    std::string sqlstate, message;
+  };
+  SetResult set_setting(std::string_view key, std::string_view value);
   // Traffic since start per database (all its pools), and the last completed stats period's
   // change (for averages) with its length in seconds.
   [[nodiscard]] std::map<std::string, TrafficTotals> traffic_by_database();
@@ -83,13 +105,30 @@ class Runtime {
     double seconds = 0;
   };
   [[nodiscard]] StatsPeriod last_stats_period() const;
+  // FATAL errors pgmux itself ended client sessions with (login refused, pool timeout, KILL…),
+  // by SQLSTATE class, and failed authentications among them (/metrics).
+  void count_fatal(std::string_view sqlstate) {
+    fatal_errors_[sqlstate_class_index(sqlstate)].fetch_add(1, std::memory_order_relaxed);
+    if (sqlstate == "28P01" || sqlstate == "28000") {
+      auth_failures_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  [[nodiscard]] std::uint64_t fatal_errors(std::size_t cls) const {
+    return fatal_errors_[cls].load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::uint64_t auth_failures() const { return auth_failures_.load(); }
   // Sends an unstructured log line once per coroutine failure.
   static void log_exception(const char* where, std::exception_ptr e);
 
  private:
   awaitable<void> accept_loop();
   awaitable<void> sweep_loop(Worker& w);
-  void begin_graceful_shutdown();
+  void begin_graceful_shutdown(Drain how);
+  // Makes `fresh` the running configuration; `what` (RELOAD, SET) names the cause in logs.
+  void apply_config(const std::shared_ptr<const Config>& fresh, const char* what);
+  // The drain after begin_graceful_shutdown: closes idle clients (for_servers), stops when no
+  // client is left or at the deadline.
+  awaitable<void> drain();
   void stop_all();
   // One lag monitor per database that routes reads to replicas, on the main thread's loop.
   void start_lag_monitors();
@@ -104,6 +143,10 @@ class Runtime {
   std::atomic<int> clients_{0};
   std::atomic<std::uint64_t> client_ids_{0};
   std::atomic<bool> draining_{false};
+  std::atomic<Drain> drain_{Drain::for_servers};
+  std::atomic<bool> suspended_{false};
+  std::array<std::atomic<std::uint64_t>, kSqlstateClasses> fatal_errors_{};
+  std::atomic<std::uint64_t> auth_failures_{0};
   std::size_t next_worker_ = 0;
   std::vector<std::shared_ptr<lag::LagMonitor>> monitors_;
   std::unique_ptr<MetricsServer> metrics_;

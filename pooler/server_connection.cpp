@@ -41,7 +41,7 @@ ServerConnection::~ServerConnection() {
   if (login_.registry != nullptr) login_.registry->remove(id_);
 }
 
-void ServerRegistry::add(std::uint64_t id, const ServerConnection* c) {
+void ServerRegistry::add(std::uint64_t id, ServerConnection* c) {
   std::lock_guard lock(mutex_);
   live_[id] = c;
 }
@@ -57,10 +57,32 @@ std::vector<ServerRow> ServerRegistry::snapshot() const {
   out.reserve(live_.size());
   for (const auto& [id, c] : live_) {
     const ServerLogin& l = c->login();
-    out.push_back({id, l.user, l.dbname, l.endpoint.host, l.endpoint.port, c->backend_pid(),
-                   c->connected_at()});
+    out.push_back({id, l.user, l.database, l.endpoint.host, l.endpoint.port, c->backend_pid(),
+                   c->connected_at(), c->close_needed(), c->statements().published_size()});
   }
   return out;
+}
+
+int ServerRegistry::mark_close_needed(const std::string& database) {
+  std::lock_guard lock(mutex_);
+  int n = 0;
+  for (const auto& [id, c] : live_) {
+    if (!database.empty() && c->login().database != database) continue;
+    // The flag is the only field written from another thread: an atomic, on a connection
+    // the lock keeps alive.
+    c->mark_close_needed();
+    ++n;
+  }
+  return n;
+}
+
+int ServerRegistry::count_close_needed(const std::string& database) const {
+  std::lock_guard lock(mutex_);
+  int n = 0;
+  for (const auto& [id, c] : live_) {
+    if ((database.empty() || c->login().database == database) && c->close_needed()) ++n;
+  }
+  return n;
 }
 
 awaitable<std::unique_ptr<ServerConnection>> ServerConnection::open(ServerLogin login,

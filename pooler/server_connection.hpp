@@ -3,6 +3,7 @@
 // reset. Its relay traffic goes through ClientSession; this class owns only the connection.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -28,6 +29,7 @@ class ServerError : public std::runtime_error {
 
 struct ServerLogin {
   Endpoint endpoint;
+  std::string database;  // pgmux's name for the database (dbname is the server's)
   std::string dbname;
   std::string user;
   std::string password;
@@ -79,6 +81,7 @@ class ServerConnection {
   // statements it has prepared here. A reset (DISCARD ALL) empties both.
   ParameterMap& applied_settings() { return applied_settings_; }
   ServerStatements& statements() { return statements_; }
+  [[nodiscard]] const ServerStatements& statements() const { return statements_; }
   [[nodiscard]] std::int32_t backend_pid() const { return backend_pid_; }
   [[nodiscard]] std::int32_t backend_secret() const { return backend_secret_; }
   [[nodiscard]] const ServerLogin& login() const { return login_; }
@@ -97,6 +100,10 @@ class ServerConnection {
   // Index of the worker whose io_context the socket is registered with.
   [[nodiscard]] int bound_worker() const { return bound_worker_; }
   void set_bound_worker(int w) { bound_worker_ = w; }
+  // RECONNECT/KILL: the connection is closed instead of going back to the pool. Set from the
+  // admin console's thread through the registry, read by the owning worker.
+  void mark_close_needed() { close_needed_.store(true, std::memory_order_relaxed); }
+  [[nodiscard]] bool close_needed() const { return close_needed_.load(std::memory_order_relaxed); }
 
  private:
   awaitable<void> authenticate();
@@ -117,6 +124,7 @@ class ServerConnection {
   Clock::time_point retire_at_ = Clock::time_point::max();
   char tx_status_ = 'I';
   int bound_worker_ = 0;
+  std::atomic<bool> close_needed_{false};
   std::string out_;  // reusable write buffer
 };
 

@@ -21,17 +21,24 @@ struct ServerRow {
   std::uint16_t port = 0;
   std::int32_t backend_pid = 0;
   std::chrono::system_clock::time_point connected_at;
+  bool close_needed = false;
+  int prepared_statements = 0;
 };
 
 class ServerRegistry {
  public:
-  void add(std::uint64_t id, const ServerConnection* c);
+  void add(std::uint64_t id, ServerConnection* c);
   void remove(std::uint64_t id);
   [[nodiscard]] std::vector<ServerRow> snapshot() const;
+  // RECONNECT/KILL: marks every connection of `database` (pgmux's name; all when empty) to be
+  // closed when it is next idle. Returns how many were marked.
+  int mark_close_needed(const std::string& database);
+  // WAIT_CLOSE: connections of `database` (all when empty) still marked.
+  [[nodiscard]] int count_close_needed(const std::string& database) const;
 
  private:
   mutable std::mutex mutex_;
-  std::map<std::uint64_t, const ServerConnection*> live_;
+  std::map<std::uint64_t, ServerConnection*> live_;
 };
 
 }  // namespace pgmux::pooler

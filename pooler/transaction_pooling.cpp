@@ -67,6 +67,7 @@ class TransactionSession {
         client_gate_(s_.worker.io.get_executor()),
         server_gate_(s_.worker.io.get_executor()),
         meter_(&s_.pool->traffic(s_.worker.index)) {
+    if (s_.info != nullptr) statements_.publish_to(&s_.info->prepared_statements);
     // pgmux.target is pgmux's own setting (options=-c pgmux.target=primary): never sent on.
     std::erase_if(s_.startup_settings, [this](const auto& setting) {
       if (iequals(setting.first, "pgmux.target")) {
@@ -264,8 +265,10 @@ struct TransactionSession::ClientInspector {
     ServerStatements& on_server = t.lease_->statements();
     if (!client_parse && on_server.contains(def.server_name)) {
       on_server.touch(def.server_name);
+      t.meter_.prepared_hit();
       return;
     }
+    t.meter_.server_parse();
     // Close first: harmless if absent, and it keeps pgmux right even if its bookkeeping
     // missed a statement the server still has.
     pr::append_close(t.scratch_, 'S', def.server_name);
@@ -388,8 +391,12 @@ struct TransactionSession::ClientInspector {
       t.lease_->statements().clear();
     }
     if (fx.pin == PinReason::none || t.pin_ != PinReason::none) return false;
-    if (t.s_.config.pool.pin_session_state == PinPolicy::error) return true;
+    if (t.s_.config.pool.pin_session_state == PinPolicy::error) {
+      t.meter_.pin_refused();
+      return true;
+    }
     t.pin_ = fx.pin;
+    t.meter_.pinned(static_cast<std::size_t>(fx.pin));
     if (t.s_.info != nullptr) t.s_.info->pinned.store(to_string(fx.pin));
     spdlog::info("{} pinned to server {}: {}", t.s_.label, t.lease_->label(), to_string(fx.pin));
     return false;
@@ -409,6 +416,7 @@ struct TransactionSession::ClientInspector {
       violation = true;
       return;
     }
+    t.meter_.client_parse();
     // Drivers send SET, LISTEN or DEALLOCATE through the extended protocol too.
     const StatementEffects fx = scan_statement_effects(p->query);
     const std::size_t types_at = p->name.size() + 1 + p->query.size() + 1;
@@ -458,6 +466,7 @@ struct TransactionSession::ClientInspector {
       violation = true;
       return;
     }
+    t.meter_.bind();
     if (b->statement.empty()) return;
     const StatementDef* def = t.statements_.find(b->statement);
     if (def == nullptr) return;  // the server reports the unknown name, as PostgreSQL would
@@ -673,7 +682,9 @@ struct TransactionSession::ServerInspector {
   }
 
   bool on_error(std::string_view body) {
+    std::string_view sqlstate;
     if (auto fields = pr::decode_error_fields(body)) {
+      sqlstate = fields->sqlstate;
       if (fields->sqlstate == "0A000" &&
           fields->message.find("cached plan must not change result type") !=
               std::string_view::npos &&
@@ -682,9 +693,13 @@ struct TransactionSession::ServerInspector {
         t.lease_->statements().erase(t.last_bound_);
       }
     }
-    if (t.expect_.empty() || t.expect_.front().kind == Expect::query) return true;
+    if (t.expect_.empty() || t.expect_.front().kind == Expect::query) {
+      if (!t.retry_pending_) t.meter_.error(sqlstate);
+      return true;
+    }
     // An extended-protocol error: the server skips everything up to the next Sync.
     bool swallow = t.expect_.front().swallow_error;
+    if (!swallow && !t.retry_pending_) t.meter_.error(sqlstate);
     if (t.expect_.front().kind == Expect::parse) {
       t.lease_->statements().erase(t.expect_.front().statement);
     }
@@ -860,6 +875,7 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
       for (const Pending& st : steps) {
         if (st.parse) {
           statements_.define(st.name, st.body, scan_statement_effects(st.query));
+          meter_.client_parse();
           out_.append("1\0\0\0\4", 5);  // ParseComplete
         } else {
           statements_.erase(st.name);
@@ -933,6 +949,11 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   WaitingFor waiting(s_.info);
   lease_ = co_await lease_for(where);
   waiting.got_server();
+  if (s_.info != nullptr && s_.info->killed) {
+    // Killed while it waited: its request must not run. The server is untouched.
+    lease_.give_back();
+    fail("57P01", s_.info->farewell != nullptr ? s_.info->farewell : kAdminFarewell);
+  }
   requests_on_lease_ = 0;
   lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(
@@ -992,6 +1013,7 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
           s_.routing->count_read(*pick);
           co_return lease;
         } catch (const ServerError& e) {
+          if (e.sqlstate() == "57P01") throw;  // KILL, not a replica failure
           // Nothing was sent yet: the client need not know.
           s_.routing->ban(*pick, e.what());
           ++attempt;

@@ -27,19 +27,14 @@ inline std::vector<std::map<std::string, std::string>> console_rows(const PgmuxP
   return rows;
 }
 
-// Column name → value of the SHOW POOLS row for (database, user); nullopt if there is none.
-// Throws std::runtime_error when the console cannot be reached or the command fails.
-inline std::optional<std::map<std::string, std::string>> pool_row(const PgmuxProcess& px,
-                                                                  const std::string& database,
-                                                                  const std::string& user) {
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
-  if (!admin.ok()) throw std::runtime_error("admin console login failed: " + admin.error());
-  const PgResult r = admin.exec("SHOW POOLS");
-  if (r.status() != PGRES_TUPLES_OK) throw std::runtime_error("SHOW POOLS: " + r.describe());
-  for (int row = 0; row < r.rows(); ++row) {
-    std::map<std::string, std::string> m;
-    for (int col = 0; col < r.cols(); ++col) m[PQfname(r.get(), col)] = r.value(row, col);
-    if (m["database"] == database && m["user"] == user) return m;
+// Column name → value of the row for (database, user) of SHOW POOLS (or another per-pool
+// command); nullopt if there is none. Throws std::runtime_error when the console cannot be
+// reached or the command fails.
+inline std::optional<std::map<std::string, std::string>> pool_row(
+    const PgmuxProcess& px, const std::string& database, const std::string& user,
+    const std::string& command = "SHOW POOLS") {
+  for (auto& row : console_rows(px, command)) {
+    if (row["database"] == database && row["user"] == user) return std::move(row);
   }
   return std::nullopt;
 }

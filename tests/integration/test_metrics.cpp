@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 #include <regex>
 #include <set>
@@ -80,7 +81,16 @@ Exposition parse_exposition(const std::string& text) {
       e.errors.push_back(line);
       continue;
     }
-    if (!e.types.contains(m[1])) e.errors.push_back("sample before its TYPE: " + line);
+    // A histogram's samples are its family name + _bucket, _sum or _count.
+    std::string family = m[1];
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const std::string base =
+          family.ends_with(suffix) ? family.substr(0, family.size() - std::strlen(suffix)) : "";
+      if (!base.empty() && e.types.contains(base) && e.types.at(base) == "histogram") {
+        family = base;
+      }
+    }
+    if (!e.types.contains(family)) e.errors.push_back("sample before its TYPE: " + line);
     e.samples[m[1].str() + (m[2].matched ? m[2].str() : "")] = std::stod(m[m.size() - 1]);
   }
   return e;
@@ -114,7 +124,9 @@ TEST_CASE("/metrics parses as Prometheus text and agrees with SHOW STATS; /healt
   CHECK(xacts >= 25);
   CHECK(e.samples.at("pgmux_transactions_total{database=\"app\"}") == static_cast<double>(xacts));
   CHECK(e.samples.at("pgmux_queries_total{database=\"app\"}") == static_cast<double>(queries));
-  CHECK(e.samples.at("pgmux_clients{database=\"app\",user=\"app\",state=\"active\"}") == 1);
+  // Between transactions, the client holds no server.
+  CHECK(e.samples.at("pgmux_clients{database=\"app\",user=\"app\",state=\"idle\"}") == 1);
+  CHECK(e.samples.at("pgmux_clients{database=\"app\",user=\"app\",state=\"active\"}") == 0);
   CHECK(e.samples.at(
             "pgmux_servers{database=\"app\",user=\"app\",target=\"primary\",state=\"idle\"}") == 1);
   CHECK(e.samples.at("pgmux_client_connections") == 1);
@@ -123,4 +135,95 @@ TEST_CASE("/metrics parses as Prometheus text and agrees with SHOW STATS; /healt
   CHECK(health.status == 200);
   CHECK(health.body == "ok\n");
   CHECK(http_get(mport, "/nope").status == 404);
+}
+
+TEST_CASE(
+    "/metrics: latency histograms, errors by class, auth failures, prepared statements, pins") {
+  const std::uint16_t mport = pick_free_port();
+  PgmuxProcess px(test_env(),
+                  {.name = "metrics2",
+                   .pool_size = 1,
+                   .mode = "transaction",
+                   .pgmux_toml = "metrics_listen = \"127.0.0.1:" + std::to_string(mport) + "\""});
+  INFO(px.log_tail());
+  PgConn c(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  for (int i = 0; i < 10; ++i) c.run("SELECT 1");
+  CHECK(c.exec("SELECT 1/0").sqlstate() == "22012");
+  CHECK(c.exec("SELECT * FROM no_such_table").sqlstate() == "42P01");
+  CHECK(c.exec("SELECT * FROM no_such_table_either").sqlstate() == "42P01");
+  // A named statement prepared once and executed three times on the pool's one server. pgmux
+  // answers the Parse itself (no server is needed yet) and prepares the statement on the server
+  // at the first execution: one miss, then two hits.
+  REQUIRE(c.collect(PQsendPrepare(c.get(), "q", "SELECT $1::int + 1", 1, nullptr) == 1).ok());
+  for (int i = 0; i < 3; ++i) {
+    const char* v = "41";
+    const PgResult r =
+        c.collect(PQsendQueryPrepared(c.get(), "q", 1, &v, nullptr, nullptr, 0) == 1);
+    REQUIRE_MESSAGE(r.ok(), r.describe());
+    CHECK(r.value(0, 0) == "42");
+  }
+  // A pin, released again.
+  c.run("LISTEN pgmux_metrics");
+  c.run("UNLISTEN *");
+  PgConn wrong(px.conninfo("app", "not-the-password"));
+  CHECK_FALSE(wrong.ok());
+
+  const HttpReply r = http_get(mport, "/metrics");
+  REQUIRE(r.status == 200);
+  const Exposition e = parse_exposition(r.body);
+  CHECK_MESSAGE(e.errors.empty(), (e.errors.empty() ? "" : e.errors.front()));
+  CHECK(e.types.at("pgmux_query_duration_seconds") == "histogram");
+  CHECK(e.types.at("pgmux_transaction_duration_seconds") == "histogram");
+  for (const std::string h :
+       {"pgmux_query_duration_seconds", "pgmux_transaction_duration_seconds"}) {
+    CAPTURE(h);
+    const double count = e.samples.at(h + "_count{database=\"app\"}");
+    CHECK(count >= 10);
+    CHECK(e.samples.at(h + "_bucket{database=\"app\",le=\"+Inf\"}") == count);
+    CHECK(e.samples.at(h + "_sum{database=\"app\"}") > 0);
+    // Cumulative: never decreasing, and these local queries take well under 10 s.
+    double last = 0;
+    for (const char* le : {"0.0001", "0.001", "0.01", "0.1", "1", "10"}) {
+      const double v = e.samples.at(h + "_bucket{database=\"app\",le=\"" + le + "\"}");
+      CHECK(v >= last);
+      last = v;
+    }
+    CHECK(last == count);
+  }
+  CHECK(e.samples.at("pgmux_errors_total{database=\"app\",class=\"22\"}") == 1);
+  CHECK(e.samples.at("pgmux_errors_total{database=\"app\",class=\"42\"}") == 2);
+  CHECK(e.samples.at("pgmux_errors_total{database=\"\",class=\"28\"}") == 1);
+  CHECK(e.samples.at("pgmux_auth_failures_total") == 1);
+  CHECK(e.samples.at("pgmux_prepared_statements_total{database=\"app\",event=\"client_parse\"}") ==
+        1);
+  CHECK(e.samples.at("pgmux_prepared_statements_total{database=\"app\",event=\"bind\"}") == 3);
+  CHECK(e.samples.at("pgmux_prepared_statements_total{database=\"app\",event=\"miss\"}") == 1);
+  CHECK(e.samples.at("pgmux_prepared_statements_total{database=\"app\",event=\"hit\"}") == 2);
+  CHECK(e.samples.at("pgmux_pins_total{database=\"app\",reason=\"listen\"}") == 1);
+  CHECK(e.samples.at("pgmux_pins_total{database=\"app\",reason=\"temp_table\"}") == 0);
+
+  // SHOW PREPARED and SHOW STATS tell the same story.
+  const auto prepared = pool_row(px, "app", "app", "SHOW PREPARED");
+  REQUIRE(prepared.has_value());
+  CHECK(prepared->at("client_statements") == "1");
+  CHECK(prepared->at("server_statements") == "1");
+  CHECK(prepared->at("binds") == "3");
+  CHECK(prepared->at("hits") == "2");
+  CHECK(prepared->at("server_prepares") == "1");
+  CHECK(prepared->at("hit_ratio") == "0.667");
+  for (const auto& row : console_rows(px, "SHOW STATS")) {
+    if (row.at("database") != "app") continue;
+    CHECK(row.at("total_client_parse_count") == "1");
+    CHECK(row.at("total_server_parse_count") == "1");
+    CHECK(row.at("total_bind_count") == "3");
+    CHECK(row.at("total_requests") == row.at("total_query_count"));
+  }
+  // SHOW CLIENTS and SHOW SERVERS count the statement too.
+  for (const auto& row : console_rows(px, "SHOW CLIENTS")) {
+    if (row.at("user") == "app") CHECK(row.at("prepared_statements") == "1");
+  }
+  for (const auto& row : console_rows(px, "SHOW SERVERS")) {
+    if (row.at("user") == "app") CHECK(row.at("prepared_statements") == "1");
+  }
 }

@@ -1,0 +1,589 @@
+// The admin console's SHOW commands: one table per command, read from live state, with
+// PgBouncer's column names and order where the concept is the same and pgmux's own columns after.
+#include "pooler/admin_views.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "pooler/runtime.hpp"
+#include "pooler/version.hpp"
+#include "protocol/message_writer.hpp"
+
+namespace pgmux::pooler {
+
+namespace pr = protocol;
+
+namespace {
+
+std::string target_name(int target) {
+  return target < 0 ? std::string("primary") : "replica" + std::to_string(target);
+}
+
+}  // namespace
+
+void append_table(std::string& out, const std::vector<std::string_view>& columns,
+                  const std::vector<std::vector<std::string>>& rows) {
+  pr::append_row_description(out, columns);
+  std::vector<std::string_view> values;
+  for (const auto& row : rows) {
+    values.assign(row.begin(), row.end());
+    pr::append_data_row(out, values);
+  }
+  pr::append_command_complete(out, "SHOW");
+}
+
+namespace {
+
+void show_pools(Runtime& rt, const Config& config, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  rt.pools().for_each([&](Pool& pool) {
+    const PoolStats s = pool.stats();
+    const DatabaseConfig* db = config.find_database(s.database);
+    const int cl_active = std::max(0, s.clients - s.waiting);
+    // Cancels are forwarded at once, never queued: the cancel columns stay 0.
+    rows.push_back({s.database, s.user, std::to_string(cl_active), std::to_string(s.waiting), "0",
+                    "0", std::to_string(s.active), "0", "0", std::to_string(s.idle), "0", "0",
+                    std::to_string(s.connecting), std::to_string(s.max_wait_us / 1000000),
+                    std::to_string(s.max_wait_us % 1000000), db ? to_string(db->mode) : "session",
+                    std::to_string(s.size), target_name(s.target)});
+  });
+  append_table(out,
+               {"database", "user", "cl_active", "cl_waiting", "cl_active_cancel_req",
+                "cl_waiting_cancel_req", "sv_active", "sv_active_cancel", "sv_being_canceled",
+                "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait", "maxwait_us", "pool_mode",
+                "pool_size", "target"},
+               rows);
+}
+
+// SHOW DATABASES in PgBouncer's column order (current_connections: open server connections to
+// the primary), then pgmux's own: replicas and target.
+void show_databases(Runtime& rt, const Config& config, std::string& out) {
+  std::map<std::string, int> open;
+  for (const auto& pool : rt.pools().all()) {
+    if (pool->target() >= 0) continue;
+    const PoolStats s = pool->stats();
+    open[s.database] += s.active + s.idle + s.connecting;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [name, db] : config.databases) {
+    rows.push_back({name, db.primary.host, std::to_string(db.primary.port), db.dbname, "",
+                    std::to_string(db.pool_size),
+                    std::to_string(std::min(config.pool.min_pool_size, db.pool_size)),
+                    std::to_string(db.reserve_pool_size), to_string(db.mode),
+                    std::to_string(db.max_db_connections), std::to_string(open[name]),
+                    rt.pools().paused(name) ? "1" : "0", rt.disabled(name) ? "1" : "0",
+                    std::to_string(db.replicas.size()), std::string(router::to_string(db.target))});
+  }
+  append_table(out,
+               {"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size",
+                "reserve_pool", "pool_mode", "max_connections", "current_connections", "paused",
+                "disabled", "replicas", "target"},
+               rows);
+}
+
+// One row per replica: where reads can go and why not.
+void show_replicas(Runtime& rt, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  std::map<std::pair<std::string, int>, std::pair<int, int>> conns;  // active, idle
+  for (const auto& pool : rt.pools().all()) {
+    if (pool->target() < 0) continue;
+    const PoolStats st = pool->stats();
+    auto& c = conns[{st.database, st.target}];
+    c.first += st.active;
+    c.second += st.idle;
+  }
+  const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  for (const auto& r : rt.pools().routings()) {
+    for (int i = 0; i < r->replica_count(); ++i) {
+      const Endpoint& e = r->replica_endpoint(i);
+      const lag::ReplicaLagState& lag = r->lag()->replica(i);
+      const bool monitored = r->monitored();
+      const auto sampled = lag.sampled_at_ns.load();
+      const lag::Exclusion why = lag.reason.load();
+      const std::int64_t ban = r->ban_left_ms(i);
+      std::string reason = !monitored ? "not monitored" : std::string(lag::to_string(why));
+      if (ban > 0) reason = "banned (" + std::to_string(ban) + " ms left)";
+      const auto c = conns[{r->name(), i}];
+      rows.push_back({r->name(), e.host, std::to_string(e.port),
+                      why == lag::Exclusion::promoted ? "promoted" : "replica",
+                      r->eligible(i) ? "t" : "f", std::to_string(lag.lag_bytes.load()),
+                      std::to_string(lag.lag_ms.load()),
+                      sampled == 0 ? "-1" : std::to_string((now_ns - sampled) / 1000000), reason,
+                      std::to_string(c.first), std::to_string(c.second),
+                      std::to_string(r->reads(i)), std::to_string(e.weight)});
+    }
+  }
+  append_table(out,
+               {"database", "host", "port", "role", "eligible", "lag_bytes", "lag_ms",
+                "sample_age_ms", "reason", "sv_active", "sv_idle", "reads_served", "weight"},
+               rows);
+}
+
+// Routing decisions so far, per database and reason (reasons never taken are left out).
+void show_routing(Runtime& rt, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : rt.pools().routings()) {
+    for (int k = 0; k < router::kReasonCount; ++k) {
+      const auto reason = static_cast<router::Reason>(k);
+      if (const auto n = r->decisions(reason); n > 0) {
+        rows.push_back({r->name(), std::string(router::to_string(reason)), std::to_string(n)});
+      }
+    }
+  }
+  append_table(out, {"database", "reason", "decisions"}, rows);
+}
+
+// SHOW STATS / STATS_TOTALS / STATS_AVERAGES, with PgBouncer's columns: totals since start,
+// and averages over the last completed stats period (per second for counts and bytes, per
+// transaction/query/wait for times, in microseconds).
+void show_stats(Runtime& rt, const Config& config, std::string& out, bool totals, bool averages) {
+  auto now = rt.traffic_by_database();
+  for (const auto& [name, db] : config.databases) now.try_emplace(name);
+  const Runtime::StatsPeriod period = rt.last_stats_period();
+  auto per_sec = [&](std::uint64_t v) {
+    return std::to_string(period.seconds > 0
+                              ? static_cast<std::uint64_t>(static_cast<double>(v) / period.seconds)
+                              : 0);
+  };
+  auto per = [](std::uint64_t v, std::uint64_t n) { return std::to_string(n > 0 ? v / n : 0); };
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [db, t] : now) {
+    std::vector<std::string> row{db};
+    if (totals) {
+      for (std::uint64_t v : {t.wait_count, t.xact_count, t.query_count, t.bytes_received,
+                              t.bytes_sent, t.xact_time_us, t.query_time_us, t.wait_time_us,
+                              t.client_parse_count, t.server_parse_count, t.bind_count}) {
+        row.push_back(std::to_string(v));
+      }
+    }
+    if (averages) {
+      TrafficTotals d;
+      if (auto it = period.delta.find(db); it != period.delta.end()) d = it->second;
+      row.push_back(per_sec(d.wait_count));
+      row.push_back(per_sec(d.xact_count));
+      row.push_back(per_sec(d.query_count));
+      row.push_back(per_sec(d.bytes_received));
+      row.push_back(per_sec(d.bytes_sent));
+      row.push_back(per(d.xact_time_us, d.xact_count));
+      row.push_back(per(d.query_time_us, d.query_count));
+      row.push_back(per(d.wait_time_us, d.wait_count));
+      row.push_back(per_sec(d.client_parse_count));
+      row.push_back(per_sec(d.server_parse_count));
+      row.push_back(per_sec(d.bind_count));
+    }
+    // Exporters written for PgBouncer 1.7 and older (Debian's prometheus-pgbouncer-exporter)
+    // read total_requests, the old name of total_query_count.
+    if (totals && averages) row.push_back(std::to_string(t.query_count));
+    rows.push_back(std::move(row));
+  }
+  // PgBouncer 1.23's columns and order.
+  std::vector<std::string_view> cols{"database"};
+  if (totals && averages) {
+    for (auto c : {"total_server_assignment_count",
+                   "total_xact_count",
+                   "total_query_count",
+                   "total_received",
+                   "total_sent",
+                   "total_xact_time",
+                   "total_query_time",
+                   "total_wait_time",
+                   "total_client_parse_count",
+                   "total_server_parse_count",
+                   "total_bind_count",
+                   "avg_server_assignment_count",
+                   "avg_xact_count",
+                   "avg_query_count",
+                   "avg_recv",
+                   "avg_sent",
+                   "avg_xact_time",
+                   "avg_query_time",
+                   "avg_wait_time",
+                   "avg_client_parse_count",
+                   "avg_server_parse_count",
+                   "avg_bind_count",
+                   "total_requests"}) {
+      cols.emplace_back(c);
+    }
+  } else {
+    for (auto c : {"server_assignment_count", "xact_count", "query_count", "bytes_received",
+                   "bytes_sent", "xact_time", "query_time", "wait_time", "client_parse_count",
+                   "server_parse_count", "bind_count"}) {
+      cols.emplace_back(c);
+    }
+  }
+  append_table(out, cols, rows);
+}
+
+// SHOW CONFIG: key, value, default, changeable (by RELOAD and SET) for the global settings.
+void show_config(const Config& config, std::string& out) {
+  const GeneralSettings& g = config.general;
+  const GeneralSettings gd;
+  const PoolSettings& p = config.pool;
+  const PoolSettings pd;
+  const RoutingSettings& r = config.routing;
+  const RoutingSettings rd;
+  std::vector<std::vector<std::string>> rows;
+  auto add = [&](std::string key, auto value, auto def) {
+    auto text = [](const auto& v) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string>) {
+        return v;
+      } else if constexpr (std::is_same_v<std::decay_t<decltype(v)>, bool>) {
+        return std::string(v ? "on" : "off");
+      } else {
+        return std::to_string(v);
+      }
+    };
+    const SettingInfo* info = find_setting(key);
+    rows.push_back(
+        {std::move(key), text(value), text(def), info && info->changeable ? "yes" : "no"});
+  };
+  add("listen_addr", g.listen_addr, gd.listen_addr);
+  add("listen_port", static_cast<int>(g.listen_port), static_cast<int>(gd.listen_port));
+  add("workers", config.worker_count(), gd.workers);
+  add("log_level", g.log_level, gd.log_level);
+  add("shutdown_timeout_ms", g.shutdown_timeout_ms, gd.shutdown_timeout_ms);
+  add("client_login_timeout_ms", g.client_login_timeout_ms, gd.client_login_timeout_ms);
+  add("stats_period_ms", g.stats_period_ms, gd.stats_period_ms);
+  add("metrics_listen", g.metrics_listen, gd.metrics_listen);
+  add("pool_mode", std::string(to_string(p.mode)), std::string(to_string(pd.mode)));
+  add("default_pool_size", p.size, pd.size);
+  add("min_pool_size", p.min_pool_size, pd.min_pool_size);
+  add("reserve_pool_size", p.reserve_pool_size, pd.reserve_pool_size);
+  add("reserve_pool_timeout_ms", p.reserve_pool_timeout_ms, pd.reserve_pool_timeout_ms);
+  add("max_client_conn", p.max_client_conn, pd.max_client_conn);
+  add("max_db_connections", p.max_db_connections, pd.max_db_connections);
+  add("max_user_connections", p.max_user_connections, pd.max_user_connections);
+  add("query_wait_timeout_ms", p.query_wait_timeout_ms, pd.query_wait_timeout_ms);
+  add("query_timeout_ms", p.query_timeout_ms, pd.query_timeout_ms);
+  add("idle_transaction_timeout_ms", p.idle_transaction_timeout_ms, pd.idle_transaction_timeout_ms);
+  add("client_idle_timeout_ms", p.client_idle_timeout_ms, pd.client_idle_timeout_ms);
+  add("server_idle_timeout_ms", p.server_idle_timeout_ms, pd.server_idle_timeout_ms);
+  add("server_lifetime_ms", p.server_lifetime_ms, pd.server_lifetime_ms);
+  add("server_connect_timeout_ms", p.server_connect_timeout_ms, pd.server_connect_timeout_ms);
+  add("server_login_retry_ms", p.server_login_retry_ms, pd.server_login_retry_ms);
+  add("server_reset_query", p.server_reset_query, pd.server_reset_query);
+  add("server_check_query", p.server_check_query, pd.server_check_query);
+  add("server_check_delay_ms", p.server_check_delay_ms, pd.server_check_delay_ms);
+  add("max_prepared_statements", p.max_prepared_statements, pd.max_prepared_statements);
+  add("read_write_split", r.read_write_split, rd.read_write_split);
+  add("lag_check_interval_ms", r.lag_check_interval_ms, rd.lag_check_interval_ms);
+  add("lag_stale_after_ms", r.lag_stale_after_ms, rd.lag_stale_after_ms);
+  add("max_replica_lag_ms", r.max_replica_lag_ms, rd.max_replica_lag_ms);
+  add("max_replica_lag_bytes", r.max_replica_lag_bytes, rd.max_replica_lag_bytes);
+  add("replica_ban_ms", r.replica_ban_ms, rd.replica_ban_ms);
+  add("causal_wait_ms", r.causal_wait_ms, rd.causal_wait_ms);
+  append_table(out, {"key", "value", "default", "changeable"}, rows);
+}
+
+void show_users(const Config& config, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [name, u] : config.users) {
+    rows.push_back({name, u.mode ? to_string(*u.mode) : "", to_string(u.auth),
+                    std::to_string(u.max_user_connections)});
+  }
+  append_table(out, {"name", "pool_mode", "auth", "max_user_connections"}, rows);
+}
+
+void show_state(Runtime& rt, std::string& out) {
+  const bool paused = rt.pools().paused_anything();
+  append_table(out, {"key", "value"},
+               {{"active", !rt.draining() && !paused && !rt.suspended() ? "yes" : "no"},
+                {"paused", paused ? "yes" : "no"},
+                {"suspended", rt.suspended() ? "yes" : "no"},
+                {"shutting_down", rt.draining() ? "yes" : "no"}});
+}
+
+// SHOW LISTS with PgBouncer's rows (pgmux resolves no DNS itself: the dns_* rows are 0).
+void show_lists(Runtime& rt, const Config& config, std::string& out) {
+  int pools = 0, used = 0, idle = 0, login = 0;
+  for (const auto& pool : rt.pools().all()) {
+    const PoolStats s = pool->stats();
+    ++pools;
+    used += s.active;
+    idle += s.idle;
+    login += s.connecting;
+  }
+  const int logged_in = static_cast<int>(rt.clients().snapshot().size());
+  append_table(out, {"list", "items"},
+               {{"databases", std::to_string(config.databases.size())},
+                {"users", std::to_string(config.users.size())},
+                {"peers", "0"},
+                {"pools", std::to_string(pools)},
+                {"peer_pools", "0"},
+                {"free_clients", "0"},
+                {"used_clients", std::to_string(rt.client_count())},
+                {"login_clients", std::to_string(std::max(0, rt.client_count() - logged_in))},
+                {"free_servers", std::to_string(idle)},
+                {"used_servers", std::to_string(used)},
+                {"login_servers", std::to_string(login)},
+                {"dns_names", "0"},
+                {"dns_zones", "0"},
+                {"dns_queries", "0"},
+                {"dns_pending", "0"}});
+}
+
+// SHOW CLIENTS with PgBouncer's leading columns (state is active, waiting or idle here).
+std::string utc_time(std::chrono::system_clock::time_point at) {
+  const auto t = std::chrono::system_clock::to_time_t(at);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", std::gmtime(&t));
+  return when;
+}
+
+// SHOW CLIENTS in PgBouncer's column order (state is active, waiting or idle here; what pgmux
+// does not track is empty), then pgmux's own: pinned.
+void show_clients(Runtime& rt, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  for (const auto& c : rt.clients().snapshot()) {
+    const ClientState st = c->state.load();
+    const std::int64_t waited =
+        st == ClientState::waiting ? now_us - c->waiting_since_us.load() : 0;
+    const std::string when = utc_time(c->connected_at);
+    rows.push_back({"C",
+                    c->user,
+                    c->database,
+                    st == ClientState::active    ? "active"
+                    : st == ClientState::waiting ? "waiting"
+                                                 : "idle",
+                    c->address,
+                    std::to_string(c->port),
+                    "",
+                    "",
+                    when,
+                    when,
+                    std::to_string(waited / 1000000),
+                    std::to_string(waited % 1000000),
+                    "0",
+                    "",
+                    "",
+                    "",
+                    "",
+                    c->application_name,
+                    std::to_string(c->prepared_statements.load()),
+                    std::to_string(c->id),
+                    c->pinned.load()});
+  }
+  append_table(out,
+               {"type",
+                "user",
+                "database",
+                "state",
+                "addr",
+                "port",
+                "local_addr",
+                "local_port",
+                "connect_time",
+                "request_time",
+                "wait",
+                "wait_us",
+                "close_needed",
+                "ptr",
+                "link",
+                "remote_pid",
+                "tls",
+                "application_name",
+                "prepared_statements",
+                "id",
+                "pinned"},
+               rows);
+}
+
+// SHOW PINNED: clients held to their server by session-only state, and why.
+void show_pinned(Runtime& rt, std::string& out) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : rt.clients().snapshot()) {
+    const std::string why = c->pinned.load();
+    if (why.empty()) continue;
+    rows.push_back({std::to_string(c->id), c->user, c->database, c->address,
+                    std::to_string(c->port), c->application_name, why});
+  }
+  append_table(out, {"id", "user", "database", "addr", "port", "application_name", "reason"}, rows);
+}
+
+// SHOW SERVERS in PgBouncer's column order (what pgmux does not track is empty or 0).
+void show_servers(Runtime& rt, std::string& out) {
+  std::set<std::uint64_t> idle;
+  for (const auto& pool : rt.pools().all()) {
+    for (std::uint64_t id : pool->idle_ids()) idle.insert(id);
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const ServerRow& s : rt.pools().servers().snapshot()) {
+    const std::string when = utc_time(s.connected_at);
+    rows.push_back({"S",
+                    s.user,
+                    s.database,
+                    idle.contains(s.id) ? "idle" : "active",
+                    s.host,
+                    std::to_string(s.port),
+                    "",
+                    "",
+                    when,
+                    when,
+                    "0",
+                    "0",
+                    s.close_needed ? "1" : "0",
+                    "",
+                    "",
+                    std::to_string(s.backend_pid),
+                    "",
+                    "",
+                    std::to_string(s.prepared_statements),
+                    std::to_string(s.id)});
+  }
+  append_table(out,
+               {"type",
+                "user",
+                "database",
+                "state",
+                "addr",
+                "port",
+                "local_addr",
+                "local_port",
+                "connect_time",
+                "request_time",
+                "wait",
+                "wait_us",
+                "close_needed",
+                "ptr",
+                "link",
+                "remote_pid",
+                "tls",
+                "application_name",
+                "prepared_statements",
+                "id"},
+               rows);
+}
+
+// SHOW PREPARED: per pool, the named statements its clients have defined now, the statements
+// prepared on its server connections now, and what happened to clients' statements so far.
+void show_prepared(Runtime& rt, std::string& out) {
+  std::map<std::pair<std::string, std::string>, std::pair<int, int>> now;  // clients, servers
+  for (const auto& c : rt.clients().snapshot()) {
+    now[{c->database, c->user}].first += c->prepared_statements.load();
+  }
+  for (const ServerRow& s : rt.pools().servers().snapshot()) {
+    now[{s.database, s.user}].second += s.prepared_statements;
+  }
+  std::map<std::pair<std::string, std::string>, TrafficTotals> traffic;
+  for (const auto& pool : rt.pools().all()) {
+    traffic[{pool->database(), pool->user()}] += pool->traffic_totals();
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [key, t] : traffic) {
+    const auto [clients, servers] = now[key];
+    const std::uint64_t uses = t.prepared_hits + t.server_parse_count;
+    char ratio[16];
+    std::snprintf(
+        ratio, sizeof ratio, "%.3f",
+        uses > 0 ? static_cast<double>(t.prepared_hits) / static_cast<double>(uses) : 0.0);
+    rows.push_back({key.first, key.second, std::to_string(clients), std::to_string(servers),
+                    std::to_string(t.client_parse_count), std::to_string(t.bind_count),
+                    std::to_string(t.prepared_hits), std::to_string(t.server_parse_count), ratio});
+  }
+  append_table(out,
+               {"database", "user", "client_statements", "server_statements", "client_parses",
+                "binds", "hits", "server_prepares", "hit_ratio"},
+               rows);
+}
+
+// SHOW MEM: what pgmux holds, counted from its own structures, and the process's resident
+// memory from the kernel.
+void show_mem(Runtime& rt, const Config& config, std::string& out) {
+  const auto clients = rt.clients().snapshot();
+  const auto servers = rt.pools().servers().snapshot();
+  const std::size_t buffer = 16 * 1024;  // each socket's initial read buffer
+  long rss_kb = -1;
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (std::strncmp(line, "VmRSS:", 6) == 0) rss_kb = std::strtol(line + 6, nullptr, 10);
+    }
+    std::fclose(f);
+  }
+  std::size_t statements = 0;
+  for (const ServerRow& s : servers) statements += static_cast<std::size_t>(s.prepared_statements);
+  append_table(
+      out, {"name", "size", "used", "free", "memtotal"},
+      {{"client_sessions", std::to_string(2 * buffer), std::to_string(clients.size()), "0",
+        std::to_string(2 * buffer * clients.size())},
+       {"server_connections", std::to_string(buffer), std::to_string(servers.size()), "0",
+        std::to_string(buffer * servers.size())},
+       {"pools", std::to_string(sizeof(Pool) + config.worker_count() * sizeof(TrafficCounters)),
+        std::to_string(rt.pools().all().size()), "0",
+        std::to_string(rt.pools().all().size() *
+                       (sizeof(Pool) + config.worker_count() * sizeof(TrafficCounters)))},
+       {"server_statements", "0", std::to_string(statements), "0", "0"},
+       {"process_rss", "0", "0", "0",
+        rss_kb < 0 ? std::string("0") : std::to_string(rss_kb * 1024)}});
+}
+
+void show_help(std::string& out) {
+  pr::append_notice(out,
+                    {.severity = "NOTICE",
+                     .sqlstate = "00000",
+                     .message = "Console usage",
+                     .detail = "SHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|"
+                               "STATS|STATS_TOTALS|STATS_AVERAGES|LISTS|STATE|MEM|REPLICAS|"
+                               "ROUTING|PREPARED|PINNED; "
+                               "SET key = value; RELOAD; PAUSE [db]; RESUME [db]; DISABLE db; "
+                               "ENABLE db; RECONNECT [db]; KILL db; KILL_CLIENT id; SUSPEND; "
+                               "WAIT_CLOSE [db]; BAN [db] host:port; UNBAN [db] host:port; "
+                               "SHUTDOWN [WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS]"});
+  pr::append_command_complete(out, "SHOW");
+}
+
+// Runs one command, appending its rows or an ErrorResponse (no ReadyForQuery).
+}  // namespace
+
+bool append_show(Runtime& rt, const Config& config, const std::string& cmd, std::string& out) {
+  if (cmd == "SHOW HELP")
+    show_help(out);
+  else if (cmd == "SHOW VERSION")
+    append_table(out, {"version"}, {{kVersionString}});
+  else if (cmd == "SHOW POOLS")
+    show_pools(rt, config, out);
+  else if (cmd == "SHOW DATABASES")
+    show_databases(rt, config, out);
+  else if (cmd == "SHOW REPLICAS")
+    show_replicas(rt, out);
+  else if (cmd == "SHOW STATS")
+    show_stats(rt, config, out, true, true);
+  else if (cmd == "SHOW STATS_TOTALS")
+    show_stats(rt, config, out, true, false);
+  else if (cmd == "SHOW STATS_AVERAGES")
+    show_stats(rt, config, out, false, true);
+  else if (cmd == "SHOW CONFIG")
+    show_config(config, out);
+  else if (cmd == "SHOW USERS")
+    show_users(config, out);
+  else if (cmd == "SHOW CLIENTS")
+    show_clients(rt, out);
+  else if (cmd == "SHOW SERVERS")
+    show_servers(rt, out);
+  else if (cmd == "SHOW PINNED")
+    show_pinned(rt, out);
+  else if (cmd == "SHOW PREPARED")
+    show_prepared(rt, out);
+  else if (cmd == "SHOW STATE")
+    show_state(rt, out);
+  else if (cmd == "SHOW LISTS")
+    show_lists(rt, config, out);
+  else if (cmd == "SHOW MEM")
+    show_mem(rt, config, out);
+  else if (cmd == "SHOW ROUTING")
+    show_routing(rt, out);
+  else
+    return false;
+  return true;
+}
+
+}  // namespace pgmux::pooler
