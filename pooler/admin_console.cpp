@@ -46,6 +46,11 @@ awaitable<void> run_admin_console(Runtime& rt, FramedSocket& client, const Confi
   if (!config.is_stats_user(user)) {
     throw SessionError("28000", "user \"" + user + "\" is not allowed to use the admin console");
   }
+  struct Counted {
+    std::atomic<int>& n;
+    explicit Counted(std::atomic<int>& c) : n(c) { ++n; }
+    ~Counted() { --n; }
+  } counted(rt.console_sessions());
   std::string out;
   pr::append_parameter_status(out, "server_version", kPgCompatVersion);
   pr::append_parameter_status(out, "client_encoding", "UTF8");

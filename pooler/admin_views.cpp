@@ -318,7 +318,8 @@ void show_lists(Runtime& rt, const Config& config, std::string& out) {
                 {"peer_pools", "0"},
                 {"free_clients", "0"},
                 {"used_clients", std::to_string(rt.client_count())},
-                {"login_clients", std::to_string(std::max(0, rt.client_count() - logged_in))},
+                {"login_clients", std::to_string(std::max(0, rt.client_count() - logged_in -
+                                                                 rt.console_sessions().load()))},
                 {"free_servers", std::to_string(idle)},
                 {"used_servers", std::to_string(used)},
                 {"login_servers", std::to_string(login)},

@@ -50,6 +50,8 @@ class Runtime {
   bool admit_client();
   void release_client();
   [[nodiscard]] int client_count() const { return clients_.load(); }
+  // Admin console sessions open now (part of client_count, never in clients()).
+  std::atomic<int>& console_sessions() { return consoles_; }
   // Listening for clients and not shutting down (/healthz).
   [[nodiscard]] bool accepting() const { return !draining_.load() && acceptor_.is_open(); }
   [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
@@ -141,6 +143,7 @@ class Runtime {
   asio::io_context main_io_{1};
   tcp::acceptor acceptor_{main_io_};
   std::atomic<int> clients_{0};
+  std::atomic<int> consoles_{0};
   std::atomic<std::uint64_t> client_ids_{0};
   std::atomic<bool> draining_{false};
   std::atomic<Drain> drain_{Drain::for_servers};

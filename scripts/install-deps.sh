@@ -9,6 +9,7 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-contrib
   libpg-query-dev libprotobuf-c-dev
   python3-psycopg pgbouncer
+  prometheus-pgbouncer-exporter  # compatibility check of the admin console's SHOW output
 )
 
 missing=()
@@ -33,6 +34,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packaged pgbouncer and postgresql services are not ours: keep them stopped.
 if command -v systemctl >/dev/null 2>&1; then
-  systemctl disable --now pgbouncer >/dev/null 2>&1 || true
+  systemctl disable --now pgbouncer prometheus-pgbouncer-exporter >/dev/null 2>&1 || true
 fi
 service pgbouncer stop >/dev/null 2>&1 || true
+service prometheus-pgbouncer-exporter stop >/dev/null 2>&1 || true

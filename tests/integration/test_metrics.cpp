@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "admin_stats.hpp"
+#include "command.hpp"
 #include "helpers.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
@@ -226,4 +227,49 @@ TEST_CASE(
   for (const auto& row : console_rows(px, "SHOW SERVERS")) {
     if (row.at("user") == "app") CHECK(row.at("prepared_statements") == "1");
   }
+}
+
+TEST_CASE("Debian's prometheus-pgbouncer-exporter reads pgmux's console unchanged") {
+  // The exporter runs as packaged: it connects to the "pgbouncer" database as a console user,
+  // runs SHOW STATS/POOLS/DATABASES/LISTS and serves what it read on its own HTTP port.
+  PgmuxProcess px(test_env(), {.name = "exporter", .mode = "transaction"});
+  INFO(px.log_tail());
+  PgConn c(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  for (int i = 0; i < 12; ++i) c.run("SELECT 1");
+  long long queries = -1;
+  for (const auto& row : console_rows(px, "SHOW STATS")) {
+    if (row.at("database") == "app") queries = std::stoll(row.at("total_query_count"));
+  }
+  const std::string port = std::to_string(pick_free_port());
+  const std::string script =
+      "prometheus-pgbouncer-exporter --host 127.0.0.1 --port " + port +
+      " --pgbouncer-host 127.0.0.1 --pgbouncer-port " + std::to_string(px.port()) +
+      " --pgbouncer-user admin >exporter.log 2>&1 & exporter=$!\n"
+      "for i in $(seq 100); do\n"
+      "  if /usr/bin/python3 -c 'import sys, urllib.request; "
+      "sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:" +
+      port +
+      "/metrics\", timeout=5).read().decode())' 2>/dev/null; then break; fi\n"
+      "  sleep 0.1\n"
+      "done\n"
+      "kill $exporter; wait $exporter 2>/dev/null; cat exporter.log >&2\n";
+  const auto run = pgmux::it::run_command({.argv = {"sh", "-c", "cd \"$TMPDIR\" && " + script},
+                                           .env = {"PGPASSWORD=adminpass", "TMPDIR=/tmp"},
+                                           .timeout = std::chrono::milliseconds(30000)});
+  INFO(run.describe());
+  INFO(run.err);
+  const Exposition e = parse_exposition(run.out);
+  CHECK_MESSAGE(e.errors.empty(), (e.errors.empty() ? "" : e.errors.front()));
+  REQUIRE(e.samples.contains("pgbouncer_requests_total{database=\"app\"}"));
+  CHECK(e.samples.at("pgbouncer_requests_total{database=\"app\"}") == static_cast<double>(queries));
+  CHECK(e.samples.at("pgbouncer_received_bytes_total{database=\"app\"}") > 0);
+  CHECK(e.samples.at("pgbouncer_active_clients{database=\"app\",user=\"app\"}") == 1);
+  CHECK(e.samples.at("pgbouncer_waiting_clients{database=\"app\",user=\"app\"}") == 0);
+  CHECK(e.samples.at("pgbouncer_pool_size{database=\"app\"}") == 4);
+  CHECK(e.samples.at("pgbouncer_databases") == 1);
+  CHECK(e.samples.at("pgbouncer_pools") == 1);
+  CHECK(e.samples.at("pgbouncer_used_clients") == 2);  // c and the exporter's console session
+  CHECK(e.samples.at("pgbouncer_login_clients") == 0);
+  CHECK(e.samples.at("pgbouncer_free_servers") == 1);
 }

@@ -223,3 +223,41 @@ primary_reads = "never"
   CHECK(error_of("[databases.x]\nprimary = { host = \"h\", weight = 2 }\n").find("weight") !=
         std::string::npos);
 }
+
+TEST_CASE("SET overrides rebuild the config as if the file said so") {
+  const std::string text = std::string(kMinimal) + R"(
+[databases.own]
+primary = { host = "127.0.0.1", port = 5432 }
+pool_size = 3
+)";
+  auto c = load_config_from_string(
+      text, "test.toml",
+      {{.section = "pool", .toml_key = "size", .value = "7", .integer = true},
+       {.section = "pool", .toml_key = "mode", .value = "transaction"},
+       {.section = "pgmux", .toml_key = "log_level", .value = "debug"}});
+  CHECK(c->pool.size == 7);
+  CHECK(c->find_database("app")->pool_size == 7);  // follows the default
+  CHECK(c->find_database("own")->pool_size == 3);  // its own value wins, as in the file
+  CHECK(c->pool.mode == PoolMode::transaction);
+  CHECK(c->general.log_level == "debug");
+  CHECK(c->source_text == text);
+  CHECK(c->overrides.size() == 3);
+  // A value of the wrong type or out of range is refused like a bad file.
+  CHECK_THROWS_AS((void)load_config_from_string(
+                      text, "test.toml", {{.section = "pool", .toml_key = "size", .value = "x"}}),
+                  ConfigError);
+  CHECK_THROWS_AS((void)load_config_from_string(
+                      text, "test.toml",
+                      {{.section = "pool", .toml_key = "size", .value = "0", .integer = true}}),
+                  ConfigError);
+}
+
+TEST_CASE("find_setting knows which settings a running pgmux can change") {
+  REQUIRE(find_setting("default_pool_size") != nullptr);
+  CHECK(find_setting("default_pool_size")->changeable);
+  CHECK(find_setting("default_pool_size")->toml_key == "size");
+  CHECK(find_setting("query_wait_timeout_ms")->section == "pool");
+  CHECK_FALSE(find_setting("listen_port")->changeable);
+  CHECK_FALSE(find_setting("workers")->changeable);
+  CHECK(find_setting("no_such_setting") == nullptr);
+}
