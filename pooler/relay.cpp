@@ -34,9 +34,6 @@ struct ClientInspector {
         break;
       case pr::fe::kParse:
       case pr::fe::kBind:
-        if (tag == pr::fe::kParse) st.meter.client_parse();
-        if (tag == pr::fe::kBind) st.meter.bind();
-        [[fallthrough]];
       case pr::fe::kDescribe:
       case pr::fe::kExecute:
       case pr::fe::kClose:

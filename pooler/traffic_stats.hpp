@@ -34,9 +34,9 @@ struct TrafficTotals {
   std::uint64_t bytes_received = 0, bytes_sent = 0;  // from clients, to clients
   std::uint64_t xact_time_us = 0, query_time_us = 0;
   std::uint64_t wait_time_us = 0, wait_count = 0;  // waiting for a server connection
-  // Prepared statements: Parse messages from clients, Parse pgmux sent to servers (first use
-  // on that server or re-prepare), Bind messages, and Binds whose statement the server
-  // already had.
+  // Named prepared statements under transaction pooling: Parse messages from clients, Parse
+  // pgmux sent to servers (first use on that server or re-prepare), Bind messages, and uses
+  // whose statement the server already had.
   std::uint64_t client_parse_count = 0, server_parse_count = 0, bind_count = 0;
   std::uint64_t prepared_hits = 0;
   std::array<std::uint64_t, kLatencyBuckets> query_hist{}, xact_hist{};  // per bucket
@@ -126,6 +126,7 @@ class TrafficMeter {
   void request_sent(bool nothing_outstanding) {
     if (c_ == nullptr || !nothing_outstanding) return;
     query_start_ = Clock::now();
+    query_open_ = true;
     if (!in_xact_) {
       xact_start_ = query_start_;
       in_xact_ = true;
@@ -135,7 +136,8 @@ class TrafficMeter {
     if (c_ == nullptr) return;
     TrafficCounters::add(c_->query_count, 1);
     const auto now = Clock::now();
-    if (all_answered) {
+    if (all_answered && query_open_) {
+      query_open_ = false;
       const std::uint64_t us = micros(now - query_start_);
       TrafficCounters::add(c_->query_time_us, us);
       TrafficCounters::add(c_->query_hist[latency_bucket(us)], 1);
@@ -177,6 +179,7 @@ class TrafficMeter {
   }
   TrafficCounters* c_ = nullptr;
   Clock::time_point query_start_, xact_start_;
+  bool query_open_ = false;  // a request started and its answer has not ended yet
   bool in_xact_ = false;
 };
 

@@ -5,12 +5,12 @@
 // their shared state needs no locks; they wake each other through cancelled timers.
 #include "pooler/transaction_pooling.hpp"
 
+#include <algorithm>
 #include <array>
 #include <deque>
 
-#include <boost/container/small_vector.hpp>
-
 #include <spdlog/spdlog.h>
+#include <boost/container/small_vector.hpp>
 
 #include "lag_monitor/lsn.hpp"
 #include "pooler/client_session.hpp"
@@ -293,7 +293,10 @@ struct TransactionSession::ClientInspector {
     if (tag == pr::fe::kQuery) ++queries;
     if (tag == pr::fe::kSync || tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall) {
       ++t.requests_on_lease_;
-      t.meter_.request_sent(t.expect_.empty());
+      // Parse/Close answers queued ahead (the client's or pgmux's own) are part of this request.
+      t.meter_.request_sent(std::none_of(t.expect_.begin(), t.expect_.end(), [](const Expect& e) {
+        return e.kind == Expect::sync || e.kind == Expect::query;
+      }));
     }
     if (tag == pr::fe::kFunctionCall || tag == pr::fe::kCopyData || tag == pr::fe::kCopyDone ||
         tag == pr::fe::kCopyFail) {
@@ -416,7 +419,7 @@ struct TransactionSession::ClientInspector {
       violation = true;
       return;
     }
-    t.meter_.client_parse();
+    if (!p->name.empty()) t.meter_.client_parse();  // named statements only, as PgBouncer
     // Drivers send SET, LISTEN or DEALLOCATE through the extended protocol too.
     const StatementEffects fx = scan_statement_effects(p->query);
     const std::size_t types_at = p->name.size() + 1 + p->query.size() + 1;
@@ -466,8 +469,8 @@ struct TransactionSession::ClientInspector {
       violation = true;
       return;
     }
-    t.meter_.bind();
     if (b->statement.empty()) return;
+    t.meter_.bind();
     const StatementDef* def = t.statements_.find(b->statement);
     if (def == nullptr) return;  // the server reports the unknown name, as PostgreSQL would
     if (apply_effects(def->effects)) {

@@ -164,6 +164,16 @@ TEST_CASE(
     REQUIRE_MESSAGE(r.ok(), r.describe());
     CHECK(r.value(0, 0) == "42");
   }
+  // Unnamed extended-protocol statements (what most drivers send) are timed from their own
+  // start: their Parse answer is queued ahead of the Sync.
+  const auto started = Clock::now();
+  {
+    PgConn fresh(px.conninfo("app", "secret"));  // its first request is one of them
+    REQUIRE(fresh.ok());
+    for (int i = 0; i < 5; ++i) {
+      CHECK(fresh.exec_params("SELECT $1::int", {"7"}).value(0, 0) == "7");
+    }
+  }
   // A pin, released again.
   c.run("LISTEN pgmux_metrics");
   c.run("UNLISTEN *");
@@ -183,6 +193,8 @@ TEST_CASE(
     CHECK(count >= 10);
     CHECK(e.samples.at(h + "_bucket{database=\"app\",le=\"+Inf\"}") == count);
     CHECK(e.samples.at(h + "_sum{database=\"app\"}") > 0);
+    // Every request and transaction of this test ran in this process's lifetime.
+    CHECK(e.samples.at(h + "_sum{database=\"app\"}") < seconds_since(started) + 5.0);
     // Cumulative: never decreasing, and these local queries take well under 10 s.
     double last = 0;
     for (const char* le : {"0.0001", "0.001", "0.01", "0.1", "1", "10"}) {

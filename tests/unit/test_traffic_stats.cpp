@@ -62,3 +62,22 @@ TEST_CASE("a meter fills the histograms and counters that totals sum and subtrac
   none.error("22012");
   none.bind();
 }
+
+TEST_CASE("an answer with no request started is counted but not timed") {
+  TrafficCounters slot;
+  TrafficMeter m(&slot);
+  m.ready_for_query('I', true);  // e.g. pgmux's own ReadyForQuery: no start time to measure from
+  TrafficTotals t = slot.load();
+  CHECK(t.query_count == 1);
+  CHECK(t.query_time_us == 0);
+  std::uint64_t timed = 0;
+  for (auto n : t.query_hist) timed += n;
+  CHECK(timed == 0);
+  m.request_sent(true);
+  m.ready_for_query('I', true);
+  t = slot.load();
+  CHECK(t.query_count == 2);
+  timed = 0;
+  for (auto n : t.query_hist) timed += n;
+  CHECK(timed == 1);
+}
