@@ -190,6 +190,7 @@ struct LagMonitor::Impl {
   MonitorSettings settings;
   std::shared_ptr<LagState> state;
   bool stopped = false;
+  bool primary_moved = false;  // set_primary: reconnect to the new primary
   std::vector<std::unique_ptr<asio::steady_timer>> replica_timers;
   std::unique_ptr<asio::steady_timer> primary_timer;
 
@@ -220,6 +221,12 @@ struct LagMonitor::Impl {
     auto backoff = std::chrono::milliseconds(100);
     bool connected = false, failing = false;
     while (!stopped) {
+      if (primary_moved) {
+        primary_moved = false;
+        pg.close();
+        connected = failing = false;
+        backoff = std::chrono::milliseconds(100);
+      }
       try {
         if (!connected) {
           co_await bounded(pg.connect(primary, settings), settings.connect_timeout, "connect");
@@ -361,6 +368,16 @@ void LagMonitor::stop() {
     self->impl_->stopped = true;
     self->impl_->primary_timer->cancel();
     for (auto& t : self->impl_->replica_timers) t->cancel();
+  });
+}
+
+void LagMonitor::set_primary(MonitorTarget primary) {
+  asio::post(impl_->ex, [self = shared_from_this(), primary = std::move(primary)] {
+    spdlog::info("database {}: lag monitor now watches the primary at {}:{}",
+                 self->impl_->settings.database, primary.host, primary.port);
+    self->impl_->primary = primary;
+    self->impl_->primary_moved = true;
+    self->impl_->primary_timer->cancel();
   });
 }
 

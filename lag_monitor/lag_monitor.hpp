@@ -47,6 +47,8 @@ class LagMonitor : public std::enable_shared_from_this<LagMonitor> {
   // Samples every replica now instead of at the next interval (thread-safe). Clients waiting
   // for a replica to replay their writes (causal_wait_ms) use it.
   void kick();
+  // RELOAD moved the database's primary: sample the new one from now on (thread-safe).
+  void set_primary(MonitorTarget primary);
 
  private:
   struct Impl;

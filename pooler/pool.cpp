@@ -323,7 +323,12 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
 awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
   const auto cfg = settings_.load();
   (void)io;
-  ServerLogin login = login_;
+  ServerLogin login;
+  {
+    std::lock_guard lock(mutex_);
+    login = login_;
+  }
+  const Endpoint endpoint = login.endpoint;
   std::unique_ptr<ServerConnection> conn;
   try {
     conn = co_await with_timeout(ServerConnection::open(std::move(login), ++server_ids_),
@@ -331,8 +336,8 @@ awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
   } catch (const std::exception& e) {
     std::string message = e.what();
     if (dynamic_cast<const TimeoutError*>(&e) != nullptr) {
-      message = "timed out connecting to server " + login_.endpoint.host + ":" +
-                std::to_string(login_.endpoint.port) + " (server_connect_timeout_ms)";
+      message = "timed out connecting to server " + endpoint.host + ":" +
+                std::to_string(endpoint.port) + " (server_connect_timeout_ms)";
     }
     const auto* se = dynamic_cast<const ServerError*>(&e);
     const std::string sqlstate = se != nullptr ? se->sqlstate() : "08006";
@@ -547,6 +552,17 @@ int Pool::close_marked_idle() {
   }
   if (!doomed.empty()) notify_budgets();
   return static_cast<int>(doomed.size());
+}
+
+std::optional<ServerLogin> Pool::update_login(ServerLogin fresh) {
+  std::lock_guard lock(mutex_);
+  const bool moved = fresh.endpoint.host != login_.endpoint.host ||
+                     fresh.endpoint.port != login_.endpoint.port || fresh.dbname != login_.dbname;
+  ServerLogin old = std::exchange(login_, std::move(fresh));
+  if (!moved) return std::nullopt;
+  welcome_.reset();        // the next login reports the new server's parameters
+  login_failing_ = false;  // the old server's failures say nothing about the new one
+  return old;
 }
 
 void Pool::fail_waiters(const std::string& sqlstate, const std::string& message) {

@@ -120,6 +120,15 @@ class Pool {
   // smaller one closes connections as they come back until it fits.
   void update_settings(PoolSettingsView settings);
 
+  // RELOAD: where and as whom new connections log in. Returns the previous login when the
+  // server itself changed (address or database name): the caller then has the connections to
+  // the old one closed as they come back (RECONNECT's mechanism).
+  std::optional<ServerLogin> update_login(ServerLogin fresh);
+  [[nodiscard]] ServerLogin login() const {
+    std::lock_guard lock(mutex_);
+    return login_;
+  }
+
   // PAUSE: new acquisitions wait (without timing out) until resumed; leases held go on.
   void set_paused(bool on) { paused_.store(on); }
   [[nodiscard]] bool paused() const { return paused_.load(); }
@@ -182,7 +191,7 @@ class Pool {
   void wake_locked(const std::shared_ptr<Waiter>& w);
 
   const std::string database_, user_;
-  const ServerLogin login_;
+  ServerLogin login_;  // under mutex_: RELOAD may move the pool to another server
   // Replaced whole on RELOAD; each operation works with the snapshot it loaded.
   std::atomic<std::shared_ptr<const PoolSettingsView>> settings_;
   std::atomic<std::uint64_t>& server_ids_;

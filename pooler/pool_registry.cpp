@@ -1,6 +1,8 @@
 // Lazily created pools keyed by (database, user).
 #include "pooler/pool_registry.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace pgmux::pooler {
 
 PoolSettingsView PoolRegistry::settings_for(const Config& config, const DatabaseConfig& db,
@@ -19,6 +21,17 @@ PoolSettingsView PoolRegistry::settings_for(const Config& config, const Database
           .login_retry = Millis(config.pool.server_login_retry_ms)};
 }
 
+ServerLogin PoolRegistry::login_for(const Config& config, const DatabaseConfig& db,
+                                    const UserConfig& user, int target) {
+  return {.endpoint = target >= 0 ? db.replicas.at(static_cast<std::size_t>(target)) : db.primary,
+          .database = db.name,
+          .dbname = db.dbname,
+          .user = user.name,
+          .password = user.server_password,
+          .max_message_size = config.general.max_message_size_bytes,
+          .registry = &servers_};
+}
+
 void PoolRegistry::reconfigure(const Config& config) {
   std::lock_guard lock(mutex_);
   for (const auto& [name, routing] : routing_) {
@@ -29,9 +42,27 @@ void PoolRegistry::reconfigure(const Config& config) {
   for (const auto& [key, pool] : pools_) {
     const auto& [database, user, target] = key;
     const DatabaseConfig* db = config.find_database(database);
-    if (db == nullptr || config.find_user(user) == nullptr) continue;  // drains as clients leave
+    const UserConfig* u = config.find_user(user);
+    if (db == nullptr || u == nullptr) continue;  // drains as clients leave
     if (target >= static_cast<int>(db->replicas.size())) continue;
     pool->update_settings(settings_for(config, *db, target));
+    // A moved server (a new primary after a failover): new connections go to the new one,
+    // connections to the old one close now if idle, else when their client releases them.
+    ServerLogin fresh = login_for(config, *db, *u, target);
+    // A moved replica needs a restart (its lag monitor and routing state stay put): keep the
+    // replica pool where it is, taking only new credentials.
+    if (target >= 0) fresh.endpoint = pool->login().endpoint;
+    if (const auto old = pool->update_login(std::move(fresh))) {
+      const int marked = servers_.mark_close_needed(database, &old->endpoint);
+      const int closed = pool->close_marked_idle();
+      spdlog::info(
+          "pool {}/{}: server moved from {}:{} to {}:{}; {} connection(s) to the old one "
+          "close as they are released ({} idle closed now)",
+          database, user, old->endpoint.host, old->endpoint.port,
+          target >= 0 ? db->replicas[static_cast<std::size_t>(target)].host : db->primary.host,
+          target >= 0 ? db->replicas[static_cast<std::size_t>(target)].port : db->primary.port,
+          marked, closed);
+    }
   }
 }
 
@@ -48,14 +79,7 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
   auto& slot = pools_[{db.name, user.name, target}];
   if (!slot) {
     const bool replica = target >= 0;
-    ServerLogin login{
-        .endpoint = replica ? db.replicas.at(static_cast<std::size_t>(target)) : db.primary,
-        .database = db.name,
-        .dbname = db.dbname,
-        .user = user.name,
-        .password = user.server_password,
-        .max_message_size = config.general.max_message_size_bytes,
-        .registry = &servers_};
+    ServerLogin login = login_for(config, db, user, target);
     PoolSettingsView settings = settings_for(config, db, target);
     // The caps protect the primary's max_connections; replica pools are bounded by their size.
     std::vector<std::shared_ptr<ConnectionBudget>> budgets;

@@ -54,6 +54,8 @@ class PoolRegistry {
  private:
   ServerRegistry servers_;  // first: outlives the pools and their connections
   static PoolSettingsView settings_for(const Config& config, const DatabaseConfig& db, int target);
+  ServerLogin login_for(const Config& config, const DatabaseConfig& db, const UserConfig& user,
+                        int target);
 
   int workers_;
   mutable std::mutex mutex_;

@@ -246,13 +246,25 @@ void Runtime::apply_config(const std::shared_ptr<const Config>& fresh, const cha
   for (const auto& [name, db] : fresh->databases) {
     const DatabaseConfig* before = old->find_database(name);
     if (before == nullptr) continue;
-    if (before->primary.host != db.primary.host || before->primary.port != db.primary.port ||
-        before->replicas.size() != db.replicas.size() ||
+    if (before->primary.host != db.primary.host || before->primary.port != db.primary.port) {
+      // The pools move (PoolRegistry::reconfigure); the lag monitor follows.
+      asio::post(main_io_, [this, name = name, primary = db.primary] {
+        if (auto it = monitors_.find(name); it != monitors_.end()) {
+          it->second->set_primary({primary.host, primary.port});
+        }
+      });
+    }
+    bool replicas_moved = before->replicas.size() != db.replicas.size();
+    for (std::size_t i = 0; !replicas_moved && i < db.replicas.size(); ++i) {
+      replicas_moved = before->replicas[i].host != db.replicas[i].host ||
+                       before->replicas[i].port != db.replicas[i].port;
+    }
+    if (replicas_moved ||
         before->routing.lag_check_interval_ms != db.routing.lag_check_interval_ms ||
         before->routing.max_replica_lag_ms != db.routing.max_replica_lag_ms ||
         before->routing.max_replica_lag_bytes != db.routing.max_replica_lag_bytes ||
         before->max_db_connections != db.max_db_connections) {
-      restart.push_back("databases." + name + " servers, lag limits or max_db_connections");
+      restart.push_back("databases." + name + " replicas, lag limits or max_db_connections");
     }
   }
   std::atomic_store(&config_, fresh);
@@ -345,7 +357,7 @@ void Runtime::start_lag_monitors() {
       if (auto m = weak.lock()) m->kick();
     });
     monitor->start();
-    monitors_.push_back(std::move(monitor));
+    monitors_[name] = std::move(monitor);
   }
 }
 
@@ -382,7 +394,7 @@ awaitable<void> Runtime::drain() {
     timer.expires_after(Millis(50));
     co_await timer.async_wait(as_result);
   }
-  for (auto& m : monitors_) m->stop();
+  for (auto& [name, m] : monitors_) m->stop();
   stop_all();
 }
 

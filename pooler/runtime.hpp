@@ -151,7 +151,7 @@ class Runtime {
   std::array<std::atomic<std::uint64_t>, kSqlstateClasses> fatal_errors_{};
   std::atomic<std::uint64_t> auth_failures_{0};
   std::size_t next_worker_ = 0;
-  std::vector<std::shared_ptr<lag::LagMonitor>> monitors_;
+  std::map<std::string, std::shared_ptr<lag::LagMonitor>> monitors_;  // by database; main thread
   std::unique_ptr<MetricsServer> metrics_;
   std::mutex reload_mutex_;  // one reload at a time
   mutable std::mutex disabled_mutex_;

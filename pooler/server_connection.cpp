@@ -63,11 +63,13 @@ std::vector<ServerRow> ServerRegistry::snapshot() const {
   return out;
 }
 
-int ServerRegistry::mark_close_needed(const std::string& database) {
+int ServerRegistry::mark_close_needed(const std::string& database, const Endpoint* only) {
   std::lock_guard lock(mutex_);
   int n = 0;
   for (const auto& [id, c] : live_) {
     if (!database.empty() && c->login().database != database) continue;
+    const Endpoint& e = c->login().endpoint;
+    if (only != nullptr && (e.host != only->host || e.port != only->port)) continue;
     // The flag is the only field written from another thread: an atomic, on a connection
     // the lock keeps alive.
     c->mark_close_needed();

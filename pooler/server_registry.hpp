@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "pooler/config.hpp"
+
 namespace pgmux::pooler {
 
 class ServerConnection;
@@ -32,7 +34,8 @@ class ServerRegistry {
   [[nodiscard]] std::vector<ServerRow> snapshot() const;
   // RECONNECT/KILL: marks every connection of `database` (pgmux's name; all when empty) to be
   // closed when it is next idle. Returns how many were marked.
-  int mark_close_needed(const std::string& database);
+  // With `only`, just the connections to that server.
+  int mark_close_needed(const std::string& database, const Endpoint* only = nullptr);
   // WAIT_CLOSE: connections of `database` (all when empty) still marked.
   [[nodiscard]] int count_close_needed(const std::string& database) const;
 

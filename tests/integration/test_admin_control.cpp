@@ -268,3 +268,50 @@ TEST_CASE("SHUTDOWN WAIT_FOR_CLIENTS waits for clients to leave; SHUTDOWN exits 
   CHECK(seconds_since(start) < 2.0);
   CHECK_FALSE(c.exec("SELECT 1").ok());
 }
+
+TEST_CASE("RELOAD with a moved primary sends new transactions to it; old connections drain") {
+  // A failover as operators do it: point [databases.app] primary at the promoted server and
+  // RELOAD. Here the "new primary" is the standby (it answers pg_is_in_recovery() = true, so
+  // where each query ran is plain to see).
+  PgmuxProcess px(test_env(), {.name = "moved", .pool_size = 2, .mode = "transaction"});
+  INFO(px.log_tail());
+  const auto& cluster = test_env().cluster();
+  const std::string old_port = std::to_string(cluster.primary_port());
+  const std::string new_port = std::to_string(cluster.replica_port());
+  PgConn a(px.conninfo("app", "secret"));
+  PgConn b(px.conninfo("app", "secret"));
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE(admin.ok());
+  CHECK(a.query_value("SELECT inet_server_port()::text") == old_port);
+  b.run("BEGIN");
+  CHECK(b.query_value("SELECT inet_server_port()::text") == old_port);
+
+  std::string text = px.config_text();
+  const std::string from = "primary = { host = \"127.0.0.1\", port = " + old_port + " }";
+  REQUIRE(text.find(from) != std::string::npos);
+  text.replace(text.find(from), from.size(),
+               "primary = { host = \"127.0.0.1\", port = " + new_port + " }");
+  px.rewrite_config(text);
+  CHECK(admin.exec("RELOAD").status() == PGRES_COMMAND_OK);
+  CHECK(px.wait_for_log("server moved from 127.0.0.1:" + old_port, milliseconds(2000)));
+
+  // a's next transaction runs on the new server; b finishes its transaction where it began.
+  CHECK(a.query_value("SELECT inet_server_port()::text") == new_port);
+  CHECK(b.query_value("SELECT inet_server_port()::text") == old_port);
+  b.run("COMMIT");
+  CHECK(b.query_value("SELECT inet_server_port()::text") == new_port);
+  // No connection to the old primary is left.
+  CHECK(wait_until(
+      [&] {
+        for (const auto& row : console_rows(px, "SHOW SERVERS")) {
+          if (row.at("port") == old_port) return false;
+        }
+        return true;
+      },
+      milliseconds(3000)));
+  for (const auto& row : console_rows(px, "SHOW DATABASES")) {
+    if (row.at("name") == "app") CHECK(row.at("port") == new_port);
+  }
+}
