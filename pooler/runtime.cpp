@@ -84,7 +84,8 @@ int Runtime::run() {
   }
 
   asio::signal_set signals(main_io_, SIGTERM, SIGINT);
-  // SIGUSR1 pauses every pool (running transactions finish), SIGUSR2 resumes.
+  // SIGUSR1 pauses every pool (running transactions finish), SIGUSR2 resumes (and ends a
+  // SUSPEND, which no new console connection could lift).
   asio::signal_set reload_signal(main_io_, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_reload =
       [&](const boost::system::error_code& err, int) {
@@ -99,6 +100,7 @@ int Runtime::run() {
         if (err) return;
         const bool pause = sig == SIGUSR1;
         pools_.set_paused("", pause);
+        if (!pause) set_suspended(false);  // as RESUME: also ends a SUSPEND
         spdlog::info("{}: {} all databases", pause ? "SIGUSR1" : "SIGUSR2",
                      pause ? "pausing" : "resuming");
         pause_signals.async_wait(on_pause_signal);
@@ -225,7 +227,10 @@ Runtime::SetResult Runtime::set_setting(std::string_view key, std::string_view v
   try {
     fresh = load_config_from_string(old->source_text, old->source_file, overrides);
   } catch (const ConfigError& e) {
-    return {"22023", "invalid value for parameter \"" + std::string(key) + "\": " + e.what()};
+    // The value has no place in the file: drop the "FILE:LINE: " the message starts with.
+    std::string why = e.what();
+    if (const auto at = why.find("key '"); at != std::string::npos) why.erase(0, at);
+    return {"22023", "invalid value for parameter \"" + std::string(key) + "\": " + why};
   }
   apply_config(fresh, "SET");
   spdlog::info("SET {} = {}", key, value);

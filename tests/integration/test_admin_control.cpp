@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <csignal>
 #include <thread>
 
 #include "admin_stats.hpp"
@@ -142,6 +143,14 @@ TEST_CASE("SUSPEND waits for transactions and holds new connections until RESUME
   CHECK_MESSAGE(connected.load(), late_error);
   CHECK(seconds_since(start) >= 0.5);
   CHECK(a.query_value("SELECT 'a again'") == "a again");
+
+  // A SUSPEND left behind by a lost console session: SIGUSR2 lifts it as RESUME would.
+  CHECK(admin.exec("SUSPEND").status() == PGRES_COMMAND_OK);
+  admin.close();
+  px.send_signal(SIGUSR2);
+  PgConn after(px.conninfo("app", "secret", "app", "connect_timeout=5"));
+  REQUIRE_MESSAGE(after.ok(), after.error());
+  CHECK(after.query_value("SELECT 'after SIGUSR2'") == "after SIGUSR2");
 }
 
 TEST_CASE("SET changes a reloadable setting at once; RELOAD goes back to the file; SHOW MEM") {
