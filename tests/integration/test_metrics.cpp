@@ -285,3 +285,56 @@ TEST_CASE("Debian's prometheus-pgbouncer-exporter reads pgmux's console unchange
   CHECK(e.samples.at("pgbouncer_login_clients") == 0);
   CHECK(e.samples.at("pgbouncer_free_servers") == 1);
 }
+
+TEST_CASE("the columns PgBouncer 1.2x exporters read are present and numeric") {
+  // What prometheus-community/pgbouncer_exporter and similar Go/Python exporters map by column
+  // name: labels must be text, metrics must parse as numbers (they run SHOW … over libpq's
+  // simple query protocol, as here).
+  PgmuxProcess px(test_env(), {.name = "columns", .mode = "transaction"});
+  INFO(px.log_tail());
+  PgConn c(px.conninfo("app", "secret"));
+  REQUIRE(c.ok());
+  c.run("SELECT 1");
+  const std::map<std::string, std::vector<std::string>> wanted = {
+      {"SHOW STATS",
+       {"total_server_assignment_count", "total_xact_count", "total_query_count", "total_received",
+        "total_sent", "total_xact_time", "total_query_time", "total_wait_time",
+        "total_client_parse_count", "total_server_parse_count", "total_bind_count",
+        "avg_xact_count", "avg_query_count", "avg_recv", "avg_sent", "avg_xact_time",
+        "avg_query_time", "avg_wait_time", "total_requests"}},
+      {"SHOW POOLS",
+       {"cl_active", "cl_waiting", "cl_active_cancel_req", "cl_waiting_cancel_req", "sv_active",
+        "sv_active_cancel", "sv_being_canceled", "sv_idle", "sv_used", "sv_tested", "sv_login",
+        "maxwait", "maxwait_us"}},
+      {"SHOW DATABASES",
+       {"pool_size", "min_pool_size", "reserve_pool", "max_connections", "current_connections",
+        "paused", "disabled"}},
+  };
+  for (const auto& [command, columns] : wanted) {
+    CAPTURE(command);
+    const auto rows = console_rows(px, command);
+    REQUIRE_FALSE(rows.empty());
+    const auto& row = rows.front();
+    CHECK_FALSE(row.at(command == "SHOW DATABASES" ? "name" : "database").empty());
+    for (const auto& col : columns) {
+      CAPTURE(col);
+      REQUIRE(row.contains(col));
+      std::size_t used = 0;
+      CHECK_NOTHROW((void)std::stod(row.at(col), &used));
+      CHECK(used == row.at(col).size());
+    }
+  }
+  std::map<std::string, std::string> lists;
+  for (const auto& row : console_rows(px, "SHOW LISTS")) lists[row.at("list")] = row.at("items");
+  for (const char* item :
+       {"databases", "users", "pools", "free_clients", "used_clients", "login_clients",
+        "free_servers", "used_servers", "dns_names", "dns_zones", "dns_queries", "dns_pending"}) {
+    CAPTURE(item);
+    CHECK(lists.contains(item));
+  }
+  CHECK(lists["used_clients"] == "2");  // c and the console session asking
+  // Version probes match a dotted version number in SHOW VERSION.
+  const auto version = console_rows(px, "SHOW VERSION");
+  REQUIRE(version.size() == 1);
+  CHECK(std::regex_search(version[0].at("version"), std::regex(R"(\d+\.\d+\.\d+)")));
+}
