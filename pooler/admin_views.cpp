@@ -330,6 +330,30 @@ void show_lists(Runtime& rt, const Config& config, std::string& out) {
 }
 
 // SHOW CLIENTS with PgBouncer's leading columns (state is active, waiting or idle here).
+// PgBouncer's columns of SHOW CLIENTS and SHOW SERVERS (1.21 order, then 1.23's id).
+std::vector<std::string_view> socket_columns() {
+  return {"type",
+          "user",
+          "database",
+          "state",
+          "addr",
+          "port",
+          "local_addr",
+          "local_port",
+          "connect_time",
+          "request_time",
+          "wait",
+          "wait_us",
+          "close_needed",
+          "ptr",
+          "link",
+          "remote_pid",
+          "tls",
+          "application_name",
+          "prepared_statements",
+          "id"};
+}
+
 std::string utc_time(std::chrono::system_clock::time_point at) {
   const auto t = std::chrono::system_clock::to_time_t(at);
   char when[32];
@@ -373,29 +397,9 @@ void show_clients(Runtime& rt, std::string& out) {
                     std::to_string(c->id),
                     c->pinned.load()});
   }
-  append_table(out,
-               {"type",
-                "user",
-                "database",
-                "state",
-                "addr",
-                "port",
-                "local_addr",
-                "local_port",
-                "connect_time",
-                "request_time",
-                "wait",
-                "wait_us",
-                "close_needed",
-                "ptr",
-                "link",
-                "remote_pid",
-                "tls",
-                "application_name",
-                "prepared_statements",
-                "id",
-                "pinned"},
-               rows);
+  std::vector<std::string_view> columns = socket_columns();
+  columns.emplace_back("pinned");
+  append_table(out, columns, rows);
 }
 
 // SHOW PINNED: clients held to their server by session-only state, and why.
@@ -440,28 +444,7 @@ void show_servers(Runtime& rt, std::string& out) {
                     std::to_string(s.prepared_statements),
                     std::to_string(s.id)});
   }
-  append_table(out,
-               {"type",
-                "user",
-                "database",
-                "state",
-                "addr",
-                "port",
-                "local_addr",
-                "local_port",
-                "connect_time",
-                "request_time",
-                "wait",
-                "wait_us",
-                "close_needed",
-                "ptr",
-                "link",
-                "remote_pid",
-                "tls",
-                "application_name",
-                "prepared_statements",
-                "id"},
-               rows);
+  append_table(out, socket_columns(), rows);
 }
 
 // SHOW PREPARED: per pool, the named statements its clients have defined now, the statements
