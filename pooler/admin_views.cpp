@@ -529,45 +529,38 @@ void show_help(std::string& out) {
 }  // namespace
 
 bool append_show(Runtime& rt, const Config& config, const std::string& cmd, std::string& out) {
-  if (cmd == "SHOW HELP")
-    show_help(out);
-  else if (cmd == "SHOW VERSION")
-    append_table(out, {"version"}, {{kVersionString}});
-  else if (cmd == "SHOW POOLS")
-    show_pools(rt, config, out);
-  else if (cmd == "SHOW DATABASES")
-    show_databases(rt, config, out);
-  else if (cmd == "SHOW REPLICAS")
-    show_replicas(rt, out);
-  else if (cmd == "SHOW STATS")
-    show_stats(rt, config, out, true, true);
-  else if (cmd == "SHOW STATS_TOTALS")
-    show_stats(rt, config, out, true, false);
-  else if (cmd == "SHOW STATS_AVERAGES")
-    show_stats(rt, config, out, false, true);
-  else if (cmd == "SHOW CONFIG")
-    show_config(config, out);
-  else if (cmd == "SHOW USERS")
-    show_users(config, out);
-  else if (cmd == "SHOW CLIENTS")
-    show_clients(rt, out);
-  else if (cmd == "SHOW SERVERS")
-    show_servers(rt, out);
-  else if (cmd == "SHOW PINNED")
-    show_pinned(rt, out);
-  else if (cmd == "SHOW PREPARED")
-    show_prepared(rt, out);
-  else if (cmd == "SHOW STATE")
-    show_state(rt, out);
-  else if (cmd == "SHOW LISTS")
-    show_lists(rt, config, out);
-  else if (cmd == "SHOW MEM")
-    show_mem(rt, config, out);
-  else if (cmd == "SHOW ROUTING")
-    show_routing(rt, out);
-  else
-    return false;
-  return true;
+  using View = void (*)(Runtime&, const Config&, std::string&);
+  static const std::pair<std::string_view, View> kViews[] = {
+      {"SHOW HELP", [](Runtime&, const Config&, std::string& o) { show_help(o); }},
+      {"SHOW VERSION", [](Runtime&, const Config&,
+                          std::string& o) { append_table(o, {"version"}, {{kVersionString}}); }},
+      {"SHOW POOLS", show_pools},
+      {"SHOW DATABASES", show_databases},
+      {"SHOW REPLICAS", [](Runtime& r, const Config&, std::string& o) { show_replicas(r, o); }},
+      {"SHOW STATS",
+       [](Runtime& r, const Config& c, std::string& o) { show_stats(r, c, o, true, true); }},
+      {"SHOW STATS_TOTALS",
+       [](Runtime& r, const Config& c, std::string& o) { show_stats(r, c, o, true, false); }},
+      {"SHOW STATS_AVERAGES",
+       [](Runtime& r, const Config& c, std::string& o) { show_stats(r, c, o, false, true); }},
+      {"SHOW CONFIG", [](Runtime&, const Config& c, std::string& o) { show_config(c, o); }},
+      {"SHOW USERS", [](Runtime&, const Config& c, std::string& o) { show_users(c, o); }},
+      {"SHOW CLIENTS", [](Runtime& r, const Config&, std::string& o) { show_clients(r, o); }},
+      {"SHOW SERVERS", [](Runtime& r, const Config&, std::string& o) { show_servers(r, o); }},
+      {"SHOW PINNED", [](Runtime& r, const Config&, std::string& o) { show_pinned(r, o); }},
+      {"SHOW PREPARED", [](Runtime& r, const Config&, std::string& o) { show_prepared(r, o); }},
+      {"SHOW STATE", [](Runtime& r, const Config&, std::string& o) { show_state(r, o); }},
+      {"SHOW LISTS", show_lists},
+      {"SHOW MEM", show_mem},
+      {"SHOW ROUTING", [](Runtime& r, const Config&, std::string& o) { show_routing(r, o); }},
+  };
+  for (const auto& [name, view] : kViews) {
+    if (cmd == name) {
+      view(rt, config, out);
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace pgmux::pooler

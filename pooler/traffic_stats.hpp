@@ -44,43 +44,34 @@ struct TrafficTotals {
   std::array<std::uint64_t, kPinReasons> pins{};
   std::uint64_t pin_refusals = 0;  // pin_session_state = "error" refused a statement
 
-  TrafficTotals& operator+=(const TrafficTotals& o) {
-    xact_count += o.xact_count;
-    query_count += o.query_count;
-    bytes_received += o.bytes_received;
-    bytes_sent += o.bytes_sent;
-    xact_time_us += o.xact_time_us;
-    query_time_us += o.query_time_us;
-    wait_time_us += o.wait_time_us;
-    wait_count += o.wait_count;
-    client_parse_count += o.client_parse_count;
-    server_parse_count += o.server_parse_count;
-    bind_count += o.bind_count;
-    prepared_hits += o.prepared_hits;
-    for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
-      query_hist[i] += o.query_hist[i];
-      xact_hist[i] += o.xact_hist[i];
+  // Applies `op(mine, theirs)` to every counter, histogram bucket and class slot: sums and
+  // deltas cannot miss a field.
+  template <class Op>
+  TrafficTotals& combine(const TrafficTotals& o, Op op) {
+    for (auto field :
+         {&TrafficTotals::xact_count, &TrafficTotals::query_count, &TrafficTotals::bytes_received,
+          &TrafficTotals::bytes_sent, &TrafficTotals::xact_time_us, &TrafficTotals::query_time_us,
+          &TrafficTotals::wait_time_us, &TrafficTotals::wait_count,
+          &TrafficTotals::client_parse_count, &TrafficTotals::server_parse_count,
+          &TrafficTotals::bind_count, &TrafficTotals::prepared_hits,
+          &TrafficTotals::pin_refusals}) {
+      op(this->*field, o.*field);
     }
-    for (std::size_t i = 0; i < kSqlstateClasses; ++i) errors[i] += o.errors[i];
-    for (std::size_t i = 0; i < kPinReasons; ++i) pins[i] += o.pins[i];
-    pin_refusals += o.pin_refusals;
+    for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
+      op(query_hist[i], o.query_hist[i]);
+      op(xact_hist[i], o.xact_hist[i]);
+    }
+    for (std::size_t i = 0; i < kSqlstateClasses; ++i) op(errors[i], o.errors[i]);
+    for (std::size_t i = 0; i < kPinReasons; ++i) op(pins[i], o.pins[i]);
     return *this;
+  }
+  TrafficTotals& operator+=(const TrafficTotals& o) {
+    return combine(o, [](std::uint64_t& a, std::uint64_t b) { a += b; });
   }
   // The change from `before` to this (SHOW STATS averages).
   [[nodiscard]] TrafficTotals minus(const TrafficTotals& before) const {
     TrafficTotals d = *this;
-    d.xact_count -= before.xact_count;
-    d.query_count -= before.query_count;
-    d.bytes_received -= before.bytes_received;
-    d.bytes_sent -= before.bytes_sent;
-    d.xact_time_us -= before.xact_time_us;
-    d.query_time_us -= before.query_time_us;
-    d.wait_time_us -= before.wait_time_us;
-    d.wait_count -= before.wait_count;
-    d.client_parse_count -= before.client_parse_count;
-    d.server_parse_count -= before.server_parse_count;
-    d.bind_count -= before.bind_count;
-    d.prepared_hits -= before.prepared_hits;
+    d.combine(before, [](std::uint64_t& a, std::uint64_t b) { a -= b; });
     return d;
   }
 };

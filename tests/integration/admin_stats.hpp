@@ -1,4 +1,4 @@
-// Reads SHOW POOLS from a pgmux instance's admin console.
+// Reads the admin console of a pgmux instance: connections, SHOW rows, SHOW POOLS values.
 #pragma once
 
 #include <map>
@@ -11,10 +11,15 @@
 
 namespace pgmux::it {
 
+// A connection to the admin console as the fixtures' admin user (check ok() before use).
+inline PgConn admin_console(const PgmuxProcess& px) {
+  return PgConn(px.conninfo("admin", "adminpass", "pgmux"));
+}
+
 // Every row of an admin console SHOW command, as column name → value.
 inline std::vector<std::map<std::string, std::string>> console_rows(const PgmuxProcess& px,
                                                                     const std::string& command) {
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   if (!admin.ok()) throw std::runtime_error("admin console login failed: " + admin.error());
   const PgResult r = admin.exec(command);
   if (r.status() != PGRES_TUPLES_OK) throw std::runtime_error(command + ": " + r.describe());

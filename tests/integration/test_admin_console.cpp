@@ -214,7 +214,7 @@ TEST_CASE("PAUSE holds a pgbench run without failing it; RESUME lets it finish; 
                         .timeout = std::chrono::seconds(60)});
   });
   std::this_thread::sleep_for(milliseconds(1000));
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE_MESSAGE(admin.ok(), admin.error());
   auto start = Clock::now();
   const PgResult paused = admin.exec("PAUSE");
@@ -274,7 +274,7 @@ TEST_CASE("RELOAD applies a new pool size without dropping clients; a broken fil
   std::string grown = original;
   grown.replace(grown.find("pool_size = 2\n"), 14, "pool_size = 3\n");
   px.rewrite_config(grown);
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE(admin.ok());
   const PgResult ok = admin.exec("RELOAD");
   CHECK_MESSAGE(ok.status() == PGRES_COMMAND_OK, ok.describe());
@@ -332,7 +332,7 @@ TEST_CASE("SHOW CONFIG/USERS/STATE/LISTS; DISABLE/ENABLE; BAN/UNBAN; stats users
   // DISABLE refuses new logins only.
   PgConn before(px.conninfo("app", "secret"));
   REQUIRE(before.ok());
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE(admin.ok());
   CHECK(admin.exec("DISABLE app").status() == PGRES_COMMAND_OK);
   CHECK(value_of("SHOW DATABASES", "name", "app", "disabled") == "1");
@@ -423,7 +423,7 @@ TEST_CASE("SHOW CLIENTS and SHOW SERVERS list clients and server connections wit
   CHECK(served.value(0, 0) == "served");
   CHECK(wait_until([&] { return server_state() == "idle app"; }, milliseconds(3000)));
   // KILL_CLIENT closes one client's connection; the others go on.
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE(admin.ok());
   CHECK(admin.exec("KILL_CLIENT " + by_app["resting"].at("id")).status() == PGRES_COMMAND_OK);
   CHECK(wait_until(

@@ -47,8 +47,8 @@ TEST_CASE("RECONNECT closes idle servers now and busy ones when released; WAIT_C
   PgConn watcher = direct_primary();
   PgConn a(px.conninfo("app", "secret"));
   PgConn b(px.conninfo("app", "secret"));
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
-  PgConn waiter(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
+  PgConn waiter = admin_console(px);
   REQUIRE(a.ok());
   REQUIRE(b.ok());
   REQUIRE(admin.ok());
@@ -105,7 +105,7 @@ TEST_CASE("SUSPEND waits for transactions and holds new connections until RESUME
   PgmuxProcess px(test_env(), {.name = "suspend", .mode = "transaction"});
   INFO(px.log_tail());
   PgConn a(px.conninfo("app", "secret"));
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE(a.ok());
   REQUIRE(admin.ok());
   a.run("BEGIN");
@@ -160,7 +160,7 @@ TEST_CASE("SET changes a reloadable setting at once; RELOAD goes back to the fil
   INFO(px.log_tail());
   PgConn a(px.conninfo("app", "secret"));
   PgConn b(px.conninfo("app", "secret"));
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE(a.ok());
   REQUIRE(b.ok());
   REQUIRE(admin.ok());
@@ -219,7 +219,7 @@ TEST_CASE("SHUTDOWN WAIT_FOR_SERVERS closes idle clients, lets a transaction fin
   INFO(px.log_tail());
   PgConn idle(px.conninfo("app", "secret"));
   PgConn busy(px.conninfo("app", "secret"));
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE(idle.ok());
   REQUIRE(busy.ok());
   REQUIRE(admin.ok());
@@ -248,7 +248,7 @@ TEST_CASE("SHUTDOWN WAIT_FOR_CLIENTS waits for clients to leave; SHUTDOWN exits 
     PgmuxProcess px(test_env(), {.name = "waitclients", .mode = "transaction"});
     INFO(px.log_tail());
     PgConn c(px.conninfo("app", "secret"));
-    PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+    PgConn admin = admin_console(px);
     REQUIRE(c.ok());
     REQUIRE(admin.ok());
     CHECK(admin.exec("SHUTDOWN WAIT_FOR_CLIENTS").status() == PGRES_COMMAND_OK);
@@ -266,7 +266,7 @@ TEST_CASE("SHUTDOWN WAIT_FOR_CLIENTS waits for clients to leave; SHUTDOWN exits 
   PgmuxProcess px(test_env(), {.name = "shutdownnow", .mode = "transaction"});
   INFO(px.log_tail());
   PgConn c(px.conninfo("app", "secret"));
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE(c.ok());
   REQUIRE(admin.ok());
   const auto start = Clock::now();
@@ -289,7 +289,7 @@ TEST_CASE("RELOAD with a moved primary sends new transactions to it; old connect
   const std::string new_port = std::to_string(cluster.replica_port());
   PgConn a(px.conninfo("app", "secret"));
   PgConn b(px.conninfo("app", "secret"));
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE(a.ok());
   REQUIRE(b.ok());
   REQUIRE(admin.ok());

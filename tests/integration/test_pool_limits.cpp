@@ -137,7 +137,7 @@ TEST_CASE("max_client_conn refuses the client over the limit and admits one afte
   CHECK_FALSE(raw.ready);
   CHECK_MESSAGE(raw.sqlstate == "53300", raw.message);
   // The admin console counts as a client too.
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   CHECK_FALSE(admin.ok());
 
   // Everyone admitted still works.

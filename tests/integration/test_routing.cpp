@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "admin_stats.hpp"
 #include "helpers.hpp"
 #include "pgbench_runner.hpp"
 #include "pgmux_process.hpp"
@@ -343,7 +344,7 @@ TEST_CASE("routing: RELOAD applies new write_functions and reads pg_proc again")
   listed.replace(listed.find(marker), marker.size(),
                  marker + "write_functions = [\"rt_stable\"]\n");
   px.rewrite_config(listed);
-  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  PgConn admin = admin_console(px);
   REQUIRE(admin.ok());
   REQUIRE(admin.exec("RELOAD").status() == PGRES_COMMAND_OK);
   CHECK(where(c, "SELECT rt_stable()") == "primary");  // listed: a write from now on

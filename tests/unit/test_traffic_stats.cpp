@@ -57,6 +57,12 @@ TEST_CASE("a meter fills the histograms and counters that totals sum and subtrac
   const TrafficTotals d = sum.minus(t);
   CHECK(d.query_count == 2);
   CHECK(d.bind_count == 1);
+  // Every field takes part: histogram buckets, error classes and pins too.
+  std::uint64_t delta_timed = 0;
+  for (auto n : d.query_hist) delta_timed += n;
+  CHECK(delta_timed == 2);
+  CHECK(d.errors[sqlstate_class_index("42P01")] == 1);
+  CHECK(d.pins[1] == 1);
   // A meter without counters (the admin console's) counts nothing and does not crash.
   TrafficMeter none;
   none.error("22012");
