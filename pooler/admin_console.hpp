@@ -6,7 +6,7 @@
 
 #include "pooler/asio_util.hpp"
 #include "pooler/config.hpp"
-#include "pooler/framed_socket.hpp"
+#include "pooler/net/framed_socket.hpp"
 
 namespace pgmux::pooler {
 

@@ -175,7 +175,7 @@ awaitable<bool> ClientSession::read_startup() {
 }
 
 awaitable<pr::Frame> ClientSession::read_password_message() {
-  const pr::Frame f = co_await client_.read_tagged();
+  const pr::Frame f = co_await client_.read_tagged(pr::kMaxAuthMessageBody);
   if (f.tag != pr::fe::kPassword) throw ProtocolError("expected a password message");
   co_return f;
 }
@@ -368,10 +368,8 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   // leaves.
   ByteBuffer& buf = client_.buffer();
   if (buf.size() == 0) {
-    buf.reserve_tail(4096);
-    auto [ec, n] = co_await client_.socket().async_read_some(buf.tail(), as_result);
+    auto [ec, n] = co_await client_.read_some();
     if (ec) co_return;  // left without a request
-    buf.end += n;
   }
   static constexpr std::string_view kTerminate("X\0\0\0\4", 5);
   if (buf.unread() == kTerminate) co_return;

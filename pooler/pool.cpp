@@ -397,6 +397,9 @@ void Pool::wake_locked(const std::shared_ptr<Waiter>& w) {
 }
 
 void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
+  // An idle connection holds no receive buffer (on the worker it was leased on, whose pool
+  // the buffer came from).
+  conn->io().release_buffer();
   const auto cfg = settings_.load();
   const auto now = ServerConnection::Clock::now();
   if (now >= conn->retire_at() || conn->close_needed()) {

@@ -89,8 +89,6 @@ struct ServerInspector {
   }
 };
 
-constexpr std::size_t kReadChunk = 16 * 1024;
-
 awaitable<RelayEnd> pump_client_to_server(FramedSocket& client, ServerConnection& server,
                                           RelayState& st) {
   pr::FrameScanner scanner(client.max_message_size());
@@ -102,8 +100,7 @@ awaitable<RelayEnd> pump_client_to_server(FramedSocket& client, ServerConnection
       if (r.forwardable > 0) {
         st.server_write_cut = true;  // stays set if this write is interrupted
         auto [ec, n] = co_await asio::async_write(
-            server.io().socket(), asio::buffer(buf.data.data() + buf.start, r.forwardable),
-            as_result);
+            server.io().socket(), asio::buffer(buf.front(), r.forwardable), as_result);
         if (ec) co_return RelayEnd::server_gone;
         st.server_write_cut = false;
         st.bytes_to_server += r.forwardable;
@@ -113,10 +110,8 @@ awaitable<RelayEnd> pump_client_to_server(FramedSocket& client, ServerConnection
       if (inspector.terminated) co_return RelayEnd::client_terminated;
       if (r.error != pr::FrameError::none) co_return RelayEnd::client_violation;
     }
-    buf.reserve_tail(kReadChunk);
-    auto [ec, n] = co_await client.socket().async_read_some(buf.tail(), as_result);
+    auto [ec, n] = co_await client.read_some();
     if (ec) co_return RelayEnd::client_gone;
-    buf.end += n;
   }
 }
 
@@ -130,7 +125,7 @@ awaitable<RelayEnd> pump_server_to_client(FramedSocket& client, ServerConnection
       const auto r = scanner.scan(buf.unread(), inspector);
       if (r.forwardable > 0) {
         auto [ec, n] = co_await asio::async_write(
-            client.socket(), asio::buffer(buf.data.data() + buf.start, r.forwardable), as_result);
+            client.socket(), asio::buffer(buf.front(), r.forwardable), as_result);
         if (ec) co_return RelayEnd::client_gone;
         st.bytes_to_client += n;
         st.meter.sent(n);
@@ -138,10 +133,8 @@ awaitable<RelayEnd> pump_server_to_client(FramedSocket& client, ServerConnection
       }
       if (inspector.bad || r.error != pr::FrameError::none) co_return RelayEnd::server_violation;
     }
-    buf.reserve_tail(kReadChunk);
-    auto [ec, n] = co_await server.io().socket().async_read_some(buf.tail(), as_result);
+    auto [ec, n] = co_await server.io().read_some();
     if (ec) co_return RelayEnd::server_gone;
-    buf.end += n;
   }
 }
 

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "pooler/asio_util.hpp"
-#include "pooler/framed_socket.hpp"
+#include "pooler/net/framed_socket.hpp"
 #include "pooler/server_connection.hpp"
 #include "pooler/traffic_stats.hpp"
 

@@ -17,10 +17,17 @@ Runtime::Runtime(std::shared_ptr<const Config> config)
 }
 
 Runtime::~Runtime() {
+  // Ownership order is the shutdown order. No loop runs any more; then the coroutines parked
+  // in the loops die (their leases go back to the pools, their clients leave the registries);
+  // then the pools close their idle server sockets, while the loops those sockets (and the
+  // pools' timers) are registered with still exist; the loops themselves go last, as members
+  // declared before everything that uses them.
   stop_all();
-  // Destroy the workers' io_contexts (and any coroutine frames still parked in them) while the
-  // pools their leases return to are still alive.
-  workers_.clear();
+  main_io_.shutdown();
+  for (auto& w : workers_) w->io.shutdown();
+  metrics_.reset();
+  monitors_.clear();
+  pools_.for_each([](Pool& pool) { pool.close_idle(); });
 }
 
 void Runtime::log_exception(const char* where, std::exception_ptr e) {

@@ -18,16 +18,27 @@
 #include "pooler/client_registry.hpp"
 #include "pooler/config.hpp"
 #include "pooler/metrics.hpp"
+#include "pooler/net/buffer_pool.hpp"
 #include "pooler/pool_registry.hpp"
 #include "pooler/sqlstate_class.hpp"
 #include "router/classification_cache.hpp"
 
 namespace pgmux::pooler {
 
+// An event loop whose shutdown() the runtime may call itself: it destroys the coroutine frames
+// still parked in the loop (and with them the leases they hold, which go back to their pools)
+// while the loop's services stay, so sockets can still be closed on it afterwards.
+class EventLoop : public asio::io_context {
+ public:
+  EventLoop() : asio::io_context(1) {}
+  using asio::execution_context::shutdown;
+};
+
 struct Worker {
-  explicit Worker(int i) : index(i), io(1) {}
+  explicit Worker(int i) : index(i), buffers(BufferPool::of(io.get_executor())) {}
   int index;
-  asio::io_context io;
+  EventLoop io;
+  BufferPool& buffers;  // receive buffers lent to this worker's sockets
   std::thread thread;
   std::atomic<int> clients{0};
   // Read/write routing: classifications by statement text, for this worker's clients only.
@@ -136,11 +147,13 @@ class Runtime {
   void start_lag_monitors();
 
   std::shared_ptr<const Config> config_;
+  // The event loops come first so that they are destroyed last: everything declared after
+  // them (pools, registries, the main loop's services) holds sockets or timers on them.
   std::vector<std::unique_ptr<Worker>> workers_;
   PoolRegistry pools_;
   CancelRegistry cancels_;
   ClientRegistry client_registry_;
-  asio::io_context main_io_{1};
+  EventLoop main_io_;
   tcp::acceptor acceptor_{main_io_};
   std::atomic<int> clients_{0};
   std::atomic<int> consoles_{0};

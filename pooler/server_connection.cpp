@@ -292,6 +292,7 @@ void ServerConnection::rebind(asio::io_context& io) {
   const auto protocol = s.local_endpoint().protocol();
   const auto fd = s.release();
   s = tcp::socket(io, protocol, fd);
+  io_.rebind_pool();
 }
 
 bool ServerConnection::spoke_while_idle() {

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "pooler/config.hpp"
-#include "pooler/framed_socket.hpp"
+#include "pooler/net/framed_socket.hpp"
 #include "pooler/prepared_statements.hpp"
 #include "pooler/server_registry.hpp"
 

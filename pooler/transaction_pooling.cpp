@@ -17,6 +17,7 @@
 #include "pooler/database_routing.hpp"
 #include "pooler/pool.hpp"
 #include "pooler/runtime.hpp"
+#include "pooler/session/expectations.hpp"
 #include "pooler/statement_effects.hpp"
 #include "protocol/frame_scanner.hpp"
 #include "protocol/message_writer.hpp"
@@ -28,7 +29,6 @@ namespace pr = protocol;
 
 namespace {
 
-constexpr std::size_t kReadChunk = 16 * 1024;
 // Larger Queries sent to a replica are not kept for the 25006 retry.
 constexpr std::size_t kMaxRetryQuery = 64 * 1024;
 
@@ -51,14 +51,6 @@ constexpr std::string_view kPinProbeQuery =
     "(SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql) + "
     "(SELECT count(*) FROM pg_catalog.pg_class "
     "WHERE relnamespace = pg_catalog.pg_my_temp_schema()))::text";
-
-// What the server will answer, for the messages whose answers pgmux must recognise.
-struct Expect {
-  enum Kind : std::uint8_t { parse, close, sync, query } kind;
-  bool swallow = false;        // pgmux's own message: the client never sees the answer
-  bool swallow_error = false;  // …nor an error it causes
-  std::string statement;       // parse: the server-side name being prepared
-};
 
 class TransactionSession {
  public:
@@ -144,7 +136,7 @@ class TransactionSession {
   void release_server();
   // --- shared ---
   [[nodiscard]] bool quiescent() const {
-    return expect_.empty() && !open_batch_ && !in_copy_ && !server_write_cut_;
+    return expect_.empty() && !expect_.open_batch() && !in_copy_ && !server_write_cut_;
   }
   static awaitable<void> wait(asio::steady_timer& gate) {
     gate.expires_at(asio::steady_timer::time_point::max());
@@ -161,9 +153,8 @@ class TransactionSession {
   bool internal_ = false;     // the server loop is running pgmux's own queries
   bool client_done_ = false;  // the client loop has ended
   bool server_write_cut_ = false;
-  bool open_batch_ = false;    // extended messages sent since the last Sync
-  bool in_copy_ = false;       // the server is in COPY IN/BOTH
-  std::deque<Expect> expect_;  // answers still to come, in order
+  bool in_copy_ = false;  // the server is in COPY IN/BOTH
+  Expectations expect_;   // answers still to come, in order
   std::optional<std::pair<std::string, std::string>> server_failure_;  // SQLSTATE, message
 
   ClientStatements statements_;
@@ -272,69 +263,63 @@ struct TransactionSession::ClientInspector {
     // Close first: harmless if absent, and it keeps pgmux right even if its bookkeeping
     // missed a statement the server still has.
     pr::append_close(t.scratch_, 'S', def.server_name);
-    t.expect_.push_back({Expect::close, true, false, {}});
+    t.expect_.push({Expect::close, true, false, {}});
     t.scratch_ += def.parse_frame;
-    t.expect_.push_back({Expect::parse, !client_parse, false, def.server_name});
+    t.expect_.push({Expect::parse, !client_parse, false, def.server_name});
     if (auto evicted = on_server.insert(def.server_name)) {
       pr::append_close(t.scratch_, 'S', *evicted);
-      t.expect_.push_back({Expect::close, true, false, {}});
+      t.expect_.push({Expect::close, true, false, {}});
     }
   }
 
   bool on_frame(char tag, std::string_view body, std::size_t) {
     // On a replica, each request is routed on its own: a write must not follow a read there.
-    const bool request_start = tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall ||
-                               ((tag == pr::fe::kParse || tag == pr::fe::kBind) && !t.open_batch_);
+    const bool request_start =
+        tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall ||
+        ((tag == pr::fe::kParse || tag == pr::fe::kBind) && !t.expect_.open_batch());
     if (request_start && t.lease_target_ >= 0 && !first) return false;
+    if (tag == pr::fe::kTerminate) {
+      terminated = true;
+      return false;
+    }
     if (first) first_tag = tag;
     first = false;
     last_tag = tag;
     if (tag == pr::fe::kSync) ++syncs;
     if (tag == pr::fe::kQuery) ++queries;
-    if (tag == pr::fe::kSync || tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall) {
-      ++t.requests_on_lease_;
-      // Parse/Close answers queued ahead (the client's or pgmux's own) are part of this request.
-      t.meter_.request_sent(std::none_of(t.expect_.begin(), t.expect_.end(), [](const Expect& e) {
-        return e.kind == Expect::sync || e.kind == Expect::query;
-      }));
-    }
     if (tag == pr::fe::kFunctionCall || tag == pr::fe::kCopyData || tag == pr::fe::kCopyDone ||
         tag == pr::fe::kCopyFail) {
       ++others;
     }
+    // Parse/Close answers queued ahead (the client's or pgmux's own) are part of this request.
+    const bool nothing_pending = !t.expect_.request_pending();
+    // After an error in its batch the server discards this frame: forwarded as it is, with
+    // no effect recorded, as PostgreSQL records none.
+    if (!t.expect_.client_frame(tag)) return true;
+    if (tag == pr::fe::kSync || tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall) {
+      ++t.requests_on_lease_;
+      t.meter_.request_sent(nothing_pending);
+    }
     switch (tag) {
-      case pr::fe::kTerminate:
-        terminated = true;
-        return false;
       case pr::fe::kQuery:
         on_query(body);
         break;
-      case pr::fe::kFunctionCall:
-        t.expect_.push_back({Expect::query});
-        break;
       case pr::fe::kSync:
-        t.expect_.push_back({Expect::sync});
-        t.open_batch_ = false;
         break;
       case pr::fe::kParse:
-        t.open_batch_ = true;
         on_parse(body);
         break;
       case pr::fe::kBind:
-        t.open_batch_ = true;
         on_bind(body);
         break;
       case pr::fe::kDescribe:
-        t.open_batch_ = true;
         on_describe(body);
         break;
       case pr::fe::kClose:
-        t.open_batch_ = true;
         on_close(body);
         break;
       case pr::fe::kExecute:
       case pr::fe::kFlush:
-        t.open_batch_ = true;
         break;
       default:
         break;  // CopyData/CopyDone/CopyFail pass through
@@ -343,7 +328,6 @@ struct TransactionSession::ClientInspector {
   }
 
   void on_query(std::string_view body) {
-    t.expect_.push_back({Expect::query});
     auto sql = pr::decode_query(body);
     if (!sql) {
       violation = true;
@@ -370,12 +354,12 @@ struct TransactionSession::ClientInspector {
       if (!on_server.contains(server_name)) {
         t.expect_.pop_back();  // the Query entry goes after the inserted Sync
         pr::append_close(t.scratch_, 'S', server_name);
-        t.expect_.push_back({Expect::close, true, true, {}});
+        t.expect_.push({Expect::close, true, true, {}});
         t.scratch_ += def->parse_frame;
-        t.expect_.push_back({Expect::parse, true, true, server_name});
+        t.expect_.push({Expect::parse, true, true, server_name});
         pr::append_sync(t.scratch_);
-        t.expect_.push_back({Expect::sync, true, true, {}});
-        t.expect_.push_back({Expect::query});
+        t.expect_.push({Expect::sync, true, true, {}});
+        t.expect_.push({Expect::query});
       }
       on_server.erase(server_name);
       pr::append_query(t.scratch_, "DEALLOCATE " + server_name);
@@ -424,7 +408,6 @@ struct TransactionSession::ClientInspector {
     const StatementEffects fx = scan_statement_effects(p->query);
     const std::size_t types_at = p->name.size() + 1 + p->query.size() + 1;
     if (p->name.empty()) {
-      t.expect_.push_back({Expect::parse});
       if (apply_effects(fx)) {
         begin_edit();
         pr::MessageWriter(t.scratch_)
@@ -444,7 +427,7 @@ struct TransactionSession::ClientInspector {
       begin_edit();
       t.expect_.pop_back();  // the client's Parse is answered after pgmux's own
       ensure_prepared(*def, false);
-      t.expect_.push_back({Expect::parse});
+      t.expect_.push({Expect::parse});
       pr::MessageWriter(t.scratch_)
           .begin(pr::fe::kParse)
           .cstring("")
@@ -459,6 +442,7 @@ struct TransactionSession::ClientInspector {
     auto def = t.statements_.define(p->name, body, fx);
     apply_effects(fx);  // a refusal comes when the statement is bound
     begin_edit();
+    t.expect_.pop_back();  // answered as the Parse ensure_prepared sends
     ensure_prepared(*def, true);
     end_edit(body);
   }
@@ -482,7 +466,7 @@ struct TransactionSession::ClientInspector {
           .cstring(refusal_sql(def->effects.pin))
           .int16(0)
           .end();
-      t.expect_.push_back({Expect::parse, true});
+      t.expect_.push({Expect::parse, true});
       pr::MessageWriter(t.scratch_)
           .begin(pr::fe::kBind)
           .cstring(b->portal)
@@ -526,7 +510,6 @@ struct TransactionSession::ClientInspector {
       violation = true;
       return;
     }
-    t.expect_.push_back({Expect::close});
     if (c->kind != 'S' || c->name.empty() || !t.statements_.erase(c->name)) return;
     // The server-side statement stays for other clients; the client gets its CloseComplete.
     begin_edit();
@@ -566,17 +549,18 @@ struct TransactionSession::ServerInspector {
     return false;
   }
 
-  // Pops the head of the queue, which must be of `kind`.
-  std::optional<Expect> pop(Expect::Kind kind) {
-    if (t.expect_.empty() || t.expect_.front().kind != kind) {
-      bad = true;
-      why = "answer kind " + std::to_string(kind) + " while expecting " +
-            (t.expect_.empty() ? std::string("nothing") : std::to_string(t.expect_.front().kind));
-      return std::nullopt;
+  // Applies what the expectation queue says of an answer.
+  bool answered(AnswerAction action, std::string_view body) {
+    switch (action) {
+      case AnswerAction::unexpected:
+        bad = true;
+        return false;
+      case AnswerAction::drop:
+        return drop_frame(body);
+      case AnswerAction::forward:
+        break;
     }
-    Expect e = std::move(t.expect_.front());
-    t.expect_.pop_front();
-    return e;
+    return true;
   }
 
   // An armed request's answer frames that carry no content yet (kept back until it is known
@@ -611,36 +595,26 @@ struct TransactionSession::ServerInspector {
       return false;  // the server loop sends the preamble first; this frame comes again
     }
     switch (tag) {
-      case pr::be::kParseComplete: {
-        auto e = pop(Expect::parse);
-        if (!e) return false;
-        if (e->swallow) return drop_frame(body);
-        break;
-      }
-      case pr::be::kCloseComplete: {
-        auto e = pop(Expect::close);
-        if (!e) return false;
-        if (e->swallow) return drop_frame(body);
-        break;
-      }
+      case pr::be::kParseComplete:
+        return answered(t.expect_.parse_complete(why), body);
+      case pr::be::kCloseComplete:
+        return answered(t.expect_.close_complete(why), body);
       case pr::be::kErrorResponse:
         return on_error(body);
       case pr::be::kReadyForQuery: {
         auto status = pr::decode_ready_for_query(body);
-        if (!status || t.expect_.empty()) {
+        Expect e{Expect::sync};
+        if (!status) {
           bad = true;
-          why = "ReadyForQuery while expecting nothing";
+          why = "malformed ReadyForQuery";
+          return false;
+        }
+        if (t.expect_.ready_for_query(e, why) == AnswerAction::unexpected) {
+          bad = true;
           return false;
         }
         t.lease_->set_tx_status(*status);
         t.in_copy_ = false;
-        const Expect e = t.expect_.front();
-        if (e.kind != Expect::sync && e.kind != Expect::query) {
-          bad = true;
-          why = "ReadyForQuery while expecting kind " + std::to_string(e.kind);
-          return false;
-        }
-        t.expect_.pop_front();
         t.client_gate_.cancel();  // a local wait may be over
         if (t.retry_pending_) {
           // The refused Query's ReadyForQuery: the client hears the primary's answer instead.
@@ -696,23 +670,13 @@ struct TransactionSession::ServerInspector {
         t.lease_->statements().erase(t.last_bound_);
       }
     }
-    if (t.expect_.empty() || t.expect_.front().kind == Expect::query) {
-      if (!t.retry_pending_) t.meter_.error(sqlstate);
-      return true;
-    }
-    // An extended-protocol error: the server skips everything up to the next Sync.
-    bool swallow = t.expect_.front().swallow_error;
-    if (!swallow && !t.retry_pending_) t.meter_.error(sqlstate);
-    if (t.expect_.front().kind == Expect::parse) {
-      t.lease_->statements().erase(t.expect_.front().statement);
-    }
-    while (!t.expect_.empty() && t.expect_.front().kind != Expect::sync) {
-      if (t.expect_.front().kind == Expect::parse) {
-        t.lease_->statements().erase(t.expect_.front().statement);
-      }
-      t.expect_.pop_front();
-    }
-    if (swallow) return drop_frame(body);
+    // An extended-protocol error makes the server skip to the next Sync; the statements
+    // whose Parse it skipped are not prepared there.
+    std::vector<std::string> unprepared;
+    const AnswerAction action = t.expect_.error(unprepared);
+    for (const std::string& name : unprepared) t.lease_->statements().erase(name);
+    if (action == AnswerAction::drop) return drop_frame(body);
+    if (!t.retry_pending_) t.meter_.error(sqlstate);
     return true;
   }
 };
@@ -752,7 +716,7 @@ awaitable<void> TransactionSession::run() {
           }
         }
         if (!mid_frame && routing()) {
-          if (lease_ && lease_target_ >= 0 && !open_batch_) {
+          if (lease_ && lease_target_ >= 0 && !expect_.open_batch()) {
             // Another request while on a replica: one bound for the primary waits until the
             // replica is answered and handed back (it stays if a read-only transaction holds it).
             const auto r = route_front();
@@ -828,14 +792,12 @@ awaitable<void> TransactionSession::run() {
         if (r.forwardable > 0) continue;
       }
     read_more:
-      buf.reserve_tail(kReadChunk);
       auto [ec, n] = co_await read_client();
       if (ec == asio::error::operation_aborted && rearm_read_ && !server_failure_) {
         rearm_read_ = false;  // the server loop asks for the idle limit to be re-evaluated
         continue;
       }
       if (ec) break;  // the client left (or the server loop closed us after a failure)
-      buf.end += n;
     }
   } catch (...) {
     failure = std::current_exception();
@@ -905,11 +867,7 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
 }
 
 awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::read_client() {
-  auto read = [this]() -> awaitable<std::pair<boost::system::error_code, std::size_t>> {
-    auto [ec, n] =
-        co_await s_.client.socket().async_read_some(s_.client.buffer().tail(), as_result);
-    co_return std::pair{ec, n};
-  };
+  auto read = [this]() { return s_.client.read_some(); };
   const auto& pool = s_.config.pool;
   Millis limit{0};
   std::string_view sqlstate, what;
@@ -967,7 +925,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
       CancelTarget{lease_->login().endpoint, lease_->backend_pid(), lease_->backend_secret()});
   spdlog::debug("{} got server {}", s_.label, lease_->label());
   expect_.clear();
-  open_batch_ = in_copy_ = server_write_cut_ = false;
+  in_copy_ = server_write_cut_ = false;
   server_loop_running_ = true;
   asio::co_spawn(s_.worker.io, server_loop(),
                  [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
@@ -1323,7 +1281,6 @@ awaitable<void> TransactionSession::server_loop() {
       }
     }
     if (client_done_) break;
-    buf.reserve_tail(kReadChunk);
     auto [ec, n] = co_await read_server();
     if (ec == asio::error::timed_out) {
       spdlog::info("{} request on server {} exceeded query_timeout_ms ({} ms): cancelling",
@@ -1345,7 +1302,6 @@ awaitable<void> TransactionSession::server_loop() {
                          "unexpectedly"};
       break;
     }
-    buf.end += n;
   }
   // Failure or client gone: the client loop decides the server's fate.
   server_loop_running_ = false;
@@ -1357,11 +1313,7 @@ awaitable<void> TransactionSession::server_loop() {
 }
 
 awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::read_server() {
-  auto read = [this]() -> awaitable<std::pair<boost::system::error_code, std::size_t>> {
-    auto [ec, n] =
-        co_await lease_->io().socket().async_read_some(lease_->io().buffer().tail(), as_result);
-    co_return std::pair{ec, n};
-  };
+  auto read = [this]() { return lease_->io().read_some(); };
   const Millis limit(s_.config.pool.query_timeout_ms);
   if (limit.count() <= 0 || expect_.empty()) co_return co_await read();
   const auto left = std::chrono::duration_cast<Millis>(request_started_ + limit -

@@ -13,7 +13,7 @@
 #include "pooler/cancel_registry.hpp"
 #include "pooler/client_registry.hpp"
 #include "pooler/config.hpp"
-#include "pooler/framed_socket.hpp"
+#include "pooler/net/framed_socket.hpp"
 #include "pooler/startup_params.hpp"
 #include "router/policy.hpp"
 

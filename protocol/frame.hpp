@@ -14,6 +14,12 @@ inline constexpr char kUntagged = '\0';
 inline constexpr std::size_t kTaggedHeaderSize = 5;
 // Default ceiling for one inspected message (PostgreSQL's own limit is 1 GiB).
 inline constexpr std::size_t kDefaultMaxMessageSize = 64 * 1024 * 1024;
+// PostgreSQL's MAX_STARTUP_PACKET_LENGTH: the body of a startup-phase packet, before login.
+inline constexpr std::size_t kMaxStartupPacketBody = 10000;
+// Password, SASLInitialResponse and SASLResponse bodies before login: far above any real
+// SCRAM, MD5 or cleartext message, small enough that a client that never finishes one holds
+// next to nothing.
+inline constexpr std::size_t kMaxAuthMessageBody = 8192;
 
 struct Frame {
   char tag = kUntagged;

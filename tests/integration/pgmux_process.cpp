@@ -207,12 +207,22 @@ bool PgmuxProcess::wait_for_log(const std::string& text, milliseconds bound) con
   }
 }
 
-long PgmuxProcess::peak_rss_kb() const {
-  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+namespace {
+long status_field_kb(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
   }
   return -1;
+}
+}  // namespace
+
+long PgmuxProcess::peak_rss_kb() const {
+  return status_field_kb(pid_, "VmHWM:");
+}
+
+long PgmuxProcess::rss_kb() const {
+  return status_field_kb(pid_, "VmRSS:");
 }
 
 void PgmuxProcess::send_signal(int sig) const {

@@ -63,6 +63,8 @@ class PgmuxProcess {
 
   // Peak resident set size (VmHWM) in kB, from /proc/PID/status; -1 if unavailable.
   [[nodiscard]] long peak_rss_kb() const;
+  // Resident set size now (VmRSS) in kB; -1 if unavailable.
+  [[nodiscard]] long rss_kb() const;
 
   void send_signal(int sig) const;
   // True while the process has not exited (reaps it when it has).

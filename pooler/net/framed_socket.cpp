@@ -1,0 +1,84 @@
+// Whole-message reads over a TCP socket, and the buffer-lending read the relays use.
+#include "pooler/net/framed_socket.hpp"
+
+#include "pooler/net/buffer_pool.hpp"
+
+namespace pgmux::pooler {
+
+namespace pr = protocol;
+
+FramedSocket::FramedSocket(tcp::socket socket, std::size_t max_message_size)
+    : socket_(std::move(socket)), max_message_size_(max_message_size) {
+  // read_some() reads synchronously once the socket is readable: never block the worker.
+  boost::system::error_code ec;
+  if (socket_.is_open()) socket_.non_blocking(true, ec);
+  in_.set_pool(&BufferPool::of(socket_.get_executor()));
+}
+
+void FramedSocket::rebind_pool() {
+  boost::system::error_code ec;
+  if (socket_.is_open()) socket_.non_blocking(true, ec);
+  in_.set_pool(&BufferPool::of(socket_.get_executor()));
+}
+
+awaitable<pr::Frame> FramedSocket::read_tagged(std::size_t max_body) {
+  const pr::FrameReader reader(max_body == 0 ? max_message_size_ : max_body);
+  co_return co_await read_frame(reader, false);
+}
+
+awaitable<pr::Frame> FramedSocket::read_untagged() {
+  const pr::FrameReader reader(pr::kMaxStartupPacketBody);
+  co_return co_await read_frame(reader, true);
+}
+
+awaitable<pr::Frame> FramedSocket::read_frame(const pr::FrameReader& reader, bool untagged) {
+  release_frame();
+  for (;;) {
+    const auto r =
+        untagged ? reader.parse_untagged(in_.unread()) : reader.parse_tagged(in_.unread());
+    if (r.status == pr::FrameStatus::complete) {
+      pending_consume_ = r.frame.wire_size;
+      co_return r.frame;
+    }
+    if (r.status == pr::FrameStatus::error) {
+      throw ProtocolError(untagged ? "invalid length of startup packet" : pr::describe(r.error));
+    }
+    std::size_t want = kReadChunk;
+    if (reader.max_message_size() <= pr::kMaxStartupPacketBody) {
+      want = r.needed > in_.size() ? r.needed - in_.size() : kLoginRead;
+    }
+    auto [ec, n] = co_await read_some(want);
+    if (ec) throw boost::system::system_error(ec);
+  }
+}
+
+awaitable<std::pair<boost::system::error_code, std::size_t>> FramedSocket::read_some(
+    std::size_t want) {
+  boost::system::error_code ec;
+  if (in_.size() == 0) {
+    // Nothing unread: wait holding no buffer, so an idle connection costs none.
+    in_.release_if_drained();
+    for (;;) {
+      auto [wait_ec] = co_await socket_.async_wait(tcp::socket::wait_read, as_result);
+      if (wait_ec) co_return std::pair{wait_ec, std::size_t{0}};
+      in_.reserve_tail(want);
+      const std::size_t n = socket_.read_some(in_.tail(), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        in_.release_if_drained();  // a spurious wake-up
+        continue;
+      }
+      if (!ec) in_.commit(n);
+      co_return std::pair{ec, n};
+    }
+  }
+  in_.reserve_tail(want);
+  auto [read_ec, n] = co_await socket_.async_read_some(in_.tail(), as_result);
+  if (!read_ec) in_.commit(n);
+  co_return std::pair{read_ec, n};
+}
+
+awaitable<void> FramedSocket::write(std::string_view bytes) {
+  co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), use_awaitable);
+}
+
+}  // namespace pgmux::pooler

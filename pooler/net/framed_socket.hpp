@@ -1,0 +1,71 @@
+// A TCP socket with a lent receive buffer and a frame reader: the login and reset phases read
+// whole messages through it, and the relays read through read_some(), which waits for
+// readability holding no buffer when nothing is unread. Every read commits memory only for
+// bytes received; a frame's declared length is checked against the limit of the phase
+// (startup packet, authentication message, regular message) before any of it is buffered.
+#pragma once
+
+#include <stdexcept>
+#include <string_view>
+
+#include "pooler/asio_util.hpp"
+#include "pooler/net/byte_buffer.hpp"
+#include "protocol/frame_reader.hpp"
+
+namespace pgmux::pooler {
+
+// Raised when a peer breaks the protocol or closes during a phase that needs whole messages.
+class ProtocolError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class FramedSocket {
+ public:
+  // Bytes asked of the socket per read: one standard block.
+  static constexpr std::size_t kReadChunk = 16 * 1024;
+  // Before login a read asks only for what the frame still needs (or a header's worth), so a
+  // client that stops half-way holds a few hundred bytes, not a block.
+  static constexpr std::size_t kLoginRead = 256;
+
+  FramedSocket(tcp::socket socket, std::size_t max_message_size);
+
+  // Reads one whole frame whose body is at most `max_body` bytes (default: the regular
+  // message limit); the view stays valid until the next read. Throws on EOF, I/O errors
+  // (boost::system::system_error) and bad or oversized frames (ProtocolError).
+  awaitable<protocol::Frame> read_tagged(std::size_t max_body = 0);
+  // A startup-phase packet (StartupMessage, SSLRequest, CancelRequest): at most PostgreSQL's
+  // 10,000 bytes.
+  awaitable<protocol::Frame> read_untagged();
+  awaitable<void> write(std::string_view bytes);
+  // Drops the frame the last read returned, so the buffer holds only unread bytes.
+  void release_frame() {
+    in_.consume(pending_consume_);
+    pending_consume_ = 0;
+  }
+  // Reads what the peer sends next into the buffer. With nothing unread, it first waits for
+  // the socket to be readable without holding a buffer, then borrows one.
+  awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+      std::size_t want = kReadChunk);
+  // Gives the buffer back if nothing is unread (a connection going idle).
+  void release_buffer() {
+    release_frame();
+    in_.release_if_drained();
+  }
+  // After the socket moved to another io_context: borrow from that worker's pool.
+  void rebind_pool();
+
+  tcp::socket& socket() { return socket_; }
+  ByteBuffer& buffer() { return in_; }
+  [[nodiscard]] std::size_t max_message_size() const { return max_message_size_; }
+
+ private:
+  awaitable<protocol::Frame> read_frame(const protocol::FrameReader& reader, bool untagged);
+
+  tcp::socket socket_;
+  ByteBuffer in_;
+  std::size_t max_message_size_;
+  std::size_t pending_consume_ = 0;  // size of the frame handed out by the previous read
+};
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,132 @@
+// Memory follows bytes received, not lengths declared: PostgreSQL's 10,000-byte startup limit,
+// and floods of unauthenticated connections (huge claimed startup packets, half-sent packets,
+// SCRAM exchanges abandoned half-way) that must leave pgmux's RSS nearly flat while a real
+// client still logs in and queries.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "pgmux_process.hpp"
+#include "pq_client.hpp"
+#include "raw_client.hpp"
+
+using namespace pgmux::it;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr std::uint32_t kProtocol3 = 196608;
+constexpr int kFloodSize = 1000;
+constexpr long kFloodBoundKb = 16 * 1024;  // RSS growth allowed while a flood is connected
+
+std::string startup_claiming(std::uint32_t length) {
+  return be32(length) + be32(kProtocol3) + std::string("user\0", 5);
+}
+
+// SASLInitialResponse choosing SCRAM-SHA-256 with a client-first-message.
+std::string sasl_initial_response() {
+  const std::string first = "n,,n=,r=fyko+d2lbbFgONRv9qkxdawL";
+  std::string body = std::string("SCRAM-SHA-256\0", 14) + be32(first.size()) + first;
+  return "p" + be32(static_cast<std::uint32_t>(body.size() + 4)) + body;
+}
+
+// Opens kFloodSize raw connections, each brought to a stop by `stall`; checks pgmux's RSS
+// while they are all connected and that a real client is served meanwhile.
+void check_flood(PgmuxProcess& px, const char* what, const std::function<void(RawClient&)>& stall) {
+  CAPTURE(what);
+  const long before_kb = px.rss_kb();
+  std::vector<std::unique_ptr<RawClient>> flood;
+  flood.reserve(kFloodSize);
+  for (int i = 0; i < kFloodSize; ++i) {
+    flood.push_back(std::make_unique<RawClient>(px.port()));
+    stall(*flood.back());
+  }
+  std::this_thread::sleep_for(milliseconds(300));  // let pgmux read all of it
+  const long during_kb = px.rss_kb();
+  PgConn normal(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(normal.ok(), normal.error());
+  CHECK(normal.query_value("SELECT 'served during the flood'") == "served during the flood");
+  MESSAGE(what, ": RSS ", before_kb, " kB before, ", during_kb, " kB with ", kFloodSize,
+          " connections (", (during_kb - before_kb) * 1024 / kFloodSize, " B each)");
+  CHECK(during_kb - before_kb < kFloodBoundKb);
+  flood.clear();
+  CHECK(px.running());
+}
+
+}  // namespace
+
+TEST_CASE("a startup packet over PostgreSQL's 10,000 bytes is refused with 08P01") {
+  PgmuxProcess px(test_env(), {.name = "startup-limit"});
+  INFO(px.log_tail());
+  for (const std::uint32_t claimed : {10'005U, 60'000'000U}) {
+    CAPTURE(claimed);
+    RawClient raw(px.port());
+    REQUIRE(raw.send(startup_claiming(claimed)));
+    RawClient::Message m;
+    REQUIRE(raw.read_message(m, milliseconds(5000)) == RawClient::Status::data);
+    CHECK(m.tag == 'E');
+    CHECK(error_field(m.body, 'C') == "08P01");
+    CHECK(error_field(m.body, 'M').find("invalid length of startup packet") != std::string::npos);
+  }
+  // Exactly 10,000 bytes of body is still a startup packet: pgmux goes on to authentication.
+  const std::string head = be32(kProtocol3) + std::string("user\0app\0database\0app\0", 22) +
+                           std::string("application_name\0", 17);
+  const std::string value(10'000 - head.size() - 2, 'a');
+  const std::string body = head + value + std::string("\0\0", 2);
+  REQUIRE(body.size() == 10'000);
+  RawClient raw(px.port());
+  REQUIRE(raw.send(be32(static_cast<std::uint32_t>(body.size() + 4)) + body));
+  RawClient::Message m;
+  REQUIRE(raw.read_message(m, milliseconds(5000)) == RawClient::Status::data);
+  CHECK(m.tag == 'R');  // an authentication request (SASL for app)
+}
+
+TEST_CASE("an authentication message over 8 kB is refused with 08P01") {
+  PgmuxProcess px(test_env(), {.name = "auth-limit"});
+  INFO(px.log_tail());
+  RawClient raw(px.port());
+  REQUIRE(raw.send(startup_packet({{"user", "app"}, {"database", "app"}})));
+  RawClient::Message m;
+  REQUIRE(raw.read_message(m, milliseconds(5000)) == RawClient::Status::data);
+  REQUIRE(m.tag == 'R');
+  REQUIRE(raw.send("p" + be32(50'000'000U)));
+  REQUIRE(raw.read_message(m, milliseconds(5000)) == RawClient::Status::data);
+  CHECK(m.tag == 'E');
+  CHECK(error_field(m.body, 'C') == "08P01");
+}
+
+TEST_CASE("floods of unauthenticated connections leave RSS nearly flat and clients served") {
+  PgmuxOptions o{.name = "flood", .max_client_conn = 5000};
+  PgmuxProcess px(test_env(), o);
+  INFO(px.log_tail());
+  {
+    PgConn warm(px.conninfo("app", "secret"));  // the pool's first login is not flood cost
+    REQUIRE_MESSAGE(warm.ok(), warm.error());
+    CHECK(warm.query_value("SELECT 1") == "1");
+  }
+  const long baseline_kb = px.rss_kb();
+  check_flood(px, "startup claiming 60 MB",
+              [](RawClient& c) { REQUIRE(c.send(startup_claiming(60'000'000U))); });
+  check_flood(px, "half a startup packet", [](RawClient& c) {
+    const std::string full = startup_packet({{"user", "app"}, {"database", "app"}});
+    REQUIRE(c.send(full.substr(0, full.size() / 2)));
+  });
+  check_flood(px, "SCRAM abandoned after client-first", [](RawClient& c) {
+    REQUIRE(c.send(startup_packet({{"user", "app"}, {"database", "app"}})));
+    RawClient::Message m;
+    REQUIRE(c.read_message(m, milliseconds(5000)) == RawClient::Status::data);
+    REQUIRE(m.tag == 'R');
+    REQUIRE(c.send(sasl_initial_response()));
+    REQUIRE(c.read_message(m, milliseconds(5000)) == RawClient::Status::data);
+    REQUIRE(m.tag == 'R');  // SASLContinue: the client never answers it
+  });
+  std::this_thread::sleep_for(milliseconds(300));
+  const long after_kb = px.rss_kb();
+  MESSAGE("RSS baseline ", baseline_kb, " kB, after three floods ", after_kb, " kB");
+  CHECK(after_kb - baseline_kb < kFloodBoundKb);
+  PgConn after(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(after.ok(), after.error());
+  CHECK(after.query_value("SELECT 'after'") == "after");
+}
