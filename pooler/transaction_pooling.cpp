@@ -56,6 +56,7 @@ class TransactionSession {
  public:
   explicit TransactionSession(TransactionSessionSetup s)
       : s_(std::move(s)),
+        client_scanner_(s_.client.max_message_size()),
         client_gate_(s_.worker.io.get_executor()),
         server_gate_(s_.worker.io.get_executor()),
         meter_(&s_.pool->traffic(s_.worker.index)) {
@@ -246,8 +247,11 @@ struct TransactionSession::ClientInspector {
   }
 
   void begin_edit() { edit_start = t.scratch_.size(); }
-  void end_edit(std::string_view body) {
-    t.edits_.push_back({frame_pos(body), body.size() + pr::kTaggedHeaderSize, edit_start,
+  // The edit replaces the frame's header and its first `replaced` body bytes (all of them by
+  // default) with what was appended to scratch since begin_edit().
+  void end_edit(std::string_view body, std::size_t replaced = std::string_view::npos) {
+    if (replaced == std::string_view::npos) replaced = body.size();
+    t.edits_.push_back({frame_pos(body), replaced + pr::kTaggedHeaderSize, edit_start,
                         t.scratch_.size() - edit_start});
   }
 
@@ -272,7 +276,10 @@ struct TransactionSession::ClientInspector {
     }
   }
 
-  bool on_frame(char tag, std::string_view body, std::size_t) {
+  // A Bind is offered by its head when large: its parameters stream through at any size.
+  [[nodiscard]] bool head_only(char tag) const { return tag == pr::fe::kBind; }
+
+  bool on_frame(char tag, std::string_view body, std::size_t length) {
     // On a replica, each request is routed on its own: a write must not follow a read there.
     const bool request_start =
         tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall ||
@@ -310,7 +317,7 @@ struct TransactionSession::ClientInspector {
         on_parse(body);
         break;
       case pr::fe::kBind:
-        on_bind(body);
+        on_bind(body, length);
         break;
       case pr::fe::kDescribe:
         on_describe(body);
@@ -447,7 +454,8 @@ struct TransactionSession::ClientInspector {
     end_edit(body);
   }
 
-  void on_bind(std::string_view body) {
+  // `body` may be only the head of a large Bind (its names; `length` is the whole body's).
+  void on_bind(std::string_view body, std::size_t length) {
     auto b = pr::decode_bind(body);
     if (!b) {
       violation = true;
@@ -457,36 +465,47 @@ struct TransactionSession::ClientInspector {
     t.meter_.bind();
     const StatementDef* def = t.statements_.find(b->statement);
     if (def == nullptr) return;  // the server reports the unknown name, as PostgreSQL would
+    const std::size_t names = b->portal.size() + 1 + b->statement.size() + 1;
     if (apply_effects(def->effects)) {
-      // Bind the refusal in place of the statement: same portal, no parameters.
-      begin_edit();
-      pr::MessageWriter(t.scratch_)
-          .begin(pr::fe::kParse)
-          .cstring("")
-          .cstring(refusal_sql(def->effects.pin))
-          .int16(0)
-          .end();
-      t.expect_.push({Expect::parse, true});
-      pr::MessageWriter(t.scratch_)
-          .begin(pr::fe::kBind)
-          .cstring(b->portal)
-          .cstring("")
-          .int16(0)
-          .int16(0)
-          .int16(0)
-          .end();
-      end_edit(body);
+      refuse_bind(body, length, b->portal, names, def->effects.pin);
       return;
     }
     begin_edit();
     ensure_prepared(*def, false);
-    // Bind: portal, statement, then the parameters, forwarded untouched.
-    const std::size_t rest_at = b->portal.size() + 1 + b->statement.size() + 1;
-    pr::MessageWriter w(t.scratch_);
-    w.begin(pr::fe::kBind).cstring(b->portal).cstring(def->server_name);
-    w.bytes(body.substr(rest_at)).end();
-    end_edit(body);
+    // Only the names are rewritten; the parameters follow from the client's own bytes.
+    pr::append_bind_head(t.scratch_, b->portal, def->server_name, length - names);
+    end_edit(body, names);
     t.last_bound_ = def->server_name;
+  }
+
+  // Binds the refusal in place of a statement pin_session_state = "error" refuses: same
+  // portal, no parameters. A Bind too large to be held whole keeps its parameters, which the
+  // refusal does not take: the server then rejects the Bind instead (08P01), which fails the
+  // batch all the same.
+  void refuse_bind(std::string_view body, std::size_t length, std::string_view portal,
+                   std::size_t names, PinReason pin) {
+    begin_edit();
+    pr::MessageWriter(t.scratch_)
+        .begin(pr::fe::kParse)
+        .cstring("")
+        .cstring(refusal_sql(pin))
+        .int16(0)
+        .end();
+    t.expect_.push({Expect::parse, true});
+    if (body.size() < length) {
+      pr::append_bind_head(t.scratch_, portal, "", length - names);
+      end_edit(body, names);
+      return;
+    }
+    pr::MessageWriter(t.scratch_)
+        .begin(pr::fe::kBind)
+        .cstring(portal)
+        .cstring("")
+        .int16(0)
+        .int16(0)
+        .int16(0)
+        .end();
+    end_edit(body, body.size());
   }
 
   void on_describe(std::string_view body) {

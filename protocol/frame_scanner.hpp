@@ -4,6 +4,7 @@
 // sits in memory); a frame whose body the inspector needs is held back until it is whole.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <string_view>
 
@@ -23,8 +24,15 @@ struct ScanResult {
 //        frames, when the body is complete. `length` is the body length. Returning false
 //        stops the scan before this frame: it is not counted as forwardable, and the next
 //        scan() call (if any) offers it again.
+//   optional: bool head_only(char tag)  — for a needs_body frame: when its body is larger than
+//        kMaxHead, offer only its first kMaxHead bytes (`body` shorter than `length`) and
+//        forward the rest as it arrives, like a frame whose body is not needed. For messages
+//        whose interesting part is at the front (Bind: portal and statement names) and whose
+//        size a client chooses (its parameters).
 class FrameScanner {
  public:
+  static constexpr std::size_t kMaxHead = 64 * 1024;
+
   explicit FrameScanner(std::size_t max_inspected_size = kDefaultMaxMessageSize)
       : max_inspected_size_(max_inspected_size) {}
 
@@ -43,6 +51,16 @@ class FrameScanner {
       if (length < 4) return {.forwardable = pos, .error = FrameError::bad_length};
       const std::size_t body_len = length - 4;
       if (inspector.needs_body(tag)) {
+        if constexpr (requires { inspector.head_only(tag); }) {
+          const std::size_t head_limit = std::min(kMaxHead, max_inspected_size_);
+          if (body_len > head_limit && inspector.head_only(tag)) {
+            if (buf.size() - pos - kTaggedHeaderSize < head_limit) break;  // hold the head
+            const std::string_view head = buf.substr(pos + kTaggedHeaderSize, head_limit);
+            if (!inspector.on_frame(tag, head, body_len)) break;
+            pos = forward_body(buf, pos, body_len);
+            continue;
+          }
+        }
         if (body_len > max_inspected_size_) {
           return {.forwardable = pos, .error = FrameError::too_large};
         }
@@ -54,13 +72,7 @@ class FrameScanner {
         continue;
       }
       if (!inspector.on_frame(tag, std::string_view{}, body_len)) break;
-      const std::size_t available = buf.size() - pos - kTaggedHeaderSize;
-      if (available >= body_len) {
-        pos += kTaggedHeaderSize + body_len;
-      } else {
-        skip_ = body_len - available;
-        pos = buf.size();
-      }
+      pos = forward_body(buf, pos, body_len);
     }
     return {.forwardable = pos};
   }
@@ -69,6 +81,14 @@ class FrameScanner {
   [[nodiscard]] bool mid_frame() const { return skip_ > 0; }
 
  private:
+  // Forwards the frame at `pos` as far as it has arrived; the rest is skipped as it comes.
+  std::size_t forward_body(std::string_view buf, std::size_t pos, std::size_t body_len) {
+    const std::size_t available = buf.size() - pos - kTaggedHeaderSize;
+    if (available >= body_len) return pos + kTaggedHeaderSize + body_len;
+    skip_ = body_len - available;
+    return buf.size();
+  }
+
   std::size_t max_inspected_size_;
   std::size_t skip_ = 0;  // body bytes of a forwarded frame not yet seen
 };

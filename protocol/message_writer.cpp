@@ -189,6 +189,16 @@ void append_execute(std::string& out, std::string_view portal, std::int32_t max_
 void append_close(std::string& out, char kind, std::string_view name) {
   MessageWriter(out).begin(fe::kClose).int8(static_cast<std::uint8_t>(kind)).cstring(name).end();
 }
+void append_bind_head(std::string& out, std::string_view portal, std::string_view statement,
+                      std::size_t params_size) {
+  const std::size_t length = 4 + portal.size() + 1 + statement.size() + 1 + params_size;
+  out.push_back(fe::kBind);
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((length >> shift) & 0xff));
+  }
+  out.append(portal).push_back('\0');
+  out.append(statement).push_back('\0');
+}
 void append_sync(std::string& out) {
   append_empty(out, fe::kSync);
 }

@@ -73,6 +73,11 @@ void append_bind(std::string& out, std::string_view portal, std::string_view sta
 void append_describe(std::string& out, char kind, std::string_view name);
 void append_execute(std::string& out, std::string_view portal, std::int32_t max_rows = 0);
 void append_close(std::string& out, char kind, std::string_view name);
+// The tag, length and names of a Bind whose parameter section (`params_size` bytes: formats,
+// values, result formats) is sent on from elsewhere, untouched: only names are rewritten, so a
+// Bind of any size is never copied.
+void append_bind_head(std::string& out, std::string_view portal, std::string_view statement,
+                      std::size_t params_size);
 void append_sync(std::string& out);
 void append_flush(std::string& out);
 void append_terminate(std::string& out);

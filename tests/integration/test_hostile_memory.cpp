@@ -130,3 +130,44 @@ TEST_CASE("floods of unauthenticated connections leave RSS nearly flat and clien
   REQUIRE_MESSAGE(after.ok(), after.error());
   CHECK(after.query_value("SELECT 'after'") == "after");
 }
+
+TEST_CASE("a Bind over max_message_size_bytes streams through; a Query held whole is limited") {
+  for (const char* mode : {"transaction", "session"}) {
+    CAPTURE(mode);
+    PgmuxOptions o{.name = std::string("big-bind-") + mode,
+                   .mode = mode,
+                   .pgmux_toml = "max_message_size_bytes = 1048576"};
+    PgmuxProcess px(test_env(), o);
+    INFO(px.log_tail());
+    PgConn c(px.conninfo("app", "secret"));
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    const std::string big(6 * 1024 * 1024, 'b');  // 6 MB, six times the limit
+    const char* values[1] = {big.c_str()};
+    // Named: pgmux rewrites the statement name in the Bind's head only.
+    const PgResult prep =
+        c.collect(PQsendPrepare(c.get(), "measure", "SELECT length($1::text)", 1, nullptr));
+    REQUIRE_MESSAGE(prep.status() == PGRES_COMMAND_OK, prep.describe());
+    for (int i = 0; i < 3; ++i) {
+      const PgResult r =
+          c.collect(PQsendQueryPrepared(c.get(), "measure", 1, values, nullptr, nullptr, 0));
+      REQUIRE_MESSAGE(r.status() == PGRES_TUPLES_OK, r.describe());
+      CHECK(r.value(0, 0) == std::to_string(big.size()));
+    }
+    // Unnamed, as most drivers send parameters.
+    const PgResult unnamed = c.exec_params("SELECT md5($1::text)", {big});
+    REQUIRE_MESSAGE(unnamed.ok(), unnamed.describe());
+    CHECK(unnamed.value(0, 0).size() == 32);
+    CHECK(c.query_value("SELECT 'still here'") == "still here");
+    // Transaction pooling holds a Query whole to route and inspect it: over the limit it is
+    // refused. Session pooling only relays it, at any size.
+    const PgResult query = c.exec("SELECT length('" + big + "')");
+    if (std::string(mode) == "transaction") {
+      CHECK_FALSE(query.ok());
+      CHECK(query.sqlstate() == "08P01");
+    } else {
+      REQUIRE_MESSAGE(query.ok(), query.describe());
+      CHECK(query.value(0, 0) == std::to_string(big.size()));
+    }
+    CHECK(px.running());
+  }
+}

@@ -105,3 +105,44 @@ TEST_CASE("bad lengths and oversize inspected frames are errors") {
   FrameScanner s3(16);
   CHECK(s3.scan(frame('D', std::string(100, 'x')), rec).error == FrameError::none);
 }
+
+namespace {
+// Needs Binds' bodies, but only their heads when they are large.
+struct HeadRecorder : Recorder {
+  std::vector<std::size_t> lengths;
+  bool head_only(char tag) const { return tag == 'B'; }
+  bool on_frame(char tag, std::string_view body, std::size_t length) {
+    seen.emplace_back(tag, std::string(body));
+    lengths.push_back(length);
+    return true;
+  }
+};
+}  // namespace
+
+TEST_CASE("a large head-only frame is offered by its head and streams past any size limit") {
+  const std::string params(3 * FrameScanner::kMaxHead, 'p');
+  const std::string bind = frame('B', std::string("portal\0stmt\0", 12) + params);
+  const std::string small = frame('B', std::string("\0s\0", 3) + "xy");
+  const std::string stream = bind + small + frame('S', "");
+  for (std::size_t chunk : {1000UL, 4096UL, 70000UL, 1000000UL}) {
+    CAPTURE(chunk);
+    FrameScanner s(FrameScanner::kMaxHead);  // the whole Bind is over the inspection limit
+    HeadRecorder rec;
+    rec.inspect = "B";
+    std::string forwarded, buf;
+    for (std::size_t off = 0; off < stream.size(); off += chunk) {
+      buf += stream.substr(off, chunk);
+      const auto r = s.scan(buf, rec);
+      REQUIRE(r.error == FrameError::none);
+      forwarded += buf.substr(0, r.forwardable);
+      buf.erase(0, r.forwardable);
+      CHECK(buf.size() <= FrameScanner::kMaxHead + chunk);  // never held whole
+    }
+    CHECK(forwarded == stream);
+    REQUIRE(rec.seen.size() == 3);  // both Binds and the Sync
+    CHECK(rec.seen[0].second.size() == FrameScanner::kMaxHead);
+    CHECK(rec.seen[0].second.substr(0, 12) == std::string("portal\0stmt\0", 12));
+    CHECK(rec.lengths[0] == 12 + params.size());
+    CHECK(rec.seen[1].second == std::string("\0s\0xy", 5));  // a small one is seen whole
+  }
+}
