@@ -479,12 +479,11 @@ void show_prepared(Runtime& rt, std::string& out) {
                rows);
 }
 
-// SHOW MEM: what pgmux holds, counted from its own structures, and the process's resident
-// memory from the kernel.
+// SHOW MEM: what pgmux holds, counted from its own structures (buffers from the workers'
+// pools, as they are now), and the process's resident memory from the kernel.
 void show_mem(Runtime& rt, const Config& config, std::string& out) {
   const auto clients = rt.clients().snapshot();
   const auto servers = rt.pools().servers().snapshot();
-  const std::size_t buffer = 16 * 1024;  // each socket's initial read buffer
   long rss_kb = -1;
   if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
     char line[256];
@@ -495,19 +494,22 @@ void show_mem(Runtime& rt, const Config& config, std::string& out) {
   }
   std::size_t statements = 0;
   for (const ServerRow& s : servers) statements += static_cast<std::size_t>(s.prepared_statements);
-  append_table(
-      out, {"name", "size", "used", "free", "memtotal"},
-      {{"client_sessions", std::to_string(2 * buffer), std::to_string(clients.size()), "0",
-        std::to_string(2 * buffer * clients.size())},
-       {"server_connections", std::to_string(buffer), std::to_string(servers.size()), "0",
-        std::to_string(buffer * servers.size())},
-       {"pools", std::to_string(sizeof(Pool) + config.worker_count() * sizeof(TrafficCounters)),
-        std::to_string(rt.pools().all().size()), "0",
-        std::to_string(rt.pools().all().size() *
-                       (sizeof(Pool) + config.worker_count() * sizeof(TrafficCounters)))},
-       {"server_statements", "0", std::to_string(statements), "0", "0"},
-       {"process_rss", "0", "0", "0",
-        rss_kb < 0 ? std::string("0") : std::to_string(rss_kb * 1024)}});
+  const BufferStats b = rt.buffer_stats();
+  const std::size_t block = BufferPool::kBlockSize;
+  const std::size_t pool_size = sizeof(Pool) + config.worker_count() * sizeof(TrafficCounters);
+  const std::size_t pools = rt.pools().all().size();
+  auto n = [](std::size_t v) { return std::to_string(v); };
+  append_table(out, {"name", "size", "used", "free", "memtotal"},
+               {{"buffers", n(block), n(b.lent), n(b.free), n((b.lent + b.free) * block)},
+                {"buffers_other", n(b.other == 0 ? 0 : b.other_bytes / b.other), n(b.other), "0",
+                 n(b.other_bytes)},
+                {"client_sessions", n(sizeof(ClientInfo)), n(clients.size()), "0",
+                 n(sizeof(ClientInfo) * clients.size())},
+                {"server_connections", n(sizeof(ServerConnection)), n(servers.size()), "0",
+                 n(sizeof(ServerConnection) * servers.size())},
+                {"pools", n(pool_size), n(pools), "0", n(pools * pool_size)},
+                {"server_statements", "0", n(statements), "0", "0"},
+                {"process_rss", "0", "0", "0", n(rss_kb < 0 ? 0 : rss_kb * 1024)}});
 }
 
 void show_help(std::string& out) {

@@ -217,6 +217,18 @@ std::string render_metrics(Runtime& rt) {
            "Client logins refused: wrong password, unknown user or not allowed (28P01, 28000).");
   w.sample("pgmux_auth_failures_total", "", rt.auth_failures());
 
+  const BufferStats buffers = rt.buffer_stats();
+  w.family("pgmux_buffers", "gauge",
+           "Receive buffers: standard blocks lent to sockets with unread bytes, on the workers' "
+           "free lists, and other blocks (small login reads, frames held whole).");
+  w.sample("pgmux_buffers", "state=\"lent\"", buffers.lent);
+  w.sample("pgmux_buffers", "state=\"free\"", buffers.free);
+  w.sample("pgmux_buffers", "state=\"other\"", buffers.other);
+  w.family("pgmux_buffer_bytes", "gauge", "Bytes of the receive buffers, by the same states.");
+  w.sample("pgmux_buffer_bytes", "state=\"lent\"", buffers.lent * BufferPool::kBlockSize);
+  w.sample("pgmux_buffer_bytes", "state=\"free\"", buffers.free * BufferPool::kBlockSize);
+  w.sample("pgmux_buffer_bytes", "state=\"other\"", buffers.other_bytes);
+
   const auto routings = rt.pools().routings();
   w.family("pgmux_routing_decisions_total", "counter", "Routing decisions by reason.");
   for (const auto& r : routings) {

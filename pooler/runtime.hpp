@@ -130,6 +130,12 @@ class Runtime {
     return fatal_errors_[cls].load(std::memory_order_relaxed);
   }
   [[nodiscard]] std::uint64_t auth_failures() const { return auth_failures_.load(); }
+  // Receive buffers of every worker (SHOW MEM, /metrics).
+  [[nodiscard]] BufferStats buffer_stats() const {
+    BufferStats sum;
+    for (const auto& w : workers_) sum += w->buffers.stats();
+    return sum;
+  }
   // Sends an unstructured log line once per coroutine failure.
   static void log_exception(const char* where, std::exception_ptr e);
 

@@ -5,9 +5,11 @@
 #include <doctest/doctest.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <thread>
 
+#include "admin_stats.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
 #include "raw_client.hpp"
@@ -169,5 +171,37 @@ TEST_CASE("a Bind over max_message_size_bytes streams through; a Query held whol
       CHECK(query.value(0, 0) == std::to_string(big.size()));
     }
     CHECK(px.running());
+  }
+}
+
+TEST_CASE("idle clients and idle pooled servers hold no receive buffer") {
+  for (const char* mode : {"transaction", "session"}) {
+    CAPTURE(mode);
+    PgmuxOptions o{.name = std::string("idle-buffers-") + mode, .pool_size = 10, .mode = mode};
+    PgmuxProcess px(test_env(), o);
+    INFO(px.log_tail());
+    constexpr int kClients = 200;
+    std::vector<std::unique_ptr<PgConn>> clients;
+    const long before_kb = px.rss_kb();
+    for (int i = 0; i < kClients; ++i) {
+      clients.push_back(std::make_unique<PgConn>(px.conninfo("app", "secret")));
+      REQUIRE_MESSAGE(clients.back()->ok(), clients.back()->error());
+      // In session mode only the first 10 get a server; the rest log in and stay idle.
+      if (std::string(mode) == "transaction" || i < 10) {
+        CHECK(clients.back()->query_value("SELECT 'busy once'") == "busy once");
+      }
+    }
+    std::this_thread::sleep_for(milliseconds(200));
+    const long after_kb = px.rss_kb();
+    std::map<std::string, std::map<std::string, std::string>> mem;
+    for (const auto& row : console_rows(px, "SHOW MEM")) mem[row.at("name")] = row;
+    REQUIRE(mem.contains("buffers"));
+    // Only the console's own request holds a buffer while SHOW MEM runs.
+    CHECK(std::stoll(mem["buffers"].at("used")) <= 1);
+    CHECK(std::stoll(mem["buffers_other"].at("used")) == 0);
+    CHECK(mem["client_sessions"].at("used") == std::to_string(kClients));
+    MESSAGE(mode, ": ", kClients, " idle clients: RSS +", after_kb - before_kb, " kB (",
+            (after_kb - before_kb) * 1024 / kClients, " B each); buffers lent ",
+            mem["buffers"].at("used"), ", free ", mem["buffers"].at("free"));
   }
 }
