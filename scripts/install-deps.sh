@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ccache pkg-config clang-format
+  clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
   libboost1.81-dev libpq-dev libssl-dev libtoml11-dev libspdlog-dev doctest-dev
   postgresql-15 postgresql-client-15 postgresql-contrib
   libpg-query-dev libprotobuf-c-dev

@@ -132,7 +132,10 @@ bool PgmuxProcess::start_once(std::string& failure) {
     if (!out) throw std::runtime_error("cannot write " + config_path_.string());
   }
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
-  const std::string binary = PGMUX_BINARY, config = config_path_.string(), log = log_path_.string();
+  // PGMUX_TEST_BINARY runs the suite against another build of pgmux (a sanitizer build).
+  const char* override_binary = std::getenv("PGMUX_TEST_BINARY");
+  const std::string binary = override_binary != nullptr ? override_binary : PGMUX_BINARY,
+                    config = config_path_.string(), log = log_path_.string();
   std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>("--config"),
                              const_cast<char*>(config.c_str()), nullptr};
   const pid_t parent = ::getpid();
