@@ -51,7 +51,7 @@ class ClientSession {
   awaitable<ServerLease> lease_server(Pool& pool);
   std::shared_ptr<ClientInfo> info_;  // SHOW CLIENTS entry while logged in to a database
   awaitable<void> apply_settings(ServerLease& lease, const ParamList& settings,
-                                 const ParameterMap& announced);
+                                 const ReportedParameters& announced);
   awaitable<void> finish_session(ServerLease& lease, RelayEnd end, RelayState& st);
   awaitable<void> send_error(std::string_view severity, std::string_view sqlstate,
                              std::string_view message);
@@ -251,6 +251,7 @@ awaitable<ServerLease> ClientSession::lease_server(Pool& pool) {
 
 awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const UserConfig& user) {
   StartupSettings wanted = collect_startup_settings(startup_);
+  ParamList().swap(startup_);  // what is left of the startup packet is in `wanted`
   if (!wanted.error.empty()) throw SessionError("08P01", wanted.error);
   if (rt_.disabled(db.name)) {
     throw SessionError("57P03", "database \"" + db.name +
@@ -315,18 +316,21 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   // fresh server of this pool reports, with the client's own settings applied. A client that
   // connects and leaves (health checks, pgbench -C) then never takes a server, and a client
   // program that opens connections one by one cannot deadlock against a small pool.
-  std::optional<ParameterMap> welcome = pool->welcome_parameters();
-  if (!welcome) {
+  std::shared_ptr<const ParameterMap> server_welcome = pool->welcome_parameters();
+  if (!server_welcome) {
     ServerLease probe = co_await lease_server(*pool);  // first login of this pool
-    welcome = probe->parameters();
+    server_welcome = std::make_shared<const ParameterMap>(probe->parameters());
     probe.give_back();
   }
+  ReportedParameters welcome(std::move(server_welcome));
   for (const auto& [name, value] : wanted.settings) {
-    if (auto it = welcome->find(name); it != welcome->end()) it->second = value;
+    if (welcome.find(name) != nullptr) welcome.set(name, value);
   }
   cancel_key_ = rt_.cancels().register_client();
   out_.clear();
-  for (const auto& [name, value] : *welcome) pr::append_parameter_status(out_, name, value);
+  welcome.for_each([this](const std::string& name, const std::string& value) {
+    pr::append_parameter_status(out_, name, value);
+  });
   pr::append_backend_key_data(out_, cancel_key_.pid, cancel_key_.secret);
   pr::append_ready_for_query(out_, 'I');
   co_await client_.write(out_);
@@ -342,8 +346,10 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
                                   .label = label_,
                                   .pool = pool,
                                   .cancel_key = cancel_key_,
-                                  .startup_settings = wanted.settings,
-                                  .told_client = *welcome,
+                                  // Moved: this frame stays alive as long as the
+                                  // session, and an idle client should hold one copy.
+                                  .startup_settings = std::move(wanted.settings),
+                                  .told_client = std::move(welcome),
                                   .statement_mode = mode == PoolMode::statement,
                                   .rules = Config::rules_for(db, user),
                                   .balancing = db.routing.load_balancing,
@@ -385,7 +391,7 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
       cancel_key_.pid,
       CancelTarget{lease->login().endpoint, lease->backend_pid(), lease->backend_secret()});
   spdlog::debug("{} got server {}", label_, lease->label());
-  co_await apply_settings(lease, wanted.settings, *welcome);
+  co_await apply_settings(lease, wanted.settings, welcome);
 
   RelayState st;
   st.meter = TrafficMeter(&pool->traffic(worker_.index));
@@ -395,7 +401,7 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
 }
 
 awaitable<void> ClientSession::apply_settings(ServerLease& lease, const ParamList& settings,
-                                              const ParameterMap& announced) {
+                                              const ReportedParameters& announced) {
   const SetBatch batch = build_set_batch(settings, lease->parameters());
   if (!batch.error.empty()) throw SessionError("42602", batch.error);
   if (!batch.sql.empty()) {
@@ -418,8 +424,8 @@ awaitable<void> ClientSession::apply_settings(ServerLease& lease, const ParamLis
   // ParameterStatus may arrive at any time.
   out_.clear();
   for (const auto& [name, value] : lease->parameters()) {
-    auto it = announced.find(name);
-    if (it == announced.end() || it->second != value) {
+    const std::string* told = announced.find(name);
+    if (told == nullptr || *told != value) {
       pr::append_parameter_status(out_, name, value);
     }
   }

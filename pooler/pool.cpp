@@ -382,7 +382,7 @@ awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
     conn->set_retire_at(conn->created_at() + jittered_lifetime(cfg->lifetime, u));
   }
-  if (!welcome_) welcome_ = conn->parameters();
+  if (!welcome_) welcome_ = std::make_shared<const ParameterMap>(conn->parameters());
   if (login_failing_) spdlog::info("pool {}/{}: server login works again", database_, user_);
   login_failing_ = false;
   --connecting_;
@@ -585,7 +585,7 @@ std::vector<std::uint64_t> Pool::idle_ids() const {
   return out;
 }
 
-std::optional<ParameterMap> Pool::welcome_parameters() const {
+std::shared_ptr<const ParameterMap> Pool::welcome_parameters() const {
   std::lock_guard lock(mutex_);
   return welcome_;
 }

@@ -146,7 +146,7 @@ class Pool {
   // What a freshly logged-in server of this pool reports (ParameterStatus), cached from the
   // first login: what pgmux tells a client at login, before the client has a server.
   // nullopt until one server has logged in.
-  [[nodiscard]] std::optional<ParameterMap> welcome_parameters() const;
+  [[nodiscard]] std::shared_ptr<const ParameterMap> welcome_parameters() const;
   [[nodiscard]] const std::string& database() const { return database_; }
   [[nodiscard]] const std::string& user() const { return user_; }
   // -1: the primary; otherwise the index of the replica this pool connects to.
@@ -203,7 +203,7 @@ class Pool {
   mutable std::mutex mutex_;
   std::vector<std::vector<std::unique_ptr<ServerConnection>>> idle_;  // per worker, LIFO
   std::deque<std::shared_ptr<Waiter>> waiters_;
-  std::optional<ParameterMap> welcome_;
+  std::shared_ptr<const ParameterMap> welcome_;  // shared by every client's ReportedParameters
   std::atomic<int> clients_{0};
   std::atomic<bool> paused_{false};
   std::atomic<int> held_by_pause_{0};  // clients waiting because the pool is paused

@@ -664,7 +664,7 @@ struct TransactionSession::ServerInspector {
       case pr::be::kParameterStatus:
         if (auto p = pr::decode_parameter_status(body)) {
           t.lease_->record_parameter(p->name, p->value);
-          t.s_.told_client[std::string(p->name)] = std::string(p->value);
+          t.s_.told_client.set(p->name, p->value);
         }
         break;
       case pr::be::kCopyInResponse:
@@ -1165,7 +1165,7 @@ awaitable<void> TransactionSession::record_write_position() {
     s_.routing->note_user_write(s_.pool->user(), *lsn);
   }
   pr::append_parameter_status(out_, "pgmux.last_write_lsn", lag::format_lsn(min_lsn_));
-  s_.told_client["pgmux.last_write_lsn"] = lag::format_lsn(min_lsn_);
+  s_.told_client.set("pgmux.last_write_lsn", lag::format_lsn(min_lsn_));
 }
 
 awaitable<void> TransactionSession::retry_on_primary() {
@@ -1225,10 +1225,10 @@ awaitable<void> TransactionSession::sync_settings() {
   for (const auto& [name, value] : lease_->parameters()) {
     // The client sees one server: whether this one is a standby is pgmux's business.
     if (name == "in_hot_standby") continue;
-    auto it = s_.told_client.find(name);
-    if (it == s_.told_client.end() || it->second != value) {
+    const std::string* told = s_.told_client.find(name);
+    if (told == nullptr || *told != value) {
       pr::append_parameter_status(out_, name, value);
-      s_.told_client[name] = value;
+      s_.told_client.set(name, value);
     }
   }
   if (!out_.empty()) co_await write_client(out_);

@@ -14,6 +14,7 @@
 #include "pooler/client_registry.hpp"
 #include "pooler/config.hpp"
 #include "pooler/net/framed_socket.hpp"
+#include "pooler/session/reported_parameters.hpp"
 #include "pooler/startup_params.hpp"
 #include "router/policy.hpp"
 
@@ -33,9 +34,9 @@ struct TransactionSessionSetup {
   std::string label;
   std::shared_ptr<Pool> pool;
   CancelKey cancel_key;
-  ParamList startup_settings;   // the client's own settings from its startup packet
-  ParameterMap told_client;     // the ParameterStatus values the client was given at login
-  bool statement_mode = false;  // refuse multi-statement transactions (mode = "statement")
+  ParamList startup_settings;      // the client's own settings from its startup packet
+  ReportedParameters told_client;  // the ParameterStatus values the client was given
+  bool statement_mode = false;     // refuse multi-statement transactions (mode = "statement")
   // Read/write routing: one pool per replica (empty when read_write_split is off).
   std::shared_ptr<DatabaseRouting> routing;
   std::vector<std::shared_ptr<Pool>> replica_pools;

@@ -59,14 +59,14 @@ bool Expectations::client_frame(char tag) {
 }
 
 AnswerAction Expectations::pop(Expect::Kind kind, Expect* out, std::string& why) {
-  if (queue_.empty() || queue_.front().kind != kind) {
+  if (empty() || head().kind != kind) {
     why = std::string(to_string(kind)) + " while expecting " +
-          (queue_.empty() ? "nothing" : to_string(queue_.front().kind));
+          (empty() ? "nothing" : to_string(head().kind));
     return AnswerAction::unexpected;
   }
-  const bool swallow = queue_.front().swallow;
-  if (out != nullptr) *out = std::move(queue_.front());
-  queue_.pop_front();
+  const bool swallow = head().swallow;
+  if (out != nullptr) *out = std::move(head());
+  pop_front();
   return swallow ? AnswerAction::drop : AnswerAction::forward;
 }
 
@@ -79,9 +79,7 @@ AnswerAction Expectations::close_complete(std::string& why) {
 }
 
 AnswerAction Expectations::ready_for_query(Expect& ended, std::string& why) {
-  if (!queue_.empty() && queue_.front().kind == Expect::query) {
-    return pop(Expect::query, &ended, why);
-  }
+  if (!empty() && head().kind == Expect::query) return pop(Expect::query, &ended, why);
   return pop(Expect::sync, &ended, why);
 }
 
@@ -90,30 +88,30 @@ AnswerAction Expectations::error(std::vector<std::string>& unprepared) {
   // Sync itself (a failed implicit commit). With nothing queued, the error belongs to an
   // extended message whose answer pgmux does not track (Bind, Execute…) if a batch is open;
   // otherwise nothing asked for it (a FATAL on shutdown).
-  if (queue_.empty()) {
+  if (empty()) {
     skipping_ = open_batch_;
     return AnswerAction::forward;
   }
-  if (queue_.front().kind == Expect::query) return AnswerAction::forward;
-  if (queue_.front().kind == Expect::sync) {
-    return queue_.front().swallow_error ? AnswerAction::drop : AnswerAction::forward;
+  if (head().kind == Expect::query) return AnswerAction::forward;
+  if (head().kind == Expect::sync) {
+    return head().swallow_error ? AnswerAction::drop : AnswerAction::forward;
   }
-  const bool swallow = queue_.front().swallow_error;
-  while (!queue_.empty() && queue_.front().kind != Expect::sync) {
-    if (queue_.front().kind == Expect::parse && !queue_.front().statement.empty()) {
-      unprepared.push_back(std::move(queue_.front().statement));
+  const bool swallow = head().swallow_error;
+  while (!empty() && head().kind != Expect::sync) {
+    if (head().kind == Expect::parse && !head().statement.empty()) {
+      unprepared.push_back(std::move(head().statement));
     }
-    queue_.pop_front();
+    pop_front();
   }
   // No Sync sent yet: what the client sends until its Sync is discarded by the server.
-  if (queue_.empty()) skipping_ = true;
+  if (empty()) skipping_ = true;
   return swallow ? AnswerAction::drop : AnswerAction::forward;
 }
 
 bool Expectations::request_pending() const {
-  return std::any_of(queue_.begin(), queue_.end(), [](const Expect& e) {
-    return e.kind == Expect::sync || e.kind == Expect::query;
-  });
+  return std::any_of(
+      queue_.begin() + static_cast<std::ptrdiff_t>(head_), queue_.end(),
+      [](const Expect& e) { return e.kind == Expect::sync || e.kind == Expect::query; });
 }
 
 }  // namespace pgmux::pooler

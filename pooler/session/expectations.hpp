@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,7 +36,10 @@ class Expectations {
   bool client_frame(char tag);
   // A message pgmux adds, or an entry for a client message it rewrote.
   void push(Expect e) { queue_.push_back(std::move(e)); }
-  void pop_back() { queue_.pop_back(); }
+  void pop_back() {
+    queue_.pop_back();
+    if (queue_.size() == head_) reset();
+  }
 
   // Answers. `why` says what was unexpected (for the log).
   AnswerAction parse_complete(std::string& why);
@@ -49,23 +51,40 @@ class Expectations {
   // are appended to `unprepared`. Returns forward or drop (pgmux's own message failed).
   AnswerAction error(std::vector<std::string>& unprepared);
 
-  [[nodiscard]] bool empty() const { return queue_.empty(); }
+  [[nodiscard]] bool empty() const { return head_ == queue_.size(); }
   // The server is discarding messages until the client's next Sync.
   [[nodiscard]] bool skipping() const { return skipping_; }
   // Extended-protocol messages were sent since the last Sync.
   [[nodiscard]] bool open_batch() const { return open_batch_; }
   // A Sync or Query is still unanswered (a request is in flight).
   [[nodiscard]] bool request_pending() const;
-  [[nodiscard]] const Expect& front() const { return queue_.front(); }
+  [[nodiscard]] const Expect& front() const { return queue_[head_]; }
   void clear() {
-    queue_.clear();
+    reset();
     skipping_ = open_batch_ = false;
   }
 
  private:
   AnswerAction pop(Expect::Kind kind, Expect* out, std::string& why);
+  Expect& head() { return queue_[head_]; }
+  void pop_front() {
+    if (++head_ == queue_.size()) {
+      reset();
+    } else if (head_ >= 64 && head_ * 2 >= queue_.size()) {
+      // A pipeline that never drains: drop the answered entries so the queue stays bounded.
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  void reset() {
+    queue_.clear();  // keeps its capacity: no allocation per transaction
+    head_ = 0;
+  }
 
-  std::deque<Expect> queue_;  // answers still to come, in order
+  // Answers still to come, in order, from head_ on. A vector, not a deque: nothing is
+  // allocated for a client that never sends an extended batch (a deque allocates at once).
+  std::vector<Expect> queue_;
+  std::size_t head_ = 0;
   bool skipping_ = false;
   bool open_batch_ = false;
 };

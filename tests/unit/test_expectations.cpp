@@ -222,3 +222,16 @@ TEST_CASE("an answer nobody asked for is unexpected, and says what was expected"
   CHECK(x.ready_for_query(ended, why) == AnswerAction::unexpected);
   CHECK(why == "ReadyForQuery (Sync) while expecting ParseComplete");
 }
+
+TEST_CASE("a pipeline that never drains keeps the queue bounded") {
+  Expectations x;
+  std::string why;
+  x.client_frame('P');
+  for (int i = 0; i < 100000; ++i) {
+    x.client_frame('P');  // always one more in flight than answered
+    REQUIRE(x.parse_complete(why) == AnswerAction::forward);
+  }
+  CHECK_FALSE(x.empty());
+  CHECK(x.parse_complete(why) == AnswerAction::forward);
+  CHECK(x.empty());
+}
