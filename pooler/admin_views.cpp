@@ -492,8 +492,16 @@ void show_mem(Runtime& rt, const Config& config, std::string& out) {
     }
     std::fclose(f);
   }
-  std::size_t statements = 0;
-  for (const ServerRow& s : servers) statements += static_cast<std::size_t>(s.prepared_statements);
+  std::size_t statements = 0, statement_bytes = 0;
+  for (const ServerRow& s : servers) {
+    statements += static_cast<std::size_t>(s.prepared_statements);
+    statement_bytes += static_cast<std::size_t>(s.prepared_bytes);
+  }
+  std::size_t client_statements = 0, client_statement_bytes = 0;
+  for (const auto& c : clients) {
+    client_statements += static_cast<std::size_t>(c->prepared_statements.load());
+    client_statement_bytes += static_cast<std::size_t>(c->prepared_bytes.load());
+  }
   const BufferStats b = rt.buffer_stats();
   const std::size_t block = BufferPool::kBlockSize;
   const std::size_t pool_size = sizeof(Pool) + config.worker_count() * sizeof(TrafficCounters);
@@ -508,7 +516,11 @@ void show_mem(Runtime& rt, const Config& config, std::string& out) {
                 {"server_connections", n(sizeof(ServerConnection)), n(servers.size()), "0",
                  n(sizeof(ServerConnection) * servers.size())},
                 {"pools", n(pool_size), n(pools), "0", n(pools * pool_size)},
-                {"server_statements", "0", n(statements), "0", "0"},
+                {"client_statements",
+                 n(client_statements == 0 ? 0 : client_statement_bytes / client_statements),
+                 n(client_statements), "0", n(client_statement_bytes)},
+                {"server_statements", n(statements == 0 ? 0 : statement_bytes / statements),
+                 n(statements), "0", n(statement_bytes)},
                 {"process_rss", "0", "0", "0", n(rss_kb < 0 ? 0 : rss_kb * 1024)}});
 }
 

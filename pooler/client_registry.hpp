@@ -31,7 +31,8 @@ struct ClientInfo {
   std::atomic<std::int64_t> waiting_since_us{0};  // steady clock, while waiting
   // Transaction pooling: why the client is pinned to its server ("" when it is not).
   std::atomic<const char*> pinned{""};
-  std::atomic<int> prepared_statements{0};  // named statements the client has defined
+  std::atomic<int> prepared_statements{0};      // named statements the client has defined
+  std::atomic<std::int64_t> prepared_bytes{0};  // heap bytes their definitions hold
   // KILL_CLIENT, KILL db, shutdown: stops reading from the client, from its own worker (set
   // by the session). A client without a server is told why (FATAL 57P01 with `why`, a
   // string literal); one in the middle of an answer is cut off.

@@ -379,6 +379,7 @@ awaitable<void> ClientSession::serve_database(const DatabaseConfig& db, const Us
   }
   static constexpr std::string_view kTerminate("X\0\0\0\4", 5);
   if (buf.unread() == kTerminate) co_return;
+  if (info_->killed) throw SessionError("57P01", kAdminFarewell);  // before waiting for a server
 
   WaitingFor waiting(info_.get());
   ServerLease lease = co_await lease_server(*pool);

@@ -6,6 +6,21 @@
 
 namespace pgmux::pooler {
 
+namespace {
+// What one entry costs on the heap: its strings' buffers beyond the small-string size, and the
+// hash or list node holding it (a node, a pointer and the key's std::string).
+std::size_t heap_string(std::string_view s) {
+  return s.size() > 15 ? s.size() + 1 : 0;
+}
+std::size_t client_statement_bytes(std::string_view client_name, const StatementDef& def) {
+  return sizeof(StatementDef) + 64 + heap_string(client_name) + heap_string(def.server_name) +
+         heap_string(def.parse_frame);
+}
+std::size_t server_statement_bytes(std::string_view name) {
+  return 2 * (sizeof(std::string) + 32 + heap_string(name));  // LRU list node + index node
+}
+}  // namespace
+
 std::string server_statement_name(std::string_view parse_body_after_name) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -31,7 +46,10 @@ std::shared_ptr<const StatementDef> ClientStatements::define(std::string_view cl
   def->effects = std::move(effects);
   protocol::MessageWriter w(def->parse_frame);
   w.begin('P').cstring(def->server_name).bytes(rest).end();
-  by_name_[std::string(client_name)] = def;
+  auto& slot = by_name_[std::string(client_name)];
+  if (slot) bytes_ -= client_statement_bytes(client_name, *slot);
+  slot = def;
+  bytes_ += client_statement_bytes(client_name, *def);
   publish();
   return def;
 }
@@ -44,6 +62,7 @@ const StatementDef* ClientStatements::find(std::string_view client_name) const {
 bool ClientStatements::erase(std::string_view client_name) {
   auto it = by_name_.find(client_name);
   if (it == by_name_.end()) return false;
+  bytes_ -= client_statement_bytes(it->first, *it->second);
   by_name_.erase(it);
   publish();
   return true;
@@ -66,6 +85,7 @@ std::optional<std::string> ServerStatements::insert(std::string_view name) {
   }
   lru_.push_front(key);
   index_.emplace(key, lru_.begin());
+  bytes_ += server_statement_bytes(key);
   if (index_.size() <= capacity_) {
     publish();
     return std::nullopt;
@@ -73,6 +93,7 @@ std::optional<std::string> ServerStatements::insert(std::string_view name) {
   std::string evicted = std::move(lru_.back());
   lru_.pop_back();
   index_.erase(evicted);
+  bytes_ -= server_statement_bytes(evicted);
   publish();
   return evicted;
 }
@@ -80,6 +101,7 @@ std::optional<std::string> ServerStatements::insert(std::string_view name) {
 void ServerStatements::erase(std::string_view name) {
   auto it = index_.find(name);
   if (it == index_.end()) return;
+  bytes_ -= server_statement_bytes(it->first);
   lru_.erase(it->second);
   index_.erase(it);
   publish();
@@ -88,6 +110,7 @@ void ServerStatements::erase(std::string_view name) {
 void ServerStatements::clear() {
   lru_.clear();
   index_.clear();
+  bytes_ = 0;
   publish();
 }
 

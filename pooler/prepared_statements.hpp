@@ -48,12 +48,17 @@ class ClientStatements {
   bool erase(std::string_view client_name);
   void clear() {
     by_name_.clear();
+    bytes_ = 0;
     publish();
   }
   [[nodiscard]] std::size_t size() const { return by_name_.size(); }
-  // Keeps `*count` equal to size() for other threads (SHOW CLIENTS); null: nobody reads it.
-  void publish_to(std::atomic<int>* count) {
+  // Heap bytes the definitions hold (names, Parse frames, map nodes), counted as they change.
+  [[nodiscard]] std::size_t bytes() const { return bytes_; }
+  // Keeps `*count` equal to size() and `*bytes` to bytes() for other threads (SHOW CLIENTS,
+  // SHOW MEM); null: nobody reads them.
+  void publish_to(std::atomic<int>* count, std::atomic<std::int64_t>* bytes = nullptr) {
     published_ = count;
+    published_bytes_ = bytes;
     publish();
   }
 
@@ -62,9 +67,14 @@ class ClientStatements {
     if (published_ != nullptr) {
       published_->store(static_cast<int>(by_name_.size()), std::memory_order_relaxed);
     }
+    if (published_bytes_ != nullptr) {
+      published_bytes_->store(static_cast<std::int64_t>(bytes_), std::memory_order_relaxed);
+    }
   }
   NameMap<std::shared_ptr<const StatementDef>> by_name_;
+  std::size_t bytes_ = 0;
   std::atomic<int>* published_ = nullptr;
+  std::atomic<std::int64_t>* published_bytes_ = nullptr;
 };
 
 // The statements one server connection has prepared, least recently used first out.
@@ -84,10 +94,19 @@ class ServerStatements {
   [[nodiscard]] std::size_t size() const { return index_.size(); }
   // size() as last published, readable from any thread (SHOW SERVERS, SHOW PREPARED).
   [[nodiscard]] int published_size() const { return published_.load(std::memory_order_relaxed); }
+  // Heap bytes the names and their list and index nodes hold, readable from any thread.
+  [[nodiscard]] std::int64_t published_bytes() const {
+    return published_bytes_.load(std::memory_order_relaxed);
+  }
 
  private:
-  void publish() { published_.store(static_cast<int>(index_.size()), std::memory_order_relaxed); }
+  void publish() {
+    published_.store(static_cast<int>(index_.size()), std::memory_order_relaxed);
+    published_bytes_.store(static_cast<std::int64_t>(bytes_), std::memory_order_relaxed);
+  }
   std::atomic<int> published_{0};
+  std::atomic<std::int64_t> published_bytes_{0};
+  std::size_t bytes_ = 0;
   std::size_t capacity_;
   std::list<std::string> lru_;  // front = most recently used
   NameMap<std::list<std::string>::iterator> index_;

@@ -24,7 +24,11 @@ Runtime::~Runtime() {
   // declared before everything that uses them.
   stop_all();
   main_io_.shutdown();
-  for (auto& w : workers_) w->io.shutdown();
+  // Twice: a coroutine destroyed on one loop may post to another loop already shut down (a
+  // lease handed to a waiter there); the second pass destroys what was posted.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (auto& w : workers_) w->io.shutdown();
+  }
   metrics_.reset();
   monitors_.clear();
   pools_.for_each([](Pool& pool) { pool.close_idle(); });

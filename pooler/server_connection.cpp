@@ -58,7 +58,8 @@ std::vector<ServerRow> ServerRegistry::snapshot() const {
   for (const auto& [id, c] : live_) {
     const ServerLogin& l = c->login();
     out.push_back({id, l.user, l.database, l.endpoint.host, l.endpoint.port, c->backend_pid(),
-                   c->connected_at(), c->close_needed(), c->statements().published_size()});
+                   c->connected_at(), c->close_needed(), c->statements().published_size(),
+                   c->statements().published_bytes()});
   }
   return out;
 }

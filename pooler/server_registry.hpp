@@ -25,6 +25,7 @@ struct ServerRow {
   std::chrono::system_clock::time_point connected_at;
   bool close_needed = false;
   int prepared_statements = 0;
+  std::int64_t prepared_bytes = 0;
 };
 
 class ServerRegistry {

@@ -60,7 +60,9 @@ class TransactionSession {
         client_gate_(s_.worker.io.get_executor()),
         server_gate_(s_.worker.io.get_executor()),
         meter_(&s_.pool->traffic(s_.worker.index)) {
-    if (s_.info != nullptr) statements_.publish_to(&s_.info->prepared_statements);
+    if (s_.info != nullptr) {
+      statements_.publish_to(&s_.info->prepared_statements, &s_.info->prepared_bytes);
+    }
     // pgmux.target is pgmux's own setting (options=-c pgmux.target=primary): never sent on.
     std::erase_if(s_.startup_settings, [this](const auto& setting) {
       if (iequals(setting.first, "pgmux.target")) {
@@ -926,6 +928,11 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   while (internal_ || (server_loop_running_ && !lease_)) co_await wait(client_gate_);
   if (server_failure_) fail(server_failure_->first, server_failure_->second);
   if (lease_) co_return;
+  // A killed client's socket is shut for reading, but a request it sent just before may
+  // still be read: it must not wait for a server (KILL db pauses the pool) or run.
+  if (s_.info != nullptr && s_.info->killed) {
+    fail("57P01", s_.info->farewell != nullptr ? s_.info->farewell : kAdminFarewell);
+  }
   WaitingFor waiting(s_.info);
   lease_ = co_await lease_for(where);
   waiting.got_server();

@@ -56,7 +56,9 @@ awaitable<std::pair<boost::system::error_code, std::size_t>> FramedSocket::read_
     std::size_t want) {
   boost::system::error_code ec;
   if (in_.size() == 0) {
-    // Nothing unread: wait holding no buffer, so an idle connection costs none.
+    // Nothing unread: wait holding no buffer, so an idle connection costs none. (A queued
+    // wait re-arms the descriptor in Asio's reactor, so bytes that arrived before it are
+    // reported too: test_framed_socket.cpp.)
     in_.release_if_drained();
     for (;;) {
       auto [wait_ec] = co_await socket_.async_wait(tcp::socket::wait_read, as_result);

@@ -190,6 +190,11 @@ TEST_CASE("idle clients and idle pooled servers hold no receive buffer") {
       if (std::string(mode) == "transaction" || i < 10) {
         CHECK(clients.back()->query_value("SELECT 'busy once'") == "busy once");
       }
+      if (std::string(mode) == "transaction") {
+        const PgResult prep = clients.back()->collect(
+            PQsendPrepare(clients.back()->get(), "q", "SELECT $1::int", 1, nullptr));
+        CHECK(prep.status() == PGRES_COMMAND_OK);
+      }
     }
     std::this_thread::sleep_for(milliseconds(200));
     const long after_kb = px.rss_kb();
@@ -200,6 +205,11 @@ TEST_CASE("idle clients and idle pooled servers hold no receive buffer") {
     CHECK(std::stoll(mem["buffers"].at("used")) <= 1);
     CHECK(std::stoll(mem["buffers_other"].at("used")) == 0);
     CHECK(mem["client_sessions"].at("used") == std::to_string(kClients));
+    if (std::string(mode) == "transaction") {
+      // Each client's statement definition is counted with the bytes it holds.
+      CHECK(mem["client_statements"].at("used") == std::to_string(kClients));
+      CHECK(std::stoll(mem["client_statements"].at("memtotal")) > 30 * kClients);
+    }
     MESSAGE(mode, ": ", kClients, " idle clients: RSS +", after_kb - before_kb, " kB (",
             (after_kb - before_kb) * 1024 / kClients, " B each); buffers lent ",
             mem["buffers"].at("used"), ", free ", mem["buffers"].at("free"));

@@ -237,3 +237,33 @@ TEST_CASE("server statements: a capacity of 0 means 1, never evicting the new st
   CHECK(ss.contains("b"));
   CHECK(ss.size() == 1);
 }
+
+TEST_CASE("statement caches count the bytes they hold, back to zero when emptied") {
+  ClientStatements client;
+  const std::string body1 =
+      std::string("s1\0", 3) + std::string(200, 'q') + std::string("\0\0\0", 3);
+  const std::string body2 = std::string("s2\0SELECT 1\0\0\0", 15);
+  client.define("s1", body1);
+  const std::size_t one = client.bytes();
+  CHECK(one > 200);  // the Parse frame holds the query text
+  client.define("s2", body2);
+  CHECK(client.bytes() > one);
+  client.define("s1", body1);  // redefined: counted once
+  CHECK(client.erase("s2"));
+  CHECK(client.bytes() == one);
+  CHECK(client.erase("s1"));
+  CHECK(client.bytes() == 0);
+
+  ServerStatements server(2);
+  server.insert("pgmux_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  const std::int64_t first = server.published_bytes();
+  CHECK(first > 0);
+  server.insert("pgmux_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+  const auto evicted = server.insert("pgmux_cccccccccccccccccccccccccccccccc");
+  CHECK(evicted.has_value());
+  CHECK(server.published_bytes() == 2 * first);
+  server.erase("pgmux_cccccccccccccccccccccccccccccccc");
+  CHECK(server.published_bytes() == first);
+  server.clear();
+  CHECK(server.published_bytes() == 0);
+}
