@@ -4,9 +4,12 @@ until its standard input closes. Used by bench/memory.sh; several run side by si
 one process may hold at most 20,000 open files here.
 usage: hold_clients.py CONNINFO N
 """
+import os
 import sys
 
-import psycopg
+# Thousands of connections: descriptors above 1024, which select() cannot wait on.
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_epoll")
+import psycopg  # noqa: E402
 
 
 def main():

@@ -33,10 +33,13 @@ ulimit -n 20000
 scripts/pg-cluster.sh start "$work/cluster" >/dev/null
 # shellcheck disable=SC1091
 source "$work/cluster/cluster.env"
-# The servers must accept every pooler's pool at once.
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# shellcheck source=bench/common.sh
+source bench/common.sh
 tcp_mem_kb() { awk -v pg="$(getconf PAGESIZE)" '/^TCP:/ {for (i=1;i<NF;i++) if ($i=="mem") print $(i+1)*pg/1024}' /proc/net/sockstat; }
+conninfo() { echo "host=127.0.0.1 port=$1 user=app password=secret dbname=app sslmode=disable"; }
+psql_ok() {
+  PGCONNECT_TIMEOUT=10 psql "$(conninfo "$1")" -Atc "SELECT 'ok'" 2>/dev/null | grep -qx ok && echo yes || echo no
+}
 
 start_pgmux() {
   pgmux_port=$(free_port)
@@ -59,113 +62,102 @@ TOML
   pids+=("$pgmux_pid")
 }
 
-# start_bouncer NAME BINARY → bouncer_port, bouncer_pid (runs as the cluster's OS user).
-start_bouncer() {
-  local name=$1 binary=$2 dir="$work/$1"
-  bouncer_port=$(free_port)
-  mkdir -p "$dir"
-  cat > "$dir/pgbouncer.ini" <<INI
-[databases]
-app = host=127.0.0.1 port=$PRIMARY_PORT dbname=app
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bouncer_port
-auth_type = scram-sha-256
-auth_file = $dir/userlist.txt
-pool_mode = transaction
-default_pool_size = 20
-max_client_conn = 30000
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-unix_socket_dir =
-INI
-  echo '"app" "secret"' > "$dir/userlist.txt"
-  chown -R pgmux "$dir"
-  runuser -u pgmux -- "$binary" -q "$dir/pgbouncer.ini" &
-  for _ in $(seq 50); do [ -s "$dir/pgbouncer.pid" ] && break; sleep 0.1; done
-  bouncer_pid=$(cat "$dir/pgbouncer.pid")
-  pids+=("$bouncer_pid")
+# start_poolers → fresh pgmux, PgBouncer 1.25.2 and 1.18 in `poolers` (name:port:pid).
+start_poolers() {
+  start_pgmux
+  start_bouncer bouncer-1.25.2 "$bouncer_new" transaction 20
+  local new_port=$bouncer_port new_pid=$bouncer_pid
+  start_bouncer bouncer-1.18 "$bouncer_old" transaction 20
+  poolers=("pgmux:$pgmux_port:$pgmux_pid" "pgbouncer-1.25.2:$new_port:$new_pid"
+           "pgbouncer-1.18:$bouncer_port:$bouncer_pid")
+  sleep 0.5
+  for p in "${poolers[@]}"; do IFS=: read -r _ port _ <<< "$p"; psql_ok "$port" >/dev/null; done
+}
+stop_poolers() {
+  for p in "${poolers[@]}"; do IFS=: read -r _ _ pid <<< "$p"; kill -INT "$pid" 2>/dev/null || true; done
+  sleep 1
+  rm -rf "$work"/bouncer-*
 }
 
-start_pgmux
-start_bouncer bouncer-1.25.2 "$bouncer_new"
-new_port=$bouncer_port new_pid=$bouncer_pid
-start_bouncer bouncer-1.18 "$bouncer_old"
-old_port=$bouncer_port old_pid=$bouncer_pid
-sleep 0.5
-poolers=("pgmux:$pgmux_port:$pgmux_pid" "pgbouncer-1.25.2:$new_port:$new_pid"
-         "pgbouncer-1.18:$old_port:$old_pid")
-conninfo() { echo "host=127.0.0.1 port=$1 user=app password=secret dbname=app sslmode=disable"; }
-psql_ok() {
-  PGCONNECT_TIMEOUT=10 psql "$(conninfo "$1")" -Atc "SELECT 'ok'" 2>/dev/null | grep -qx ok && echo yes || echo no
+# hold_idle NAME PORT PID N → one table row: N idle clients over $holders processes.
+hold_idle() {
+  local name=$1 port=$2 pid=$3 n=$4 before tcp_before after tcp_after left ready=0 fd
+  before=$(rss_kb "$pid") tcp_before=$(tcp_mem_kb)
+  local fifo_dir per k i
+  fifo_dir=$(mktemp -d "$work/hold.XXXXXX")
+  per=$(( (n + holders - 1) / holders )) left=$n
+  for i in $(seq "$holders"); do
+    k=$(( left < per ? left : per )); left=$((left - k))
+    [ "$k" -gt 0 ] || continue
+    mkfifo "$fifo_dir/in$i"
+    /usr/bin/python3 bench/hold_clients.py "$(conninfo "$port")" "$k" < "$fifo_dir/in$i" > "$fifo_dir/out$i" 2>&1 &
+    exec {fd}> "$fifo_dir/in$i"; echo "$fd" >> "$fifo_dir/fds"
+  done
+  for _ in $(seq 600); do
+    ready=$(cat "$fifo_dir"/out* 2>/dev/null | awk '/^ready/ {s += $2} END {print s + 0}')
+    [ "$ready" -ge "$n" ] && break
+    if grep -q Error "$fifo_dir"/out* 2>/dev/null; then
+      echo "$name: clients failed:" >&2; grep -h Error "$fifo_dir"/out* | sort | uniq -c >&2; break
+    fi
+    sleep 0.5
+  done
+  sleep 1
+  after=$(rss_kb "$pid") tcp_after=$(tcp_mem_kb)
+  while read -r fd; do exec {fd}>&-; done < "$fifo_dir/fds"
+  sleep $(( n / 2000 + 4 ))  # they disconnect; pgmux gives freed pages back every 2 s
+  left=$(rss_kb "$pid")
+  awk -v name="$name" -v n="$ready" -v b="$before" -v a="$after" -v l="$left" -v tb="$tcp_before" -v ta="$tcp_after" \
+    'BEGIN { printf "| %s | %d | %.1f MB | %.1f MB | %.0f B | %.0f B | %.1f MB |\n", name, n, b/1024, a/1024, (a-b)*1024/n, (ta-tb)*1024/n, l/1024 }'
 }
-for p in "${poolers[@]}"; do IFS=: read -r _ port _ <<< "$p"; psql_ok "$port" >/dev/null; done
 
-# hold PORT N → opens N idle clients over $holders processes; their stdin is fd 3..; echoes
-# the fifo directory to close.
+# flood NAME PORT PID KIND → one table row.
+flood() {
+  local name=$1 port=$2 pid=$3 kind=$4 before peak now served after flood_pid ffd
+  before=$(rss_kb "$pid")
+  rm -f "$work/flood.in"; mkfifo "$work/flood.in"
+  /usr/bin/python3 bench/flood.py "$port" "$kind" "$flood_size" < "$work/flood.in" > "$work/flood.out" 2>&1 &
+  flood_pid=$!
+  exec {ffd}> "$work/flood.in"
+  peak=$before
+  for _ in $(seq 600); do
+    now=$(rss_kb "$pid"); [ "$now" -gt "$peak" ] && peak=$now
+    if [ $((now - before)) -gt $((2 * 1024 * 1024)) ]; then
+      echo "watchdog: $name grew past 2 GB during $kind; stopping the flood" >&2
+      kill "$flood_pid" 2>/dev/null || true; break
+    fi
+    grep -q '^ready' "$work/flood.out" 2>/dev/null && break
+    kill -0 "$flood_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  sleep 0.5
+  now=$(rss_kb "$pid"); [ "$now" -gt "$peak" ] && peak=$now
+  served=$(psql_ok "$port")
+  exec {ffd}>&-
+  wait "$flood_pid" 2>/dev/null || true
+  sleep 3
+  after=$(rss_kb "$pid")
+  awk -v name="$name" -v k="$kind" -v b="$before" -v d="$peak" -v a="$after" -v s="$served" \
+    'BEGIN { printf "| %s | %s | %.1f MB | %.1f MB | %+.1f MB | %.1f MB | %s |\n", name, k, b/1024, d/1024, (d-b)/1024, a/1024, s }'
+}
+
 idle_table="$work/idle.md"
-printf '| pooler | clients | RSS before | RSS with clients | RSS per client | kernel TCP memory per client |\n|---|---:|---:|---:|---:|---:|\n' > "$idle_table"
+printf '| pooler | clients | RSS before | RSS with clients | RSS per client | kernel TCP memory per client | RSS after they left |\n|---|---:|---:|---:|---:|---:|---:|\n' > "$idle_table"
+start_poolers
 for n in "${counts[@]}"; do
   for p in "${poolers[@]}"; do
     IFS=: read -r name port pid <<< "$p"
-    before=$(rss_kb "$pid") tcp_before=$(tcp_mem_kb)
-    fifo_dir=$(mktemp -d "$work/hold.XXXXXX")
-    per=$(( (n + holders - 1) / holders )) left=$n
-    for i in $(seq "$holders"); do
-      k=$(( left < per ? left : per )); left=$((left - k))
-      [ "$k" -gt 0 ] || continue
-      mkfifo "$fifo_dir/in$i"
-      /usr/bin/python3 bench/hold_clients.py "$(conninfo "$port")" "$k" < "$fifo_dir/in$i" > "$fifo_dir/out$i" 2>&1 &
-      exec {fd}> "$fifo_dir/in$i"; echo "$fd" >> "$fifo_dir/fds"
-    done
-    for _ in $(seq 600); do
-      ready=$(cat "$fifo_dir"/out* 2>/dev/null | awk '/^ready/ {s += $2} END {print s + 0}')
-      [ "$ready" -ge "$n" ] && break
-      if grep -q Error "$fifo_dir"/out* 2>/dev/null; then cat "$fifo_dir"/out* >&2; break; fi
-      sleep 0.5
-    done
-    sleep 1
-    after=$(rss_kb "$pid") tcp_after=$(tcp_mem_kb)
-    awk -v name="$name" -v n="$ready" -v b="$before" -v a="$after" -v tb="$tcp_before" -v ta="$tcp_after" \
-      'BEGIN { printf "| %s | %d | %.1f MB | %.1f MB | %.0f B | %.0f B |\n", name, n, b/1024, a/1024, (a-b)*1024/n, (ta-tb)*1024/n }' >> "$idle_table"
-    while read -r fd; do exec {fd}>&-; done < "$fifo_dir/fds"
-    wait_for_close=$(( n / 2000 + 3 )); sleep "$wait_for_close"
+    hold_idle "$name" "$port" "$pid" "$n" >> "$idle_table"
   done
 done
+stop_poolers
 
-# flood PORT PID KIND → one table row.
+# Fresh poolers: what the idle clients left in a heap must not absorb a flood's memory.
 flood_table="$work/flood.md"
 printf '| pooler | flood (%d connections) | RSS before | RSS during | growth | RSS after | normal client served during |\n|---|---|---:|---:|---:|---:|---|\n' "$flood_size" > "$flood_table"
+start_poolers
 for p in "${poolers[@]}"; do
   IFS=: read -r name port pid <<< "$p"
-  for kind in claim60mb half midscram; do
-    before=$(rss_kb "$pid")
-    mkfifo "$work/flood.in"
-    /usr/bin/python3 bench/flood.py "$port" "$kind" "$flood_size" < "$work/flood.in" > "$work/flood.out" 2>&1 &
-    flood_pid=$!
-    exec {ffd}> "$work/flood.in"
-    peak=$before
-    for _ in $(seq 600); do
-      now=$(rss_kb "$pid"); [ "$now" -gt "$peak" ] && peak=$now
-      if [ $((now - before)) -gt $((2 * 1024 * 1024)) ]; then
-        echo "watchdog: $name grew past 2 GB during $kind; stopping the flood" >&2
-        kill "$flood_pid" 2>/dev/null || true; break
-      fi
-      grep -q '^ready' "$work/flood.out" 2>/dev/null && break
-      ! kill -0 "$flood_pid" 2>/dev/null && break
-      sleep 0.2
-    done
-    sleep 0.5
-    now=$(rss_kb "$pid"); [ "$now" -gt "$peak" ] && peak=$now
-    served=$(psql_ok "$port")
-    exec {ffd}>&-
-    wait "$flood_pid" 2>/dev/null || true
-    rm -f "$work/flood.in"
-    sleep 1
-    after=$(rss_kb "$pid")
-    awk -v name="$name" -v k="$kind" -v b="$before" -v d="$peak" -v a="$after" -v s="$served" \
-      'BEGIN { printf "| %s | %s | %.1f MB | %.1f MB | %+.1f MB | %.1f MB | %s |\n", name, k, b/1024, d/1024, (d-b)/1024, a/1024, s }' >> "$flood_table"
-  done
+  for kind in claim60mb half midscram; do flood "$name" "$port" "$pid" "$kind" >> "$flood_table"; done
 done
 
 echo

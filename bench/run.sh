@@ -17,9 +17,9 @@ tx_pool="${BENCH_TX_POOL:-10}"
 scripts/install-deps.sh
 scripts/build.sh --target pgmux pgmux_classify_bench >/dev/null
 work=$(mktemp -d /tmp/pgmux-bench.XXXXXX)
-all_pids=()
+pids=()
 cleanup() {
-  for p in "${all_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   scripts/pg-cluster.sh destroy "$work/cluster" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -28,7 +28,8 @@ scripts/pg-cluster.sh start "$work/cluster" >/dev/null
 # shellcheck disable=SC1091
 source "$work/cluster/cluster.env"
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/common.sh
+source bench/common.sh
 # start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker: compare per
 # core). "routed": the replica is configured and reads go to it.
 start_pgmux() {
@@ -55,53 +56,17 @@ password = "secret"
 TOML
   build/pooler/pgmux --config "$work/$name.toml" 2>"$work/$name.log" &
   pgmux_pid=$!
-  all_pids+=("$pgmux_pid")
+  pids+=("$pgmux_pid")
 }
 
-# start_bouncer NAME MODE POOL → sets bouncer_port/bouncer_pid. PgBouncer refuses root, so it
-# runs as the unprivileged cluster user.
-start_bouncer() {
-  local name=$1 mode=$2 pool=$3 dir="$work/$1"
-  bouncer_port=$(free_port)
-  mkdir -p "$dir"
-  cat > "$dir/pgbouncer.ini" <<INI
-[databases]
-app = host=127.0.0.1 port=$PRIMARY_PORT dbname=app
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bouncer_port
-auth_type = scram-sha-256
-auth_file = $dir/userlist.txt
-pool_mode = $mode
-default_pool_size = $pool
-max_client_conn = 10000
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-unix_socket_dir =
-INI
-  echo '"app" "secret"' > "$dir/userlist.txt"
-  chown -R pgmux "$dir" 2>/dev/null || true
-  chmod o+x "$work"
-  if [ "$(id -u)" -eq 0 ]; then
-    runuser -u pgmux -- /usr/sbin/pgbouncer -q "$dir/pgbouncer.ini" &
-  else
-    /usr/sbin/pgbouncer -q "$dir/pgbouncer.ini" &
-  fi
-  for _ in $(seq 50); do [ -s "$dir/pgbouncer.pid" ] && break; sleep 0.1; done
-  bouncer_pid=$(cat "$dir/pgbouncer.pid")  # the daemon itself, not runuser
-  all_pids+=("$bouncer_pid")
-}
-
-all_pids=()
+pids=()
 start_pgmux pgmux-session session $((big_clients + 10))
-start_bouncer bouncer-session session $((big_clients + 10))
+start_bouncer bouncer-session /usr/sbin/pgbouncer session $((big_clients + 10))
 
 export PGPASSWORD=secret
 pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
 "${pgbench[@]}" -p "$PRIMARY_PORT" -i -s 10 -q app >/dev/null 2>&1
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
 # run NAME PORT PID ARGS… → prints "tps cpu_per_1000tx transactions failed aborted_clients"
@@ -153,7 +118,7 @@ run_workloads "select-only:-S -c $clients -j 2" "tpcb:-c $clients -j 2" \
 session_pgmux_port=$pgmux_port session_pgmux_pid=$pgmux_pid
 session_bouncer_port=$bouncer_port session_bouncer_pid=$bouncer_pid
 start_pgmux pgmux-tx transaction "$tx_pool"
-start_bouncer bouncer-tx transaction "$tx_pool"
+start_bouncer bouncer-tx /usr/sbin/pgbouncer transaction "$tx_pool"
 sleep 0.5
 printf '\nTransaction pooling, %s clients over a pool of %s:\n' "$tx_clients" "$tx_pool"
 run_workloads "tx-select-simple:-S -c $tx_clients -j 2" \

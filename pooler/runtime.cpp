@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "pooler/client_session.hpp"
+#include "pooler/memory_release.hpp"
 #include "protocol/message_writer.hpp"
 
 namespace pgmux::pooler {
@@ -86,6 +87,10 @@ int Runtime::run() {
   asio::co_spawn(main_io_, accept_loop(), [](std::exception_ptr e) { log_exception("accept", e); });
   start_lag_monitors();
   asio::co_spawn(main_io_, stats_loop(), [](std::exception_ptr e) { log_exception("stats", e); });
+  asio::co_spawn(main_io_,
+                 release_memory_after_departures([this] { return client_count(); },
+                                                 [this] { return client_ids_.load(); }),
+                 [](std::exception_ptr e) { log_exception("memory release", e); });
   if (!g.metrics_listen.empty()) {
     metrics_ = std::make_unique<MetricsServer>(main_io_, *this);
     if (!metrics_->start(g.metrics_listen)) {

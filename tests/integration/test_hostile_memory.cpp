@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "admin_stats.hpp"
+#include "helpers.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
 #include "raw_client.hpp"
@@ -214,4 +215,32 @@ TEST_CASE("idle clients and idle pooled servers hold no receive buffer") {
             (after_kb - before_kb) * 1024 / kClients, " B each); buffers lent ",
             mem["buffers"].at("used"), ", free ", mem["buffers"].at("free"));
   }
+}
+
+TEST_CASE("RSS returns near its baseline after a crowd of clients has left") {
+  PgmuxProcess px(test_env(), {.name = "crowd", .pool_size = 4, .mode = "transaction"});
+  INFO(px.log_tail());
+  {
+    PgConn warm(px.conninfo("app", "secret"));
+    REQUIRE_MESSAGE(warm.ok(), warm.error());
+    CHECK(warm.query_value("SELECT 1") == "1");
+  }
+  const long baseline_kb = px.rss_kb();
+  long crowd_kb = 0;
+  {
+    std::vector<std::unique_ptr<PgConn>> crowd;
+    for (int i = 0; i < 1000; ++i) {
+      crowd.push_back(std::make_unique<PgConn>(px.conninfo("app", "secret")));
+      REQUIRE_MESSAGE(crowd.back()->ok(), crowd.back()->error());
+    }
+    CHECK(crowd.back()->query_value("SELECT 'last'") == "last");
+    crowd_kb = px.rss_kb();
+  }
+  // pgmux gives the freed pages back within a few seconds of the count dropping.
+  const bool returned =
+      wait_until([&] { return px.rss_kb() - baseline_kb < 4 * 1024; }, milliseconds(8000));
+  MESSAGE("RSS baseline ", baseline_kb, " kB, with 1,000 clients ", crowd_kb, " kB, after ",
+          px.rss_kb(), " kB");
+  CHECK(crowd_kb - baseline_kb > 2 * 1024);  // the crowd did cost memory
+  CHECK(returned);
 }
