@@ -51,8 +51,8 @@ void check_flood(PgmuxProcess& px, const char* what, const std::function<void(Ra
   PgConn normal(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(normal.ok(), normal.error());
   CHECK(normal.query_value("SELECT 'served during the flood'") == "served during the flood");
-  MESSAGE(what, ": RSS ", before_kb, " kB before, ", during_kb, " kB with ", kFloodSize,
-          " connections (", (during_kb - before_kb) * 1024 / kFloodSize, " B each)");
+  MESSAGE(std::string(what), ": RSS ", before_kb, " kB before, ", during_kb, " kB with ",
+          kFloodSize, " connections (", (during_kb - before_kb) * 1024 / kFloodSize, " B each)");
   CHECK(during_kb - before_kb < kFloodBoundKb);
   flood.clear();
   CHECK(px.running());
@@ -211,8 +211,8 @@ TEST_CASE("idle clients and idle pooled servers hold no receive buffer") {
       CHECK(mem["client_statements"].at("used") == std::to_string(kClients));
       CHECK(std::stoll(mem["client_statements"].at("memtotal")) > 30 * kClients);
     }
-    MESSAGE(mode, ": ", kClients, " idle clients: RSS +", after_kb - before_kb, " kB (",
-            (after_kb - before_kb) * 1024 / kClients, " B each); buffers lent ",
+    MESSAGE(std::string(mode), ": ", kClients, " idle clients: RSS +", after_kb - before_kb,
+            " kB (", (after_kb - before_kb) * 1024 / kClients, " B each); buffers lent ",
             mem["buffers"].at("used"), ", free ", mem["buffers"].at("free"));
   }
 }
