@@ -1,6 +1,23 @@
-# Shared by the bench/ scripts (sourced): free ports, /proc readings, and starting PgBouncer
-# as the cluster's unprivileged OS user. Expects $work (a scratch directory), the array
-# `pids` (processes to stop at exit) and PRIMARY_PORT from the cluster's env file.
+# Shared by the bench/ scripts (sourced): a scratch directory with a primary + replica that
+# go away at exit, free ports, /proc readings, and starting PgBouncer as the cluster's
+# unprivileged OS user.
+
+# bench_begin NAME → $work (scratch directory), `pids` (stopped at exit), the cluster's
+# PRIMARY_PORT and REPLICA_PORT.
+bench_begin() {
+  work=$(mktemp -d "/tmp/$1.XXXXXX")
+  chmod o+rx "$work"
+  pids=()
+  trap bench_end EXIT
+  scripts/pg-cluster.sh start "$work/cluster" >/dev/null
+  # shellcheck disable=SC1091
+  source "$work/cluster/cluster.env"
+}
+bench_end() {
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  scripts/pg-cluster.sh destroy "$work/cluster" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -20,21 +20,10 @@ scripts/install-deps.sh
 scripts/build.sh --target pgmux >/dev/null
 bouncer_new=$(../shared/anchors/build-pgbouncer.sh 2>/dev/null | tail -1)
 bouncer_old=/usr/sbin/pgbouncer
-work=$(mktemp -d /tmp/pgmux-bench-mem.XXXXXX)
-chmod o+rx "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-  scripts/pg-cluster.sh destroy "$work/cluster" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-ulimit -n 20000
-scripts/pg-cluster.sh start "$work/cluster" >/dev/null
-# shellcheck disable=SC1091
-source "$work/cluster/cluster.env"
 # shellcheck source=bench/common.sh
 source bench/common.sh
+ulimit -n 20000
+bench_begin pgmux-bench-mem
 tcp_mem_kb() { awk -v pg="$(getconf PAGESIZE)" '/^TCP:/ {for (i=1;i<NF;i++) if ($i=="mem") print $(i+1)*pg/1024}' /proc/net/sockstat; }
 conninfo() { echo "host=127.0.0.1 port=$1 user=app password=secret dbname=app sslmode=disable"; }
 psql_ok() {

@@ -16,20 +16,10 @@ tx_pool="${BENCH_TX_POOL:-10}"
 
 scripts/install-deps.sh
 scripts/build.sh --target pgmux pgmux_classify_bench >/dev/null
-work=$(mktemp -d /tmp/pgmux-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-  scripts/pg-cluster.sh destroy "$work/cluster" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-scripts/pg-cluster.sh start "$work/cluster" >/dev/null
-# shellcheck disable=SC1091
-source "$work/cluster/cluster.env"
-
 # shellcheck source=bench/common.sh
 source bench/common.sh
+bench_begin pgmux-bench
+
 # start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker: compare per
 # core). "routed": the replica is configured and reads go to it.
 start_pgmux() {
@@ -59,7 +49,6 @@ TOML
   pids+=("$pgmux_pid")
 }
 
-pids=()
 start_pgmux pgmux-session session $((big_clients + 10))
 start_bouncer bouncer-session /usr/sbin/pgbouncer session $((big_clients + 10))
 
