@@ -23,6 +23,35 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
+# start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker: compare per
+# core). "routed": the replica is configured and reads go to it.
+start_pgmux() {
+  local name=$1 mode=$2 pool=$3 routing=""
+  if [ "${4:-}" = routed ]; then
+    routing="replicas = [ { host = \"127.0.0.1\", port = $REPLICA_PORT } ]
+read_write_split = \"on\""
+  fi
+  pgmux_port=$(free_port)
+  cat > "$work/$name.toml" <<TOML
+[pgmux]
+listen_port = $pgmux_port
+workers = 1
+log_level = "warn"
+[pool]
+mode = "$mode"
+size = $pool
+max_client_conn = 30000
+[databases.app]
+primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
+$routing
+[users.app]
+password = "secret"
+TOML
+  build/pooler/pgmux --config "$work/$name.toml" 2>"$work/$name.log" &
+  pgmux_pid=$!
+  pids+=("$pgmux_pid")
+}
+
 # start_bouncer NAME BINARY MODE POOL → sets bouncer_port/bouncer_pid. PgBouncer refuses root;
 # setpriv (not runuser, whose PAM session drops the open-files limit to 1024) runs it as the
 # cluster user with this shell's limits.

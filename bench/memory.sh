@@ -30,30 +30,9 @@ psql_ok() {
   PGCONNECT_TIMEOUT=10 psql "$(conninfo "$1")" -Atc "SELECT 'ok'" 2>/dev/null | grep -qx ok && echo yes || echo no
 }
 
-start_pgmux() {
-  pgmux_port=$(free_port)
-  cat > "$work/pgmux.toml" <<TOML
-[pgmux]
-listen_port = $pgmux_port
-workers = 1
-log_level = "warn"
-[pool]
-mode = "transaction"
-size = 20
-max_client_conn = 30000
-[databases.app]
-primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
-[users.app]
-password = "secret"
-TOML
-  build/pooler/pgmux --config "$work/pgmux.toml" 2>"$work/pgmux.log" &
-  pgmux_pid=$!
-  pids+=("$pgmux_pid")
-}
-
 # start_poolers → fresh pgmux, PgBouncer 1.25.2 and 1.18 in `poolers` (name:port:pid).
 start_poolers() {
-  start_pgmux
+  start_pgmux pgmux transaction 20
   start_bouncer bouncer-1.25.2 "$bouncer_new" transaction 20
   local new_port=$bouncer_port new_pid=$bouncer_pid
   start_bouncer bouncer-1.18 "$bouncer_old" transaction 20

@@ -20,35 +20,6 @@ scripts/build.sh --target pgmux pgmux_classify_bench >/dev/null
 source bench/common.sh
 bench_begin pgmux-bench
 
-# start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker: compare per
-# core). "routed": the replica is configured and reads go to it.
-start_pgmux() {
-  local name=$1 mode=$2 pool=$3 routing=""
-  if [ "${4:-}" = routed ]; then
-    routing="replicas = [ { host = \"127.0.0.1\", port = $REPLICA_PORT } ]
-read_write_split = \"on\""
-  fi
-  pgmux_port=$(free_port)
-  cat > "$work/$name.toml" <<TOML
-[pgmux]
-listen_port = $pgmux_port
-workers = 1
-log_level = "warn"
-[pool]
-mode = "$mode"
-size = $pool
-max_client_conn = 10000
-[databases.app]
-primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
-$routing
-[users.app]
-password = "secret"
-TOML
-  build/pooler/pgmux --config "$work/$name.toml" 2>"$work/$name.log" &
-  pgmux_pid=$!
-  pids+=("$pgmux_pid")
-}
-
 start_pgmux pgmux-session session $((big_clients + 10))
 start_bouncer bouncer-session /usr/sbin/pgbouncer session $((big_clients + 10))
 

@@ -131,6 +131,14 @@ TEST_CASE("/metrics parses as Prometheus text and agrees with SHOW STATS; /healt
   CHECK(e.samples.at(
             "pgmux_servers{database=\"app\",user=\"app\",target=\"primary\",state=\"idle\"}") == 1);
   CHECK(e.samples.at("pgmux_client_connections") == 1);
+  // The idle client and the idle pooled server hold no receive buffer; the block the last
+  // transaction used is on the free list, and gauges agree with their byte counts.
+  CHECK(e.types.at("pgmux_buffers") == "gauge");
+  CHECK(e.samples.at("pgmux_buffers{state=\"lent\"}") == 0);
+  CHECK(e.samples.at("pgmux_buffers{state=\"free\"}") >= 1);
+  CHECK(e.samples.at("pgmux_buffers{state=\"other\"}") == 0);
+  CHECK(e.samples.at("pgmux_buffer_bytes{state=\"free\"}") ==
+        16384 * e.samples.at("pgmux_buffers{state=\"free\"}"));
 
   const HttpReply health = http_get(mport, "/healthz");
   CHECK(health.status == 200);
