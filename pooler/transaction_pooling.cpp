@@ -52,6 +52,8 @@ constexpr std::string_view kPinProbeQuery =
     "(SELECT count(*) FROM pg_catalog.pg_class "
     "WHERE relnamespace = pg_catalog.pg_my_temp_schema()))::text";
 
+}  // namespace
+
 class TransactionSession {
  public:
   explicit TransactionSession(TransactionSessionSetup s)
@@ -77,7 +79,8 @@ class TransactionSession {
     for (const auto& [name, value] : s_.startup_settings) wanted_[name] = value;
   }
 
-  awaitable<void> run();
+  // One turn of the client loop: see serve_transaction_pooling().
+  awaitable<ClientTurn> run(std::optional<boost::system::error_code> wake);
 
  private:
   struct ClientInspector;
@@ -88,9 +91,18 @@ class TransactionSession {
   // Parse/Close of named statements up to a Sync (prepared on a server when first bound),
   // and DEALLOCATE of a protocol-level statement. Returns the bytes consumed (0: none).
   awaitable<std::size_t> answer_without_server();
-  // Reads what the client sends next, bounded by idle_transaction_timeout_ms while it idles
-  // inside a transaction and by client_idle_timeout_ms while it holds no server.
+  // The time limit on the client's next bytes: idle_transaction_timeout_ms while it idles
+  // inside a transaction, client_idle_timeout_ms while it holds no server; 0 for none.
+  struct ReadLimit {
+    Millis limit{0};
+    std::string_view sqlstate, what;
+  };
+  [[nodiscard]] ReadLimit client_read_limit() const;
+  // Reads what the client sends next, bounded by client_read_limit().
   awaitable<std::pair<boost::system::error_code, std::size_t>> read_client();
+  // Takes in what the parked client sent (the wait that ended its park reported `wake`).
+  // False when the client is gone.
+  bool take_wake(boost::system::error_code wake);
   awaitable<void> ensure_server(router::Decision where = {});
   // Leases from the pool `where` names; a replica that cannot be reached is banned and the
   // next candidate (or the primary) used, so the client sees no error for it.
@@ -127,7 +139,8 @@ class TransactionSession {
   void build_segments(const char* base, std::size_t forwardable);
   awaitable<void> cleanup_after_client();
   // --- server side ---
-  awaitable<void> server_loop();
+  // `owner` keeps the client session alive while the loop runs.
+  awaitable<void> server_loop(std::shared_ptr<void> owner);
   // Reads the server's next bytes; while a request is unanswered, at most until
   // query_timeout_ms after it was sent (then: timed_out).
   awaitable<std::pair<boost::system::error_code, std::size_t>> read_server();
@@ -711,11 +724,11 @@ awaitable<void> TransactionSession::write_client(std::string_view bytes) {
   if (ec) throw boost::system::system_error(ec);
 }
 
-awaitable<void> TransactionSession::run() {
+awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error_code> wake) {
   std::exception_ptr failure;
   try {
     ByteBuffer& buf = s_.client.buffer();
-    for (;;) {
+    for (bool here = !wake || take_wake(*wake); here;) {
       if (server_failure_) fail(server_failure_->first, server_failure_->second);
       if (retry_pending_) {
         // The replica refused the last Query as a write: wait for it to be handed back (the
@@ -813,6 +826,11 @@ awaitable<void> TransactionSession::run() {
         if (r.forwardable > 0) continue;
       }
     read_more:
+      if (client_read_limit().limit.count() <= 0) {
+        // Nothing to do until the client speaks: end the turn, so a client waiting (idle, or
+        // for its server's answer) holds no coroutine frame.
+        co_return ClientTurn::wait_for_client;
+      }
       auto [ec, n] = co_await read_client();
       if (ec == asio::error::operation_aborted && rearm_read_ && !server_failure_) {
         rearm_read_ = false;  // the server loop asks for the idle limit to be re-evaluated
@@ -826,6 +844,19 @@ awaitable<void> TransactionSession::run() {
   co_await cleanup_after_client();
   if (failure) std::rethrow_exception(failure);
   if (server_failure_) fail(server_failure_->first, server_failure_->second);
+  co_return ClientTurn::done;
+}
+
+bool TransactionSession::take_wake(boost::system::error_code wake) {
+  if (wake == asio::error::operation_aborted) {
+    // Cancelled by the server loop (a failure to report, or a time limit to apply): the loop
+    // looks at the session afresh.
+    rearm_read_ = false;
+    return true;
+  }
+  if (wake) return false;
+  auto [ec, n] = s_.client.read_ready();
+  return !ec || ec == asio::error::would_block || ec == asio::error::try_again;
 }
 
 awaitable<std::size_t> TransactionSession::answer_without_server() {
@@ -887,20 +918,22 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
   }
 }
 
+TransactionSession::ReadLimit TransactionSession::client_read_limit() const {
+  const auto& pool = s_.config.pool;
+  if (lease_ && quiescent() && lease_->tx_status() != 'I' && pin_ == PinReason::none) {
+    return {Millis(pool.idle_transaction_timeout_ms), "25P03",
+            "idle-in-transaction timeout: idle_transaction_timeout_ms"};
+  }
+  if (!lease_) {
+    return {Millis(pool.client_idle_timeout_ms), "57P05",
+            "client idle timeout: client_idle_timeout_ms"};
+  }
+  return {};
+}
+
 awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::read_client() {
   auto read = [this]() { return s_.client.read_some(); };
-  const auto& pool = s_.config.pool;
-  Millis limit{0};
-  std::string_view sqlstate, what;
-  if (lease_ && quiescent() && lease_->tx_status() != 'I' && pin_ == PinReason::none) {
-    limit = Millis(pool.idle_transaction_timeout_ms);
-    sqlstate = "25P03";
-    what = "idle-in-transaction timeout: idle_transaction_timeout_ms";
-  } else if (!lease_) {
-    limit = Millis(pool.client_idle_timeout_ms);
-    sqlstate = "57P05";
-    what = "client idle timeout: client_idle_timeout_ms";
-  }
+  const auto [limit, sqlstate, what] = client_read_limit();
   if (limit.count() <= 0) co_return co_await read();
   try {
     co_return co_await with_timeout(read(), limit);
@@ -953,7 +986,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   expect_.clear();
   in_copy_ = server_write_cut_ = false;
   server_loop_running_ = true;
-  asio::co_spawn(s_.worker.io, server_loop(),
+  asio::co_spawn(s_.worker.io, server_loop(s_.owner.lock()),
                  [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
 }
 
@@ -1241,7 +1274,7 @@ awaitable<void> TransactionSession::sync_settings() {
   if (!out_.empty()) co_await write_client(out_);
 }
 
-awaitable<void> TransactionSession::server_loop() {
+awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr<void> owner) {
   ServerInspector inspector{*this};
   pr::FrameScanner scanner(s_.client.max_message_size());
   ByteBuffer& buf = lease_->io().buffer();
@@ -1491,11 +1524,17 @@ awaitable<void> TransactionSession::cleanup_after_client() {
   }
 }
 
-}  // namespace
+void TransactionSessionDeleter::operator()(TransactionSession* session) const {
+  delete session;
+}
 
-awaitable<void> serve_transaction_pooling(TransactionSessionSetup setup) {
-  TransactionSession session(std::move(setup));
-  co_await session.run();
+TransactionSessionPtr make_transaction_session(TransactionSessionSetup setup) {
+  return TransactionSessionPtr(new TransactionSession(std::move(setup)));
+}
+
+awaitable<ClientTurn> serve_transaction_pooling(TransactionSession& session,
+                                                std::optional<boost::system::error_code> wake) {
+  co_return co_await session.run(wake);
 }
 
 }  // namespace pgmux::pooler

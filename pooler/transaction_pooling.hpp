@@ -5,7 +5,9 @@
 // server.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +33,10 @@ struct TransactionSessionSetup {
   Worker& worker;
   const Config& config;
   FramedSocket& client;
-  std::string label;
+  const std::string& label;  // the client session's log label; it outlives this session
+  // The client session that owns this one: the server loop holds it while it runs, so the
+  // session outlives a loop still running when the client's turn ends.
+  std::weak_ptr<void> owner;
   std::shared_ptr<Pool> pool;
   CancelKey cancel_key;
   ParamList startup_settings;      // the client's own settings from its startup packet
@@ -49,8 +54,28 @@ struct TransactionSessionSetup {
   ClientInfo* info = nullptr;  // SHOW CLIENTS state of this client
 };
 
-// Serves the client until it leaves. Throws SessionError for what ends the session with an
-// error (pool wait timeout, lost server, protocol violation); the caller reports it.
-awaitable<void> serve_transaction_pooling(TransactionSessionSetup setup);
+// How a turn of a client's session ended.
+enum class ClientTurn : std::uint8_t {
+  // The client has nothing more to say for now: its session waits for the socket to become
+  // readable holding no coroutine (the caller parks it), then takes another turn.
+  wait_for_client,
+  done,  // the session is over
+};
+
+class TransactionSession;
+struct TransactionSessionDeleter {
+  void operator()(TransactionSession* session) const;
+};
+using TransactionSessionPtr = std::unique_ptr<TransactionSession, TransactionSessionDeleter>;
+
+TransactionSessionPtr make_transaction_session(TransactionSessionSetup setup);
+
+// Serves the client until it has to wait for the client's next bytes (ClientTurn::
+// wait_for_client) or leaves (ClientTurn::done). `wake` is the outcome of the parked wait that
+// started this turn (nullopt for the first turn). Throws SessionError for what ends the
+// session with an error (pool wait timeout, lost server, protocol violation); the caller
+// reports it.
+awaitable<ClientTurn> serve_transaction_pooling(TransactionSession& session,
+                                                std::optional<boost::system::error_code> wake);
 
 }  // namespace pgmux::pooler

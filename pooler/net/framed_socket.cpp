@@ -63,20 +63,24 @@ awaitable<std::pair<boost::system::error_code, std::size_t>> FramedSocket::read_
     for (;;) {
       auto [wait_ec] = co_await socket_.async_wait(tcp::socket::wait_read, as_result);
       if (wait_ec) co_return std::pair{wait_ec, std::size_t{0}};
-      in_.reserve_tail(want);
-      const std::size_t n = socket_.read_some(in_.tail(), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        in_.release_if_drained();  // a spurious wake-up
-        continue;
-      }
-      if (!ec) in_.commit(n);
-      co_return std::pair{ec, n};
+      auto [read_ec, n] = read_ready(want);
+      if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) continue;
+      co_return std::pair{read_ec, n};
     }
   }
   in_.reserve_tail(want);
   auto [read_ec, n] = co_await socket_.async_read_some(in_.tail(), as_result);
   if (!read_ec) in_.commit(n);
   co_return std::pair{read_ec, n};
+}
+
+std::pair<boost::system::error_code, std::size_t> FramedSocket::read_ready(std::size_t want) {
+  boost::system::error_code ec;
+  in_.reserve_tail(want);
+  const std::size_t n = socket_.read_some(in_.tail(), ec);
+  if (!ec) in_.commit(n);
+  in_.release_if_drained();  // a spurious wake-up or an error: hold no buffer
+  return {ec, n};
 }
 
 awaitable<void> FramedSocket::write(std::string_view bytes) {

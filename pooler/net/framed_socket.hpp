@@ -47,6 +47,9 @@ class FramedSocket {
   // the socket to be readable without holding a buffer, then borrows one.
   awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
       std::size_t want = kReadChunk);
+  // Reads, without waiting, what a socket known to be readable holds (a parked connection
+  // woken by its wait); would_block when the wake-up was spurious.
+  std::pair<boost::system::error_code, std::size_t> read_ready(std::size_t want = kReadChunk);
   // Gives the buffer back if nothing is unread (a connection going idle).
   void release_buffer() {
     release_frame();

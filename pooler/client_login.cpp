@@ -1,0 +1,160 @@
+// The client's login: the startup packet (with SSLRequest/GSSENCRequest and CancelRequest),
+// protocol version negotiation, and authentication (SCRAM-SHA-256, md5, trust); then the
+// client goes to the admin console or to its database.
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "pooler/admin_console.hpp"
+#include "pooler/client_session.hpp"
+#include "pooler/runtime.hpp"
+#include "protocol/md5.hpp"
+#include "protocol/message_writer.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/scram.hpp"
+
+namespace pgmux::pooler {
+
+namespace pr = protocol;
+
+namespace {
+bool is_admin_database(std::string_view db) {
+  return db == "pgmux" || db == "pgbouncer";
+}
+}  // namespace
+
+void ClientSession::fail_auth() const {
+  throw SessionError("28P01", "password authentication failed for user \"" + user_ + "\"");
+}
+
+awaitable<ClientTurn> ClientSession::login_and_serve() {
+  admitted_ = rt_.admit_client();
+  const Millis login_timeout(config_->general.client_login_timeout_ms);
+  if (!co_await with_timeout(read_startup(), login_timeout)) co_return ClientTurn::done;
+  if (!admitted_) {
+    throw SessionError("53300", "too many client connections: max_client_conn (" +
+                                    std::to_string(config_->pool.max_client_conn) + ") reached");
+  }
+  const UserConfig* user = config_->find_user(user_);
+  if (user == nullptr) fail_auth();
+  co_await with_timeout(authenticate(*user), login_timeout);
+  if (is_admin_database(database_)) {
+    co_await run_admin_console(rt_, client_, *config_, user_, label_);
+    co_return ClientTurn::done;
+  }
+  const DatabaseConfig* db = config_->find_database(database_);
+  if (db == nullptr) {
+    throw SessionError("3D000", "database \"" + database_ + "\" does not exist in pgmux");
+  }
+  co_return co_await serve_database(*db, *user);
+}
+
+awaitable<bool> ClientSession::read_startup() {
+  for (int negotiations = 0;; ++negotiations) {
+    const pr::Frame f = co_await client_.read_untagged();
+    auto packet = pr::decode_startup(f.body);
+    if (!packet) throw ProtocolError("invalid startup packet layout");
+    using Kind = pr::StartupPacket::Kind;
+    if (packet->kind == Kind::cancel) {
+      co_await rt_.forward_cancel({packet->cancel_pid, packet->cancel_secret});
+      co_return false;
+    }
+    if (packet->kind == Kind::ssl_request || packet->kind == Kind::gssenc_request) {
+      if (negotiations >= 2) throw ProtocolError("too many encryption requests");
+      co_await client_.write("N");  // TLS and GSS encryption are not offered
+      continue;
+    }
+    const int major = packet->version >> 16, minor = packet->version & 0xffff;
+    if (major != 3) {
+      throw SessionError("0A000", "unsupported frontend protocol " + std::to_string(major) + "." +
+                                      std::to_string(minor) + ": pgmux supports 3.0");
+    }
+    std::vector<std::string_view> unknown_options;
+    for (const auto& [k, v] : packet->params) {
+      startup_.emplace_back(k, v);
+      if (k.starts_with("_pq_.")) unknown_options.push_back(k);
+    }
+    if (minor > 0 || !unknown_options.empty()) {
+      // Tell a newer client we speak 3.0 and none of its protocol extensions.
+      out_.clear();
+      pr::MessageWriter w(out_);
+      w.begin(pr::be::kNegotiateProtocolVersion).int32(pr::kProtocolVersion3);
+      w.int32(static_cast<std::int32_t>(unknown_options.size()));
+      for (auto o : unknown_options) w.cstring(o);
+      w.end();
+      co_await client_.write(out_);
+    }
+    user_ = std::string(pr::find_param(*packet, "user"));
+    database_ = std::string(pr::find_param(*packet, "database"));
+    if (user_.empty())
+      throw SessionError("28000", "no PostgreSQL user name specified in startup packet");
+    if (database_.empty()) database_ = user_;
+    label_ = "C-" + std::to_string(id_) + " " + user_ + "@" + database_ + " " + peer_;
+    co_return true;
+  }
+}
+
+awaitable<pr::Frame> ClientSession::read_password_message() {
+  const pr::Frame f = co_await client_.read_tagged(pr::kMaxAuthMessageBody);
+  if (f.tag != pr::fe::kPassword) throw ProtocolError("expected a password message");
+  co_return f;
+}
+
+awaitable<void> ClientSession::authenticate(const UserConfig& user) {
+  switch (user.auth) {
+    case AuthMethod::trust:
+      break;
+    case AuthMethod::md5:
+      co_await authenticate_md5(user);
+      break;
+    case AuthMethod::scram_sha_256:
+      co_await authenticate_scram(user);
+      break;
+  }
+  out_.clear();
+  pr::append_auth_ok(out_);
+  co_await client_.write(out_);
+}
+
+awaitable<void> ClientSession::authenticate_scram(const UserConfig& user) {
+  pr::ScramServer scram(*user.scram_secret);
+  out_.clear();
+  pr::append_auth_sasl(out_, "SCRAM-SHA-256");
+  co_await client_.write(out_);
+  pr::Frame f = co_await read_password_message();
+  auto initial = pr::decode_sasl_initial_response(f.body);
+  if (!initial) throw ProtocolError("malformed SASLInitialResponse");
+  if (initial->mechanism != "SCRAM-SHA-256") {
+    throw SessionError("28000", "client selected an invalid SASL authentication mechanism");
+  }
+  auto server_first = scram.handle_client_first(initial->data);
+  if (!server_first) throw SessionError("08P01", "malformed SCRAM client-first-message");
+  out_.clear();
+  pr::append_auth_sasl_continue(out_, *server_first);
+  co_await client_.write(out_);
+  f = co_await read_password_message();
+  auto server_final = scram.handle_client_final(f.body);
+  if (!server_final) {
+    if (server_final.error() == boost::system::errc::permission_denied) fail_auth();
+    throw SessionError("08P01", "malformed SCRAM client-final-message");
+  }
+  out_.clear();
+  pr::append_auth_sasl_final(out_, *server_final);
+  co_await client_.write(out_);
+}
+
+awaitable<void> ClientSession::authenticate_md5(const UserConfig& user) {
+  std::array<std::uint8_t, 4> salt{};
+  RAND_bytes(salt.data(), static_cast<int>(salt.size()));
+  out_.clear();
+  pr::append_auth_md5(out_, salt);
+  co_await client_.write(out_);
+  const pr::Frame f = co_await read_password_message();
+  auto given = pr::decode_password(f.body);
+  const std::string expected = pr::md5_salted_response(user.md5_hash, salt);
+  if (!given || given->size() != expected.size() ||
+      CRYPTO_memcmp(given->data(), expected.data(), expected.size()) != 0) {
+    fail_auth();
+  }
+}
+
+}  // namespace pgmux::pooler
