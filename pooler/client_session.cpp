@@ -16,24 +16,39 @@ namespace pr = protocol;
 
 namespace {
 
+// Allocates exactly what is asked. A parked wait's operation lives as long as the client
+// idles; Asio's default per-thread recycling would hand it whatever larger block was freed
+// last (a coroutine frame of several hundred bytes).
+template <class T>
+struct ExactAllocator {
+  using value_type = T;
+  ExactAllocator() = default;
+  template <class U>
+  explicit ExactAllocator(const ExactAllocator<U>& /*other*/) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t /*n*/) { ::operator delete(p); }
+  friend bool operator==(const ExactAllocator&, const ExactAllocator&) { return true; }
+};
+
 // Waits for the client's next bytes holding nothing but this handler: no coroutine frame and
 // no buffer, so an idle client costs its session object and one reactor operation. When the
 // wait ends, the next turn runs; its completion handler holds the session meanwhile (a
 // coroutine taking the shared_ptr by value would do, but GCC 12 mishandles such arguments).
 void park(std::shared_ptr<ClientSession> session) {
   tcp::socket& socket = session->socket();
-  socket.async_wait(
-      tcp::socket::wait_read, [session = std::move(session)](boost::system::error_code ec) mutable {
-        ClientSession& s = *session;
-        asio::co_spawn(s.worker().io, s.turn(ec),
-                       [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
-                         if (e) {
-                           Runtime::log_exception("client session", e);
-                         } else if (t == ClientTurn::wait_for_client) {
-                           park(std::move(session));
-                         }
-                       });
-      });
+  auto wake = [session = std::move(session)](boost::system::error_code ec) mutable {
+    ClientSession& s = *session;
+    auto next = [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
+      if (e) {
+        Runtime::log_exception("client session", e);
+      } else if (t == ClientTurn::wait_for_client) {
+        park(std::move(session));
+      }
+    };
+    asio::co_spawn(s.worker().io, s.turn(ec), std::move(next));
+  };
+  socket.async_wait(tcp::socket::wait_read,
+                    asio::bind_allocator(ExactAllocator<void>(), std::move(wake)));
 }
 
 }  // namespace
