@@ -69,7 +69,7 @@ void kill_database(Runtime& rt, const std::string& db) {
   }
   int clients = 0;
   for (const auto& c : rt.clients().snapshot()) {
-    if (c->database != db || !c->kill) continue;
+    if (c->database != db || c->kill_fn == nullptr) continue;
     c->kill(kAdminFarewell, false);
     ++clients;
   }
@@ -207,7 +207,7 @@ awaitable<CommandResult> run_command(Runtime& rt, const Config& config, const st
       co_return result;
     }
     const auto client = rt.clients().find(std::stoull(arg));
-    if (!client || !client->kill) {
+    if (!client || client->kill_fn == nullptr) {
       error(out, "42704", "no client with id " + arg);
       co_return result;
     }

@@ -9,7 +9,9 @@
 #include <map>
 #include <set>
 
+#include "pooler/client_session.hpp"
 #include "pooler/runtime.hpp"
+#include "pooler/session/turn_state.hpp"
 #include "pooler/version.hpp"
 #include "protocol/message_writer.hpp"
 
@@ -503,6 +505,11 @@ void show_mem(Runtime& rt, const Config& config, std::string& out) {
     client_statement_bytes += static_cast<std::size_t>(c->prepared_bytes.load());
   }
   const BufferStats b = rt.buffer_stats();
+  const auto turns = rt.turn_state_stats();
+  // What a logged-in client holds between requests in transaction mode (session mode: no
+  // TransactionSession): its session objects and the SHOW CLIENTS entry.
+  const std::size_t session_size =
+      sizeof(ClientSession) + transaction_session_size() + sizeof(ClientInfo);
   const std::size_t block = BufferPool::kBlockSize;
   const std::size_t pool_size = sizeof(Pool) + config.worker_count() * sizeof(TrafficCounters);
   const std::size_t pools = rt.pools().all().size();
@@ -511,8 +518,10 @@ void show_mem(Runtime& rt, const Config& config, std::string& out) {
                {{"buffers", n(block), n(b.lent), n(b.free), n((b.lent + b.free) * block)},
                 {"buffers_other", n(b.other == 0 ? 0 : b.other_bytes / b.other), n(b.other), "0",
                  n(b.other_bytes)},
-                {"client_sessions", n(sizeof(ClientInfo)), n(clients.size()), "0",
-                 n(sizeof(ClientInfo) * clients.size())},
+                {"client_sessions", n(session_size), n(clients.size()), "0",
+                 n(session_size * clients.size())},
+                {"turn_states", n(sizeof(TurnState)), n(turns.first), n(turns.second),
+                 n(sizeof(TurnState) * (turns.first + turns.second))},
                 {"server_connections", n(sizeof(ServerConnection)), n(servers.size()), "0",
                  n(sizeof(ServerConnection) * servers.size())},
                 {"pools", n(pool_size), n(pools), "0", n(pools * pool_size)},

@@ -23,7 +23,7 @@ bool is_admin_database(std::string_view db) {
 }  // namespace
 
 void ClientSession::fail_auth() const {
-  throw SessionError("28P01", "password authentication failed for user \"" + user_ + "\"");
+  throw SessionError("28P01", "password authentication failed for user \"" + login_->user + "\"");
 }
 
 awaitable<ClientTurn> ClientSession::login_and_serve() {
@@ -34,16 +34,16 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
     throw SessionError("53300", "too many client connections: max_client_conn (" +
                                     std::to_string(config_->pool.max_client_conn) + ") reached");
   }
-  const UserConfig* user = config_->find_user(user_);
+  const UserConfig* user = config_->find_user(login_->user);
   if (user == nullptr) fail_auth();
   co_await with_timeout(authenticate(*user), login_timeout);
-  if (is_admin_database(database_)) {
-    co_await run_admin_console(rt_, client_, *config_, user_, label_);
+  if (is_admin_database(login_->database)) {
+    co_await run_admin_console(rt_, client_, *config_, login_->user, label_);
     co_return ClientTurn::done;
   }
-  const DatabaseConfig* db = config_->find_database(database_);
+  const DatabaseConfig* db = config_->find_database(login_->database);
   if (db == nullptr) {
-    throw SessionError("3D000", "database \"" + database_ + "\" does not exist in pgmux");
+    throw SessionError("3D000", "database \"" + login_->database + "\" does not exist in pgmux");
   }
   co_return co_await serve_database(*db, *user);
 }
@@ -70,25 +70,27 @@ awaitable<bool> ClientSession::read_startup() {
     }
     std::vector<std::string_view> unknown_options;
     for (const auto& [k, v] : packet->params) {
-      startup_.emplace_back(k, v);
+      login_->startup.emplace_back(k, v);
       if (k.starts_with("_pq_.")) unknown_options.push_back(k);
     }
     if (minor > 0 || !unknown_options.empty()) {
       // Tell a newer client we speak 3.0 and none of its protocol extensions.
-      out_.clear();
-      pr::MessageWriter w(out_);
+      std::string out;
+      pr::MessageWriter w(out);
       w.begin(pr::be::kNegotiateProtocolVersion).int32(pr::kProtocolVersion3);
       w.int32(static_cast<std::int32_t>(unknown_options.size()));
       for (auto o : unknown_options) w.cstring(o);
       w.end();
-      co_await client_.write(out_);
+      co_await client_.write(out);
     }
-    user_ = std::string(pr::find_param(*packet, "user"));
-    database_ = std::string(pr::find_param(*packet, "database"));
-    if (user_.empty())
+    LoginState& login = *login_;
+    login.user = std::string(pr::find_param(*packet, "user"));
+    login.database = std::string(pr::find_param(*packet, "database"));
+    if (login.user.empty())
       throw SessionError("28000", "no PostgreSQL user name specified in startup packet");
-    if (database_.empty()) database_ = user_;
-    label_ = "C-" + std::to_string(id_) + " " + user_ + "@" + database_ + " " + peer_;
+    if (login.database.empty()) login.database = login.user;
+    label_ =
+        "C-" + std::to_string(id_) + " " + login.user + "@" + login.database + " " + login.peer;
     co_return true;
   }
 }
@@ -110,16 +112,16 @@ awaitable<void> ClientSession::authenticate(const UserConfig& user) {
       co_await authenticate_scram(user);
       break;
   }
-  out_.clear();
-  pr::append_auth_ok(out_);
-  co_await client_.write(out_);
+  std::string out;
+  pr::append_auth_ok(out);
+  co_await client_.write(out);
 }
 
 awaitable<void> ClientSession::authenticate_scram(const UserConfig& user) {
   pr::ScramServer scram(*user.scram_secret);
-  out_.clear();
-  pr::append_auth_sasl(out_, "SCRAM-SHA-256");
-  co_await client_.write(out_);
+  std::string out;
+  pr::append_auth_sasl(out, "SCRAM-SHA-256");
+  co_await client_.write(out);
   pr::Frame f = co_await read_password_message();
   auto initial = pr::decode_sasl_initial_response(f.body);
   if (!initial) throw ProtocolError("malformed SASLInitialResponse");
@@ -128,26 +130,26 @@ awaitable<void> ClientSession::authenticate_scram(const UserConfig& user) {
   }
   auto server_first = scram.handle_client_first(initial->data);
   if (!server_first) throw SessionError("08P01", "malformed SCRAM client-first-message");
-  out_.clear();
-  pr::append_auth_sasl_continue(out_, *server_first);
-  co_await client_.write(out_);
+  out.clear();
+  pr::append_auth_sasl_continue(out, *server_first);
+  co_await client_.write(out);
   f = co_await read_password_message();
   auto server_final = scram.handle_client_final(f.body);
   if (!server_final) {
     if (server_final.error() == boost::system::errc::permission_denied) fail_auth();
     throw SessionError("08P01", "malformed SCRAM client-final-message");
   }
-  out_.clear();
-  pr::append_auth_sasl_final(out_, *server_final);
-  co_await client_.write(out_);
+  out.clear();
+  pr::append_auth_sasl_final(out, *server_final);
+  co_await client_.write(out);
 }
 
 awaitable<void> ClientSession::authenticate_md5(const UserConfig& user) {
   std::array<std::uint8_t, 4> salt{};
   RAND_bytes(salt.data(), static_cast<int>(salt.size()));
-  out_.clear();
-  pr::append_auth_md5(out_, salt);
-  co_await client_.write(out_);
+  std::string out;
+  pr::append_auth_md5(out, salt);
+  co_await client_.write(out);
   const pr::Frame f = co_await read_password_message();
   auto given = pr::decode_password(f.body);
   const std::string expected = pr::md5_salted_response(user.md5_hash, salt);

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,7 +21,10 @@ inline constexpr const char* kAdminFarewell = "terminating connection due to adm
 inline constexpr const char* kShutdownFarewell =
     "terminating connection because pgmux is shutting down";
 
-struct ClientInfo {
+struct Worker;
+class FramedSocket;
+
+struct ClientInfo : std::enable_shared_from_this<ClientInfo> {
   std::uint64_t id = 0;
   std::string user, database, address, application_name;
   std::uint16_t port = 0;
@@ -33,11 +35,19 @@ struct ClientInfo {
   std::atomic<const char*> pinned{""};
   std::atomic<int> prepared_statements{0};      // named statements the client has defined
   std::atomic<std::int64_t> prepared_bytes{0};  // heap bytes their definitions hold
-  // KILL_CLIENT, KILL db, shutdown: stops reading from the client, from its own worker (set
-  // by the session). A client without a server is told why (FATAL 57P01 with `why`, a
-  // string literal); one in the middle of an answer is cut off.
-  // With `only_if_idle`, a client that holds a server by the time the kill runs is left alone.
-  std::function<void(const char* why, bool only_if_idle)> kill;
+  // KILL_CLIENT, KILL db, shutdown: stops reading from the client, from its own worker. A
+  // client without a server is told why (FATAL 57P01 with `why`, a string literal); one in
+  // the middle of an answer is cut off. With `only_if_idle`, a client that holds a server by
+  // the time the kill runs is left alone. Callable from any thread.
+  void kill(const char* why, bool only_if_idle) {
+    if (kill_fn != nullptr) kill_fn(*this, why, only_if_idle);
+  }
+  // Set by the session: the function that posts the kill to its worker, and what it needs
+  // (plain pointers rather than a std::function: an idle client should cost little).
+  using KillFn = void (*)(ClientInfo& client, const char* why, bool only_if_idle);
+  KillFn kill_fn = nullptr;
+  Worker* worker = nullptr;
+  FramedSocket* socket = nullptr;  // touched only on the worker while `alive`
   // Read and written only on the session's worker.
   bool alive = true;
   bool killed = false;

@@ -35,7 +35,7 @@ struct ExactAllocator {
 // wait ends, the next turn runs; its completion handler holds the session meanwhile (a
 // coroutine taking the shared_ptr by value would do, but GCC 12 mishandles such arguments).
 void park(std::shared_ptr<ClientSession> session) {
-  tcp::socket& socket = session->socket();
+  Socket& socket = session->socket();
   auto wake = [session = std::move(session)](boost::system::error_code ec) mutable {
     ClientSession& s = *session;
     auto next = [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
@@ -51,16 +51,33 @@ void park(std::shared_ptr<ClientSession> session) {
                     asio::bind_allocator(ExactAllocator<void>(), std::move(wake)));
 }
 
+// ClientInfo::kill for a session: runs on the session's worker, where the socket is still
+// there while `alive` is set. Only the receiving side is shut: the session's read (or parked
+// wait) ends as if the client had left, writes in flight complete, and a client between
+// requests can still be told why.
+void kill_client(ClientInfo& client, const char* why, bool only_if_idle) {
+  asio::post(client.worker->io, [weak = client.weak_from_this(), why, only_if_idle] {
+    auto info = weak.lock();
+    if (!info || !info->alive || info->killed) return;
+    const ClientState state = info->state.load();
+    if (only_if_idle && state != ClientState::idle) return;
+    info->killed = true;
+    if (state != ClientState::active) info->farewell = why;
+    boost::system::error_code ec;
+    info->socket->socket().shutdown(tcp::socket::shutdown_receive, ec);
+  });
+}
+
 }  // namespace
 
-awaitable<void> run_client_session(Runtime& runtime, Worker& worker, tcp::socket socket) {
+awaitable<void> run_client_session(Runtime& runtime, Worker& worker, Socket socket) {
   auto session = std::make_shared<ClientSession>(runtime, worker, std::move(socket));
   if (co_await session->turn(std::nullopt) == ClientTurn::wait_for_client) {
     park(std::move(session));
   }
 }
 
-ClientSession::ClientSession(Runtime& rt, Worker& worker, tcp::socket socket)
+ClientSession::ClientSession(Runtime& rt, Worker& worker, Socket socket)
     : rt_(rt),
       worker_(worker),
       config_(rt.config()),
@@ -68,8 +85,9 @@ ClientSession::ClientSession(Runtime& rt, Worker& worker, tcp::socket socket)
       client_(std::move(socket), config_->general.max_message_size_bytes) {
   boost::system::error_code ec;
   auto peer = client_.socket().remote_endpoint(ec);
-  peer_ = ec ? "?" : peer.address().to_string() + ":" + std::to_string(peer.port());
-  label_ = "C-" + std::to_string(id_) + " " + peer_;
+  login_ = std::make_unique<LoginState>();
+  login_->peer = ec ? "?" : peer.address().to_string() + ":" + std::to_string(peer.port());
+  label_ = "C-" + std::to_string(id_) + " " + login_->peer;
 }
 
 ClientSession::~ClientSession() {
@@ -137,9 +155,9 @@ awaitable<ClientTurn> ClientSession::turn(std::optional<boost::system::error_cod
 
 awaitable<void> ClientSession::send_error(std::string_view severity, std::string_view sqlstate,
                                           std::string_view message) {
-  out_.clear();
-  pr::append_error(out_, {.severity = severity, .sqlstate = sqlstate, .message = message});
-  co_await asio::async_write(client_.socket(), asio::buffer(out_), as_result);
+  std::string out;
+  pr::append_error(out, {.severity = severity, .sqlstate = sqlstate, .message = message});
+  co_await asio::async_write(client_.socket(), asio::buffer(out), as_result);
 }
 
 awaitable<ServerLease> ClientSession::lease_server(Pool& pool) {
@@ -155,8 +173,7 @@ awaitable<ServerLease> ClientSession::lease_server(Pool& pool) {
 
 awaitable<ClientTurn> ClientSession::serve_database(const DatabaseConfig& db,
                                                     const UserConfig& user) {
-  StartupSettings wanted = collect_startup_settings(startup_);
-  ParamList().swap(startup_);  // what is left of the startup packet is in `wanted`
+  StartupSettings wanted = collect_startup_settings(login_->startup);
   if (!wanted.error.empty()) throw SessionError("08P01", wanted.error);
   if (rt_.disabled(db.name)) {
     throw SessionError("57P03", "database \"" + db.name +
@@ -166,7 +183,7 @@ awaitable<ClientTurn> ClientSession::serve_database(const DatabaseConfig& db,
   const PoolMode mode = Config::mode_for(db, user);
   join_pool(db, user, mode, wanted);
   ReportedParameters told = co_await send_welcome(wanted.settings);
-  std::string().swap(out_);  // an idle client keeps no capacity of its own
+  login_.reset();  // what is left of the startup packet is in `wanted`
   client_.release_frame();
   if (mode != PoolMode::session) {
     start_transaction_pooling(db, user, mode, std::move(wanted.settings), std::move(told));
@@ -199,27 +216,15 @@ void ClientSession::join_pool(const DatabaseConfig& db, const UserConfig& user, 
   info_->id = id_;
   info_->user = user.name;
   info_->database = db.name;
-  info_->address = peer_.substr(0, peer_.rfind(':'));
-  info_->port = static_cast<std::uint16_t>(std::atoi(peer_.substr(peer_.rfind(':') + 1).c_str()));
+  const std::string& peer = login_->peer;
+  info_->address = peer.substr(0, peer.rfind(':'));
+  info_->port = static_cast<std::uint16_t>(std::atoi(peer.substr(peer.rfind(':') + 1).c_str()));
   for (const auto& [name, value] : wanted.settings) {
     if (name == "application_name") info_->application_name = value;
   }
-  info_->kill = [ex = worker_.io.get_executor(), weak = std::weak_ptr<ClientInfo>(info_),
-                 socket = &client_.socket()](const char* why, bool only_if_idle) {
-    asio::post(ex, [weak, socket, why, only_if_idle] {
-      // On the session's worker: the socket is still there while `alive` is set. Only the
-      // receiving side is shut: the session's read (or parked wait) ends as if the client had
-      // left, writes in flight complete, and a client between requests can still be told why.
-      if (auto info = weak.lock(); info && info->alive && !info->killed) {
-        const ClientState state = info->state.load();
-        if (only_if_idle && state != ClientState::idle) return;
-        info->killed = true;
-        if (state != ClientState::active) info->farewell = why;
-        boost::system::error_code ec;
-        socket->shutdown(tcp::socket::shutdown_receive, ec);
-      }
-    });
-  };
+  info_->kill_fn = &kill_client;
+  info_->worker = &worker_;
+  info_->socket = &client_;
   rt_.clients().add(info_);
 }
 
@@ -239,13 +244,13 @@ awaitable<ReportedParameters> ClientSession::send_welcome(const ParamList& setti
     if (welcome.find(name) != nullptr) welcome.set(name, value);
   }
   cancel_key_ = rt_.cancels().register_client();
-  out_.clear();
-  welcome.for_each([this](const std::string& name, const std::string& value) {
-    pr::append_parameter_status(out_, name, value);
+  std::string out;
+  welcome.for_each([&out](const std::string& name, const std::string& value) {
+    pr::append_parameter_status(out, name, value);
   });
-  pr::append_backend_key_data(out_, cancel_key_.pid, cancel_key_.secret);
-  pr::append_ready_for_query(out_, 'I');
-  co_await client_.write(out_);
+  pr::append_backend_key_data(out, cancel_key_.pid, cancel_key_.secret);
+  pr::append_ready_for_query(out, 'I');
+  co_await client_.write(out);
   co_return welcome;
 }
 

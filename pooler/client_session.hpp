@@ -30,7 +30,7 @@ struct StartupSettings;
 class ReportedParameters;
 
 // Runs the session; never throws (failures are reported to the client and logged once).
-awaitable<void> run_client_session(Runtime& runtime, Worker& worker, tcp::socket socket);
+awaitable<void> run_client_session(Runtime& runtime, Worker& worker, Socket socket);
 
 // A failure the client is told about as an ErrorResponse with this SQLSTATE, then closed.
 class SessionError : public std::runtime_error {
@@ -45,7 +45,7 @@ class SessionError : public std::runtime_error {
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
-  ClientSession(Runtime& rt, Worker& worker, tcp::socket socket);
+  ClientSession(Runtime& rt, Worker& worker, Socket socket);
   ~ClientSession();
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
@@ -53,7 +53,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // One turn: the first (`wake` empty) logs in and starts serving; a later one follows a
   // parked wait on the socket that ended with `wake`. Never throws.
   awaitable<ClientTurn> turn(std::optional<boost::system::error_code> wake);
-  tcp::socket& socket() { return client_.socket(); }
+  Socket& socket() { return client_.socket(); }
   Worker& worker() { return worker_; }
 
  private:
@@ -96,11 +96,15 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::shared_ptr<const Config> config_;
   std::uint64_t id_;
   FramedSocket client_;
-  std::string peer_, label_;
-  std::string user_, database_;
-  ParamList startup_;
+  std::string label_;  // log context: C-<id> user@database address:port
+  // What only the login needs; dropped once the client is logged in to its database.
+  struct LoginState {
+    std::string peer;  // address:port
+    std::string user, database;
+    ParamList startup;  // the startup packet's parameters
+  };
+  std::unique_ptr<LoginState> login_;
   CancelKey cancel_key_{};
-  std::string out_;
   Phase phase_ = Phase::login;
   bool admitted_ = false;  // counted against max_client_conn
   bool closed_ = false;

@@ -229,6 +229,13 @@ std::string render_metrics(Runtime& rt) {
   w.sample("pgmux_buffer_bytes", "state=\"free\"", buffers.free * BufferPool::kBlockSize);
   w.sample("pgmux_buffer_bytes", "state=\"other\"", buffers.other_bytes);
 
+  const auto [turns_lent, turns_free] = rt.turn_state_stats();
+  w.family("pgmux_turn_states", "gauge",
+           "Active-session state blocks (expectation queue, gates, scratch): lent to clients "
+           "that are active or hold a server, and on the workers' free lists.");
+  w.sample("pgmux_turn_states", "state=\"lent\"", turns_lent);
+  w.sample("pgmux_turn_states", "state=\"free\"", turns_free);
+
   const auto routings = rt.pools().routings();
   w.family("pgmux_routing_decisions_total", "counter", "Routing decisions by reason.");
   for (const auto& r : routings) {

@@ -8,6 +8,7 @@
 
 #include "pooler/client_session.hpp"
 #include "pooler/memory_release.hpp"
+#include "pooler/session/turn_state.hpp"
 #include "protocol/message_writer.hpp"
 
 namespace pgmux::pooler {
@@ -33,6 +34,16 @@ Runtime::~Runtime() {
   metrics_.reset();
   monitors_.clear();
   pools_.for_each([](Pool& pool) { pool.close_idle(); });
+}
+
+std::pair<std::size_t, std::size_t> Runtime::turn_state_stats() const {
+  std::pair<std::size_t, std::size_t> sum;
+  for (const auto& w : workers_) {
+    const TurnStatePool& pool = TurnStatePool::of(w->io.get_executor());
+    sum.first += pool.lent();
+    sum.second += pool.free();
+  }
+  return sum;
 }
 
 void Runtime::log_exception(const char* where, std::exception_ptr e) {
@@ -409,7 +420,7 @@ awaitable<void> Runtime::drain() {
       // on the client's own worker, so a client that has just started a transaction is left
       // to finish it.
       for (const auto& c : clients) {
-        if (c->state.load() == ClientState::idle && c->kill) c->kill(kShutdownFarewell, true);
+        if (c->state.load() == ClientState::idle) c->kill(kShutdownFarewell, true);
       }
     }
     timer.expires_after(Millis(50));

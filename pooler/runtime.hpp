@@ -136,6 +136,8 @@ class Runtime {
     for (const auto& w : workers_) sum += w->buffers.stats();
     return sum;
   }
+  // Active-session state blocks of every worker: lent and free (SHOW MEM, /metrics).
+  [[nodiscard]] std::pair<std::size_t, std::size_t> turn_state_stats() const;
   // Sends an unstructured log line once per coroutine failure.
   static void log_exception(const char* where, std::exception_ptr e);
 

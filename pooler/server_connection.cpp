@@ -31,7 +31,7 @@ namespace {
 
 }  // namespace
 
-ServerConnection::ServerConnection(tcp::socket socket, ServerLogin login, std::uint64_t id)
+ServerConnection::ServerConnection(Socket socket, ServerLogin login, std::uint64_t id)
     : io_(std::move(socket), login.max_message_size), login_(std::move(login)), id_(id) {
   label_ = "S-" + std::to_string(id_) + " " + login_.user + "@" + login_.dbname + " " +
            login_.endpoint.host + ":" + std::to_string(login_.endpoint.port);
@@ -92,7 +92,7 @@ awaitable<std::unique_ptr<ServerConnection>> ServerConnection::open(ServerLogin 
                                                                     std::uint64_t id) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
-  tcp::socket socket(executor);
+  Socket socket(*executor.target<asio::io_context::executor_type>());
   try {
     auto endpoints = co_await resolver.async_resolve(
         login.endpoint.host, std::to_string(login.endpoint.port), use_awaitable);
@@ -292,7 +292,7 @@ void ServerConnection::rebind(asio::io_context& io) {
   auto& s = io_.socket();
   const auto protocol = s.local_endpoint().protocol();
   const auto fd = s.release();
-  s = tcp::socket(io, protocol, fd);
+  s = Socket(io, protocol, fd);
   io_.rebind_pool();
 }
 

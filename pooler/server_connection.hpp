@@ -51,7 +51,7 @@ class ServerConnection {
   ServerConnection(const ServerConnection&) = delete;
   ServerConnection& operator=(const ServerConnection&) = delete;
 
-  ServerConnection(tcp::socket socket, ServerLogin login, std::uint64_t id);
+  ServerConnection(Socket socket, ServerLogin login, std::uint64_t id);
 
   // Connects and logs in; throws ServerError (with the server's SQLSTATE when it sent one).
   static awaitable<std::unique_ptr<ServerConnection>> open(ServerLogin login, std::uint64_t id);

@@ -73,14 +73,14 @@ awaitable<void> ClientSession::apply_settings(ServerLease& lease, const ParamLis
   // Where the server's view differs from what the client was told at login (a value the
   // server normalised, or a server that differs from the pool's first), tell the client now:
   // ParameterStatus may arrive at any time.
-  out_.clear();
+  std::string out;
   for (const auto& [name, value] : lease->parameters()) {
     const std::string* told = announced.find(name);
     if (told == nullptr || *told != value) {
-      pr::append_parameter_status(out_, name, value);
+      pr::append_parameter_status(out, name, value);
     }
   }
-  if (!out_.empty()) co_await client_.write(out_);
+  if (!out.empty()) co_await client_.write(out);
 }
 
 awaitable<void> ClientSession::finish_session(ServerLease& lease, RelayEnd end, RelayState& st) {

@@ -18,6 +18,7 @@
 #include "pooler/pool.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/session/expectations.hpp"
+#include "pooler/session/turn_state.hpp"
 #include "pooler/statement_effects.hpp"
 #include "protocol/frame_scanner.hpp"
 #include "protocol/message_writer.hpp"
@@ -59,12 +60,8 @@ class TransactionSession {
   explicit TransactionSession(TransactionSessionSetup s)
       : s_(std::move(s)),
         client_scanner_(s_.client.max_message_size()),
-        client_gate_(s_.worker.io.get_executor()),
-        server_gate_(s_.worker.io.get_executor()),
+        turn_states_(TurnStatePool::of(s_.worker.io.get_executor())),
         meter_(&s_.pool->traffic(s_.worker.index)) {
-    if (s_.info != nullptr) {
-      statements_.publish_to(&s_.info->prepared_statements, &s_.info->prepared_bytes);
-    }
     // pgmux.target is pgmux's own setting (options=-c pgmux.target=primary): never sent on.
     std::erase_if(s_.startup_settings, [this](const auto& setting) {
       if (iequals(setting.first, "pgmux.target")) {
@@ -78,6 +75,12 @@ class TransactionSession {
     });
     for (const auto& [name, value] : s_.startup_settings) wanted_[name] = value;
   }
+
+  ~TransactionSession() {
+    if (live_) turn_states_.give(std::move(live_));
+  }
+  TransactionSession(const TransactionSession&) = delete;
+  TransactionSession& operator=(const TransactionSession&) = delete;
 
   // One turn of the client loop: see serve_transaction_pooling().
   awaitable<ClientTurn> run(std::optional<boost::system::error_code> wake);
@@ -141,6 +144,14 @@ class TransactionSession {
   // --- server side ---
   // `owner` keeps the client session alive while the loop runs.
   awaitable<void> server_loop(std::shared_ptr<void> owner);
+  // Gives the active state back once the client is parked and nothing is in flight: no
+  // server leased, no loop running, no retry waiting.
+  void lend_back_if_idle() {
+    if (parked_ && live_ && !lease_ && !server_loop_running_ && !internal_ && !retry_pending_ &&
+        !retry_armed_ && !live_->server_failure && quiescent()) {
+      turn_states_.give(std::move(live_));
+    }
+  }
   // Reads the server's next bytes; while a request is unanswered, at most until
   // query_timeout_ms after it was sent (then: timed_out).
   awaitable<std::pair<boost::system::error_code, std::size_t>> read_server();
@@ -152,7 +163,7 @@ class TransactionSession {
   void release_server();
   // --- shared ---
   [[nodiscard]] bool quiescent() const {
-    return expect_.empty() && !expect_.open_batch() && !in_copy_ && !server_write_cut_;
+    return live_->expect.empty() && !live_->expect.open_batch() && !in_copy_ && !server_write_cut_;
   }
   static awaitable<void> wait(asio::steady_timer& gate) {
     gate.expires_at(asio::steady_timer::time_point::max());
@@ -170,42 +181,46 @@ class TransactionSession {
   bool client_done_ = false;  // the client loop has ended
   bool server_write_cut_ = false;
   bool in_copy_ = false;  // the server is in COPY IN/BOTH
-  Expectations expect_;   // answers still to come, in order
-  std::optional<std::pair<std::string, std::string>> server_failure_;  // SQLSTATE, message
 
-  ClientStatements statements_;
-  std::string last_bound_;         // server-side statement of the latest Bind (for 0A000)
+  // The client's named statements; created at its first Parse (most clients define none).
+  std::unique_ptr<ClientStatements> statements_;
+  ClientStatements& statements() {
+    if (!statements_) {
+      statements_ = std::make_unique<ClientStatements>();
+      if (s_.info != nullptr) {
+        statements_->publish_to(&s_.info->prepared_statements, &s_.info->prepared_bytes);
+      }
+    }
+    return *statements_;
+  }
+  [[nodiscard]] const StatementDef* find_statement(std::string_view name) const {
+    return statements_ ? statements_->find(name) : nullptr;
+  }
+  bool erase_statement(std::string_view name) { return statements_ && statements_->erase(name); }
   ParameterMap wanted_;            // the client's session settings
   bool settings_changed_ = false;  // re-read the session settings after this transaction
   PinReason pin_ = PinReason::none;
   bool check_pin_ = false;  // the pinned state may have been released
 
   pr::FrameScanner client_scanner_;
-  struct Edit {
-    std::size_t pos, len;                 // the client frame replaced, in the unread bytes
-    std::size_t scratch_at, scratch_len;  // what replaces it
-  };
-  std::vector<Edit> edits_;
-  std::string scratch_;
-  std::vector<asio::const_buffer> segments_;
-  std::string out_;
+  using Edit = TurnState::Edit;
+  // What the session needs while active, lent by the worker's pool (see turn_state.hpp).
+  TurnStatePool& turn_states_;
+  std::unique_ptr<TurnState> live_;
+  bool parked_ = false;  // the client's turn ended: its session waits for the client's bytes
 
-  asio::steady_timer client_gate_;  // the client loop waits here for the server loop
-  asio::steady_timer server_gate_;  // the server loop waits here for client writes
   bool writing_client_ = false;
   bool rearm_read_ = false;  // the client read was cancelled to re-evaluate its time limit
   std::chrono::steady_clock::time_point request_started_;  // oldest unanswered request
   bool rearm_server_read_ = false;  // the server read was cancelled to apply query_timeout_ms
 
   // The 25006 safety net: a request sent to a replica when nothing else was pending (one
-  // simple Query, or one extended batch ending in Sync) is kept in retry_query_, and the
-  // answer's preamble (ParseComplete, BindComplete, RowDescription, …) in held_, until the
+  // simple Query, or one extended batch ending in Sync) is kept in live_->retry_query, and the
+  // answer's preamble (ParseComplete, BindComplete, RowDescription, …) in live_->held, until the
   // first frame with content. If that is ErrorResponse 25006 read_only_sql_transaction, the
   // preamble, the error and the ReadyForQuery are dropped and the request re-run on the
-  // primary; otherwise held_ goes to the client and streaming goes on.
-  std::string retry_query_;
-  std::string held_;
-  bool retry_armed_ = false;    // retry_query_ awaits its first answer from the replica
+  // primary; otherwise live_->held goes to the client and streaming goes on.
+  bool retry_armed_ = false;    // live_->retry_query awaits its first answer from the replica
   bool retry_pending_ = false;  // the replica refused it: re-run once the replica is back
   // Read-your-writes: the WAL position this client's reads must see (its last write on the
   // primary, or what it set with pgmux.min_lsn); what the lease's first request was and how
@@ -261,13 +276,13 @@ struct TransactionSession::ClientInspector {
     return static_cast<std::size_t>(body.data() - base) - pr::kTaggedHeaderSize;
   }
 
-  void begin_edit() { edit_start = t.scratch_.size(); }
+  void begin_edit() { edit_start = t.live_->scratch.size(); }
   // The edit replaces the frame's header and its first `replaced` body bytes (all of them by
   // default) with what was appended to scratch since begin_edit().
   void end_edit(std::string_view body, std::size_t replaced = std::string_view::npos) {
     if (replaced == std::string_view::npos) replaced = body.size();
-    t.edits_.push_back({frame_pos(body), replaced + pr::kTaggedHeaderSize, edit_start,
-                        t.scratch_.size() - edit_start});
+    t.live_->edits.push_back({frame_pos(body), replaced + pr::kTaggedHeaderSize, edit_start,
+                              t.live_->scratch.size() - edit_start});
   }
 
   // Makes sure the held server has `def` prepared, appending what that takes to scratch.
@@ -281,13 +296,13 @@ struct TransactionSession::ClientInspector {
     t.meter_.server_parse();
     // Close first: harmless if absent, and it keeps pgmux right even if its bookkeeping
     // missed a statement the server still has.
-    pr::append_close(t.scratch_, 'S', def.server_name);
-    t.expect_.push({Expect::close, true, false, {}});
-    t.scratch_ += def.parse_frame;
-    t.expect_.push({Expect::parse, !client_parse, false, def.server_name});
+    pr::append_close(t.live_->scratch, 'S', def.server_name);
+    t.live_->expect.push({Expect::close, true, false, {}});
+    t.live_->scratch += def.parse_frame;
+    t.live_->expect.push({Expect::parse, !client_parse, false, def.server_name});
     if (auto evicted = on_server.insert(def.server_name)) {
-      pr::append_close(t.scratch_, 'S', *evicted);
-      t.expect_.push({Expect::close, true, false, {}});
+      pr::append_close(t.live_->scratch, 'S', *evicted);
+      t.live_->expect.push({Expect::close, true, false, {}});
     }
   }
 
@@ -298,7 +313,7 @@ struct TransactionSession::ClientInspector {
     // On a replica, each request is routed on its own: a write must not follow a read there.
     const bool request_start =
         tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall ||
-        ((tag == pr::fe::kParse || tag == pr::fe::kBind) && !t.expect_.open_batch());
+        ((tag == pr::fe::kParse || tag == pr::fe::kBind) && !t.live_->expect.open_batch());
     if (request_start && t.lease_target_ >= 0 && !first) return false;
     if (tag == pr::fe::kTerminate) {
       terminated = true;
@@ -314,10 +329,10 @@ struct TransactionSession::ClientInspector {
       ++others;
     }
     // Parse/Close answers queued ahead (the client's or pgmux's own) are part of this request.
-    const bool nothing_pending = !t.expect_.request_pending();
+    const bool nothing_pending = !t.live_->expect.request_pending();
     // After an error in its batch the server discards this frame: forwarded as it is, with
     // no effect recorded, as PostgreSQL records none.
-    if (!t.expect_.client_frame(tag)) return true;
+    if (!t.live_->expect.client_frame(tag)) return true;
     if (tag == pr::fe::kSync || tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall) {
       ++t.requests_on_lease_;
       t.meter_.request_sent(nothing_pending);
@@ -361,12 +376,12 @@ struct TransactionSession::ClientInspector {
       // Let the server raise the error, so a transaction in progress is aborted exactly as
       // PostgreSQL would abort it.
       begin_edit();
-      pr::append_query(t.scratch_, refusal_sql(fx.pin));
+      pr::append_query(t.live_->scratch, refusal_sql(fx.pin));
       end_edit(body);
       return;
     }
     if (!fx.deallocate_name.empty()) {
-      const StatementDef* def = t.statements_.find(fx.deallocate_name);
+      const StatementDef* def = t.find_statement(fx.deallocate_name);
       if (def == nullptr) return;
       // DEALLOCATE of a protocol-level statement: deallocate its server-side name, preparing
       // it first (in its own Sync, answers dropped) if this server lacks it.
@@ -374,19 +389,19 @@ struct TransactionSession::ClientInspector {
       begin_edit();
       ServerStatements& on_server = t.lease_->statements();
       if (!on_server.contains(server_name)) {
-        t.expect_.pop_back();  // the Query entry goes after the inserted Sync
-        pr::append_close(t.scratch_, 'S', server_name);
-        t.expect_.push({Expect::close, true, true, {}});
-        t.scratch_ += def->parse_frame;
-        t.expect_.push({Expect::parse, true, true, server_name});
-        pr::append_sync(t.scratch_);
-        t.expect_.push({Expect::sync, true, true, {}});
-        t.expect_.push({Expect::query});
+        t.live_->expect.pop_back();  // the Query entry goes after the inserted Sync
+        pr::append_close(t.live_->scratch, 'S', server_name);
+        t.live_->expect.push({Expect::close, true, true, {}});
+        t.live_->scratch += def->parse_frame;
+        t.live_->expect.push({Expect::parse, true, true, server_name});
+        pr::append_sync(t.live_->scratch);
+        t.live_->expect.push({Expect::sync, true, true, {}});
+        t.live_->expect.push({Expect::query});
       }
       on_server.erase(server_name);
-      pr::append_query(t.scratch_, "DEALLOCATE " + server_name);
+      pr::append_query(t.live_->scratch, "DEALLOCATE " + server_name);
       end_edit(body);
-      t.statements_.erase(fx.deallocate_name);
+      t.erase_statement(fx.deallocate_name);
     }
   }
 
@@ -396,7 +411,7 @@ struct TransactionSession::ClientInspector {
     if (fx.changes_settings) t.settings_changed_ = true;
     if (fx.may_release_pin && t.pin_ != PinReason::none) t.check_pin_ = true;
     if (fx.drops_all_prepared) {
-      t.statements_.clear();
+      if (t.statements_) t.statements_->clear();
       t.lease_->statements().clear();
     }
     if (fx.pin == PinReason::none || t.pin_ != PinReason::none) return false;
@@ -432,7 +447,7 @@ struct TransactionSession::ClientInspector {
     if (p->name.empty()) {
       if (apply_effects(fx)) {
         begin_edit();
-        pr::MessageWriter(t.scratch_)
+        pr::MessageWriter(t.live_->scratch)
             .begin(pr::fe::kParse)
             .cstring("")
             .cstring(refusal_sql(fx.pin))
@@ -442,15 +457,15 @@ struct TransactionSession::ClientInspector {
         return;
       }
       const StatementDef* def =
-          fx.deallocate_name.empty() ? nullptr : t.statements_.find(fx.deallocate_name);
+          fx.deallocate_name.empty() ? nullptr : t.find_statement(fx.deallocate_name);
       if (def == nullptr) return;
       // DEALLOCATE of a protocol-level statement: deallocate its server-side name.
       const std::string server_name = def->server_name;
       begin_edit();
-      t.expect_.pop_back();  // the client's Parse is answered after pgmux's own
+      t.live_->expect.pop_back();  // the client's Parse is answered after pgmux's own
       ensure_prepared(*def, false);
-      t.expect_.push({Expect::parse});
-      pr::MessageWriter(t.scratch_)
+      t.live_->expect.push({Expect::parse});
+      pr::MessageWriter(t.live_->scratch)
           .begin(pr::fe::kParse)
           .cstring("")
           .cstring("DEALLOCATE " + server_name)
@@ -458,13 +473,13 @@ struct TransactionSession::ClientInspector {
           .end();
       end_edit(body);
       t.lease_->statements().erase(server_name);
-      t.statements_.erase(fx.deallocate_name);
+      t.erase_statement(fx.deallocate_name);
       return;
     }
-    auto def = t.statements_.define(p->name, body, fx);
+    auto def = t.statements().define(p->name, body, fx);
     apply_effects(fx);  // a refusal comes when the statement is bound
     begin_edit();
-    t.expect_.pop_back();  // answered as the Parse ensure_prepared sends
+    t.live_->expect.pop_back();  // answered as the Parse ensure_prepared sends
     ensure_prepared(*def, true);
     end_edit(body);
   }
@@ -478,7 +493,7 @@ struct TransactionSession::ClientInspector {
     }
     if (b->statement.empty()) return;
     t.meter_.bind();
-    const StatementDef* def = t.statements_.find(b->statement);
+    const StatementDef* def = t.find_statement(b->statement);
     if (def == nullptr) return;  // the server reports the unknown name, as PostgreSQL would
     const std::size_t names = b->portal.size() + 1 + b->statement.size() + 1;
     if (apply_effects(def->effects)) {
@@ -488,9 +503,9 @@ struct TransactionSession::ClientInspector {
     begin_edit();
     ensure_prepared(*def, false);
     // Only the names are rewritten; the parameters follow from the client's own bytes.
-    pr::append_bind_head(t.scratch_, b->portal, def->server_name, length - names);
+    pr::append_bind_head(t.live_->scratch, b->portal, def->server_name, length - names);
     end_edit(body, names);
-    t.last_bound_ = def->server_name;
+    t.live_->last_bound = def->server_name;
   }
 
   // Binds the refusal in place of a statement pin_session_state = "error" refuses: same
@@ -500,19 +515,19 @@ struct TransactionSession::ClientInspector {
   void refuse_bind(std::string_view body, std::size_t length, std::string_view portal,
                    std::size_t names, PinReason pin) {
     begin_edit();
-    pr::MessageWriter(t.scratch_)
+    pr::MessageWriter(t.live_->scratch)
         .begin(pr::fe::kParse)
         .cstring("")
         .cstring(refusal_sql(pin))
         .int16(0)
         .end();
-    t.expect_.push({Expect::parse, true});
+    t.live_->expect.push({Expect::parse, true});
     if (body.size() < length) {
-      pr::append_bind_head(t.scratch_, portal, "", length - names);
+      pr::append_bind_head(t.live_->scratch, portal, "", length - names);
       end_edit(body, names);
       return;
     }
-    pr::MessageWriter(t.scratch_)
+    pr::MessageWriter(t.live_->scratch)
         .begin(pr::fe::kBind)
         .cstring(portal)
         .cstring("")
@@ -530,11 +545,11 @@ struct TransactionSession::ClientInspector {
       return;
     }
     if (d->kind != 'S' || d->name.empty()) return;
-    const StatementDef* def = t.statements_.find(d->name);
+    const StatementDef* def = t.find_statement(d->name);
     if (def == nullptr) return;
     begin_edit();
     ensure_prepared(*def, false);
-    pr::append_describe(t.scratch_, 'S', def->server_name);
+    pr::append_describe(t.live_->scratch, 'S', def->server_name);
     end_edit(body);
   }
 
@@ -544,10 +559,10 @@ struct TransactionSession::ClientInspector {
       violation = true;
       return;
     }
-    if (c->kind != 'S' || c->name.empty() || !t.statements_.erase(c->name)) return;
+    if (c->kind != 'S' || c->name.empty() || !t.erase_statement(c->name)) return;
     // The server-side statement stays for other clients; the client gets its CloseComplete.
     begin_edit();
-    pr::append_close(t.scratch_, 'P', kNoopPortal);
+    pr::append_close(t.live_->scratch, 'P', kNoopPortal);
     end_edit(body);
   }
 
@@ -561,7 +576,7 @@ struct TransactionSession::ServerInspector {
   bool boundary = false;            // a ReadyForQuery left nothing outstanding
   bool refuse_transaction = false;  // statement mode: a transaction was opened
   bool holding = false;             // this scan runs while a request is armed: keep the bytes
-  bool release_held = false;        // the armed request's answer has content: send held_
+  bool release_held = false;        // the armed request's answer has content: send live_->held
   bool bad = false;
   std::string why;  // what was unexpected, for the log
 
@@ -630,9 +645,9 @@ struct TransactionSession::ServerInspector {
     }
     switch (tag) {
       case pr::be::kParseComplete:
-        return answered(t.expect_.parse_complete(why), body);
+        return answered(t.live_->expect.parse_complete(why), body);
       case pr::be::kCloseComplete:
-        return answered(t.expect_.close_complete(why), body);
+        return answered(t.live_->expect.close_complete(why), body);
       case pr::be::kErrorResponse:
         return on_error(body);
       case pr::be::kReadyForQuery: {
@@ -643,13 +658,13 @@ struct TransactionSession::ServerInspector {
           why = "malformed ReadyForQuery";
           return false;
         }
-        if (t.expect_.ready_for_query(e, why) == AnswerAction::unexpected) {
+        if (t.live_->expect.ready_for_query(e, why) == AnswerAction::unexpected) {
           bad = true;
           return false;
         }
         t.lease_->set_tx_status(*status);
         t.in_copy_ = false;
-        t.client_gate_.cancel();  // a local wait may be over
+        t.live_->client_gate.cancel();  // a local wait may be over
         if (t.retry_pending_) {
           // The refused Query's ReadyForQuery: the client hears the primary's answer instead.
           if (t.quiescent()) {
@@ -699,15 +714,15 @@ struct TransactionSession::ServerInspector {
       if (fields->sqlstate == "0A000" &&
           fields->message.find("cached plan must not change result type") !=
               std::string_view::npos &&
-          !t.last_bound_.empty()) {
+          !t.live_->last_bound.empty()) {
         // The statement's result type changed under it: prepare it afresh on next use.
-        t.lease_->statements().erase(t.last_bound_);
+        t.lease_->statements().erase(t.live_->last_bound);
       }
     }
     // An extended-protocol error makes the server skip to the next Sync; the statements
     // whose Parse it skipped are not prepared there.
     std::vector<std::string> unprepared;
-    const AnswerAction action = t.expect_.error(unprepared);
+    const AnswerAction action = t.live_->expect.error(unprepared);
     for (const std::string& name : unprepared) t.lease_->statements().erase(name);
     if (action == AnswerAction::drop) return drop_frame(body);
     if (!t.retry_pending_) t.meter_.error(sqlstate);
@@ -716,26 +731,29 @@ struct TransactionSession::ServerInspector {
 };
 
 awaitable<void> TransactionSession::write_client(std::string_view bytes) {
-  while (writing_client_) co_await wait(server_gate_);
+  while (writing_client_) co_await wait(live_->server_gate);
   writing_client_ = true;
   auto [ec, n] = co_await asio::async_write(s_.client.socket(), asio::buffer(bytes), as_result);
   writing_client_ = false;
-  server_gate_.cancel();
+  live_->server_gate.cancel();
   if (ec) throw boost::system::system_error(ec);
 }
 
 awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error_code> wake) {
   std::exception_ptr failure;
+  parked_ = false;
+  if (!live_) live_ = turn_states_.take(s_.worker.io.get_executor());
   try {
     ByteBuffer& buf = s_.client.buffer();
     for (bool here = !wake || take_wake(*wake); here;) {
-      if (server_failure_) fail(server_failure_->first, server_failure_->second);
+      if (live_->server_failure) fail(live_->server_failure->first, live_->server_failure->second);
       if (retry_pending_) {
         // The replica refused the last Query as a write: wait for it to be handed back (the
         // server loop does at the dropped ReadyForQuery), then run the Query on the primary.
         while (lease_ || internal_ || server_loop_running_) {
-          if (server_failure_) fail(server_failure_->first, server_failure_->second);
-          co_await wait(client_gate_);
+          if (live_->server_failure)
+            fail(live_->server_failure->first, live_->server_failure->second);
+          co_await wait(live_->client_gate);
         }
         co_await retry_on_primary();
         continue;
@@ -750,7 +768,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
           }
         }
         if (!mid_frame && routing()) {
-          if (lease_ && lease_target_ >= 0 && !expect_.open_batch()) {
+          if (lease_ && lease_target_ >= 0 && !live_->expect.open_batch()) {
             // Another request while on a replica: one bound for the primary waits until the
             // replica is answered and handed back (it stays if a read-only transaction holds it).
             const auto r = route_front();
@@ -758,7 +776,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
             // A Query armed for the 25006 retry must be answered before anything follows it.
             if (r->decision.target == router::Target::primary || retry_armed_) {
               while (lease_ && (!quiescent() || internal_ || boundary_pending_)) {
-                co_await wait(client_gate_);
+                co_await wait(live_->client_gate);
               }
             }
             if (retry_pending_) continue;
@@ -766,7 +784,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
           // A server about to be handed back is waited for, so this request is routed afresh
           // (and after its write position was read).
           while (internal_ || boundary_pending_ || (server_loop_running_ && !lease_)) {
-            co_await wait(client_gate_);
+            co_await wait(live_->client_gate);
           }
           if (!lease_) {
             const auto r = route_front();
@@ -780,13 +798,13 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
           }
         }
         co_await ensure_server();
-        edits_.clear();
-        scratch_.clear();
-        const bool was_answered = expect_.empty();
+        live_->edits.clear();
+        live_->scratch.clear();
+        const bool was_answered = live_->expect.empty();
         ClientInspector inspector{*this, buf.unread().data()};
         const auto r = client_scanner_.scan(buf.unread(), inspector);
         const bool timed_request =
-            was_answered && !expect_.empty() && s_.config.pool.query_timeout_ms > 0;
+            was_answered && !live_->expect.empty() && s_.config.pool.query_timeout_ms > 0;
         if (timed_request) request_started_ = std::chrono::steady_clock::now();
         if (inspector.violation || r.error != pr::FrameError::none) {
           fail("08P01", "protocol violation: invalid message frame from client");
@@ -804,11 +822,12 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
                          (one_query || one_batch) && inspector.others == 0 &&
                          r.forwardable <= kMaxRetryQuery && !client_scanner_.mid_frame();
           if (retry_armed_) {
-            retry_query_.assign(buf.unread().data(), r.forwardable);
-            held_.clear();
+            live_->retry_query.assign(buf.unread().data(), r.forwardable);
+            live_->held.clear();
           }
           server_write_cut_ = true;
-          auto [ec, n] = co_await asio::async_write(lease_->io().socket(), segments_, as_result);
+          auto [ec, n] =
+              co_await asio::async_write(lease_->io().socket(), live_->segments, as_result);
           if (ec) {
             fail("08006", "server connection lost: the server closed the connection unexpectedly");
           }
@@ -828,11 +847,13 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
     read_more:
       if (client_read_limit().limit.count() <= 0) {
         // Nothing to do until the client speaks: end the turn, so a client waiting (idle, or
-        // for its server's answer) holds no coroutine frame.
+        // for its server's answer) holds no coroutine frame, and an idle one no active state.
+        parked_ = true;
+        lend_back_if_idle();
         co_return ClientTurn::wait_for_client;
       }
       auto [ec, n] = co_await read_client();
-      if (ec == asio::error::operation_aborted && rearm_read_ && !server_failure_) {
+      if (ec == asio::error::operation_aborted && rearm_read_ && !live_->server_failure) {
         rearm_read_ = false;  // the server loop asks for the idle limit to be re-evaluated
         continue;
       }
@@ -843,7 +864,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
   }
   co_await cleanup_after_client();
   if (failure) std::rethrow_exception(failure);
-  if (server_failure_) fail(server_failure_->first, server_failure_->second);
+  if (live_->server_failure) fail(live_->server_failure->first, live_->server_failure->second);
   co_return ClientTurn::done;
 }
 
@@ -866,7 +887,7 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
   // map and reach a server with their first Bind.
   const std::string_view unread = s_.client.buffer().unread();
   std::size_t pos = 0;
-  out_.clear();
+  live_->out.clear();
   struct Pending {
     bool parse;
     std::string_view name, body, query;
@@ -891,25 +912,25 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
     } else if (tag == pr::fe::kSync && !steps.empty()) {
       for (const Pending& st : steps) {
         if (st.parse) {
-          statements_.define(st.name, st.body, scan_statement_effects(st.query));
+          statements().define(st.name, st.body, scan_statement_effects(st.query));
           meter_.client_parse();
-          out_.append("1\0\0\0\4", 5);  // ParseComplete
+          live_->out.append("1\0\0\0\4", 5);  // ParseComplete
         } else {
-          statements_.erase(st.name);
-          out_.append("3\0\0\0\4", 5);  // CloseComplete
+          erase_statement(st.name);
+          live_->out.append("3\0\0\0\4", 5);  // CloseComplete
         }
       }
-      pr::append_ready_for_query(out_, 'I');
-      co_await write_client(out_);
+      pr::append_ready_for_query(live_->out, 'I');
+      co_await write_client(live_->out);
       co_return next;
     } else if (tag == pr::fe::kQuery && steps.empty()) {
       auto sql = pr::decode_query(body);
       if (!sql) co_return 0;
       const StatementEffects fx = scan_statement_effects(*sql);
-      if (fx.deallocate_name.empty() || !statements_.erase(fx.deallocate_name)) co_return 0;
-      pr::append_command_complete(out_, "DEALLOCATE");
-      pr::append_ready_for_query(out_, 'I');
-      co_await write_client(out_);
+      if (fx.deallocate_name.empty() || !erase_statement(fx.deallocate_name)) co_return 0;
+      pr::append_command_complete(live_->out, "DEALLOCATE");
+      pr::append_ready_for_query(live_->out, 'I');
+      co_await write_client(live_->out);
       co_return next;
     } else if (tag != pr::fe::kFlush) {
       co_return 0;
@@ -945,21 +966,22 @@ awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession:
 }
 
 void TransactionSession::build_segments(const char* base, std::size_t forwardable) {
-  segments_.clear();
+  live_->segments.clear();
   std::size_t at = 0;
-  for (const Edit& e : edits_) {
-    if (e.pos > at) segments_.emplace_back(base + at, e.pos - at);
-    if (e.scratch_len > 0) segments_.emplace_back(scratch_.data() + e.scratch_at, e.scratch_len);
+  for (const Edit& e : live_->edits) {
+    if (e.pos > at) live_->segments.emplace_back(base + at, e.pos - at);
+    if (e.scratch_len > 0)
+      live_->segments.emplace_back(live_->scratch.data() + e.scratch_at, e.scratch_len);
     at = e.pos + e.len;
   }
-  if (forwardable > at) segments_.emplace_back(base + at, forwardable - at);
+  if (forwardable > at) live_->segments.emplace_back(base + at, forwardable - at);
 }
 
 awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   // The server loop may be finishing a transaction with pgmux's own queries, or handing the
   // server back: wait for it to settle either way.
-  while (internal_ || (server_loop_running_ && !lease_)) co_await wait(client_gate_);
-  if (server_failure_) fail(server_failure_->first, server_failure_->second);
+  while (internal_ || (server_loop_running_ && !lease_)) co_await wait(live_->client_gate);
+  if (live_->server_failure) fail(live_->server_failure->first, live_->server_failure->second);
   if (lease_) co_return;
   // A killed client's socket is shut for reading, but a request it sent just before may
   // still be read: it must not wait for a server (KILL db pauses the pool) or run.
@@ -983,7 +1005,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
       s_.cancel_key.pid,
       CancelTarget{lease_->login().endpoint, lease_->backend_pid(), lease_->backend_secret()});
   spdlog::debug("{} got server {}", s_.label, lease_->label());
-  expect_.clear();
+  live_->expect.clear();
   in_copy_ = server_write_cut_ = false;
   server_loop_running_ = true;
   asio::co_spawn(s_.worker.io, server_loop(s_.owner.lock()),
@@ -1111,7 +1133,7 @@ std::optional<std::string_view> TransactionSession::request_sql(char tag,
     // A named statement keeps its class: its text is classified once, then cached.
     auto b = pr::decode_bind(body);
     if (!b || b->statement.empty()) return std::nullopt;
-    if (const StatementDef* def = statements_.find(b->statement)) {
+    if (const StatementDef* def = find_statement(b->statement)) {
       if (auto p =
               pr::decode_parse(std::string_view(def->parse_frame).substr(pr::kTaggedHeaderSize))) {
         return p->query;
@@ -1138,7 +1160,7 @@ awaitable<void> TransactionSession::answer_set_target(const FrontRoute& r) {
   ByteBuffer& buf = s_.client.buffer();
   const std::uint32_t length = pr::read_be32(buf.unread().data() + 1);
   buf.consume(1 + length);
-  out_.clear();
+  live_->out.clear();
   std::string problem, hint;
   const char* sqlstate = "22023";
   if (r.setting_name == "pgmux.target") {
@@ -1163,13 +1185,13 @@ awaitable<void> TransactionSession::answer_set_target(const FrontRoute& r) {
   }
   if (problem.empty()) {
     spdlog::debug("{} {} = {}", s_.label, r.setting_name, r.target_value);
-    pr::append_command_complete(out_, r.target_value.empty() ? "RESET" : "SET");
+    pr::append_command_complete(live_->out, r.target_value.empty() ? "RESET" : "SET");
   } else {
-    pr::append_error(out_,
+    pr::append_error(live_->out,
                      {.severity = "ERROR", .sqlstate = sqlstate, .message = problem, .hint = hint});
   }
-  pr::append_ready_for_query(out_, 'I');
-  co_await write_client(out_);
+  pr::append_ready_for_query(live_->out, 'I');
+  co_await write_client(live_->out);
 }
 
 lag::Lsn TransactionSession::required_lsn() const {
@@ -1204,14 +1226,14 @@ awaitable<void> TransactionSession::record_write_position() {
   if (s_.read_your_writes == ReadYourWrites::user) {
     s_.routing->note_user_write(s_.pool->user(), *lsn);
   }
-  pr::append_parameter_status(out_, "pgmux.last_write_lsn", lag::format_lsn(min_lsn_));
+  pr::append_parameter_status(live_->out, "pgmux.last_write_lsn", lag::format_lsn(min_lsn_));
   s_.told_client.set("pgmux.last_write_lsn", lag::format_lsn(min_lsn_));
 }
 
 awaitable<void> TransactionSession::retry_on_primary() {
   retry_pending_ = false;
-  held_.clear();
-  const std::string_view frame(retry_query_);
+  live_->held.clear();
+  const std::string_view frame(live_->retry_query);
   const std::uint32_t length = pr::read_be32(frame.data() + 1);
   if (auto sql = request_sql(frame[0], frame.substr(pr::kTaggedHeaderSize, length - 4))) {
     s_.worker.classifications.mark_write(*sql);  // next time straight to the primary
@@ -1221,18 +1243,18 @@ awaitable<void> TransactionSession::retry_on_primary() {
   first_kind_ = router::StatementKind::write;
   co_await ensure_server(
       {.target = router::Target::primary, .reason = router::Reason::retried_on_primary});
-  edits_.clear();
-  scratch_.clear();
-  ClientInspector inspector{*this, retry_query_.data()};
+  live_->edits.clear();
+  live_->scratch.clear();
+  ClientInspector inspector{*this, live_->retry_query.data()};
   pr::FrameScanner scanner(s_.client.max_message_size());
-  const auto r = scanner.scan(retry_query_, inspector);
-  if (inspector.violation || r.forwardable != retry_query_.size()) {
+  const auto r = scanner.scan(live_->retry_query, inspector);
+  if (inspector.violation || r.forwardable != live_->retry_query.size()) {
     fail("08P01", "protocol violation: invalid message frame from client");
   }
   if (s_.config.pool.query_timeout_ms > 0) request_started_ = std::chrono::steady_clock::now();
-  build_segments(retry_query_.data(), r.forwardable);
+  build_segments(live_->retry_query.data(), r.forwardable);
   server_write_cut_ = true;
-  auto [ec, n] = co_await asio::async_write(lease_->io().socket(), segments_, as_result);
+  auto [ec, n] = co_await asio::async_write(lease_->io().socket(), live_->segments, as_result);
   if (ec) fail("08006", "server connection lost: the server closed the connection unexpectedly");
   server_write_cut_ = false;
 }
@@ -1261,20 +1283,26 @@ awaitable<void> TransactionSession::sync_settings() {
   }
   // Reported values that differ from what the client was told (ParameterStatus may arrive
   // at any time).
-  out_.clear();
+  live_->out.clear();
   for (const auto& [name, value] : lease_->parameters()) {
     // The client sees one server: whether this one is a standby is pgmux's business.
     if (name == "in_hot_standby") continue;
     const std::string* told = s_.told_client.find(name);
     if (told == nullptr || *told != value) {
-      pr::append_parameter_status(out_, name, value);
+      pr::append_parameter_status(live_->out, name, value);
       s_.told_client.set(name, value);
     }
   }
-  if (!out_.empty()) co_await write_client(out_);
+  if (!live_->out.empty()) co_await write_client(live_->out);
 }
 
 awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr<void> owner) {
+  // When the loop is done with the server and the client is parked, the active state goes
+  // back (declared first: it runs after the locals below are gone).
+  struct LendBack {
+    TransactionSession& t;
+    ~LendBack() { t.lend_back_if_idle(); }
+  } lend_back{*this};
   ServerInspector inspector{*this};
   pr::FrameScanner scanner(s_.client.max_message_size());
   ByteBuffer& buf = lease_->io().buffer();
@@ -1284,26 +1312,26 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
       const auto r = scanner.scan(buf.unread(), inspector);
       if (r.forwardable > 0 && inspector.holding) {
         // An armed request's preamble: kept until its fate is known, dropped on a retry.
-        if (!retry_pending_) held_.append(buf.unread().data(), r.forwardable);
+        if (!retry_pending_) live_->held.append(buf.unread().data(), r.forwardable);
         buf.consume(r.forwardable);
       } else if (r.forwardable > 0) {
-        while (writing_client_) co_await wait(server_gate_);
+        while (writing_client_) co_await wait(live_->server_gate);
         writing_client_ = true;
         // A released preamble goes out in the same write as what follows it.
         const std::array<asio::const_buffer, 2> out{
-            asio::buffer(held_), asio::buffer(buf.unread().data(), r.forwardable)};
+            asio::buffer(live_->held), asio::buffer(buf.unread().data(), r.forwardable)};
         auto [ec, n] = co_await asio::async_write(s_.client.socket(), out, as_result);
         writing_client_ = false;
-        server_gate_.cancel();
-        meter_.sent(held_.size() + r.forwardable);
-        held_.clear();
+        live_->server_gate.cancel();
+        meter_.sent(live_->held.size() + r.forwardable);
+        live_->held.clear();
         buf.consume(r.forwardable);
         if (ec) break;  // the client is gone; its loop will notice and clean up
       }
-      if (retry_pending_) held_.clear();
+      if (retry_pending_) live_->held.clear();
       if (inspector.release_held) {
         inspector.release_held = false;
-        continue;  // the releasing frame is scanned again and forwarded, after held_
+        continue;  // the releasing frame is scanned again and forwarded, after live_->held
       }
       if (inspector.drop > 0) {
         buf.consume(inspector.drop);
@@ -1320,7 +1348,7 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
       if (inspector.bad || r.error != pr::FrameError::none) {
         spdlog::warn("{} server {} sent an unexpected or invalid message: {}", s_.label,
                      lease_->label(), inspector.why.empty() ? "bad frame" : inspector.why);
-        server_failure_ = {"08P01", "protocol violation: unexpected message from server"};
+        live_->server_failure = {"08P01", "protocol violation: unexpected message from server"};
         if (lease_target_ >= 0) s_.routing->ban(lease_target_, "protocol violation");
         break;
       }
@@ -1334,7 +1362,7 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
         }
         if (boundary_pending_) {
           boundary_pending_ = false;  // kept the server after all
-          client_gate_.cancel();
+          live_->client_gate.cancel();
         }
         if (buf.size() > 0) continue;
       }
@@ -1345,8 +1373,9 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
       spdlog::info("{} request on server {} exceeded query_timeout_ms ({} ms): cancelling",
                    s_.label, lease_->label(), s_.config.pool.query_timeout_ms);
       co_await s_.rt.forward_cancel(s_.cancel_key);
-      server_failure_ = {"57014", "canceling statement due to query_timeout_ms (" +
-                                      std::to_string(s_.config.pool.query_timeout_ms) + " ms)"};
+      live_->server_failure = {"57014", "canceling statement due to query_timeout_ms (" +
+                                            std::to_string(s_.config.pool.query_timeout_ms) +
+                                            " ms)"};
       break;
     }
     if (ec == asio::error::operation_aborted && (client_done_ || rearm_server_read_)) {
@@ -1356,25 +1385,25 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
     if (ec) {
       spdlog::warn("{} lost its server {}: {}", s_.label, lease_->label(), ec.message());
       if (lease_target_ >= 0) s_.routing->ban(lease_target_, "connection lost: " + ec.message());
-      server_failure_ = {"08006",
-                         "server connection lost: the server closed the connection "
-                         "unexpectedly"};
+      live_->server_failure = {"08006",
+                               "server connection lost: the server closed the connection "
+                               "unexpectedly"};
       break;
     }
   }
   // Failure or client gone: the client loop decides the server's fate.
   server_loop_running_ = false;
-  if (server_failure_) {
+  if (live_->server_failure) {
     boost::system::error_code ignored;
     s_.client.socket().cancel(ignored);  // wake the client loop
   }
-  client_gate_.cancel();
+  live_->client_gate.cancel();
 }
 
 awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::read_server() {
   auto read = [this]() { return lease_->io().read_some(); };
   const Millis limit(s_.config.pool.query_timeout_ms);
-  if (limit.count() <= 0 || expect_.empty()) co_return co_await read();
+  if (limit.count() <= 0 || live_->expect.empty()) co_return co_await read();
   const auto left = std::chrono::duration_cast<Millis>(request_started_ + limit -
                                                        std::chrono::steady_clock::now());
   try {
@@ -1391,25 +1420,25 @@ awaitable<bool> TransactionSession::refuse_transaction() {
     lease_->io().release_frame();
   } catch (const std::exception& e) {
     spdlog::warn("{} server {}: ROLLBACK failed ({})", s_.label, lease_->label(), e.what());
-    server_failure_ = {"08006", "pgmux could not roll back a refused transaction"};
+    live_->server_failure = {"08006", "pgmux could not roll back a refused transaction"};
   }
   internal_ = false;
-  client_gate_.cancel();
-  if (server_failure_) co_return false;
-  out_.clear();
-  pr::append_error(out_, {.severity = "ERROR",
-                          .sqlstate = "0A000",
-                          .message = "pgmux: transaction blocks are not allowed in statement "
-                                     "pooling mode; the transaction was rolled back",
-                          .hint = "use mode = \"transaction\" for this client"});
-  pr::append_ready_for_query(out_, 'I');
-  co_await write_client(out_);
+  live_->client_gate.cancel();
+  if (live_->server_failure) co_return false;
+  live_->out.clear();
+  pr::append_error(live_->out, {.severity = "ERROR",
+                                .sqlstate = "0A000",
+                                .message = "pgmux: transaction blocks are not allowed in statement "
+                                           "pooling mode; the transaction was rolled back",
+                                .hint = "use mode = \"transaction\" for this client"});
+  pr::append_ready_for_query(live_->out, 'I');
+  co_await write_client(live_->out);
   co_return true;
 }
 
 awaitable<bool> TransactionSession::finish_transaction() {
   internal_ = true;
-  if (rfq_held_) out_.clear();  // collects what goes out before the held ReadyForQuery
+  if (rfq_held_) live_->out.clear();  // collects what goes out before the held ReadyForQuery
   try {
     if (settings_changed_) {
       settings_changed_ = false;
@@ -1451,22 +1480,22 @@ awaitable<bool> TransactionSession::finish_transaction() {
   } catch (const std::exception& e) {
     spdlog::warn("{} server {}: reading session state failed ({}): closing the server", s_.label,
                  lease_->label(), e.what());
-    server_failure_ = {"08006", "pgmux could not read the session state from its server"};
+    live_->server_failure = {"08006", "pgmux could not read the session state from its server"};
   }
   lease_->io().release_frame();
   if (rfq_held_) {
     // The write's ReadyForQuery, held back until its position was known (even if reading it
     // failed: the transaction did commit).
     rfq_held_ = false;
-    pr::append_ready_for_query(out_, 'I');
+    pr::append_ready_for_query(live_->out, 'I');
     try {
-      co_await write_client(out_);
+      co_await write_client(live_->out);
     } catch (const std::exception&) {
     }
   }
   internal_ = false;
-  client_gate_.cancel();
-  if (server_failure_) {
+  live_->client_gate.cancel();
+  if (live_->server_failure) {
     boost::system::error_code ignored;
     s_.client.socket().cancel(ignored);
     server_loop_running_ = false;
@@ -1489,7 +1518,7 @@ void TransactionSession::release_server() {
   lease_.give_back();
   lease_ = ServerLease();
   server_loop_running_ = false;
-  client_gate_.cancel();
+  live_->client_gate.cancel();
   rearm_client_read(retry_pending_ || s_.config.pool.client_idle_timeout_ms > 0);
 }
 
@@ -1498,12 +1527,12 @@ awaitable<void> TransactionSession::cleanup_after_client() {
   if (server_loop_running_ && lease_) {
     boost::system::error_code ignored;
     lease_->io().socket().cancel(ignored);
-    while (server_loop_running_) co_await wait(client_gate_);
+    while (server_loop_running_) co_await wait(live_->client_gate);
   }
   if (!lease_) co_return;
   s_.rt.cancels().set_target(s_.cancel_key.pid, std::nullopt);
-  if (server_failure_ || !quiescent()) {
-    if (!server_failure_) {
+  if (live_->server_failure || !quiescent()) {
+    if (!live_->server_failure) {
       spdlog::info("{} left with server {} busy: closing the server", s_.label, lease_->label());
     }
     lease_.discard();
@@ -1526,6 +1555,10 @@ awaitable<void> TransactionSession::cleanup_after_client() {
 
 void TransactionSessionDeleter::operator()(TransactionSession* session) const {
   delete session;
+}
+
+std::size_t transaction_session_size() {
+  return sizeof(TransactionSession);
 }
 
 TransactionSessionPtr make_transaction_session(TransactionSessionSetup setup) {

@@ -69,6 +69,8 @@ struct TransactionSessionDeleter {
 using TransactionSessionPtr = std::unique_ptr<TransactionSession, TransactionSessionDeleter>;
 
 TransactionSessionPtr make_transaction_session(TransactionSessionSetup setup);
+// sizeof(TransactionSession), for SHOW MEM.
+std::size_t transaction_session_size();
 
 // Serves the client until it has to wait for the client's next bytes (ClientTurn::
 // wait_for_client) or leaves (ClientTurn::done). `wake` is the outcome of the parked wait that

@@ -7,7 +7,7 @@ namespace pgmux::pooler {
 
 namespace pr = protocol;
 
-FramedSocket::FramedSocket(tcp::socket socket, std::size_t max_message_size)
+FramedSocket::FramedSocket(Socket socket, std::size_t max_message_size)
     : socket_(std::move(socket)), max_message_size_(max_message_size) {
   // read_some() reads synchronously once the socket is readable: never block the worker.
   boost::system::error_code ec;

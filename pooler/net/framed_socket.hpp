@@ -28,7 +28,7 @@ class FramedSocket {
   // client that stops half-way holds a few hundred bytes, not a block.
   static constexpr std::size_t kLoginRead = 256;
 
-  FramedSocket(tcp::socket socket, std::size_t max_message_size);
+  FramedSocket(Socket socket, std::size_t max_message_size);
 
   // Reads one whole frame whose body is at most `max_body` bytes (default: the regular
   // message limit); the view stays valid until the next read. Throws on EOF, I/O errors
@@ -58,14 +58,14 @@ class FramedSocket {
   // After the socket moved to another io_context: borrow from that worker's pool.
   void rebind_pool();
 
-  tcp::socket& socket() { return socket_; }
+  Socket& socket() { return socket_; }
   ByteBuffer& buffer() { return in_; }
   [[nodiscard]] std::size_t max_message_size() const { return max_message_size_; }
 
  private:
   awaitable<protocol::Frame> read_frame(const protocol::FrameReader& reader, bool untagged);
 
-  tcp::socket socket_;
+  Socket socket_;
   ByteBuffer in_;
   std::size_t max_message_size_;
   std::size_t pending_consume_ = 0;  // size of the frame handed out by the previous read

@@ -139,6 +139,10 @@ TEST_CASE("/metrics parses as Prometheus text and agrees with SHOW STATS; /healt
   CHECK(e.samples.at("pgmux_buffers{state=\"other\"}") == 0);
   CHECK(e.samples.at("pgmux_buffer_bytes{state=\"free\"}") ==
         16384 * e.samples.at("pgmux_buffers{state=\"free\"}"));
+  // Nor any active-session state: the block its transactions used went back to the free list.
+  CHECK(e.types.at("pgmux_turn_states") == "gauge");
+  CHECK(e.samples.at("pgmux_turn_states{state=\"lent\"}") == 0);
+  CHECK(e.samples.at("pgmux_turn_states{state=\"free\"}") == 1);
 
   const HttpReply health = http_get(mport, "/healthz");
   CHECK(health.status == 200);

@@ -18,7 +18,7 @@ struct Pair {
   Pair() {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     peer.connect(acceptor.local_endpoint());
-    ours = std::make_unique<FramedSocket>(acceptor.accept(), 1024);
+    ours = std::make_unique<FramedSocket>(acceptor.accept(io), 1024);
   }
   // Runs the loop for a while with nothing waiting on the socket: the reactor sees (and
   // consumes) whatever readiness edge there is.
