@@ -24,7 +24,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker: compare per
-# core). "routed": the replica is configured and reads go to it.
+# core). "routed": the replica is configured and reads go to it. $pgmux_bin (default: this
+# checkout's build) is the binary started.
 start_pgmux() {
   local name=$1 mode=$2 pool=$3 routing=""
   if [ "${4:-}" = routed ]; then
@@ -47,7 +48,7 @@ $routing
 [users.app]
 password = "secret"
 TOML
-  build/pooler/pgmux --config "$work/$name.toml" 2>"$work/$name.log" &
+  "${pgmux_bin:-build/pooler/pgmux}" --config "$work/$name.toml" 2>"$work/$name.log" &
   pgmux_pid=$!
   pids+=("$pgmux_pid")
 }

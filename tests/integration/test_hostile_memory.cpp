@@ -4,6 +4,8 @@
 // client still logs in and queries.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -221,7 +223,10 @@ TEST_CASE("idle clients and idle pooled servers hold no receive buffer") {
             mem["buffers"].at("used"), ", free ", mem["buffers"].at("free"));
     // A parked client holds its session objects and one reactor operation, no coroutine frame
     // and no buffer (10.8 kB in transaction mode and 7.5 kB in session mode before parking).
-    CHECK((after_kb - before_kb) * 1024 / kClients < 4096);
+    // Under a sanitizer (PGMUX_TEST_BINARY) RSS measures its shadow memory instead.
+    if (std::getenv("PGMUX_TEST_BINARY") == nullptr) {
+      CHECK((after_kb - before_kb) * 1024 / kClients < 4096);
+    }
   }
 }
 

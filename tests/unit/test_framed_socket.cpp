@@ -71,3 +71,35 @@ TEST_CASE("read_some waits holding no buffer and wakes when bytes arrive") {
   p.io.run_for(std::chrono::milliseconds(500));
   CHECK(got == "late");
 }
+
+TEST_CASE("read_ready takes what a parked socket was woken for, and holds nothing otherwise") {
+  Pair p;
+  // Nothing has arrived: a spurious wake-up reads nothing and keeps no block.
+  auto [none_ec, none_n] = p.ours->read_ready();
+  CHECK((none_ec == asio::error::would_block || none_ec == asio::error::try_again));
+  CHECK(none_n == 0);
+  CHECK(p.ours->buffer().capacity() == 0);
+  // A parked wait (a plain handler, no coroutine) wakes when bytes arrive; the bytes are then
+  // read without another wait.
+  boost::system::error_code woke = asio::error::operation_aborted;
+  p.ours->socket().async_wait(Socket::wait_read, [&](boost::system::error_code ec) { woke = ec; });
+  asio::write(p.peer, asio::buffer(std::string("query")));
+  p.io.run_for(std::chrono::milliseconds(500));
+  p.io.restart();
+  CHECK_FALSE(woke);
+  auto [ec, n] = p.ours->read_ready();
+  CHECK_FALSE(ec);
+  CHECK(n == 5);
+  CHECK(p.ours->buffer().unread() == "query");
+  p.ours->buffer().consume(5);
+  p.ours->release_buffer();
+  CHECK(p.ours->buffer().capacity() == 0);
+  // The peer leaves: the wait ends and the read reports end of file.
+  p.ours->socket().async_wait(Socket::wait_read, [&](boost::system::error_code ec) { woke = ec; });
+  p.peer.close();
+  p.io.run_for(std::chrono::milliseconds(500));
+  CHECK_FALSE(woke);
+  auto [eof_ec, eof_n] = p.ours->read_ready();
+  CHECK(eof_ec == asio::error::eof);
+  CHECK(p.ours->buffer().capacity() == 0);
+}
