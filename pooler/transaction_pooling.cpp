@@ -1565,9 +1565,10 @@ TransactionSessionPtr make_transaction_session(TransactionSessionSetup setup) {
   return TransactionSessionPtr(new TransactionSession(std::move(setup)));
 }
 
+// Not a coroutine itself: the turn's frame is run()'s, with no wrapper frame per request.
 awaitable<ClientTurn> serve_transaction_pooling(TransactionSession& session,
                                                 std::optional<boost::system::error_code> wake) {
-  co_return co_await session.run(wake);
+  return session.run(wake);
 }
 
 }  // namespace pgmux::pooler

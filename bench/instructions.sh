@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# User-space instructions per transaction of pgmux binaries, counted by valgrind (callgrind):
+# the same pgbench workload (transaction mode, pool 10, 10 clients, -S simple and -S -M
+# prepared) runs a short and a long time against each binary, and the difference in
+# instructions is divided by the difference in transactions, so start-up and login costs
+# cancel out. Deterministic where CPU time on a shared 2-core machine is not.
+#   bench/instructions.sh [BINARY ...]      (default: this checkout's build/pooler/pgmux)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+binaries=("$@")
+[ ${#binaries[@]} -gt 0 ] || binaries=(build/pooler/pgmux)
+short=${BENCH_SHORT_TX:-100}
+long=${BENCH_LONG_TX:-1100}
+clients=10
+
+scripts/install-deps.sh
+command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null
+scripts/build.sh --target pgmux >/dev/null
+# shellcheck source=bench/common.sh
+source bench/common.sh
+bench_begin pgmux-bench-ir
+export PGPASSWORD=secret
+pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
+"${pgbench[@]}" -p "$PRIMARY_PORT" -i -s 10 -q app >/dev/null 2>&1
+
+# instructions BINARY TX_PER_CLIENT ARGS… → total instructions of one pgmux run
+instructions() {
+  local binary=$1 tx=$2 port out pid; shift 2
+  port=$(free_port) out="$work/callgrind.out"
+  cat > "$work/ir.toml" <<TOML
+[pgmux]
+listen_port = $port
+workers = 1
+log_level = "warn"
+[pool]
+mode = "transaction"
+size = 10
+[databases.app]
+primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
+[users.app]
+password = "secret"
+TOML
+  rm -f "$out"
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$binary" --config "$work/ir.toml" \
+    >"$work/ir.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    psql "host=127.0.0.1 port=$port user=app dbname=app" -Atc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.3
+  done
+  "${pgbench[@]}" -p "$port" "$@" -c "$clients" -j 2 -t "$tx" app >"$work/pgbench.out" 2>&1
+  grep -q "number of failed transactions: 0" "$work/pgbench.out" ||
+    { echo "pgbench failed against $binary:" >&2; cat "$work/pgbench.out" >&2; }
+  kill -INT "$pid"
+  wait "$pid" || true
+  awk '/^totals:/ {print $2}' "$out"
+}
+
+printf '| binary | workload | instructions per transaction |\n|---|---|---:|\n'
+for binary in "${binaries[@]}"; do
+  for workload in "-S:-S" "-S -M prepared:-S -M prepared"; do
+    name=${workload%%:*}
+    read -r -a args <<< "${workload#*:}"
+    a=$(instructions "$binary" "$short" "${args[@]}")
+    b=$(instructions "$binary" "$long" "${args[@]}")
+    printf '| %s | `%s` | %d |\n' "$binary" "$name" $(( (b - a) / ((long - short) * clients) ))
+  done
+done
