@@ -8,6 +8,8 @@
 #     and after each flood, and whether a normal client logs in and queries meanwhile. A
 #     watchdog stops a flood once the pooler's RSS has grown by more than 2 GB.
 #   bench/memory.sh [N ...]      (default: 1000 10000)
+# While working on pgmux: BENCH_ONLY_PGMUX=1 leaves the PgBouncers out, BENCH_FLOODS=0 the
+# floods; a figure for a document comes from a full run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,6 +35,11 @@ psql_ok() {
 # start_poolers → fresh pgmux, PgBouncer 1.25.2 and 1.18 in `poolers` (name:port:pid).
 start_poolers() {
   start_pgmux pgmux transaction 20
+  if [ "${BENCH_ONLY_PGMUX:-0}" = 1 ]; then
+    poolers=("pgmux:$pgmux_port:$pgmux_pid")
+    sleep 0.5; psql_ok "$pgmux_port" >/dev/null
+    return
+  fi
   start_bouncer bouncer-1.25.2 "$bouncer_new" transaction 20
   local new_port=$bouncer_port new_pid=$bouncer_pid
   start_bouncer bouncer-1.18 "$bouncer_old" transaction 20
@@ -69,7 +76,7 @@ hold_idle() {
     fi
     sleep 0.5
   done
-  sleep 1
+  sleep 4  # idle past client_dormant_after_ms (2 s) before measuring
   after=$(rss_kb "$pid") tcp_after=$(tcp_mem_kb)
   while read -r fd; do exec {fd}>&-; done < "$fifo_dir/fds"
   sleep $(( n / 2000 + 4 ))  # they disconnect; pgmux gives freed pages back every 2 s
@@ -119,6 +126,11 @@ for n in "${counts[@]}"; do
 done
 stop_poolers
 
+echo
+echo "Idle SCRAM clients, transaction mode (pgmux workers = 1):"
+cat "$idle_table"
+[ "${BENCH_FLOODS:-1}" = 1 ] || exit 0
+
 # Fresh poolers: what the idle clients left in a heap must not absorb a flood's memory.
 flood_table="$work/flood.md"
 printf '| pooler | flood (%d connections) | RSS before | RSS during | growth | RSS after | normal client served during |\n|---|---|---:|---:|---:|---:|---|\n' "$flood_size" > "$flood_table"
@@ -128,9 +140,6 @@ for p in "${poolers[@]}"; do
   for kind in claim60mb half midscram; do flood "$name" "$port" "$pid" "$kind" >> "$flood_table"; done
 done
 
-echo
-echo "Idle SCRAM clients, transaction mode (pgmux workers = 1):"
-cat "$idle_table"
 echo
 echo "Pre-authentication floods:"
 cat "$flood_table"

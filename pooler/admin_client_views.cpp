@@ -2,6 +2,7 @@
 // where the concept is the same and pgmux's own columns after.
 #include "pooler/admin_client_views.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -63,8 +64,8 @@ void show_clients(Runtime& rt, std::string& out) {
         st == ClientState::waiting ? now_us - c->waiting_since_us.load() : 0;
     const std::string when = utc_time(c->connected_at);
     rows.push_back({"C",
-                    c->user,
-                    c->database,
+                    c->user(),
+                    c->database(),
                     st == ClientState::active    ? "active"
                     : st == ClientState::waiting ? "waiting"
                                                  : "idle",
@@ -97,7 +98,7 @@ void show_pinned(Runtime& rt, std::string& out) {
   for (const auto& c : rt.clients().snapshot()) {
     const std::string why = c->pinned.load();
     if (why.empty()) continue;
-    rows.push_back({std::to_string(c->id), c->user, c->database, c->address,
+    rows.push_back({std::to_string(c->id), c->user(), c->database(), c->address,
                     std::to_string(c->port), c->application_name, why});
   }
   append_table(out, {"id", "user", "database", "addr", "port", "application_name", "reason"}, rows);
@@ -141,7 +142,7 @@ void show_servers(Runtime& rt, std::string& out) {
 void show_prepared(Runtime& rt, std::string& out) {
   std::map<std::pair<std::string, std::string>, std::pair<int, int>> now;  // clients, servers
   for (const auto& c : rt.clients().snapshot()) {
-    now[{c->database, c->user}].first += c->prepared_statements.load();
+    now[{c->database(), c->user()}].first += c->prepared_statements.load();
   }
   for (const ServerRow& s : rt.pools().servers().snapshot()) {
     now[{s.database, s.user}].second += s.prepared_statements;
@@ -194,9 +195,14 @@ void show_mem(Runtime& rt, const Config& config, std::string& out) {
   const BufferStats b = rt.buffer_stats();
   const auto turns = rt.turn_state_stats();
   // What a logged-in client holds between requests in transaction mode (session mode: no
-  // TransactionSession): its session objects and the SHOW CLIENTS entry.
+  // TransactionSession): its session objects and the SHOW CLIENTS entry; a dormant one holds
+  // its carry in place of the transaction session.
   const std::size_t session_size =
       sizeof(ClientSession) + transaction_session_size() + sizeof(ClientInfo);
+  const std::size_t dormant_size =
+      sizeof(ClientSession) + ClientSession::dormant_size() + sizeof(ClientInfo);
+  const std::size_t dormant = std::min(rt.dormant_clients(), clients.size());
+  const std::size_t awake = clients.size() - dormant;
   const std::size_t block = BufferPool::kBlockSize;
   const std::size_t pool_size = sizeof(Pool) + config.worker_count() * sizeof(TrafficCounters);
   const std::size_t pools = rt.pools().all().size();
@@ -205,8 +211,8 @@ void show_mem(Runtime& rt, const Config& config, std::string& out) {
                {{"buffers", n(block), n(b.lent), n(b.free), n((b.lent + b.free) * block)},
                 {"buffers_other", n(b.other == 0 ? 0 : b.other_bytes / b.other), n(b.other), "0",
                  n(b.other_bytes)},
-                {"client_sessions", n(session_size), n(clients.size()), "0",
-                 n(session_size * clients.size())},
+                {"client_sessions", n(session_size), n(awake), "0", n(session_size * awake)},
+                {"dormant_clients", n(dormant_size), n(dormant), "0", n(dormant_size * dormant)},
                 {"turn_states", n(sizeof(TurnState)), n(turns.first), n(turns.second),
                  n(sizeof(TurnState) * (turns.first + turns.second))},
                 {"server_connections", n(sizeof(ServerConnection)), n(servers.size()), "0",

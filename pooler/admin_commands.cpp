@@ -69,7 +69,7 @@ void kill_database(Runtime& rt, const std::string& db) {
   }
   int clients = 0;
   for (const auto& c : rt.clients().snapshot()) {
-    if (c->database != db || c->kill_fn == nullptr) continue;
+    if (c->database() != db) continue;
     c->kill(kAdminFarewell, false);
     ++clients;
   }
@@ -207,11 +207,11 @@ awaitable<CommandResult> run_command(Runtime& rt, const Config& config, const st
       co_return result;
     }
     const auto client = rt.clients().find(std::stoull(arg));
-    if (!client || client->kill_fn == nullptr) {
+    if (!client) {
       error(out, "42704", "no client with id " + arg);
       co_return result;
     }
-    spdlog::info("KILL_CLIENT {}: closing {}@{} {}", arg, client->user, client->database,
+    spdlog::info("KILL_CLIENT {}: closing {}@{} {}", arg, client->user(), client->database(),
                  client->address);
     client->kill(kAdminFarewell, false);
     pr::append_command_complete(out, "KILL_CLIENT");

@@ -29,17 +29,41 @@ void CancelRegistry::unregister_client(std::int32_t pid) {
   entries_.erase(pid);
 }
 
-void CancelRegistry::set_target(std::int32_t pid, std::optional<CancelTarget> target) {
+void CancelRegistry::set_target(std::int32_t pid, const Endpoint& server, std::int32_t server_pid,
+                                std::int32_t server_secret) {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(pid);
-  if (it != entries_.end()) it->second.target = std::move(target);
+  if (it == entries_.end()) return;
+  Entry& e = it->second;
+  if (!e.target) e.target = std::make_unique<CancelTarget>();
+  e.target->endpoint.host = server.host;  // reuses the string's capacity
+  e.target->endpoint.port = server.port;
+  e.target->server_pid = server_pid;
+  e.target->server_secret = server_secret;
+  e.active = true;
+}
+
+void CancelRegistry::clear_target(std::int32_t pid) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(pid);
+  if (it != entries_.end()) it->second.active = false;
+}
+
+void CancelRegistry::drop_target(std::int32_t pid) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(pid);
+  if (it == entries_.end()) return;
+  it->second.active = false;
+  it->second.target.reset();
 }
 
 std::optional<CancelTarget> CancelRegistry::resolve(const CancelKey& key) const {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key.pid);
-  if (it == entries_.end() || it->second.secret != key.secret) return std::nullopt;
-  return it->second.target;
+  if (it == entries_.end() || it->second.secret != key.secret || !it->second.active) {
+    return std::nullopt;
+  }
+  return *it->second.target;
 }
 
 }  // namespace pgmux::pooler

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -29,8 +30,14 @@ class CancelRegistry {
   // Issues a fresh key for a new client.
   CancelKey register_client();
   void unregister_client(std::int32_t pid);
-  // The client now runs on this server (or on none, with nullopt).
-  void set_target(std::int32_t pid, std::optional<CancelTarget> target);
+  // The client now runs on this server: its cancels go there. The entry keeps one target block
+  // from lease to lease, so a lease copies into it rather than allocating.
+  void set_target(std::int32_t pid, const Endpoint& server, std::int32_t server_pid,
+                  std::int32_t server_secret);
+  // The client holds no server now (its cancels are dropped).
+  void clear_target(std::int32_t pid);
+  // Also frees the target block (a client going dormant keeps only its key).
+  void drop_target(std::int32_t pid);
   // Looks up a cancel; nullopt when the key is unknown, the secret is wrong or the client
   // holds no server (the cancel is then dropped harmlessly).
   [[nodiscard]] std::optional<CancelTarget> resolve(const CancelKey& key) const;
@@ -38,7 +45,8 @@ class CancelRegistry {
  private:
   struct Entry {
     std::int32_t secret = 0;
-    std::optional<CancelTarget> target;
+    bool active = false;                   // `target` is the server the client holds
+    std::unique_ptr<CancelTarget> target;  // kept between leases
   };
   mutable std::mutex mutex_;
   std::unordered_map<std::int32_t, Entry> entries_;

@@ -38,7 +38,8 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
   if (user == nullptr) fail_auth();
   co_await with_timeout(authenticate(*user), login_timeout);
   if (is_admin_database(login_->database)) {
-    co_await run_admin_console(rt_, client_, *config_, login_->user, label_);
+    const std::string label = this->label();
+    co_await run_admin_console(rt_, client_, *config_, login_->user, label);
     co_return ClientTurn::done;
   }
   const DatabaseConfig* db = config_->find_database(login_->database);
@@ -89,8 +90,6 @@ awaitable<bool> ClientSession::read_startup() {
     if (login.user.empty())
       throw SessionError("28000", "no PostgreSQL user name specified in startup packet");
     if (login.database.empty()) login.database = login.user;
-    label_ =
-        "C-" + std::to_string(id_) + " " + login.user + "@" + login.database + " " + login.peer;
     co_return true;
   }
 }

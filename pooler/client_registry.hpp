@@ -3,6 +3,7 @@
 // client's state is an atomic its own worker writes.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -11,6 +12,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 namespace pgmux::pooler {
 
@@ -22,11 +25,16 @@ inline constexpr const char* kShutdownFarewell =
     "terminating connection because pgmux is shutting down";
 
 struct Worker;
-class FramedSocket;
+class ClientSession;
+class Pool;
 
 struct ClientInfo : std::enable_shared_from_this<ClientInfo> {
   std::uint64_t id = 0;
-  std::string user, database, address, application_name;
+  // The pool the client joined: it names the database and user, and counts the client.
+  std::shared_ptr<Pool> pool;
+  [[nodiscard]] const std::string& user() const;      // pool->user()
+  [[nodiscard]] const std::string& database() const;  // pool->database()
+  std::string address, application_name;
   std::uint16_t port = 0;
   std::chrono::system_clock::time_point connected_at = std::chrono::system_clock::now();
   std::atomic<ClientState> state{ClientState::idle};
@@ -39,47 +47,75 @@ struct ClientInfo : std::enable_shared_from_this<ClientInfo> {
   // client without a server is told why (FATAL 57P01 with `why`, a string literal); one in
   // the middle of an answer is cut off. With `only_if_idle`, a client that holds a server by
   // the time the kill runs is left alone. Callable from any thread.
-  void kill(const char* why, bool only_if_idle) {
-    if (kill_fn != nullptr) kill_fn(*this, why, only_if_idle);
-  }
-  // Set by the session: the function that posts the kill to its worker, and what it needs
-  // (plain pointers rather than a std::function: an idle client should cost little).
-  using KillFn = void (*)(ClientInfo& client, const char* why, bool only_if_idle);
-  KillFn kill_fn = nullptr;
+  // (client_session.cpp: posts the kill to the session's worker.)
+  void kill(const char* why, bool only_if_idle);
+  // Set by the session: where the kill runs.
   Worker* worker = nullptr;
-  FramedSocket* socket = nullptr;  // touched only on the worker while `alive`
+  ClientSession* session = nullptr;  // touched only on the worker while `alive`
   // Read and written only on the session's worker.
   bool alive = true;
   bool killed = false;
   const char* farewell = nullptr;  // the FATAL message for a client killed between requests
+  // ClientRegistry's links (under its mutex).
+  ClientInfo* registry_prev = nullptr;
+  ClientInfo* registry_next = nullptr;
 };
 
+// A client's log context, `C-<id> user@database address:port`, formatted only when a line is
+// logged (debug lines on the hot path cost nothing when debug is off).
+struct ClientLabel {
+  const ClientInfo* info;
+};
+
+// The entries are linked through the ClientInfo objects themselves (no node per client). A
+// session adds its entry once logged in and removes it when it closes, before the entry can
+// go, so every linked entry is alive; lookups are for the console and scan the list.
 class ClientRegistry {
  public:
-  void add(const std::shared_ptr<ClientInfo>& c) {
+  ClientRegistry() { head_.registry_prev = head_.registry_next = &head_; }
+  ClientRegistry(const ClientRegistry&) = delete;
+  ClientRegistry& operator=(const ClientRegistry&) = delete;
+  void add(ClientInfo& c) {
     std::lock_guard lock(mutex_);
-    clients_[c->id] = c;
+    c.registry_prev = head_.registry_prev;
+    c.registry_next = &head_;
+    head_.registry_prev->registry_next = &c;
+    head_.registry_prev = &c;
+    ++size_;
   }
-  void remove(std::uint64_t id) {
+  void remove(ClientInfo& c) {
     std::lock_guard lock(mutex_);
-    clients_.erase(id);
+    if (c.registry_prev == nullptr) return;
+    c.registry_prev->registry_next = c.registry_next;
+    c.registry_next->registry_prev = c.registry_prev;
+    c.registry_prev = c.registry_next = nullptr;
+    --size_;
   }
   [[nodiscard]] std::shared_ptr<ClientInfo> find(std::uint64_t id) const {
     std::lock_guard lock(mutex_);
-    auto it = clients_.find(id);
-    return it == clients_.end() ? nullptr : it->second;
+    for (ClientInfo* c = head_.registry_next; c != &head_; c = c->registry_next) {
+      if (c->id == id) return c->shared_from_this();
+    }
+    return nullptr;
   }
+  // By client id.
   [[nodiscard]] std::vector<std::shared_ptr<ClientInfo>> snapshot() const {
-    std::lock_guard lock(mutex_);
     std::vector<std::shared_ptr<ClientInfo>> out;
-    out.reserve(clients_.size());
-    for (const auto& [id, c] : clients_) out.push_back(c);
+    {
+      std::lock_guard lock(mutex_);
+      out.reserve(size_);
+      for (ClientInfo* c = head_.registry_next; c != &head_; c = c->registry_next) {
+        out.push_back(c->shared_from_this());
+      }
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
     return out;
   }
 
  private:
   mutable std::mutex mutex_;
-  std::map<std::uint64_t, std::shared_ptr<ClientInfo>> clients_;
+  mutable ClientInfo head_;  // the list's sentinel
+  std::size_t size_ = 0;
 };
 
 // Marks a client waiting for a server for as long as it lives, then active (or idle).
@@ -107,3 +143,14 @@ class WaitingFor {
 };
 
 }  // namespace pgmux::pooler
+
+template <>
+struct fmt::formatter<pgmux::pooler::ClientLabel> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(const pgmux::pooler::ClientLabel& label, Context& ctx) const {
+    if (label.info == nullptr) return fmt::format_to(ctx.out(), "C-?");
+    const pgmux::pooler::ClientInfo& c = *label.info;
+    return fmt::format_to(ctx.out(), "C-{} {}@{} {}:{}", c.id, c.user(), c.database(), c.address,
+                          c.port);
+  }
+};

@@ -4,6 +4,9 @@
 // line with the session's context.
 #include "pooler/client_session.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "pooler/relay.hpp"
@@ -14,30 +17,38 @@ namespace pgmux::pooler {
 
 namespace pr = protocol;
 
-namespace {
-
-// Allocates exactly what is asked. A parked wait's operation lives as long as the client
-// idles; Asio's default per-thread recycling would hand it whatever larger block was freed
-// last (a coroutine frame of several hundred bytes).
-template <class T>
-struct ExactAllocator {
-  using value_type = T;
-  ExactAllocator() = default;
-  template <class U>
-  explicit ExactAllocator(const ExactAllocator<U>& /*other*/) {}
-  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
-  void deallocate(T* p, std::size_t /*n*/) { ::operator delete(p); }
-  friend bool operator==(const ExactAllocator&, const ExactAllocator&) { return true; }
-};
+// Runs on the session's worker, where the session is still there while `alive` is set. Only
+// the receiving side is shut: the session's read (or parked or dormant wait) ends as if the
+// client had left, writes in flight complete, and a client between requests can still be
+// told why.
+void ClientInfo::kill(const char* why, bool only_if_idle) {
+  if (worker == nullptr) return;
+  asio::post(worker->io, [weak = weak_from_this(), why, only_if_idle] {
+    auto info = weak.lock();
+    if (!info || !info->alive || info->killed) return;
+    const ClientState state = info->state.load();
+    if (only_if_idle && state != ClientState::idle) return;
+    info->killed = true;
+    if (state != ClientState::active) info->farewell = why;
+    info->session->shut_receive();
+  });
+}
 
 // Waits for the client's next bytes holding nothing but this handler: no coroutine frame and
-// no buffer, so an idle client costs its session object and one reactor operation. When the
-// wait ends, the next turn runs; its completion handler holds the session meanwhile (a
+// no buffer, so an idle client costs its session object and one reactor operation (from the
+// worker's slab: exactly its size, and apart from what stays when the client goes dormant). When
+// the wait ends, the next turn runs; its completion handler holds the session meanwhile (a
 // coroutine taking the shared_ptr by value would do, but GCC 12 mishandles such arguments).
-void park(std::shared_ptr<ClientSession> session) {
-  Socket& socket = session->socket();
-  auto wake = [session = std::move(session)](boost::system::error_code ec) mutable {
+// The session is also linked for dormancy; a wait that a doze cancelled (or that completed
+// just before it) is stale and only lets go of the session.
+void ClientSession::park(std::shared_ptr<ClientSession> session) {
+  ClientSession& parked = *session;
+  parked.worker_.dormant.parked(parked, parked.config_->general.client_dormant_after_ms);
+  auto wake = [session = std::move(session),
+               serial = parked.park_serial_](boost::system::error_code ec) mutable {
     ClientSession& s = *session;
+    if (serial != s.park_serial_) return;
+    s.worker_.dormant.unparked(s);
     auto next = [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
       if (e) {
         Runtime::log_exception("client session", e);
@@ -45,35 +56,81 @@ void park(std::shared_ptr<ClientSession> session) {
         park(std::move(session));
       }
     };
-    asio::co_spawn(s.worker().io, s.turn(ec), std::move(next));
+    asio::co_spawn(s.worker_.io, s.turn(ec), std::move(next));
   };
-  socket.async_wait(tcp::socket::wait_read,
-                    asio::bind_allocator(ExactAllocator<void>(), std::move(wake)));
+  parked.client_.socket().async_wait(
+      tcp::socket::wait_read,
+      asio::bind_allocator(SlabAllocator<void>(parked.worker_.slabs), std::move(wake)));
 }
 
-// ClientInfo::kill for a session: runs on the session's worker, where the socket is still
-// there while `alive` is set. Only the receiving side is shut: the session's read (or parked
-// wait) ends as if the client had left, writes in flight complete, and a client between
-// requests can still be told why.
-void kill_client(ClientInfo& client, const char* why, bool only_if_idle) {
-  asio::post(client.worker->io, [weak = client.weak_from_this(), why, only_if_idle] {
-    auto info = weak.lock();
-    if (!info || !info->alive || info->killed) return;
-    const ClientState state = info->state.load();
-    if (only_if_idle && state != ClientState::idle) return;
-    info->killed = true;
-    if (state != ClientState::active) info->farewell = why;
-    boost::system::error_code ec;
-    info->socket->socket().shutdown(tcp::socket::shutdown_receive, ec);
-  });
+int ClientSession::doze() {
+  if (closed_ || !info_ || info_->killed || client_.buffer().size() > 0) return -1;
+  if (phase_ == Phase::transaction_pooling) {
+    if (!transaction_ || !idle_between_requests(*transaction_)) return -1;
+  } else if (phase_ != Phase::session_first_request) {
+    return -1;
+  }
+  auto dormant = std::make_unique<Dormant>();
+  dormant->self = shared_from_this();
+  boost::system::error_code ec;
+  dormant->fd = client_.socket().release(ec);  // the parked wait ends (stale, see park())
+  if (ec) return -1;
+  ++park_serial_;
+  rt_.cancels().drop_target(cancel_key_.pid);
+  if (transaction_) {
+    dormant->carry = pack(take_idle_carry(*transaction_));
+    transaction_.reset();
+  }
+  dormant_ = std::move(dormant);
+  return dormant_->fd;
 }
 
-}  // namespace
+void ClientSession::wake_up() {
+  const std::unique_ptr<Dormant> dormant = std::move(dormant_);  // may hold the last reference
+  boost::system::error_code ec;
+  client_.socket().assign(v6_ ? tcp::v6() : tcp::v4(), dormant->fd, ec);
+  if (ec) {
+    spdlog::warn("{} closing: cannot take its socket back after dormancy: {}", label(),
+                 ec.message());
+    ::close(dormant->fd);
+    close();
+    return;
+  }
+  if (dormant->carry) {
+    try {
+      IdleCarry carry = unpack(std::move(*dormant->carry));
+      ParamList settings = std::move(carry.startup_settings);
+      ReportedParameters told = std::move(carry.told_client);
+      start_transaction_pooling(*db_, *user_, Config::mode_for(*db_, *user_), std::move(settings),
+                                std::move(told), &carry);
+    } catch (const std::exception& e) {
+      spdlog::error("{} closing: cannot resume after dormancy: {}", label(), e.what());
+      close();
+      return;
+    }
+  }
+  park(std::move(dormant->self));
+}
+
+void ClientSession::drop_dormant() {
+  const std::unique_ptr<Dormant> dormant = std::move(dormant_);
+  ::close(dormant->fd);
+  // `dormant` holds the session: it ends when this returns.
+}
+
+void ClientSession::shut_receive() {
+  if (dormant_) {
+    ::shutdown(dormant_->fd, SHUT_RD);  // readable at once: the worker wakes the session
+    return;
+  }
+  boost::system::error_code ec;
+  client_.socket().shutdown(tcp::socket::shutdown_receive, ec);
+}
 
 awaitable<void> run_client_session(Runtime& runtime, Worker& worker, Socket socket) {
   auto session = std::make_shared<ClientSession>(runtime, worker, std::move(socket));
   if (co_await session->turn(std::nullopt) == ClientTurn::wait_for_client) {
-    park(std::move(session));
+    ClientSession::park(std::move(session));
   }
 }
 
@@ -87,11 +144,20 @@ ClientSession::ClientSession(Runtime& rt, Worker& worker, Socket socket)
   auto peer = client_.socket().remote_endpoint(ec);
   login_ = std::make_unique<LoginState>();
   login_->peer = ec ? "?" : peer.address().to_string() + ":" + std::to_string(peer.port());
-  label_ = "C-" + std::to_string(id_) + " " + login_->peer;
+  v6_ = !ec && peer.address().is_v6();
+}
+
+std::string ClientSession::label() const {
+  if (info_) return fmt::format("{}", ClientLabel{info_.get()});
+  if (!login_) return "C-" + std::to_string(id_);
+  if (login_->user.empty()) return "C-" + std::to_string(id_) + " " + login_->peer;
+  return "C-" + std::to_string(id_) + " " + login_->user + "@" + login_->database + " " +
+         login_->peer;
 }
 
 ClientSession::~ClientSession() {
   close();
+  worker_.dormant.unparked(*this);
 }
 
 void ClientSession::close() {
@@ -101,8 +167,8 @@ void ClientSession::close() {
   session_start_.reset();
   if (info_) {
     info_->alive = false;
-    pool_->client_left();
-    rt_.clients().remove(info_->id);
+    info_->pool->client_left();
+    rt_.clients().remove(*info_);
   }
   if (cancel_key_.pid != 0) rt_.cancels().unregister_client(cancel_key_.pid);
   if (admitted_) rt_.release_client();
@@ -132,16 +198,16 @@ awaitable<ClientTurn> ClientSession::turn(std::optional<boost::system::error_cod
     }
   } catch (const SessionError& e) {
     spdlog::log(e.sqlstate() == "28P01" ? spdlog::level::warn : spdlog::level::info,
-                "{} closing: {} ({})", label_, e.what(), e.sqlstate());
+                "{} closing: {} ({})", label(), e.what(), e.sqlstate());
     farewell = {e.sqlstate(), e.what()};
   } catch (const TimeoutError&) {
-    spdlog::info("{} closing: login timed out (client_login_timeout_ms)", label_);
+    spdlog::info("{} closing: login timed out (client_login_timeout_ms)", label());
     farewell = {"08006", "pgmux: client login timed out"};
   } catch (const ProtocolError& e) {
-    spdlog::info("{} closing: protocol violation: {}", label_, e.what());
+    spdlog::info("{} closing: protocol violation: {}", label(), e.what());
     farewell = {"08P01", std::string("protocol violation: ") + e.what()};
   } catch (const boost::system::system_error& e) {
-    spdlog::debug("{} closing: {}", label_, e.code().message());
+    spdlog::debug("{} closing: {}", label(), e.code().message());
   }
   if (farewell.first.empty() && info_ && info_->farewell != nullptr) {
     farewell = {"57P01", info_->farewell};
@@ -181,6 +247,8 @@ awaitable<ClientTurn> ClientSession::serve_database(const DatabaseConfig& db,
                                     "console); ENABLE lets clients in again");
   }
   const PoolMode mode = Config::mode_for(db, user);
+  db_ = &db;
+  user_ = &user;
   join_pool(db, user, mode, wanted);
   ReportedParameters told = co_await send_welcome(wanted.settings);
   login_.reset();  // what is left of the startup packet is in `wanted`
@@ -197,12 +265,13 @@ awaitable<ClientTurn> ClientSession::serve_database(const DatabaseConfig& db,
 
 void ClientSession::join_pool(const DatabaseConfig& db, const UserConfig& user, PoolMode mode,
                               StartupSettings& wanted) {
+  std::shared_ptr<Pool> pool;
   if (db.target == router::Target::replica && mode == PoolMode::session) {
     // A read-only alias: the whole session on one replica, chosen by the balancer.
     auto routing = rt_.pools().routing(db);
     const std::vector<int> idle_counts(db.replicas.size(), 0);
     if (const std::optional<int> r = routing->pick(false, idle_counts, 0)) {
-      pool_ = rt_.pools().get(*config_, db, user, *r);
+      pool = rt_.pools().get(*config_, db, user, *r);
       routing->count(router::Reason::session_pooling);
     } else {
       // No replica: the primary serves, but read-only, as a replica would.
@@ -210,22 +279,20 @@ void ClientSession::join_pool(const DatabaseConfig& db, const UserConfig& user, 
       wanted.settings.emplace_back("default_transaction_read_only", "on");
     }
   }
-  if (!pool_) pool_ = rt_.pools().get(*config_, db, user);
-  pool_->client_joined();
+  if (!pool) pool = rt_.pools().get(*config_, db, user);
+  pool->client_joined();
   info_ = std::make_shared<ClientInfo>();
+  info_->pool = std::move(pool);
   info_->id = id_;
-  info_->user = user.name;
-  info_->database = db.name;
   const std::string& peer = login_->peer;
   info_->address = peer.substr(0, peer.rfind(':'));
   info_->port = static_cast<std::uint16_t>(std::atoi(peer.substr(peer.rfind(':') + 1).c_str()));
   for (const auto& [name, value] : wanted.settings) {
     if (name == "application_name") info_->application_name = value;
   }
-  info_->kill_fn = &kill_client;
   info_->worker = &worker_;
-  info_->socket = &client_;
-  rt_.clients().add(info_);
+  info_->session = this;
+  rt_.clients().add(*info_);
 }
 
 awaitable<ReportedParameters> ClientSession::send_welcome(const ParamList& settings) {
@@ -233,9 +300,9 @@ awaitable<ReportedParameters> ClientSession::send_welcome(const ParamList& setti
   // fresh server of this pool reports, with the client's own settings applied. A client that
   // connects and leaves (health checks, pgbench -C) then never takes a server, and a client
   // program that opens connections one by one cannot deadlock against a small pool.
-  std::shared_ptr<const ParameterMap> server_welcome = pool_->welcome_parameters();
+  std::shared_ptr<const ParameterMap> server_welcome = info_->pool->welcome_parameters();
   if (!server_welcome) {
-    ServerLease probe = co_await lease_server(*pool_);  // first login of this pool
+    ServerLease probe = co_await lease_server(*info_->pool);  // first login of this pool
     server_welcome = std::make_shared<const ParameterMap>(probe->parameters());
     probe.give_back();
   }
@@ -256,14 +323,13 @@ awaitable<ReportedParameters> ClientSession::send_welcome(const ParamList& setti
 
 void ClientSession::start_transaction_pooling(const DatabaseConfig& db, const UserConfig& user,
                                               PoolMode mode, ParamList settings,
-                                              ReportedParameters told) {
+                                              ReportedParameters told, IdleCarry* rest) {
   TransactionSessionSetup setup{.rt = rt_,
                                 .worker = worker_,
                                 .config = *config_,
                                 .client = client_,
-                                .label = label_,
                                 .owner = weak_from_this(),
-                                .pool = pool_,
+                                .pool = info_->pool,
                                 .cancel_key = cancel_key_,
                                 .startup_settings = std::move(settings),
                                 .told_client = std::move(told),
@@ -284,7 +350,8 @@ void ClientSession::start_transaction_pooling(const DatabaseConfig& db, const Us
       setup.replica_pools.push_back(rt_.pools().get(*config_, db, user, i));
     }
   }
-  transaction_ = make_transaction_session(std::move(setup));
+  transaction_ = rest != nullptr ? make_transaction_session(std::move(setup), std::move(*rest))
+                                 : make_transaction_session(std::move(setup));
   phase_ = Phase::transaction_pooling;
 }
 

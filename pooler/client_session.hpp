@@ -15,6 +15,7 @@
 #include "pooler/config.hpp"
 #include "pooler/net/framed_socket.hpp"
 #include "pooler/relay.hpp"
+#include "pooler/session/dormant_clients.hpp"
 #include "pooler/startup_params.hpp"
 #include "pooler/transaction_pooling.hpp"
 #include "protocol/frame.hpp"
@@ -43,7 +44,7 @@ class SessionError : public std::runtime_error {
   std::string sqlstate_;
 };
 
-class ClientSession : public std::enable_shared_from_this<ClientSession> {
+class ClientSession : public std::enable_shared_from_this<ClientSession>, public ParkLink {
  public:
   ClientSession(Runtime& rt, Worker& worker, Socket socket);
   ~ClientSession();
@@ -53,8 +54,21 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // One turn: the first (`wake` empty) logs in and starts serving; a later one follows a
   // parked wait on the socket that ended with `wake`. Never throws.
   awaitable<ClientTurn> turn(std::optional<boost::system::error_code> wake);
-  Socket& socket() { return client_.socket(); }
-  Worker& worker() { return worker_; }
+  // Waits for the client's next bytes holding nothing but the wait's handler, then runs the
+  // next turn (and parks again unless the session ended).
+  static void park(std::shared_ptr<ClientSession> session);
+
+  // Dormancy (session/dormant_clients.hpp), on the session's worker. doze() gives up the
+  // socket's descriptor if the session is idle between requests (else -1), keeping itself
+  // alive; wake_up() takes it back, rebuilds the session and parks it again; drop_dormant()
+  // ends a dormant session (shutdown).
+  int doze();
+  void wake_up();
+  void drop_dormant();
+  // Shuts the receiving side (a kill): a parked or dormant session then wakes and ends.
+  void shut_receive();
+  // What a dormant client holds beyond this object (SHOW MEM).
+  static std::size_t dormant_size() { return sizeof(Dormant); }
 
  private:
   // Where a parked session goes on when its client speaks.
@@ -68,6 +82,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> authenticate_md5(const UserConfig& user);
   awaitable<protocol::Frame> read_password_message();
   [[noreturn]] void fail_auth() const;
+  // Log context: C-<id> user@database address:port (built when a line is logged: an idle
+  // client keeps no copy).
+  [[nodiscard]] std::string label() const;
 
   // --- serving (client_session.cpp) ---
   awaitable<ClientTurn> serve_database(const DatabaseConfig& db, const UserConfig& user);
@@ -77,8 +94,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Sends what PostgreSQL sends after authentication: ParameterStatus, BackendKeyData,
   // ReadyForQuery. Returns what the client was told.
   awaitable<ReportedParameters> send_welcome(const ParamList& settings);
+  // With `rest`, the session as a dormant client left it.
   void start_transaction_pooling(const DatabaseConfig& db, const UserConfig& user, PoolMode mode,
-                                 ParamList settings, ReportedParameters told);
+                                 ParamList settings, ReportedParameters told,
+                                 IdleCarry* rest = nullptr);
   // --- session pooling (session_pooling.cpp) ---
   awaitable<ClientTurn> serve_session_pooling(std::optional<boost::system::error_code> wake);
   awaitable<void> finish_session(ServerLease& lease, RelayEnd end, RelayState& st);
@@ -96,7 +115,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::shared_ptr<const Config> config_;
   std::uint64_t id_;
   FramedSocket client_;
-  std::string label_;  // log context: C-<id> user@database address:port
   // What only the login needs; dropped once the client is logged in to its database.
   struct LoginState {
     std::string peer;  // address:port
@@ -109,11 +127,22 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool admitted_ = false;  // counted against max_client_conn
   bool closed_ = false;
   std::shared_ptr<ClientInfo> info_;  // SHOW CLIENTS entry while logged in to a database
-  std::shared_ptr<Pool> pool_;        // the pool the client joined (client count)
   TransactionSessionPtr transaction_;
   // Session pooling: what the client asked for at startup and was told, until its first
   // request takes a server.
   std::unique_ptr<std::pair<ParamList, ReportedParameters>> session_start_;
+  // The database and user the client logged in to (in *config_).
+  const DatabaseConfig* db_ = nullptr;
+  const UserConfig* user_ = nullptr;
+  // What a dormant session keeps: itself, its descriptor and its transaction session's carry.
+  struct Dormant {
+    std::shared_ptr<ClientSession> self;
+    int fd = -1;
+    std::optional<PackedIdleCarry> carry;
+  };
+  std::unique_ptr<Dormant> dormant_;
+  std::uint16_t park_serial_ = 0;  // a parked wait from before the last doze is stale
+  bool v6_ = false;                // the client's address family, to take the socket back
 };
 
 }  // namespace pgmux::pooler

@@ -82,6 +82,7 @@ void read_general(TomlTable t, GeneralSettings& g) {
   g.max_message_size_bytes = static_cast<std::size_t>(max_msg);
   t.get("shutdown_timeout_ms", g.shutdown_timeout_ms, 0, kMaxMs);
   t.get("client_login_timeout_ms", g.client_login_timeout_ms, 100, kMaxMs);
+  t.get("client_dormant_after_ms", g.client_dormant_after_ms, 0, kMaxMs);
   t.get("stats_period_ms", g.stats_period_ms, 100, kMaxMs);
   t.get("metrics_listen", g.metrics_listen);
   if (!g.metrics_listen.empty()) {
@@ -335,6 +336,7 @@ const SettingInfo* find_setting(std::string_view key) {
       {"log_level", "pgmux", "log_level", true},
       {"shutdown_timeout_ms", "pgmux", "shutdown_timeout_ms", true},
       {"client_login_timeout_ms", "pgmux", "client_login_timeout_ms", true},
+      {"client_dormant_after_ms", "pgmux", "client_dormant_after_ms", true},
       {"stats_period_ms", "pgmux", "stats_period_ms", true},
       {"metrics_listen", "pgmux", "metrics_listen", false},
       {"pool_mode", "pool", "mode", true},

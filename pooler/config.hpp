@@ -68,6 +68,9 @@ struct GeneralSettings {
   std::size_t max_message_size_bytes = 64 * 1024 * 1024;
   std::int64_t shutdown_timeout_ms = 30000;
   std::int64_t client_login_timeout_ms = 15000;
+  // A client idle (parked, holding no server) for this long gives up all but its socket and
+  // its session state (session/dormant_clients.hpp); 0: never.
+  std::int64_t client_dormant_after_ms = 2000;
   // SHOW STATS averages cover the last completed period of this length.
   std::int64_t stats_period_ms = 60000;
   // "host:port" serving Prometheus /metrics and /healthz over HTTP; empty: off.

@@ -88,7 +88,7 @@ std::string render_metrics(Runtime& rt) {
       if (s.target < 0) by_state[{s.database, s.user}];  // every pool, also with no client
     }
     for (const auto& c : rt.clients().snapshot()) {
-      ++by_state[{c->database, c->user}][static_cast<std::size_t>(c->state.load())];
+      ++by_state[{c->database(), c->user()}][static_cast<std::size_t>(c->state.load())];
     }
     for (const auto& [key, n] : by_state) {
       const std::string l =
@@ -235,6 +235,12 @@ std::string render_metrics(Runtime& rt) {
            "that are active or hold a server, and on the workers' free lists.");
   w.sample("pgmux_turn_states", "state=\"lent\"", turns_lent);
   w.sample("pgmux_turn_states", "state=\"free\"", turns_free);
+
+  w.family("pgmux_dormant_clients", "gauge",
+           "Clients idle past client_dormant_after_ms: their sockets wait in the workers' "
+           "own epoll sets and their sessions are reduced to what they keep between "
+           "transactions.");
+  w.sample("pgmux_dormant_clients", "", rt.dormant_clients());
 
   const auto routings = rt.pools().routings();
   w.family("pgmux_routing_decisions_total", "counter", "Routing decisions by reason.");

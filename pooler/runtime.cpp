@@ -100,7 +100,8 @@ int Runtime::run() {
   asio::co_spawn(main_io_, stats_loop(), [](std::exception_ptr e) { log_exception("stats", e); });
   asio::co_spawn(main_io_,
                  release_memory_after_departures([this] { return client_count(); },
-                                                 [this] { return client_ids_.load(); }),
+                                                 [this] { return client_ids_.load(); },
+                                                 [this] { return dozed_clients(); }),
                  [](std::exception_ptr e) { log_exception("memory release", e); });
   if (!g.metrics_listen.empty()) {
     metrics_ = std::make_unique<MetricsServer>(main_io_, *this);

@@ -19,7 +19,9 @@
 #include "pooler/config.hpp"
 #include "pooler/metrics.hpp"
 #include "pooler/net/buffer_pool.hpp"
+#include "pooler/net/slab.hpp"
 #include "pooler/pool_registry.hpp"
+#include "pooler/session/dormant_clients.hpp"
 #include "pooler/sqlstate_class.hpp"
 #include "router/classification_cache.hpp"
 
@@ -35,10 +37,17 @@ class EventLoop : public asio::io_context {
 };
 
 struct Worker {
-  explicit Worker(int i) : index(i), buffers(BufferPool::of(io.get_executor())) {}
+  explicit Worker(int i)
+      : index(i), buffers(BufferPool::of(io.get_executor())), dormant(DormantClients::of(io)) {
+    dormant.use_slabs(slabs);
+  }
   int index;
+  // Transaction sessions and parked waits (net/slab.hpp); declared before the event loop,
+  // whose destruction frees what its pending handlers hold.
+  SlabSet slabs;
   EventLoop io;
-  BufferPool& buffers;  // receive buffers lent to this worker's sockets
+  BufferPool& buffers;      // receive buffers lent to this worker's sockets
+  DormantClients& dormant;  // this worker's parked and dormant clients
   std::thread thread;
   std::atomic<int> clients{0};
   // Read/write routing: classifications by statement text, for this worker's clients only.
@@ -138,6 +147,18 @@ class Runtime {
   }
   // Active-session state blocks of every worker: lent and free (SHOW MEM, /metrics).
   [[nodiscard]] std::pair<std::size_t, std::size_t> turn_state_stats() const;
+  // Clients asleep on every worker (session/dormant_clients.hpp).
+  [[nodiscard]] std::size_t dormant_clients() const {
+    std::size_t sum = 0;
+    for (const auto& w : workers_) sum += w->dormant.dormant();
+    return sum;
+  }
+  // How many times a client went dormant, since start.
+  [[nodiscard]] std::uint64_t dozed_clients() const {
+    std::uint64_t sum = 0;
+    for (const auto& w : workers_) sum += w->dormant.dozed();
+    return sum;
+  }
   // Sends an unstructured log line once per coroutine failure.
   static void log_exception(const char* where, std::exception_ptr e);
 

@@ -31,22 +31,21 @@ awaitable<ClientTurn> ClientSession::serve_session_pooling(
   const auto start = std::move(session_start_);
 
   WaitingFor waiting(info_.get());
-  ServerLease lease = co_await lease_server(*pool_);
+  ServerLease lease = co_await lease_server(*info_->pool);
   waiting.got_server();
   if (info_->killed) {
     lease.give_back();  // killed while it waited: nothing was sent on this server
     throw SessionError("57P01", kAdminFarewell);
   }
-  rt_.cancels().set_target(
-      cancel_key_.pid,
-      CancelTarget{lease->login().endpoint, lease->backend_pid(), lease->backend_secret()});
-  spdlog::debug("{} got server {}", label_, lease->label());
+  rt_.cancels().set_target(cancel_key_.pid, lease->login().endpoint, lease->backend_pid(),
+                           lease->backend_secret());
+  spdlog::debug("{} got server {}", label(), lease->label());
   co_await apply_settings(lease, start->first, start->second);
 
   RelayState st;
-  st.meter = TrafficMeter(&pool_->traffic(worker_.index));
+  st.meter = TrafficMeter(&info_->pool->traffic(worker_.index));
   const RelayEnd end = co_await relay(client_, *lease, st);
-  rt_.cancels().set_target(cancel_key_.pid, std::nullopt);
+  rt_.cancels().clear_target(cancel_key_.pid);
   co_await finish_session(lease, end, st);
   co_return ClientTurn::done;
 }
@@ -88,7 +87,7 @@ awaitable<void> ClientSession::finish_session(ServerLease& lease, RelayEnd end, 
     case RelayEnd::client_terminated:
     case RelayEnd::client_gone:
       if (!st.quiescent()) {
-        spdlog::info("{} left with server {} busy: closing the server", label_, lease->label());
+        spdlog::info("{} left with server {} busy: closing the server", label(), lease->label());
         lease.discard();
         co_return;
       }
@@ -106,7 +105,7 @@ awaitable<void> ClientSession::finish_session(ServerLease& lease, RelayEnd end, 
       throw ProtocolError("invalid message frame from client");
     case RelayEnd::server_gone:
     case RelayEnd::server_violation:
-      spdlog::warn("{} lost its server {}: {}", label_, lease->label(),
+      spdlog::warn("{} lost its server {}: {}", label(), lease->label(),
                    end == RelayEnd::server_gone ? "connection closed" : "invalid frame");
       lease.discard();
       throw SessionError("08006",

@@ -85,6 +85,21 @@ class TransactionSession {
   // One turn of the client loop: see serve_transaction_pooling().
   awaitable<ClientTurn> run(std::optional<boost::system::error_code> wake);
 
+  SlabSet& slabs() { return s_.worker.slabs; }
+  // Log context (built when a line is logged).
+  [[nodiscard]] ClientLabel label() const { return ClientLabel{s_.info}; }
+
+  friend bool idle_between_requests(const TransactionSession& session);
+  friend IdleCarry take_idle_carry(TransactionSession& session);
+  // The rest of what an idle session kept (the setup brought its settings and what the client
+  // was told).
+  void restore(IdleCarry carry) {
+    statements_ = std::move(carry.statements);
+    wanted_ = std::move(carry.wanted);
+    min_lsn_ = carry.min_lsn;
+    session_target_ = carry.session_target;
+  }
+
  private:
   struct ClientInspector;
   struct ServerInspector;
@@ -370,7 +385,7 @@ struct TransactionSession::ClientInspector {
       violation = true;
       return;
     }
-    spdlog::trace("{} query: {}", t.s_.label, *sql);
+    spdlog::trace("{} query: {}", t.label(), *sql);
     const StatementEffects fx = scan_statement_effects(*sql);
     if (apply_effects(fx)) {
       // Let the server raise the error, so a transaction in progress is aborted exactly as
@@ -422,7 +437,7 @@ struct TransactionSession::ClientInspector {
     t.pin_ = fx.pin;
     t.meter_.pinned(static_cast<std::size_t>(fx.pin));
     if (t.s_.info != nullptr) t.s_.info->pinned.store(to_string(fx.pin));
-    spdlog::info("{} pinned to server {}: {}", t.s_.label, t.lease_->label(), to_string(fx.pin));
+    spdlog::info("{} pinned to server {}: {}", t.label(), t.lease_->label(), to_string(fx.pin));
     return false;
   }
 
@@ -960,7 +975,7 @@ awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession:
     co_return co_await with_timeout(read(), limit);
   } catch (const TimeoutError&) {
   }
-  spdlog::info("{} {} ({} ms) passed", s_.label, what, limit.count());
+  spdlog::info("{} {} ({} ms) passed", label(), what, limit.count());
   fail(std::string(sqlstate), "terminating connection due to " + std::string(what) + " (" +
                                   std::to_string(limit.count()) + " ms)");
 }
@@ -1001,10 +1016,9 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   lease_->statements().set_capacity(
       static_cast<std::size_t>(s_.config.pool.max_prepared_statements));
   co_await sync_settings();
-  s_.rt.cancels().set_target(
-      s_.cancel_key.pid,
-      CancelTarget{lease_->login().endpoint, lease_->backend_pid(), lease_->backend_secret()});
-  spdlog::debug("{} got server {}", s_.label, lease_->label());
+  s_.rt.cancels().set_target(s_.cancel_key.pid, lease_->login().endpoint, lease_->backend_pid(),
+                             lease_->backend_secret());
+  spdlog::debug("{} got server {}", label(), lease_->label());
   live_->expect.clear();
   in_copy_ = server_write_cut_ = false;
   server_loop_running_ = true;
@@ -1184,7 +1198,7 @@ awaitable<void> TransactionSession::answer_set_target(const FrontRoute& r) {
     problem = "invalid value for parameter \"" + r.setting_name + "\": \"" + r.target_value + "\"";
   }
   if (problem.empty()) {
-    spdlog::debug("{} {} = {}", s_.label, r.setting_name, r.target_value);
+    spdlog::debug("{} {} = {}", label(), r.setting_name, r.target_value);
     pr::append_command_complete(live_->out, r.target_value.empty() ? "RESET" : "SET");
   } else {
     pr::append_error(live_->out,
@@ -1222,7 +1236,7 @@ awaitable<void> TransactionSession::record_write_position() {
   const auto lsn = lag::parse_lsn(rows[0].first);
   if (!lsn) co_return;
   min_lsn_ = std::max(min_lsn_, *lsn);
-  spdlog::debug("{} wrote up to {} on {}", s_.label, lag::format_lsn(*lsn), lease_->label());
+  spdlog::debug("{} wrote up to {} on {}", label(), lag::format_lsn(*lsn), lease_->label());
   if (s_.read_your_writes == ReadYourWrites::user) {
     s_.routing->note_user_write(s_.pool->user(), *lsn);
   }
@@ -1239,7 +1253,7 @@ awaitable<void> TransactionSession::retry_on_primary() {
     s_.worker.classifications.mark_write(*sql);  // next time straight to the primary
   }
   spdlog::info("{} a replica refused a statement as a write (25006): running it on the primary",
-               s_.label);
+               label());
   first_kind_ = router::StatementKind::write;
   co_await ensure_server(
       {.target = router::Target::primary, .reason = router::Reason::retried_on_primary});
@@ -1346,7 +1360,7 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
         if (!inspector.boundary) continue;
       }
       if (inspector.bad || r.error != pr::FrameError::none) {
-        spdlog::warn("{} server {} sent an unexpected or invalid message: {}", s_.label,
+        spdlog::warn("{} server {} sent an unexpected or invalid message: {}", label(),
                      lease_->label(), inspector.why.empty() ? "bad frame" : inspector.why);
         live_->server_failure = {"08P01", "protocol violation: unexpected message from server"};
         if (lease_target_ >= 0) s_.routing->ban(lease_target_, "protocol violation");
@@ -1370,8 +1384,8 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
     if (client_done_) break;
     auto [ec, n] = co_await read_server();
     if (ec == asio::error::timed_out) {
-      spdlog::info("{} request on server {} exceeded query_timeout_ms ({} ms): cancelling",
-                   s_.label, lease_->label(), s_.config.pool.query_timeout_ms);
+      spdlog::info("{} request on server {} exceeded query_timeout_ms ({} ms): cancelling", label(),
+                   lease_->label(), s_.config.pool.query_timeout_ms);
       co_await s_.rt.forward_cancel(s_.cancel_key);
       live_->server_failure = {"57014", "canceling statement due to query_timeout_ms (" +
                                             std::to_string(s_.config.pool.query_timeout_ms) +
@@ -1383,7 +1397,7 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
       continue;
     }
     if (ec) {
-      spdlog::warn("{} lost its server {}: {}", s_.label, lease_->label(), ec.message());
+      spdlog::warn("{} lost its server {}: {}", label(), lease_->label(), ec.message());
       if (lease_target_ >= 0) s_.routing->ban(lease_target_, "connection lost: " + ec.message());
       live_->server_failure = {"08006",
                                "server connection lost: the server closed the connection "
@@ -1419,7 +1433,7 @@ awaitable<bool> TransactionSession::refuse_transaction() {
     co_await lease_->simple_query("ROLLBACK");
     lease_->io().release_frame();
   } catch (const std::exception& e) {
-    spdlog::warn("{} server {}: ROLLBACK failed ({})", s_.label, lease_->label(), e.what());
+    spdlog::warn("{} server {}: ROLLBACK failed ({})", label(), lease_->label(), e.what());
     live_->server_failure = {"08006", "pgmux could not roll back a refused transaction"};
   }
   internal_ = false;
@@ -1471,14 +1485,14 @@ awaitable<bool> TransactionSession::finish_transaction() {
       check_pin_ = false;
       const auto rows = co_await lease_->query_pairs(kPinProbeQuery);
       if (!rows.empty() && rows[0].second == "0") {
-        spdlog::info("{} unpinned from server {}: session state released", s_.label,
+        spdlog::info("{} unpinned from server {}: session state released", label(),
                      lease_->label());
         pin_ = PinReason::none;
         if (s_.info != nullptr) s_.info->pinned.store("");
       }
     }
   } catch (const std::exception& e) {
-    spdlog::warn("{} server {}: reading session state failed ({}): closing the server", s_.label,
+    spdlog::warn("{} server {}: reading session state failed ({}): closing the server", label(),
                  lease_->label(), e.what());
     live_->server_failure = {"08006", "pgmux could not read the session state from its server"};
   }
@@ -1511,10 +1525,10 @@ awaitable<bool> TransactionSession::finish_transaction() {
 }
 
 void TransactionSession::release_server() {
-  spdlog::debug("{} released server {}", s_.label, lease_->label());
+  spdlog::debug("{} released server {}", label(), lease_->label());
   if (s_.info != nullptr) s_.info->state.store(ClientState::idle);
   boundary_pending_ = false;
-  s_.rt.cancels().set_target(s_.cancel_key.pid, std::nullopt);
+  s_.rt.cancels().clear_target(s_.cancel_key.pid);
   lease_.give_back();
   lease_ = ServerLease();
   server_loop_running_ = false;
@@ -1530,10 +1544,10 @@ awaitable<void> TransactionSession::cleanup_after_client() {
     while (server_loop_running_) co_await wait(live_->client_gate);
   }
   if (!lease_) co_return;
-  s_.rt.cancels().set_target(s_.cancel_key.pid, std::nullopt);
+  s_.rt.cancels().clear_target(s_.cancel_key.pid);
   if (live_->server_failure || !quiescent()) {
     if (!live_->server_failure) {
-      spdlog::info("{} left with server {} busy: closing the server", s_.label, lease_->label());
+      spdlog::info("{} left with server {} busy: closing the server", label(), lease_->label());
     }
     lease_.discard();
     co_return;
@@ -1547,14 +1561,41 @@ awaitable<void> TransactionSession::cleanup_after_client() {
     if (lease_->tx_status() != 'I') throw ServerError("08P01", "server not idle after ROLLBACK");
     lease_.give_back();
   } catch (const std::exception& e) {
-    spdlog::warn("{} cleanup of server {} failed ({}): closing it", s_.label, lease_->label(),
+    spdlog::warn("{} cleanup of server {} failed ({}): closing it", label(), lease_->label(),
                  e.what());
     lease_.discard();
   }
 }
 
+bool idle_between_requests(const TransactionSession& session) {
+  const TransactionSession& t = session;
+  // live_ is lent back only when nothing is in flight (see lend_back_if_idle()).
+  return t.parked_ && !t.live_ && !t.lease_ && !t.server_loop_running_ && !t.internal_ &&
+         !t.retry_pending_ && !t.retry_armed_ && !t.client_scanner_.mid_frame() &&
+         !t.settings_changed_ && !t.check_pin_ && t.pin_ == PinReason::none &&
+         t.s_.client.buffer().size() == 0;
+}
+
+IdleCarry take_idle_carry(TransactionSession& session) {
+  TransactionSession& t = session;
+  return IdleCarry{.startup_settings = std::move(t.s_.startup_settings),
+                   .told_client = std::move(t.s_.told_client),
+                   .statements = std::move(t.statements_),
+                   .wanted = std::move(t.wanted_),
+                   .min_lsn = t.min_lsn_,
+                   .session_target = t.session_target_};
+}
+
+TransactionSessionPtr make_transaction_session(TransactionSessionSetup setup, IdleCarry carry) {
+  auto session = make_transaction_session(std::move(setup));
+  session->restore(std::move(carry));
+  return session;
+}
+
 void TransactionSessionDeleter::operator()(TransactionSession* session) const {
-  delete session;
+  SlabSet& slabs = session->slabs();
+  session->~TransactionSession();
+  slabs.deallocate(session, sizeof(TransactionSession));
 }
 
 std::size_t transaction_session_size() {
@@ -1562,7 +1603,16 @@ std::size_t transaction_session_size() {
 }
 
 TransactionSessionPtr make_transaction_session(TransactionSessionSetup setup) {
-  return TransactionSessionPtr(new TransactionSession(std::move(setup)));
+  // From the worker's slab: many sessions are dropped together when their clients go dormant,
+  // and there their memory can go back to the kernel (net/slab.hpp).
+  SlabSet& slabs = setup.worker.slabs;
+  void* memory = slabs.allocate(sizeof(TransactionSession));
+  try {
+    return TransactionSessionPtr(new (memory) TransactionSession(std::move(setup)));
+  } catch (...) {
+    slabs.deallocate(memory, sizeof(TransactionSession));
+    throw;
+  }
 }
 
 // Not a coroutine itself: the turn's frame is run()'s, with no wrapper frame per request.

@@ -11,11 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "lag_monitor/lsn.hpp"
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
 #include "pooler/client_registry.hpp"
 #include "pooler/config.hpp"
 #include "pooler/net/framed_socket.hpp"
+#include "pooler/prepared_statements.hpp"
+#include "pooler/session/idle_carry.hpp"
 #include "pooler/session/reported_parameters.hpp"
 #include "pooler/startup_params.hpp"
 #include "router/policy.hpp"
@@ -33,7 +36,6 @@ struct TransactionSessionSetup {
   Worker& worker;
   const Config& config;
   FramedSocket& client;
-  const std::string& label;  // the client session's log label; it outlives this session
   // The client session that owns this one: the server loop holds it while it runs, so the
   // session outlives a loop still running when the client's turn ends.
   std::weak_ptr<void> owner;
@@ -69,6 +71,13 @@ struct TransactionSessionDeleter {
 using TransactionSessionPtr = std::unique_ptr<TransactionSession, TransactionSessionDeleter>;
 
 TransactionSessionPtr make_transaction_session(TransactionSessionSetup setup);
+
+// Whether the session is parked with nothing in flight (no server, no loop, no retry, no
+// half-read frame), so that it can be replaced by its IdleCarry.
+[[nodiscard]] bool idle_between_requests(const TransactionSession& session);
+[[nodiscard]] IdleCarry take_idle_carry(TransactionSession& session);
+// The session as it was when `carry` was taken; `setup` is built as for a new client.
+TransactionSessionPtr make_transaction_session(TransactionSessionSetup setup, IdleCarry carry);
 // sizeof(TransactionSession), for SHOW MEM.
 std::size_t transaction_session_size();
 

@@ -1,6 +1,7 @@
 // Free list of receive-buffer blocks per worker.
 #include "pooler/net/buffer_pool.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
@@ -33,6 +34,7 @@ char* BufferPool::take(std::size_t size) {
   if (!free_.empty() && on_own_thread()) {
     char* block = free_.back();
     free_.pop_back();
+    low_water_ = std::min(low_water_, free_.size());
     free_count_.fetch_sub(1, std::memory_order_relaxed);
     return block;
   }
@@ -55,6 +57,15 @@ void BufferPool::give(char* block, std::size_t size) {
     return;
   }
   std::free(block);
+}
+
+void BufferPool::trim_unused() {
+  for (std::size_t unused = std::min(low_water_, free_.size()); unused > 0; --unused) {
+    std::free(free_.back());
+    free_.pop_back();
+    free_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  low_water_ = free_.size();
 }
 
 BufferStats BufferPool::stats() const {

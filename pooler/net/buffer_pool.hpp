@@ -52,6 +52,9 @@ class BufferPool : public asio::execution_context::service {
   void give(char* block, std::size_t size);
 
   [[nodiscard]] BufferStats stats() const;
+  // Frees the free blocks that no one took since the last call (the worker's idle sweep): a
+  // burst's blocks do not stay resident once its clients have gone quiet. Own thread only.
+  void trim_unused();
 
  private:
   void shutdown() override {}
@@ -59,6 +62,7 @@ class BufferPool : public asio::execution_context::service {
   [[nodiscard]] bool on_own_thread() const;
 
   std::vector<char*> free_;
+  std::size_t low_water_ = 0;  // the fewest free blocks since the last trim_unused()
   std::atomic<std::uint64_t> lent_{0}, free_count_{0}, other_{0}, other_bytes_{0};
 };
 

@@ -16,6 +16,8 @@ class ReportedParameters {
  public:
   ReportedParameters() = default;
   explicit ReportedParameters(std::shared_ptr<const ParameterMap> base) : base_(std::move(base)) {}
+  ReportedParameters(std::shared_ptr<const ParameterMap> base, ParameterMap changed)
+      : base_(std::move(base)), changed_(std::move(changed)) {}
 
   // The value the client was told for `name`, or null.
   [[nodiscard]] const std::string* find(std::string_view name) const {
@@ -50,6 +52,8 @@ class ReportedParameters {
   }
   // Entries this client holds of its own (SHOW MEM, tests).
   [[nodiscard]] std::size_t own_entries() const { return changed_.size(); }
+  [[nodiscard]] const std::shared_ptr<const ParameterMap>& base() const { return base_; }
+  [[nodiscard]] const ParameterMap& own() const { return changed_; }
 
  private:
   std::shared_ptr<const ParameterMap> base_;

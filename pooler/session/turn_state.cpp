@@ -1,6 +1,8 @@
 // The per-worker free list of TurnState blocks.
 #include "pooler/session/turn_state.hpp"
 
+#include <algorithm>
+
 namespace pgmux::pooler {
 
 namespace {
@@ -33,8 +35,16 @@ std::unique_ptr<TurnState> TurnStatePool::take(const asio::any_io_executor& ex) 
   if (free_.empty()) return std::make_unique<TurnState>(ex);
   std::unique_ptr<TurnState> state = std::move(free_.back());
   free_.pop_back();
+  low_water_ = std::min(low_water_, free_.size());
   free_count_.store(free_.size(), std::memory_order_relaxed);
   return state;
+}
+
+void TurnStatePool::trim_unused() {
+  const std::size_t unused = std::min(low_water_, free_.size());
+  free_.resize(free_.size() - unused);
+  low_water_ = free_.size();
+  free_count_.store(free_.size(), std::memory_order_relaxed);
 }
 
 void TurnStatePool::give(std::unique_ptr<TurnState> state) {

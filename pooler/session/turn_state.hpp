@@ -60,6 +60,8 @@ class TurnStatePool : public asio::execution_context::service {
   // Only from the thread running the context (a session's own worker).
   [[nodiscard]] std::unique_ptr<TurnState> take(const asio::any_io_executor& ex);
   void give(std::unique_ptr<TurnState> state);
+  // Frees the free blocks no one took since the last call (the worker's idle sweep).
+  void trim_unused();
   // From any thread (SHOW MEM, /metrics).
   [[nodiscard]] std::size_t lent() const { return lent_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::size_t free() const { return free_count_.load(std::memory_order_relaxed); }
@@ -74,6 +76,7 @@ class TurnStatePool : public asio::execution_context::service {
   }
 
   std::vector<std::unique_ptr<TurnState>> free_;
+  std::size_t low_water_ = 0;  // the fewest free blocks since the last trim_unused()
   std::atomic<std::size_t> lent_{0}, free_count_{0};
   bool shut_ = false;
 };
