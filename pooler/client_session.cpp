@@ -17,6 +17,14 @@ namespace pgmux::pooler {
 
 namespace pr = protocol;
 
+const std::string& ClientInfo::user() const {
+  return pool->user();
+}
+
+const std::string& ClientInfo::database() const {
+  return pool->database();
+}
+
 // Runs on the session's worker, where the session is still there while `alive` is set. Only
 // the receiving side is shut: the session's read (or parked or dormant wait) ends as if the
 // client had left, writes in flight complete, and a client between requests can still be

@@ -236,10 +236,7 @@ std::string render_metrics(Runtime& rt) {
   w.sample("pgmux_turn_states", "state=\"lent\"", turns_lent);
   w.sample("pgmux_turn_states", "state=\"free\"", turns_free);
 
-  w.family("pgmux_dormant_clients", "gauge",
-           "Clients idle past client_dormant_after_ms: their sockets wait in the workers' "
-           "own epoll sets and their sessions are reduced to what they keep between "
-           "transactions.");
+  w.family("pgmux_dormant_clients", "gauge", "Clients idle past client_dormant_after_ms.");
   w.sample("pgmux_dormant_clients", "", rt.dormant_clients());
 
   const auto routings = rt.pools().routings();

@@ -2,8 +2,6 @@
 // reserve connections, shared caps and the login retry window.
 #include "pooler/pool.hpp"
 
-#include "pooler/client_registry.hpp"
-
 #include <spdlog/spdlog.h>
 
 namespace pgmux::pooler {
@@ -610,14 +608,6 @@ PoolStats Pool::stats() const {
   s.total_timeouts = total_timeouts_;
   s.reserve_in_use = std::max(0, total_ - cfg->size);
   return s;
-}
-
-const std::string& ClientInfo::user() const {
-  return pool->user();
-}
-
-const std::string& ClientInfo::database() const {
-  return pool->database();
 }
 
 }  // namespace pgmux::pooler
