@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
+
 #include <spdlog/spdlog.h>
 
 #include "pooler/relay.hpp"
@@ -169,6 +171,13 @@ ClientSession::~ClientSession() {
 }
 
 void ClientSession::close() {
+  leave();
+  boost::system::error_code ec;
+  client_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  client_.socket().close(ec);
+}
+
+void ClientSession::leave() {
   if (closed_) return;
   closed_ = true;
   transaction_.reset();  // its server goes back (or is discarded) before the client leaves
@@ -180,9 +189,6 @@ void ClientSession::close() {
   }
   if (cancel_key_.pid != 0) rt_.cancels().unregister_client(cancel_key_.pid);
   if (admitted_) rt_.release_client();
-  boost::system::error_code ec;
-  client_.socket().shutdown(tcp::socket::shutdown_both, ec);
-  client_.socket().close(ec);
 }
 
 awaitable<ClientTurn> ClientSession::turn(std::optional<boost::system::error_code> wake) {
@@ -222,9 +228,40 @@ awaitable<ClientTurn> ClientSession::turn(std::optional<boost::system::error_cod
   }
   if (!farewell.first.empty()) rt_.count_fatal(farewell.first);
   // Await is not allowed inside a handler, so the final error is sent here.
-  if (!farewell.first.empty()) co_await send_error("FATAL", farewell.first, farewell.second);
+  if (!farewell.first.empty()) {
+    co_await send_error("FATAL", farewell.first, farewell.second);
+    leave();  // the server, pool slot and client count are not held while draining
+    co_await drain_before_close();
+  }
   close();
   co_return ClientTurn::done;
+}
+
+// A client told of a fatal error may still be sending (a Query over the size limit, the rest
+// of a pipeline). Closing a socket with unread input makes the kernel send a reset, and a
+// reset can destroy the ErrorResponse in the client's receive queue before the client reads
+// it, leaving "server closed the connection unexpectedly" instead of the SQLSTATE. A FIN
+// does no better: libpq, still writing, reads the error and then the end of the stream and
+// reports only the latter. So pgmux reads and discards what still comes until the client
+// closes or goes quiet for a moment (it has sent everything and is reading the error), for
+// at most a second: bounded in time, and in memory by one small buffer.
+awaitable<void> ClientSession::drain_before_close() {
+  constexpr Millis quiet_gap{100}, at_most{1000};
+  const auto deadline = std::chrono::steady_clock::now() + at_most;
+  std::array<char, 4096> sink;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    if (left <= Millis::zero()) co_return;
+    auto read = client_.socket().async_read_some(asio::buffer(sink), use_awaitable);
+    try {
+      co_await with_timeout(std::move(read), std::min(quiet_gap, left));
+    } catch (const TimeoutError&) {
+      co_return;  // quiet: the client has read, or will read, the error
+    } catch (const boost::system::system_error&) {
+      co_return;  // closed or reset by the client
+    }
+  }
 }
 
 awaitable<void> ClientSession::send_error(std::string_view severity, std::string_view sqlstate,

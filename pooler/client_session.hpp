@@ -106,8 +106,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
                                  const ReportedParameters& announced);
   awaitable<void> send_error(std::string_view severity, std::string_view sqlstate,
                              std::string_view message);
-  // Leaves everything the session joined (registry, pool, cancel key, client count) and
-  // closes the socket; once.
+  // After a fatal error: discards the client's input for a bounded time, so that the error
+  // is read rather than lost to a reset.
+  awaitable<void> drain_before_close();
+  // Leaves everything the session joined (registry, pool, cancel key, client count); once.
+  void leave();
+  // leave(), then closes the socket.
   void close();
 
   Runtime& rt_;

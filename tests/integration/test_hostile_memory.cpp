@@ -167,6 +167,7 @@ TEST_CASE("a Bind over max_message_size_bytes streams through; a Query held whol
     // refused. Session pooling only relays it, at any size.
     const PgResult query = c.exec("SELECT length('" + big + "')");
     if (std::string(mode) == "transaction") {
+      INFO(query.describe());
       CHECK_FALSE(query.ok());
       CHECK(query.sqlstate() == "08P01");
     } else {
