@@ -38,11 +38,14 @@ class AsyncPg {
   awaitable<void> connect(const MonitorTarget& t, const MonitorSettings& s) {
     close();
     const std::string port = std::to_string(t.port);
-    const char* keys[] = {"host",    "port",       "dbname",           "user", "password",
-                          "sslmode", "gssencmode", "application_name", nullptr};
-    const char* values[] = {t.host.c_str(), port.c_str(),        s.dbname.c_str(),
-                            s.user.c_str(), s.password.c_str(),  "disable",
-                            "disable",      "pgmux lag monitor", nullptr};
+    // libpq ignores empty values: an unset certificate file stays unset.
+    const char* keys[] = {"host",     "port",       "dbname",           "user",
+                          "password", "sslmode",    "sslrootcert",      "sslcert",
+                          "sslkey",   "gssencmode", "application_name", nullptr};
+    const char* values[] = {
+        t.host.c_str(),     port.c_str(),      s.dbname.c_str(),      s.user.c_str(),
+        s.password.c_str(), s.sslmode.c_str(), s.sslrootcert.c_str(), s.sslcert.c_str(),
+        s.sslkey.c_str(),   "disable",         "pgmux lag monitor",   nullptr};
     conn_ = PQconnectStartParams(keys, values, 0);
     if (conn_ == nullptr) throw MonitorError("out of memory");
     if (PQstatus(conn_) == CONNECTION_BAD) throw MonitorError(error());

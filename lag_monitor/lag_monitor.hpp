@@ -26,6 +26,8 @@ struct MonitorTarget {
 struct MonitorSettings {
   std::string database;  // pgmux's name, for logs
   std::string dbname, user, password;
+  // libpq's sslmode and certificate files (empty: unset), as the database's server_tls_*.
+  std::string sslmode = "disable", sslrootcert, sslcert, sslkey;
   std::chrono::milliseconds interval{200};
   std::chrono::milliseconds connect_timeout{2000};
   LagLimits limits;

@@ -1,8 +1,12 @@
 // The client's login: the startup packet (with SSLRequest/GSSENCRequest and CancelRequest),
 // protocol version negotiation, and authentication (SCRAM-SHA-256, md5, trust); then the
 // client goes to the admin console or to its database.
+#include <sys/socket.h>
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+
+#include <spdlog/spdlog.h>
 
 #include "pooler/admin_console.hpp"
 #include "pooler/client_session.hpp"
@@ -30,6 +34,7 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
   admitted_ = rt_.admit_client();
   const Millis login_timeout(config_->general.client_login_timeout_ms);
   if (!co_await with_timeout(read_startup(), login_timeout)) co_return ClientTurn::done;
+  check_client_tls();
   if (!admitted_) {
     throw SessionError("53300", "too many client connections: max_client_conn (" +
                                     std::to_string(config_->pool.max_client_conn) + ") reached");
@@ -49,7 +54,50 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
   co_return co_await serve_database(*db, *user);
 }
 
+void ClientSession::check_client_tls() {
+  const ClientTlsSettings& tls = config_->general.client_tls;
+  if (tls.mode < TlsMode::require) return;
+  if (!client_.stream().is_tls()) {
+    throw SessionError("28000", "pgmux: TLS is required (client_tls_mode = \"" +
+                                    std::string(to_string(tls.mode)) +
+                                    "\"); connect with sslmode=require or stronger");
+  }
+  if (tls.mode == TlsMode::verify_full && client_.stream().peer_common_name() != login_->user) {
+    throw SessionError("28000",
+                       "certificate validation (client_tls_mode = \"verify-full\") failed "
+                       "for user \"" +
+                           login_->user + "\": CN mismatch");
+  }
+}
+
+awaitable<bool> ClientSession::accept_tls() {
+  const TlsContext* tls = config_->client_tls_context.get();
+  try {
+    co_await client_.stream().tls_accept(tls->get());
+  } catch (const TlsError& e) {
+    spdlog::info("{} closing: {}", label(), e.what());  // no error can reach it now
+    co_return false;
+  }
+  co_return true;
+}
+
+awaitable<bool> ClientSession::starts_with_tls_hello() {
+  auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, as_result);
+  if (ec) co_return false;  // the read that follows reports it
+  unsigned char first = 0;
+  const ssize_t n = ::recv(client_.socket().native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+  co_return n == 1 && first == 0x16;  // a TLS handshake record; no startup packet starts so
+}
+
 awaitable<bool> ClientSession::read_startup() {
+  if (config_->client_tls_context && co_await starts_with_tls_hello()) {
+    // PostgreSQL 17's direct TLS: the handshake comes first, and must name "postgresql" in
+    // ALPN, so that no other protocol's client is taken for one (as PostgreSQL requires).
+    if (!co_await accept_tls()) co_return false;
+    if (client_.stream().alpn_protocol() != "postgresql") {
+      throw ProtocolError("direct TLS connection without ALPN protocol \"postgresql\"");
+    }
+  }
   for (int negotiations = 0;; ++negotiations) {
     const pr::Frame f = co_await client_.read_untagged();
     auto packet = pr::decode_startup(f.body);
@@ -61,7 +109,15 @@ awaitable<bool> ClientSession::read_startup() {
     }
     if (packet->kind == Kind::ssl_request || packet->kind == Kind::gssenc_request) {
       if (negotiations >= 2) throw ProtocolError("too many encryption requests");
-      co_await client_.write("N");  // TLS and GSS encryption are not offered
+      const bool offer_tls = packet->kind == Kind::ssl_request && config_->client_tls_context &&
+                             !client_.stream().is_tls();
+      client_.release_frame();
+      if (offer_tls && client_.buffer().size() > 0) {
+        // Bytes sent before the handshake would pass as if they had come through TLS.
+        throw ProtocolError("received unencrypted data after SSL request");
+      }
+      co_await client_.write(offer_tls ? "S" : "N");  // GSS encryption is not offered
+      if (offer_tls && !co_await accept_tls()) co_return false;
       continue;
     }
     const int major = packet->version >> 16, minor = packet->version & 0xffff;

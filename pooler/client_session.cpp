@@ -68,6 +68,11 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
     };
     asio::co_spawn(s.worker_.io, s.turn(ec), std::move(next));
   };
+  if (parked.client_.stream().has_buffered_input()) {
+    // TLS already holds the next bytes: the socket may never become readable for them.
+    asio::post(parked.worker_.io, [w = std::move(wake)]() mutable { w({}); });
+    return;
+  }
   parked.client_.socket().async_wait(
       tcp::socket::wait_read,
       asio::bind_allocator(SlabAllocator<void>(parked.worker_.slabs), std::move(wake)));
@@ -75,6 +80,7 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
 
 int ClientSession::doze() {
   if (closed_ || !info_ || info_->killed || client_.buffer().size() > 0) return -1;
+  if (client_.stream().is_tls()) return -1;  // its TLS session cannot be packed away
   if (phase_ == Phase::transaction_pooling) {
     if (!transaction_ || !idle_between_requests(*transaction_)) return -1;
   } else if (phase_ != Phase::session_first_request) {
@@ -253,7 +259,7 @@ awaitable<void> ClientSession::drain_before_close() {
     const auto left =
         std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
     if (left <= Millis::zero()) co_return;
-    auto read = client_.socket().async_read_some(asio::buffer(sink), use_awaitable);
+    auto read = client_.stream().async_read_some(asio::buffer(sink), use_awaitable);
     try {
       co_await with_timeout(std::move(read), std::min(quiet_gap, left));
     } catch (const TimeoutError&) {
@@ -268,7 +274,7 @@ awaitable<void> ClientSession::send_error(std::string_view severity, std::string
                                           std::string_view message) {
   std::string out;
   pr::append_error(out, {.severity = severity, .sqlstate = sqlstate, .message = message});
-  co_await asio::async_write(client_.socket(), asio::buffer(out), as_result);
+  co_await asio::async_write(client_.stream(), asio::buffer(out), as_result);
 }
 
 awaitable<ServerLease> ClientSession::lease_server(Pool& pool) {

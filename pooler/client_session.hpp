@@ -77,6 +77,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   // --- login (client_login.cpp) ---
   awaitable<ClientTurn> login_and_serve();
   awaitable<bool> read_startup();
+  // Client TLS: a peek at the first byte for PostgreSQL 17's direct TLS; the handshake (false
+  // when it failed: the client is gone); client_tls_mode's demands once the user is known.
+  awaitable<bool> starts_with_tls_hello();
+  awaitable<bool> accept_tls();
+  void check_client_tls();
   awaitable<void> authenticate(const UserConfig& user);
   awaitable<void> authenticate_scram(const UserConfig& user);
   awaitable<void> authenticate_md5(const UserConfig& user);

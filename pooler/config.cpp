@@ -6,6 +6,7 @@
 #include <sstream>
 #include <thread>
 
+#include "pooler/config_tls.hpp"
 #include "pooler/toml_reader.hpp"
 #include "protocol/md5.hpp"
 
@@ -98,6 +99,8 @@ void read_general(TomlTable t, GeneralSettings& g) {
       t.fail(*t.find("metrics_listen"), "metrics_listen", "expected \"host:port\"");
     }
   }
+  read_client_tls_keys(t, g.client_tls);
+  read_server_tls_keys(t, g.server_tls);
   t.reject_unknown_keys();
 }
 
@@ -180,7 +183,7 @@ Endpoint read_endpoint(const toml::value& v, const std::string& path, bool repli
 }
 
 DatabaseConfig read_database(const std::string& name, const toml::value& v, const PoolSettings& p,
-                             const RoutingSettings& routing) {
+                             const RoutingSettings& routing, const ServerTlsSettings& tls) {
   TomlTable t(v, "databases." + name);
   DatabaseConfig d;
   d.name = name;
@@ -215,6 +218,8 @@ DatabaseConfig read_database(const std::string& name, const toml::value& v, cons
   d.routing = routing;
   read_routing_keys(t, d.routing);
   if (int i = t.get_choice("mode", kModes); i >= 0) d.mode = static_cast<PoolMode>(i);
+  d.server_tls = tls;
+  read_server_tls_keys(t, d.server_tls);
   t.reject_unknown_keys();
   return d;
 }
@@ -275,7 +280,8 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
   if (const toml::value* v = top.find("databases")) {
     if (!v->is_table()) top.fail(*v, "databases", "expected tables [databases.NAME]");
     for (const auto& [db, dv] : v->as_table())
-      cfg->databases.emplace(db, read_database(db, dv, cfg->pool, cfg->routing));
+      cfg->databases.emplace(
+          db, read_database(db, dv, cfg->pool, cfg->routing, cfg->general.server_tls));
   }
   if (const toml::value* v = top.find("users")) {
     if (!v->is_table()) top.fail(*v, "users", "expected tables [users.NAME]");
@@ -283,6 +289,7 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
       cfg->users.emplace(user, read_user(user, uv, cfg->pool));
   }
   top.reject_unknown_keys();
+  build_tls_contexts(*cfg);
   if (cfg->lag_monitor_user.empty()) {
     for (const auto& [name, user] : cfg->users) {
       if (!user.server_password.empty()) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "pooler/net/tls_context.hpp"
 #include "protocol/scram.hpp"
 #include "router/policy.hpp"
 
@@ -75,6 +76,8 @@ struct GeneralSettings {
   std::int64_t stats_period_ms = 60000;
   // "host:port" serving Prometheus /metrics and /healthz over HTTP; empty: off.
   std::string metrics_listen;
+  ClientTlsSettings client_tls;  // client_tls_*
+  ServerTlsSettings server_tls;  // server_tls_*: defaults for every database
 };
 
 // Pool defaults; [databases.X] may override size and mode.
@@ -130,6 +133,8 @@ struct DatabaseConfig {
   router::Target target = router::Target::primary;
   RoutingSettings routing;  // resolved: [routing] with this database's overrides
   PoolMode mode = PoolMode::session;
+  ServerTlsSettings server_tls;  // resolved: [pgmux] server_tls_* with this database's
+  std::shared_ptr<const TlsContext> server_tls_context;  // null when mode is disable
 };
 
 struct UserConfig {
@@ -163,6 +168,8 @@ struct Config {
   // default: the first user with a password pgmux can log in with).
   std::string lag_monitor_user;
   std::map<std::string, DatabaseConfig, std::less<>> databases;
+  // Built from general.client_tls; null when client_tls_mode is disable.
+  std::shared_ptr<const TlsContext> client_tls_context;
   std::map<std::string, UserConfig, std::less<>> users;
   // What this config was built from: the file's text and the admin console's SET commands
   // since the file was last read (a RELOAD re-reads the file and drops them, as in PgBouncer).

@@ -29,7 +29,9 @@ ServerLogin PoolRegistry::login_for(const Config& config, const DatabaseConfig& 
           .user = user.name,
           .password = user.server_password,
           .max_message_size = config.general.max_message_size_bytes,
-          .registry = &servers_};
+          .registry = &servers_,
+          .tls_mode = db.server_tls.mode,
+          .tls = db.server_tls_context};
 }
 
 void PoolRegistry::reconfigure(const Config& config) {

@@ -100,7 +100,7 @@ awaitable<RelayEnd> pump_client_to_server(FramedSocket& client, ServerConnection
       if (r.forwardable > 0) {
         st.server_write_cut = true;  // stays set if this write is interrupted
         auto [ec, n] = co_await asio::async_write(
-            server.io().socket(), asio::buffer(buf.front(), r.forwardable), as_result);
+            server.io().stream(), asio::buffer(buf.front(), r.forwardable), as_result);
         if (ec) co_return RelayEnd::server_gone;
         st.server_write_cut = false;
         st.bytes_to_server += r.forwardable;
@@ -125,7 +125,7 @@ awaitable<RelayEnd> pump_server_to_client(FramedSocket& client, ServerConnection
       const auto r = scanner.scan(buf.unread(), inspector);
       if (r.forwardable > 0) {
         auto [ec, n] = co_await asio::async_write(
-            client.socket(), asio::buffer(buf.front(), r.forwardable), as_result);
+            client.stream(), asio::buffer(buf.front(), r.forwardable), as_result);
         if (ec) co_return RelayEnd::client_gone;
         st.bytes_to_client += n;
         st.meter.sent(n);

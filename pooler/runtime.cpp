@@ -370,6 +370,10 @@ void Runtime::start_lag_monitors() {
         .dbname = db.dbname,
         .user = login->name,
         .password = login->server_password,
+        .sslmode = to_string(db.server_tls.mode),
+        .sslrootcert = db.server_tls.ca_file,
+        .sslcert = db.server_tls.cert_file,
+        .sslkey = db.server_tls.key_file,
         .interval = Millis(r.lag_check_interval_ms),
         .connect_timeout = Millis(cfg.pool.server_connect_timeout_ms),
         .limits = {.max_lag_ms = r.max_replica_lag_ms >= 0
@@ -445,29 +449,51 @@ awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
     spdlog::debug("cancel request for unknown or idle client key {} dropped", key.pid);
     co_return;
   }
-  auto executor = co_await asio::this_coro::executor;
-  try {
-    co_await with_timeout(
-        [&]() -> awaitable<void> {
-          tcp::resolver resolver(executor);
-          tcp::socket socket(executor);
-          auto eps = co_await resolver.async_resolve(
-              target->endpoint.host, std::to_string(target->endpoint.port), use_awaitable);
-          co_await asio::async_connect(socket, eps, use_awaitable);
-          std::string msg;
-          protocol::append_cancel_request(msg, target->server_pid, target->server_secret);
-          co_await asio::async_write(socket, asio::buffer(msg), use_awaitable);
-          // PostgreSQL closes the connection once it has processed the request.
-          char byte;
-          co_await socket.async_read_some(asio::buffer(&byte, 1), as_result);
-        }(),
-        Millis(config()->pool.server_connect_timeout_ms));
-    spdlog::info("cancel forwarded to backend pid {} at {}:{}", target->server_pid,
-                 target->endpoint.host, target->endpoint.port);
-  } catch (const std::exception& e) {
-    spdlog::warn("cancel to {}:{} failed: {}", target->endpoint.host, target->endpoint.port,
-                 e.what());
+  const auto cfg = config();
+  const Endpoint& to = target->endpoint;
+  // The cancel travels like the connection it cancels: TLS as its database's server_tls_mode.
+  TlsMode tls_mode = TlsMode::disable;
+  const TlsContext* tls = nullptr;
+  for (const auto& [name, db] : cfg->databases) {
+    const bool serves = (db.primary.host == to.host && db.primary.port == to.port) ||
+                        std::any_of(db.replicas.begin(), db.replicas.end(), [&](const Endpoint& e) {
+                          return e.host == to.host && e.port == to.port;
+                        });
+    if (serves) {
+      tls_mode = db.server_tls.mode == TlsMode::allow ? TlsMode::prefer : db.server_tls.mode;
+      tls = db.server_tls_context.get();
+      break;
+    }
   }
+  try {
+    co_await with_timeout(send_cancel(*target, tls_mode, tls),
+                          Millis(cfg->pool.server_connect_timeout_ms));
+    spdlog::info("cancel forwarded to backend pid {} at {}:{}", target->server_pid, to.host,
+                 to.port);
+  } catch (const std::exception& e) {
+    spdlog::warn("cancel to {}:{} failed: {}", to.host, to.port, e.what());
+  }
+}
+
+awaitable<void> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mode,
+                                     const TlsContext* tls) {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  Socket socket(*executor.target<asio::io_context::executor_type>());
+  auto eps = co_await resolver.async_resolve(target.endpoint.host,
+                                             std::to_string(target.endpoint.port), use_awaitable);
+  co_await asio::async_connect(socket, eps, use_awaitable);
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  Stream stream(std::move(socket));
+  co_await negotiate_server_tls(stream, tls_mode, tls, target.endpoint);
+  std::string msg;
+  protocol::append_cancel_request(msg, target.server_pid, target.server_secret);
+  co_await asio::async_write(stream, asio::buffer(msg), use_awaitable);
+  // PostgreSQL closes the connection once it has processed the request.
+  char byte;
+  co_await stream.async_read_some(asio::buffer(&byte, 1), as_result);
+  stream.close();
 }
 
 }  // namespace pgmux::pooler

@@ -77,6 +77,9 @@ class Runtime {
   [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
   // Forwards a CancelRequest to the server the client is running on, if any.
   awaitable<void> forward_cancel(const CancelKey& key);
+  // One CancelRequest to a server, over TLS when `tls_mode` asks for it.
+  static awaitable<void> send_cancel(const CancelTarget& target, TlsMode tls_mode,
+                                     const TlsContext* tls);
   // How a graceful shutdown waits. Both stop accepting at once.
   enum class Drain : std::uint8_t {
     // SHUTDOWN WAIT_FOR_CLIENTS: until every client has left on its own (no time limit).

@@ -31,6 +31,34 @@ namespace {
 
 }  // namespace
 
+awaitable<void> negotiate_server_tls(Stream& stream, TlsMode mode, const TlsContext* ctx,
+                                     const Endpoint& endpoint) {
+  if (mode == TlsMode::disable || mode == TlsMode::allow || ctx == nullptr) co_return;
+  const std::string where = endpoint.host + ":" + std::to_string(endpoint.port);
+  std::string request;
+  pr::append_ssl_request(request);
+  co_await asio::async_write(stream.socket(), asio::buffer(request), use_awaitable);
+  // Exactly one byte: anything the server sends after 'S' and before the handshake would be
+  // unauthenticated plaintext taken for TLS data (CVE-2021-23222), so none is read.
+  char answer = 0;
+  co_await asio::async_read(stream.socket(), asio::buffer(&answer, 1), use_awaitable);
+  if (answer == 'N') {
+    if (mode == TlsMode::prefer) co_return;
+    throw ServerError("08001", "server " + where +
+                                   " does not support TLS, but server_tls_mode is \"" +
+                                   to_string(mode) + "\"");
+  }
+  if (answer != 'S') {
+    throw ServerError("08P01",
+                      "server " + where + " answered the TLS request with neither S nor N");
+  }
+  try {
+    co_await stream.tls_connect(ctx->get(), endpoint.host, mode == TlsMode::verify_full);
+  } catch (const TlsError& e) {
+    throw ServerError("08001", "TLS to server " + where + " failed: " + e.what());
+  }
+}
+
 ServerConnection::ServerConnection(Socket socket, ServerLogin login, std::uint64_t id)
     : io_(std::move(socket), login.max_message_size), login_(std::move(login)), id_(id) {
   label_ = "S-" + std::to_string(id_) + " " + login_.user + "@" + login_.dbname + " " +
@@ -90,6 +118,18 @@ int ServerRegistry::count_close_needed(const std::string& database) const {
 
 awaitable<std::unique_ptr<ServerConnection>> ServerConnection::open(ServerLogin login,
                                                                     std::uint64_t id) {
+  if (login.tls_mode != TlsMode::allow) co_return co_await connect_once(login, login.tls_mode, id);
+  // allow (as libpq): plain text first, TLS only if the server turns that login away.
+  try {
+    co_return co_await connect_once(login, TlsMode::disable, id);
+  } catch (const ServerError& e) {
+    if (e.sqlstate() != "28000") throw;
+  }
+  co_return co_await connect_once(login, TlsMode::require, id);
+}
+
+awaitable<std::unique_ptr<ServerConnection>> ServerConnection::connect_once(
+    const ServerLogin& login, TlsMode tls_mode, std::uint64_t id) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
   Socket socket(*executor.target<asio::io_context::executor_type>());
@@ -103,7 +143,9 @@ awaitable<std::unique_ptr<ServerConnection>> ServerConnection::open(ServerLogin 
   }
   socket.set_option(tcp::no_delay(true));
   socket.set_option(asio::socket_base::keep_alive(true));
-  auto conn = std::make_unique<ServerConnection>(std::move(socket), std::move(login), id);
+  auto conn = std::make_unique<ServerConnection>(std::move(socket), login, id);
+  co_await negotiate_server_tls(conn->io_.stream(), tls_mode, conn->login_.tls.get(),
+                                conn->login_.endpoint);
   pr::append_startup(conn->out_, {{"user", conn->login_.user}, {"database", conn->login_.dbname}});
   co_await conn->io_.write(conn->out_);
   conn->out_.clear();
@@ -298,18 +340,19 @@ void ServerConnection::rebind(asio::io_context& io) {
 
 bool ServerConnection::spoke_while_idle() {
   char c;
+  if (io_.stream().has_buffered_input()) return true;
+  // Over TLS a byte here is the start of a record: the server spoke all the same.
   const ssize_t n = ::recv(io_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 void ServerConnection::close() {
-  auto& s = io_.socket();
-  if (!s.is_open()) return;
+  if (!io_.socket().is_open()) return;
   boost::system::error_code ec;
-  s.non_blocking(true, ec);
+  io_.socket().non_blocking(true, ec);
   static constexpr char kTerminate[] = {'X', 0, 0, 0, 4};
-  s.write_some(asio::buffer(kTerminate, sizeof kTerminate), ec);
-  s.close(ec);
+  io_.stream().write_some(asio::buffer(kTerminate, sizeof kTerminate), ec);
+  io_.stream().close();
 }
 
 }  // namespace pgmux::pooler

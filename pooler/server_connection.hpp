@@ -35,7 +35,16 @@ struct ServerLogin {
   std::string password;
   std::size_t max_message_size = 0;
   ServerRegistry* registry = nullptr;  // SHOW SERVERS; the connection registers itself
+  TlsMode tls_mode = TlsMode::disable;
+  std::shared_ptr<const TlsContext> tls;  // set unless tls_mode is disable
 };
+
+// Asks the server for TLS as `mode` says: an SSLRequest, then the handshake if the server
+// answers 'S'. Leaves the stream plain when the mode allows it (disable and allow do not ask;
+// prefer accepts a server without TLS). Throws ServerError (08001) when TLS is required and
+// unavailable or the handshake (certificate, host name) fails.
+awaitable<void> negotiate_server_tls(Stream& stream, TlsMode mode, const TlsContext* ctx,
+                                     const Endpoint& endpoint);
 
 // Case-insensitive map: GUC names are case-insensitive in PostgreSQL.
 struct CaseInsensitiveLess {
@@ -106,6 +115,9 @@ class ServerConnection {
   [[nodiscard]] bool close_needed() const { return close_needed_.load(std::memory_order_relaxed); }
 
  private:
+  static awaitable<std::unique_ptr<ServerConnection>> connect_once(const ServerLogin& login,
+                                                                   TlsMode tls_mode,
+                                                                   std::uint64_t id);
   awaitable<void> authenticate();
   awaitable<void> answer_sasl(std::string_view mechanisms);
   awaitable<void> read_until_ready();

@@ -748,7 +748,7 @@ struct TransactionSession::ServerInspector {
 awaitable<void> TransactionSession::write_client(std::string_view bytes) {
   while (writing_client_) co_await wait(live_->server_gate);
   writing_client_ = true;
-  auto [ec, n] = co_await asio::async_write(s_.client.socket(), asio::buffer(bytes), as_result);
+  auto [ec, n] = co_await asio::async_write(s_.client.stream(), asio::buffer(bytes), as_result);
   writing_client_ = false;
   live_->server_gate.cancel();
   if (ec) throw boost::system::system_error(ec);
@@ -842,7 +842,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
           }
           server_write_cut_ = true;
           auto [ec, n] =
-              co_await asio::async_write(lease_->io().socket(), live_->segments, as_result);
+              co_await asio::async_write(lease_->io().stream(), live_->segments, as_result);
           if (ec) {
             fail("08006", "server connection lost: the server closed the connection unexpectedly");
           }
@@ -1268,7 +1268,7 @@ awaitable<void> TransactionSession::retry_on_primary() {
   if (s_.config.pool.query_timeout_ms > 0) request_started_ = std::chrono::steady_clock::now();
   build_segments(live_->retry_query.data(), r.forwardable);
   server_write_cut_ = true;
-  auto [ec, n] = co_await asio::async_write(lease_->io().socket(), live_->segments, as_result);
+  auto [ec, n] = co_await asio::async_write(lease_->io().stream(), live_->segments, as_result);
   if (ec) fail("08006", "server connection lost: the server closed the connection unexpectedly");
   server_write_cut_ = false;
 }
@@ -1334,7 +1334,7 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
         // A released preamble goes out in the same write as what follows it.
         const std::array<asio::const_buffer, 2> out{
             asio::buffer(live_->held), asio::buffer(buf.unread().data(), r.forwardable)};
-        auto [ec, n] = co_await asio::async_write(s_.client.socket(), out, as_result);
+        auto [ec, n] = co_await asio::async_write(s_.client.stream(), out, as_result);
         writing_client_ = false;
         live_->server_gate.cancel();
         meter_.sent(live_->held.size() + r.forwardable);

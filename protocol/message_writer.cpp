@@ -144,6 +144,9 @@ void append_startup(std::string& out,
 void append_cancel_request(std::string& out, std::int32_t pid, std::int32_t secret) {
   MessageWriter(out).begin(kUntagged).int32(kCancelRequestCode).int32(pid).int32(secret).end();
 }
+void append_ssl_request(std::string& out) {
+  MessageWriter(out).begin(kUntagged).int32(kSslRequestCode).end();
+}
 void append_password(std::string& out, std::string_view password) {
   MessageWriter(out).begin(fe::kPassword).cstring(password).end();
 }

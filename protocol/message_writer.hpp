@@ -61,6 +61,7 @@ void append_notice(std::string& out, const ErrorSpec& e);
 void append_startup(std::string& out,
                     const std::vector<std::pair<std::string, std::string>>& params);
 void append_cancel_request(std::string& out, std::int32_t pid, std::int32_t secret);
+void append_ssl_request(std::string& out);
 void append_password(std::string& out, std::string_view password);
 void append_sasl_initial_response(std::string& out, std::string_view mechanism,
                                   std::string_view data);

@@ -88,6 +88,36 @@ prepare_owner() {
   done
 }
 
+# A throw-away CA and certificates in DIR/tls, made once per cluster:
+#   server.{crt,key}  the PostgreSQL servers' (CN and SAN "localhost" only, so a client that
+#                     checks the host name must name "localhost", and "127.0.0.1" fails);
+#   pgmux.{crt,key}   for pgmux's own client-facing TLS (SAN localhost and 127.0.0.1);
+#   client-app.{crt,key}  a client certificate with CN "app".
+make_certs() {
+  local t="$DIR/tls"
+  [ -f "$t/client-app.crt" ] && return 0
+  command -v openssl >/dev/null || die "openssl is needed for the test certificates"
+  log "making test certificates in $t"
+  mkdir -p "$t"
+  (
+    cd "$t"
+    openssl req -x509 -new -nodes -newkey rsa:2048 -keyout ca.key -out ca.crt -days 30 \
+      -subj "/CN=pgmux test CA" 2>/dev/null
+    issue() { # NAME CN SAN
+      openssl req -new -nodes -newkey rsa:2048 -keyout "$1.key" -out "$1.csr" -subj "/CN=$2" 2>/dev/null
+      printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$3" >"$1.ext"
+      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+        -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+      rm -f "$1.csr" "$1.ext"
+    }
+    issue server localhost "DNS:localhost"
+    issue pgmux localhost "DNS:localhost,IP:127.0.0.1"
+    issue client-app app "DNS:app"
+    chmod 600 ./*.key
+  ) || die "making test certificates failed"
+  [ "$(id -u)" -ne 0 ] || chown "$PG_USER:" "$t/server.key" "$t/server.crt" "$t/ca.crt"
+}
+
 # Per-server settings; postgresql.conf includes this file, so rewriting it on every
 # start keeps ports (and the replica's upstream) in sync with cluster.env.
 write_conf() { # DATADIR PORT ROLE
@@ -97,6 +127,10 @@ write_conf() { # DATADIR PORT ROLE
 listen_addresses = '127.0.0.1'
 port = $2
 unix_socket_directories = '$DIR'
+ssl = on
+ssl_cert_file = '$DIR/tls/server.crt'
+ssl_key_file = '$DIR/tls/server.key'
+ssl_ca_file = '$DIR/tls/ca.crt'
 max_connections = 300
 shared_buffers = 64MB
 wal_level = replica
@@ -147,6 +181,8 @@ local   replication  all                       trust
 host    replication  replicator  127.0.0.1/32  scram-sha-256
 host    all          md5user     127.0.0.1/32  md5
 host    all          pwuser      127.0.0.1/32  password
+hostnossl all        tlsonly     127.0.0.1/32  reject
+hostssl all          tlsonly     127.0.0.1/32  scram-sha-256
 host    all          all         127.0.0.1/32  scram-sha-256
 EOF
   start_server "$p" "$DIR/primary.log"
@@ -156,6 +192,7 @@ SET password_encryption = 'scram-sha-256';
 CREATE ROLE app LOGIN PASSWORD 'secret';
 CREATE ROLE admin LOGIN SUPERUSER PASSWORD 'adminpass';
 CREATE ROLE pwuser LOGIN PASSWORD 'pwpass';
+CREATE ROLE tlsonly LOGIN PASSWORD 'tlspass';
 CREATE ROLE replicator REPLICATION LOGIN PASSWORD 'replpass';
 SET password_encryption = 'md5';
 CREATE ROLE md5user LOGIN PASSWORD 'md5pass';
@@ -218,6 +255,7 @@ cmd_start() {
     die "bad ports: '$PRIMARY_PORT' '$REPLICA_PORT'"
   fi
   log "dir=$DIR primary=$PRIMARY_PORT replica=$REPLICA_PORT"
+  make_certs
 
   if [ -f "$DIR/primary/.pgmux_initialized" ]; then
     write_conf "$DIR/primary" "$PRIMARY_PORT" primary

@@ -8,17 +8,16 @@ namespace pgmux::pooler {
 namespace pr = protocol;
 
 FramedSocket::FramedSocket(Socket socket, std::size_t max_message_size)
-    : socket_(std::move(socket)), max_message_size_(max_message_size) {
-  // read_some() reads synchronously once the socket is readable: never block the worker.
-  boost::system::error_code ec;
-  if (socket_.is_open()) socket_.non_blocking(true, ec);
-  in_.set_pool(&BufferPool::of(socket_.get_executor()));
+    : stream_(std::move(socket)), max_message_size_(max_message_size) {
+  rebind_pool();
 }
 
 void FramedSocket::rebind_pool() {
+  // read_some() reads synchronously once the socket is readable, and TLS reads and writes
+  // are attempted before waiting: never block the worker.
   boost::system::error_code ec;
-  if (socket_.is_open()) socket_.non_blocking(true, ec);
-  in_.set_pool(&BufferPool::of(socket_.get_executor()));
+  if (socket().is_open()) socket().non_blocking(true, ec);
+  in_.set_pool(&BufferPool::of(socket().get_executor()));
 }
 
 awaitable<pr::Frame> FramedSocket::read_tagged(std::size_t max_body) {
@@ -61,15 +60,17 @@ awaitable<std::pair<boost::system::error_code, std::size_t>> FramedSocket::read_
     // reported too: test_framed_socket.cpp.)
     in_.release_if_drained();
     for (;;) {
-      auto [wait_ec] = co_await socket_.async_wait(tcp::socket::wait_read, as_result);
-      if (wait_ec) co_return std::pair{wait_ec, std::size_t{0}};
+      if (!stream_.has_buffered_input()) {
+        auto [wait_ec] = co_await socket().async_wait(tcp::socket::wait_read, as_result);
+        if (wait_ec) co_return std::pair{wait_ec, std::size_t{0}};
+      }
       auto [read_ec, n] = read_ready(want);
       if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) continue;
       co_return std::pair{read_ec, n};
     }
   }
   in_.reserve_tail(want);
-  auto [read_ec, n] = co_await socket_.async_read_some(in_.tail(), as_result);
+  auto [read_ec, n] = co_await stream_.async_read_some(in_.tail(), as_result);
   if (!read_ec) in_.commit(n);
   co_return std::pair{read_ec, n};
 }
@@ -77,14 +78,14 @@ awaitable<std::pair<boost::system::error_code, std::size_t>> FramedSocket::read_
 std::pair<boost::system::error_code, std::size_t> FramedSocket::read_ready(std::size_t want) {
   boost::system::error_code ec;
   in_.reserve_tail(want);
-  const std::size_t n = socket_.read_some(in_.tail(), ec);
+  const std::size_t n = stream_.read_some(in_.tail(), ec);
   if (!ec) in_.commit(n);
   in_.release_if_drained();  // a spurious wake-up or an error: hold no buffer
   return {ec, n};
 }
 
 awaitable<void> FramedSocket::write(std::string_view bytes) {
-  co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), use_awaitable);
+  co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), use_awaitable);
 }
 
 }  // namespace pgmux::pooler

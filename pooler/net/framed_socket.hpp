@@ -10,6 +10,7 @@
 
 #include "pooler/asio_util.hpp"
 #include "pooler/net/byte_buffer.hpp"
+#include "pooler/net/stream.hpp"
 #include "protocol/frame_reader.hpp"
 
 namespace pgmux::pooler {
@@ -58,14 +59,15 @@ class FramedSocket {
   // After the socket moved to another io_context: borrow from that worker's pool.
   void rebind_pool();
 
-  Socket& socket() { return socket_; }
+  Socket& socket() { return stream_.socket(); }
+  Stream& stream() { return stream_; }
   ByteBuffer& buffer() { return in_; }
   [[nodiscard]] std::size_t max_message_size() const { return max_message_size_; }
 
  private:
   awaitable<protocol::Frame> read_frame(const protocol::FrameReader& reader, bool untagged);
 
-  Socket socket_;
+  Stream stream_;
   ByteBuffer in_;
   std::size_t max_message_size_;
   std::size_t pending_consume_ = 0;  // size of the frame handed out by the previous read

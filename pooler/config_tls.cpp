@@ -1,0 +1,61 @@
+// [pgmux] client_tls_* / server_tls_* and their [databases.X] overrides.
+#include "pooler/config_tls.hpp"
+
+namespace pgmux::pooler {
+
+namespace {
+
+const std::vector<std::string_view> kTlsModes = {"disable", "allow",     "prefer",
+                                                 "require", "verify-ca", "verify-full"};
+const std::vector<std::string_view> kTlsVersions = {"TLSv1.2", "TLSv1.3"};
+
+// The keys both legs share: PREFIX_mode, PREFIX_cert_file, PREFIX_key_file, PREFIX_ca_file,
+// PREFIX_min_version.
+void read_common_keys(TomlTable& t, const std::string& prefix, TlsMode& mode, std::string& cert,
+                      std::string& key, std::string& ca, std::string& min_version) {
+  if (int i = t.get_choice(prefix + "_mode", kTlsModes); i >= 0) mode = static_cast<TlsMode>(i);
+  t.get(prefix + "_cert_file", cert);
+  t.get(prefix + "_key_file", key);
+  t.get(prefix + "_ca_file", ca);
+  if (int i = t.get_choice(prefix + "_min_version", kTlsVersions); i >= 0) {
+    min_version = kTlsVersions[i];
+  }
+}
+
+}  // namespace
+
+void read_client_tls_keys(TomlTable& t, ClientTlsSettings& s) {
+  read_common_keys(t, "client_tls", s.mode, s.cert_file, s.key_file, s.ca_file, s.min_version);
+  t.get("client_tls_ciphers", s.ciphers);
+}
+
+void read_server_tls_keys(TomlTable& t, ServerTlsSettings& s) {
+  read_common_keys(t, "server_tls", s.mode, s.cert_file, s.key_file, s.ca_file, s.min_version);
+}
+
+void build_tls_contexts(Config& cfg) {
+  const std::string& file = cfg.source_file;
+  try {
+    if (cfg.general.client_tls.mode != TlsMode::disable) {
+      cfg.client_tls_context = TlsContext::for_clients(cfg.general.client_tls);
+    }
+  } catch (const TlsError& e) {
+    throw ConfigError(file + ": [pgmux] client TLS: " + e.what());
+  }
+  std::shared_ptr<const TlsContext> shared;
+  for (auto& [name, db] : cfg.databases) {
+    if (db.server_tls.mode == TlsMode::disable) continue;
+    try {
+      if (db.server_tls == cfg.general.server_tls) {
+        if (!shared) shared = TlsContext::for_servers(cfg.general.server_tls);
+        db.server_tls_context = shared;
+      } else {
+        db.server_tls_context = TlsContext::for_servers(db.server_tls);
+      }
+    } catch (const TlsError& e) {
+      throw ConfigError(file + ": [databases." + name + "] server TLS: " + e.what());
+    }
+  }
+}
+
+}  // namespace pgmux::pooler
