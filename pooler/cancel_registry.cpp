@@ -6,20 +6,25 @@
 namespace pgmux::pooler {
 
 namespace {
+// A random non-negative 31-bit value. Never a constant: without randomness a cancel key would
+// be guessable, so a failing random source is an error (start-up checks it works).
 std::int32_t random_int32() {
   std::uint32_t v = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) v = 0x5eed1234;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) {
+    throw std::runtime_error("the random number generator failed (RAND_bytes)");
+  }
   return static_cast<std::int32_t>(v & 0x7fffffff);
 }
 }  // namespace
 
 CancelKey CancelRegistry::register_client() {
+  // Both halves random: a sequential process id would tell an attacker which keys exist and
+  // leave only the secret to guess.
   const std::int32_t secret = random_int32();
-  std::lock_guard lock(mutex_);
-  if (next_pid_ == 0) next_pid_ = 1 + random_int32() % 1000000;  // not guessable from zero
   for (;;) {
-    const std::int32_t pid = next_pid_;
-    next_pid_ = next_pid_ == INT32_MAX ? 1 : next_pid_ + 1;
+    const std::int32_t pid = random_int32();
+    if (pid == 0) continue;
+    std::lock_guard lock(mutex_);
     if (entries_.try_emplace(pid, Entry{.secret = secret}).second) return {pid, secret};
   }
 }
@@ -57,13 +62,13 @@ void CancelRegistry::drop_target(std::int32_t pid) {
   it->second.target.reset();
 }
 
-std::optional<CancelTarget> CancelRegistry::resolve(const CancelKey& key) const {
+CancelRegistry::Lookup CancelRegistry::resolve(const CancelKey& key) const {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key.pid);
-  if (it == entries_.end() || it->second.secret != key.secret || !it->second.active) {
-    return std::nullopt;
-  }
-  return *it->second.target;
+  if (it == entries_.end()) return {.miss = Miss::unknown_key};
+  if (it->second.secret != key.secret) return {.miss = Miss::wrong_secret};
+  if (!it->second.active) return {.miss = Miss::idle};
+  return {.target = *it->second.target};
 }
 
 }  // namespace pgmux::pooler

@@ -38,9 +38,14 @@ class CancelRegistry {
   void clear_target(std::int32_t pid);
   // Also frees the target block (a client going dormant keeps only its key).
   void drop_target(std::int32_t pid);
-  // Looks up a cancel; nullopt when the key is unknown, the secret is wrong or the client
-  // holds no server (the cancel is then dropped harmlessly).
-  [[nodiscard]] std::optional<CancelTarget> resolve(const CancelKey& key) const;
+  // Why a cancel goes nowhere: no client has this key (it left, or the key was guessed), the
+  // secret is wrong (a guess), or the client holds no server (nothing to cancel).
+  enum class Miss : std::uint8_t { none, unknown_key, wrong_secret, idle };
+  struct Lookup {
+    std::optional<CancelTarget> target;
+    Miss miss = Miss::none;
+  };
+  [[nodiscard]] Lookup resolve(const CancelKey& key) const;
 
  private:
   struct Entry {
@@ -50,7 +55,6 @@ class CancelRegistry {
   };
   mutable std::mutex mutex_;
   std::unordered_map<std::int32_t, Entry> entries_;
-  std::int32_t next_pid_ = 0;
 };
 
 }  // namespace pgmux::pooler

@@ -40,7 +40,12 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
                                     std::to_string(config_->pool.max_client_conn) + ") reached");
   }
   const UserConfig* user = config_->find_user(login_->user);
-  if (user == nullptr) fail_auth();
+  if (user == nullptr) {
+    // As PostgreSQL: an unknown user goes through a SCRAM exchange against a made-up secret
+    // and fails at the proof, exactly as a wrong password does; nothing tells it apart.
+    co_await with_timeout(authenticate_unknown_user(), login_timeout);
+    fail_auth();
+  }
   co_await with_timeout(authenticate(*user), login_timeout);
   if (is_admin_database(login_->database)) {
     const std::string label = this->label();
@@ -172,19 +177,44 @@ awaitable<void> ClientSession::authenticate(const UserConfig& user) {
   co_await client_.write(out);
 }
 
+awaitable<void> ClientSession::authenticate_unknown_user() {
+  co_await run_scram(pr::mock_scram_secret(login_->user, rt_.instance_key()));
+}
+
 awaitable<void> ClientSession::authenticate_scram(const UserConfig& user) {
-  pr::ScramServer scram(*user.scram_secret);
+  const pr::ScramSecret& secret = *user.scram_secret;
+  const pr::ScramKey client_key = co_await run_scram(secret);
+  if (user.server_password.empty()) {
+    // Pass-through: the client proved it holds ClientKey; with the secret's ServerKey that is
+    // all a SCRAM login to the server needs (when the secret is the server's own).
+    rt_.pools().credentials(user)->remember(
+        {secret.salt, secret.iterations, client_key, secret.server_key});
+  }
+}
+
+// One SCRAM-SHA-256 exchange against `secret`; returns the ClientKey the client proved. Over
+// TLS, SCRAM-SHA-256-PLUS is offered too: a client that binds to pgmux's certificate
+// (libpq's channel_binding=require) knows no one in between terminated its TLS.
+awaitable<pr::ScramKey> ClientSession::run_scram(const pr::ScramSecret& secret) {
+  const std::string binding = client_.stream().tls_server_end_point();
+  pr::ScramServer scram(secret, {}, binding);
   std::string out;
-  pr::append_auth_sasl(out, "SCRAM-SHA-256");
+  pr::append_auth_sasl(out, binding.empty() ? "SCRAM-SHA-256" : "SCRAM-SHA-256-PLUS",
+                       binding.empty() ? "" : "SCRAM-SHA-256");
   co_await client_.write(out);
   pr::Frame f = co_await read_password_message();
   auto initial = pr::decode_sasl_initial_response(f.body);
   if (!initial) throw ProtocolError("malformed SASLInitialResponse");
-  if (initial->mechanism != "SCRAM-SHA-256") {
+  const bool plus = initial->mechanism == "SCRAM-SHA-256-PLUS" && !binding.empty();
+  if (initial->mechanism != "SCRAM-SHA-256" && !plus) {
     throw SessionError("28000", "client selected an invalid SASL authentication mechanism");
   }
-  auto server_first = scram.handle_client_first(initial->data);
-  if (!server_first) throw SessionError("08P01", "malformed SCRAM client-first-message");
+  auto server_first = scram.handle_client_first(initial->data, plus);
+  if (!server_first) {
+    throw SessionError("08P01",
+                       "malformed SCRAM client-first-message or channel binding "
+                       "negotiation error");
+  }
   out.clear();
   pr::append_auth_sasl_continue(out, *server_first);
   co_await client_.write(out);
@@ -197,6 +227,7 @@ awaitable<void> ClientSession::authenticate_scram(const UserConfig& user) {
   out.clear();
   pr::append_auth_sasl_final(out, *server_final);
   co_await client_.write(out);
+  co_return scram.client_key();
 }
 
 awaitable<void> ClientSession::authenticate_md5(const UserConfig& user) {

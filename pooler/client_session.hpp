@@ -84,6 +84,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   void check_client_tls();
   awaitable<void> authenticate(const UserConfig& user);
   awaitable<void> authenticate_scram(const UserConfig& user);
+  awaitable<void> authenticate_unknown_user();
+  awaitable<protocol::ScramKey> run_scram(const protocol::ScramSecret& secret);
   awaitable<void> authenticate_md5(const UserConfig& user);
   awaitable<protocol::Frame> read_password_message();
   [[noreturn]] void fail_auth() const;

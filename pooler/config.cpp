@@ -6,7 +6,7 @@
 #include <sstream>
 #include <thread>
 
-#include "pooler/config_tls.hpp"
+#include "pooler/config_security.hpp"
 #include "pooler/toml_reader.hpp"
 #include "protocol/md5.hpp"
 
@@ -101,6 +101,7 @@ void read_general(TomlTable t, GeneralSettings& g) {
   }
   read_client_tls_keys(t, g.client_tls);
   read_server_tls_keys(t, g.server_tls);
+  read_server_auth_keys(t, g.server_auth);
   t.reject_unknown_keys();
 }
 

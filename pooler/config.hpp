@@ -59,6 +59,13 @@ struct RoutingSettings {
   bool on_no_replica_error = false;  // primary_reads = "never" and no replica: error
 };
 
+// How pgmux may log in to PostgreSQL ([pgmux] server_auth_methods and friends).
+struct ServerAuthSettings {
+  bool scram = true, md5 = true, cleartext = true;  // server_auth_methods
+  bool cleartext_without_tls = false;  // a cleartext password over a connection without TLS
+  int max_scram_iterations = 100000;   // more is refused: PBKDF2 work is the server's to ask
+};
+
 struct GeneralSettings {
   std::string listen_addr = "127.0.0.1";
   std::uint16_t listen_port = 6432;
@@ -78,6 +85,7 @@ struct GeneralSettings {
   std::string metrics_listen;
   ClientTlsSettings client_tls;  // client_tls_*
   ServerTlsSettings server_tls;  // server_tls_*: defaults for every database
+  ServerAuthSettings server_auth;
 };
 
 // Pool defaults; [databases.X] may override size and mode.

@@ -1,6 +1,7 @@
 // pgmux entry point: command-line handling, config loading, logging setup, then the runtime.
 #include <cstring>
 #include <iostream>
+#include <memory>
 
 #include <spdlog/spdlog.h>
 
@@ -61,6 +62,12 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(config->general.log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %v");
-  pgmux::pooler::Runtime runtime(config);
-  return runtime.run();
+  std::unique_ptr<pgmux::pooler::Runtime> runtime;
+  try {
+    runtime = std::make_unique<pgmux::pooler::Runtime>(config);
+  } catch (const std::exception& e) {
+    std::cerr << "pgmux: cannot start: " << e.what() << "\n";
+    return 1;
+  }
+  return runtime->run();
 }

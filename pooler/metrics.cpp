@@ -216,6 +216,9 @@ std::string render_metrics(Runtime& rt) {
   w.family("pgmux_auth_failures_total", "counter",
            "Client logins refused: wrong password, unknown user or not allowed (28P01, 28000).");
   w.sample("pgmux_auth_failures_total", "", rt.auth_failures());
+  w.family("pgmux_cancel_refused_total", "counter",
+           "Cancel requests refused: wrong secret or a key no client holds.");
+  w.sample("pgmux_cancel_refused_total", "", rt.failed_cancels());
 
   const BufferStats buffers = rt.buffer_stats();
   w.family("pgmux_buffers", "gauge",

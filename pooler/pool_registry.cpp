@@ -21,13 +21,29 @@ PoolSettingsView PoolRegistry::settings_for(const Config& config, const Database
           .login_retry = Millis(config.pool.server_login_retry_ms)};
 }
 
+std::shared_ptr<ServerCredentials> PoolRegistry::credentials(const UserConfig& user) {
+  std::lock_guard lock(mutex_);
+  return credentials_locked(user);
+}
+
+std::shared_ptr<ServerCredentials> PoolRegistry::credentials_locked(const UserConfig& user) {
+  auto& slot = credentials_[user.name];
+  if (!slot) {
+    slot = std::make_shared<ServerCredentials>(user.server_password, user.md5_hash, kdf_);
+  } else {
+    slot->update(user.server_password, user.md5_hash);
+  }
+  return slot;
+}
+
 ServerLogin PoolRegistry::login_for(const Config& config, const DatabaseConfig& db,
                                     const UserConfig& user, int target) {
   return {.endpoint = target >= 0 ? db.replicas.at(static_cast<std::size_t>(target)) : db.primary,
           .database = db.name,
           .dbname = db.dbname,
           .user = user.name,
-          .password = user.server_password,
+          .credentials = credentials_locked(user),
+          .auth = config.general.server_auth,
           .max_message_size = config.general.max_message_size_bytes,
           .registry = &servers_,
           .tls_mode = db.server_tls.mode,

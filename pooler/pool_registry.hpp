@@ -25,6 +25,8 @@ class PoolRegistry {
   // created with the config's settings.
   std::shared_ptr<Pool> get(const Config& config, const DatabaseConfig& db, const UserConfig& user,
                             int target = -1);
+  // What pgmux logs in to servers with as this user, shared by all the user's pools.
+  std::shared_ptr<ServerCredentials> credentials(const UserConfig& user);
   // The routing state of this database.
   std::shared_ptr<DatabaseRouting> routing(const DatabaseConfig& db);
   // RELOAD: applies the new config's sizes, limits and timeouts to the existing pools.
@@ -57,8 +59,13 @@ class PoolRegistry {
   ServerLogin login_for(const Config& config, const DatabaseConfig& db, const UserConfig& user,
                         int target);
 
+  std::shared_ptr<ServerCredentials> credentials_locked(const UserConfig& user);
   int workers_;
+  // SCRAM key derivation (PBKDF2) for server logins: one thread, off every worker. Declared
+  // before the pools, whose connections may be awaiting it, so it outlives them.
+  asio::thread_pool kdf_{1};
   mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<ServerCredentials>> credentials_;
   std::map<std::tuple<std::string, std::string, int>, std::shared_ptr<Pool>> pools_;
   std::map<std::string, std::shared_ptr<DatabaseRouting>> routing_;
   std::set<std::string> paused_;  // "" = everything

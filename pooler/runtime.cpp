@@ -444,11 +444,12 @@ void Runtime::stop_all() {
 }
 
 awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
-  const auto target = cancels_.resolve(key);
-  if (!target) {
-    spdlog::debug("cancel request for unknown or idle client key {} dropped", key.pid);
+  const auto lookup = cancels_.resolve(key);
+  if (!lookup.target) {
+    note_failed_cancel(key, lookup.miss);
     co_return;
   }
+  const auto& target = lookup.target;
   const auto cfg = config();
   const Endpoint& to = target->endpoint;
   // The cancel travels like the connection it cancels: TLS as its database's server_tls_mode.
@@ -473,6 +474,28 @@ awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
   } catch (const std::exception& e) {
     spdlog::warn("cancel to {}:{} failed: {}", to.host, to.port, e.what());
   }
+}
+
+void Runtime::note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss) {
+  if (miss == CancelRegistry::Miss::idle) {
+    spdlog::debug("cancel request for idle client key {} dropped", key.pid);
+    return;
+  }
+  // A wrong secret, or a key no client holds: a late cancel of a client that just left, or
+  // someone guessing. Counted; logged at warning, at most five lines a second.
+  const std::uint64_t n = failed_cancels_.fetch_add(1, std::memory_order_relaxed) + 1;
+  {
+    std::lock_guard lock(cancel_warning_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - cancel_warning_window_ >= std::chrono::seconds(1)) {
+      cancel_warning_window_ = now;
+      cancel_warnings_in_window_ = 0;
+    }
+    if (++cancel_warnings_in_window_ > 5) return;
+  }
+  spdlog::warn("cancel request refused: {} for key {} ({} refused since start)",
+               miss == CancelRegistry::Miss::wrong_secret ? "wrong secret" : "no such key",
+               key.pid, n);
 }
 
 awaitable<void> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mode,

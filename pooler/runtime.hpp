@@ -77,6 +77,10 @@ class Runtime {
   [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
   // Forwards a CancelRequest to the server the client is running on, if any.
   awaitable<void> forward_cancel(const CancelKey& key);
+  // Cancel requests refused for a wrong secret or an unknown key (/metrics).
+  [[nodiscard]] std::uint64_t failed_cancels() const { return failed_cancels_.load(); }
+  // The random key of this process's made-up SCRAM secrets for unknown users.
+  [[nodiscard]] const std::string& instance_key() const { return instance_key_; }
   // One CancelRequest to a server, over TLS when `tls_mode` asks for it.
   static awaitable<void> send_cancel(const CancelTarget& target, TlsMode tls_mode,
                                      const TlsContext* tls);
@@ -169,6 +173,7 @@ class Runtime {
   awaitable<void> accept_loop();
   awaitable<void> sweep_loop(Worker& w);
   void begin_graceful_shutdown(Drain how);
+  void note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss);
   // Makes `fresh` the running configuration; `what` (RELOAD, SET) names the cause in logs.
   void apply_config(const std::shared_ptr<const Config>& fresh, const char* what);
   // The drain after begin_graceful_shutdown: closes idle clients (for_servers), stops when no
@@ -195,6 +200,12 @@ class Runtime {
   std::atomic<bool> suspended_{false};
   std::array<std::atomic<std::uint64_t>, kSqlstateClasses> fatal_errors_{};
   std::atomic<std::uint64_t> auth_failures_{0};
+  std::atomic<std::uint64_t> failed_cancels_{0};
+  std::mutex cancel_warning_mutex_;  // the rate limit of refused-cancel warnings
+  std::chrono::steady_clock::time_point cancel_warning_window_{};
+  int cancel_warnings_in_window_ = 0;
+  // Random per process; random_nonce throws if the random source fails, so start-up stops.
+  const std::string instance_key_ = protocol::random_nonce(32);
   std::size_t next_worker_ = 0;
   std::map<std::string, std::shared_ptr<lag::LagMonitor>> monitors_;  // by database; main thread
   std::unique_ptr<MetricsServer> metrics_;

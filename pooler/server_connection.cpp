@@ -21,15 +21,11 @@ bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) con
   return c != 0 ? c < 0 : a.size() < b.size();
 }
 
-namespace {
-
-[[noreturn]] void throw_server_error(std::string_view body) {
+void throw_server_error(std::string_view body) {
   auto fields = pr::decode_error_fields(body);
   if (!fields) throw ServerError("08P01", "server sent a malformed ErrorResponse");
   throw ServerError(std::string(fields->sqlstate), std::string(fields->message));
 }
-
-}  // namespace
 
 awaitable<void> negotiate_server_tls(Stream& stream, TlsMode mode, const TlsContext* ctx,
                                      const Endpoint& endpoint) {
@@ -153,72 +149,6 @@ awaitable<std::unique_ptr<ServerConnection>> ServerConnection::connect_once(
   co_await conn->read_until_ready();
   if (conn->login_.registry != nullptr) conn->login_.registry->add(conn->id_, conn.get());
   co_return conn;
-}
-
-awaitable<void> ServerConnection::authenticate() {
-  for (;;) {
-    const pr::Frame f = co_await io_.read_tagged();
-    if (f.tag == pr::be::kErrorResponse) throw_server_error(f.body);
-    if (f.tag == pr::be::kNegotiateProtocolVersion || f.tag == pr::be::kNoticeResponse) continue;
-    if (f.tag != pr::be::kAuthentication)
-      throw ServerError("08P01", "unexpected message during login");
-    auto auth = pr::decode_authentication(f.body);
-    if (!auth) throw ServerError("08P01", "malformed authentication request from server");
-    if (auth->code == pr::AuthCode::ok) co_return;
-    if (login_.password.empty()) {
-      throw ServerError("28P01", "pgmux has no password to log in to the server as user \"" +
-                                     login_.user + "\" (set users." + login_.user + ".password)");
-    }
-    out_.clear();
-    switch (auth->code) {
-      case pr::AuthCode::cleartext:
-        pr::append_password(out_, login_.password);
-        break;
-      case pr::AuthCode::md5: {
-        std::array<std::uint8_t, 4> salt{};
-        std::memcpy(salt.data(), auth->data.data(), 4);
-        pr::append_password(out_, pr::md5_salted_response(
-                                      pr::md5_password_hash(login_.user, login_.password), salt));
-        break;
-      }
-      case pr::AuthCode::sasl:
-        co_await answer_sasl(auth->data);
-        continue;
-      default:
-        throw ServerError("08P01", "server asked for an unsupported authentication method");
-    }
-    co_await io_.write(out_);
-  }
-}
-
-awaitable<void> ServerConnection::answer_sasl(std::string_view mechanisms) {
-  if (mechanisms.find(std::string_view("SCRAM-SHA-256\0", 14)) != 0 &&
-      mechanisms.find(std::string_view("\0SCRAM-SHA-256\0", 15)) == std::string_view::npos) {
-    throw ServerError("08P01", "server offers no SASL mechanism pgmux supports");
-  }
-  pr::ScramClient scram(login_.password);
-  out_.clear();
-  pr::append_sasl_initial_response(out_, "SCRAM-SHA-256", scram.client_first());
-  co_await io_.write(out_);
-  for (int step = 0; step < 2; ++step) {
-    const pr::Frame f = co_await io_.read_tagged();
-    if (f.tag == pr::be::kErrorResponse) throw_server_error(f.body);
-    auto auth = pr::decode_authentication(f.body);
-    if (f.tag != pr::be::kAuthentication || !auth) throw ServerError("08P01", "bad SASL message");
-    if (step == 0 && auth->code == pr::AuthCode::sasl_continue) {
-      auto final_msg = scram.handle_server_first(auth->data);
-      if (!final_msg) throw ServerError("08P01", "invalid SCRAM server-first-message");
-      out_.clear();
-      pr::append_sasl_response(out_, *final_msg);
-      co_await io_.write(out_);
-    } else if (step == 1 && auth->code == pr::AuthCode::sasl_final) {
-      if (!scram.verify_server_final(auth->data)) {
-        throw ServerError("28000", "server's SCRAM signature did not verify");
-      }
-    } else {
-      throw ServerError("08P01", "unexpected SASL step from server");
-    }
-  }
 }
 
 awaitable<void> ServerConnection::read_until_ready() {

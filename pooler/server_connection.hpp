@@ -12,6 +12,7 @@
 #include "pooler/config.hpp"
 #include "pooler/net/framed_socket.hpp"
 #include "pooler/prepared_statements.hpp"
+#include "pooler/server_credentials.hpp"
 #include "pooler/server_registry.hpp"
 
 namespace pgmux::pooler {
@@ -27,12 +28,16 @@ class ServerError : public std::runtime_error {
   std::string sqlstate_;
 };
 
+// Throws the ServerError an ErrorResponse body describes.
+[[noreturn]] void throw_server_error(std::string_view body);
+
 struct ServerLogin {
   Endpoint endpoint;
   std::string database;  // pgmux's name for the database (dbname is the server's)
   std::string dbname;
   std::string user;
-  std::string password;
+  std::shared_ptr<ServerCredentials> credentials;  // shared by the user's pools
+  ServerAuthSettings auth;
   std::size_t max_message_size = 0;
   ServerRegistry* registry = nullptr;  // SHOW SERVERS; the connection registers itself
   TlsMode tls_mode = TlsMode::disable;
@@ -118,7 +123,10 @@ class ServerConnection {
   static awaitable<std::unique_ptr<ServerConnection>> connect_once(const ServerLogin& login,
                                                                    TlsMode tls_mode,
                                                                    std::uint64_t id);
+  // server_auth.cpp
   awaitable<void> authenticate();
+  void answer_cleartext();
+  void answer_md5(std::string_view data);
   awaitable<void> answer_sasl(std::string_view mechanisms);
   awaitable<void> read_until_ready();
 

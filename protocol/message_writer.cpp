@@ -78,13 +78,11 @@ void append_auth_md5(std::string& out, const std::array<std::uint8_t, 4>& salt) 
   append_auth(out, AuthCode::md5,
               std::string_view(reinterpret_cast<const char*>(salt.data()), salt.size()));
 }
-void append_auth_sasl(std::string& out, std::string_view mechanism) {
-  MessageWriter(out)
-      .begin(be::kAuthentication)
-      .int32(static_cast<std::int32_t>(AuthCode::sasl))
-      .cstring(mechanism)
-      .int8(0)
-      .end();
+void append_auth_sasl(std::string& out, std::string_view mechanism, std::string_view second) {
+  MessageWriter w(out);
+  w.begin(be::kAuthentication).int32(static_cast<std::int32_t>(AuthCode::sasl)).cstring(mechanism);
+  if (!second.empty()) w.cstring(second);
+  w.int8(0).end();
 }
 void append_auth_sasl_continue(std::string& out, std::string_view data) {
   append_auth(out, AuthCode::sasl_continue, data);

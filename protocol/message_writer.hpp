@@ -36,7 +36,8 @@ class MessageWriter {
 void append_auth_ok(std::string& out);
 void append_auth_cleartext(std::string& out);
 void append_auth_md5(std::string& out, const std::array<std::uint8_t, 4>& salt);
-void append_auth_sasl(std::string& out, std::string_view mechanism);
+// AuthenticationSASL offering `mechanism` (and `second`, when not empty), in preference order.
+void append_auth_sasl(std::string& out, std::string_view mechanism, std::string_view second = {});
 void append_auth_sasl_continue(std::string& out, std::string_view data);
 void append_auth_sasl_final(std::string& out, std::string_view data);
 void append_parameter_status(std::string& out, std::string_view name, std::string_view value);

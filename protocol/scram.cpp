@@ -233,42 +233,76 @@ std::string format_scram_secret(const ScramSecret& secret) {
          base64_encode(as_view(secret.server_key));
 }
 
+ScramKeys derive_scram_keys(std::string_view password, std::string_view salt, int iterations) {
+  const ScramKey salted = salted_password(password, salt, iterations);
+  return {std::string(salt), iterations, hmac_sha256(salted, "Client Key"),
+          hmac_sha256(salted, "Server Key")};
+}
+
+ScramSecret mock_scram_secret(std::string_view user, std::string_view instance_key) {
+  ScramSecret secret;
+  std::string seed(instance_key);
+  seed += '\0';
+  seed += user;
+  ScramKey digest{};
+  unsigned int len = 0;
+  if (EVP_Digest(seed.data(), seed.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  secret.salt.assign(reinterpret_cast<const char*>(digest.data()), 16);
+  const std::string random = random_bytes(64);
+  std::copy_n(random.begin(), 32, secret.stored_key.begin());
+  std::copy_n(random.begin() + 32, 32, secret.server_key.begin());
+  return secret;
+}
+
 // Note: the password is used as given (no SASLprep), which matches PostgreSQL for ASCII
 // passwords. A non-positive iteration count falls back to 4096.
 ScramSecret make_scram_secret(std::string_view password, std::string_view salt, int iterations) {
   ScramSecret secret;
   secret.iterations = iterations > 0 ? iterations : 4096;
   secret.salt = salt.empty() ? random_bytes(16) : std::string(salt);
-  ScramKey salted = salted_password(password, secret.salt, secret.iterations);
-  secret.stored_key = sha256(hmac_sha256(salted, "Client Key"));
-  secret.server_key = hmac_sha256(salted, "Server Key");
+  const ScramKeys keys = derive_scram_keys(password, secret.salt, secret.iterations);
+  secret.stored_key = sha256(keys.client_key);
+  secret.server_key = keys.server_key;
   return secret;
 }
 
 // ---------------------------------------------------------------------------------------------
 // ScramServer
 
-ScramServer::ScramServer(ScramSecret secret, std::string server_nonce)
-    : secret_(std::move(secret)), server_nonce_(std::move(server_nonce)) {
+ScramServer::ScramServer(ScramSecret secret, std::string server_nonce, std::string channel_binding)
+    : secret_(std::move(secret)),
+      server_nonce_(std::move(server_nonce)),
+      channel_binding_(std::move(channel_binding)) {
   if (server_nonce_.empty()) server_nonce_ = random_nonce();
 }
 
-boost::system::result<std::string> ScramServer::handle_client_first(std::string_view msg) {
+boost::system::result<std::string> ScramServer::handle_client_first(std::string_view msg,
+                                                                    bool plus) {
   if (step_ != 0) return protocol_error();
   step_ = -1;  // any failure ends the exchange
-  // GS2 header: "n,," (no channel binding) or "y,," (client supports it, thinks we don't).
-  // "p=..." (channel binding) and an authzid ("n,a=...,") are not supported.
-  if (msg.size() < 3 || (msg[0] != 'n' && msg[0] != 'y') || msg.substr(1, 2) != ",,") {
+  // GS2 header: "n,," (no channel binding), "y,," (the client could bind but thinks we
+  // cannot) or "p=tls-server-end-point,," (binding, only with SCRAM-SHA-256-PLUS). An authzid
+  // ("n,a=...,") is not supported, as in PostgreSQL.
+  constexpr std::string_view kBinding = "p=tls-server-end-point,,";
+  std::size_t header = 3;
+  if (plus) {
+    if (channel_binding_.empty() || !msg.starts_with(kBinding)) return protocol_error();
+    header = kBinding.size();
+  } else if (msg.size() < 3 || (msg[0] != 'n' && msg[0] != 'y') || msg.substr(1, 2) != ",,") {
     return protocol_error();
+  } else if (msg[0] == 'y' && !channel_binding_.empty()) {
+    return protocol_error();  // we offered -PLUS: someone took it out of the client's sight
   }
-  auto bare = msg.substr(3);
+  auto bare = msg.substr(header);
   auto attrs = split_attributes(bare);
   if (!attrs || attrs->size() < 2 || has_mandatory_extension(*attrs)) return protocol_error();
   // (*attrs)[0] is the username, which PostgreSQL ignores (it uses the startup packet's).
   if ((*attrs)[0].name != 'n' || (*attrs)[1].name != 'r') return protocol_error();
   if (!valid_nonce((*attrs)[1].value)) return protocol_error();
 
-  gs2_header_ = std::string(msg.substr(0, 3));
+  gs2_header_ = std::string(msg.substr(0, header));
   client_first_bare_ = std::string(bare);
   combined_nonce_ = std::string((*attrs)[1].value) + server_nonce_;
   server_first_ = "r=" + combined_nonce_ + ",s=" + base64_encode(secret_.salt) +
@@ -286,7 +320,12 @@ boost::system::result<std::string> ScramServer::handle_client_final(std::string_
   if ((*attrs)[0].name != 'c' || (*attrs)[1].name != 'r' || proof_attr.name != 'p') {
     return protocol_error();
   }
-  if ((*attrs)[0].value != base64_encode(gs2_header_)) return protocol_error();
+  // With channel binding, c= carries the binding data: it proves the client saw this very
+  // certificate, not one of a man in the middle.
+  const bool binding = gs2_header_.starts_with("p=");
+  if ((*attrs)[0].value != base64_encode(binding ? gs2_header_ + channel_binding_ : gs2_header_)) {
+    return protocol_error();
+  }
   if ((*attrs)[1].value != combined_nonce_) return protocol_error();
   auto proof = decode_key(proof_attr.value);
   if (!proof) return protocol_error();
@@ -298,6 +337,7 @@ boost::system::result<std::string> ScramServer::handle_client_final(std::string_
   ScramKey client_key = xor_keys(*proof, hmac_sha256(secret_.stored_key, auth_message));
   if (!equal_keys(sha256(client_key), secret_.stored_key)) return denied();
 
+  client_key_ = client_key;
   step_ = 2;
   return "v=" + base64_encode(as_view(hmac_sha256(secret_.server_key, auth_message)));
 }
@@ -316,8 +356,9 @@ std::string ScramClient::client_first() const {
   return "n,,n=" + escape_saslname(user_) + ",r=" + client_nonce_;
 }
 
-boost::system::result<std::string> ScramClient::handle_server_first(std::string_view msg) {
-  if (have_signature_) return protocol_error();
+boost::system::result<ScramClient::ServerFirst> ScramClient::parse_server_first(
+    std::string_view msg) {
+  if (have_signature_ || !server_first_.empty()) return protocol_error();
   auto attrs = split_attributes(msg);
   if (!attrs || attrs->size() < 3 || has_mandatory_extension(*attrs)) return protocol_error();
   const auto& [r, nonce] = (*attrs)[0];
@@ -329,19 +370,25 @@ boost::system::result<std::string> ScramClient::handle_server_first(std::string_
   auto salt = base64_decode((*attrs)[1].value);
   auto iterations = parse_positive_int((*attrs)[2].value);
   if (!salt || salt->empty() || !iterations) return protocol_error();
+  server_first_ = std::string(msg);
+  combined_nonce_ = std::string(nonce);
+  return ServerFirst{std::move(*salt), *iterations};
+}
 
-  ScramKey salted = salted_password(password_, *salt, *iterations);
-  ScramKey client_key = hmac_sha256(salted, "Client Key");
-  ScramKey stored_key = sha256(client_key);
-  ScramKey server_key = hmac_sha256(salted, "Server Key");
-
-  std::string without_proof = "c=biws,r=" + std::string(nonce);
-  std::string auth_message =
-      client_first().substr(3) + "," + std::string(msg) + "," + without_proof;
-  ScramKey proof = xor_keys(client_key, hmac_sha256(stored_key, auth_message));
-  server_signature_ = hmac_sha256(server_key, auth_message);
+std::string ScramClient::client_final(const ScramKeys& keys) {
+  const ScramKey stored_key = sha256(keys.client_key);
+  std::string without_proof = "c=biws,r=" + combined_nonce_;
+  std::string auth_message = client_first().substr(3) + "," + server_first_ + "," + without_proof;
+  ScramKey proof = xor_keys(keys.client_key, hmac_sha256(stored_key, auth_message));
+  server_signature_ = hmac_sha256(keys.server_key, auth_message);
   have_signature_ = true;
   return without_proof + ",p=" + base64_encode(as_view(proof));
+}
+
+boost::system::result<std::string> ScramClient::handle_server_first(std::string_view msg) {
+  auto first = parse_server_first(msg);
+  if (!first) return first.error();
+  return client_final(derive_scram_keys(password_, first->salt, first->iterations));
 }
 
 boost::system::result<void> ScramClient::verify_server_final(std::string_view msg) const {

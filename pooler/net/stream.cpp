@@ -2,6 +2,8 @@
 #include "pooler/net/stream.hpp"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -52,6 +54,21 @@ std::string Stream::alpn_protocol() const {
   unsigned int size = 0;
   SSL_get0_alpn_selected(ssl_, &data, &size);
   return data != nullptr ? std::string(reinterpret_cast<const char*>(data), size) : std::string();
+}
+
+std::string Stream::tls_server_end_point() const {
+  if (ssl_ == nullptr) return {};
+  X509* cert = SSL_get_certificate(ssl_);
+  if (cert == nullptr) return {};
+  int md_nid = NID_undef;
+  if (OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, nullptr) != 1) return {};
+  const EVP_MD* md =
+      (md_nid == NID_md5 || md_nid == NID_sha1) ? EVP_sha256() : EVP_get_digestbynid(md_nid);
+  if (md == nullptr) return {};
+  std::array<unsigned char, EVP_MAX_MD_SIZE> hash{};
+  unsigned int size = 0;
+  if (X509_digest(cert, md, hash.data(), &size) != 1) return {};
+  return std::string(reinterpret_cast<const char*>(hash.data()), size);
 }
 
 std::string Stream::peer_common_name() const {

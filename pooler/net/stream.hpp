@@ -40,6 +40,10 @@ class Stream {
   [[nodiscard]] std::string tls_description() const;
   // The ALPN protocol the handshake agreed on; empty if none.
   [[nodiscard]] std::string alpn_protocol() const;
+  // Channel binding data "tls-server-end-point" (RFC 5929) for SCRAM-SHA-256-PLUS: the hash
+  // of the certificate this side presented, with its signature's hash (SHA-256 for MD5 and
+  // SHA-1). Empty without TLS or a certificate.
+  [[nodiscard]] std::string tls_server_end_point() const;
   // The common name of the peer's verified certificate; empty if none.
   [[nodiscard]] std::string peer_common_name() const;
 

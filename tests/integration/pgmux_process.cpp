@@ -59,11 +59,15 @@ std::string make_config(const PgCluster& cluster, const PgmuxOptions& o, std::ui
     << "\n[databases.app]\n"
     << "primary = { host = \"127.0.0.1\", port = " << cluster.primary_port() << " }\n"
     << "replicas = [ { host = \"127.0.0.1\", port = " << cluster.replica_port() << " } ]\n"
-    << "pool_size = " << o.pool_size << "\n"
-    << "\n[users.app]\npassword = \"secret\"\n"
-    << "\n[users.md5user]\nauth = \"md5\"\npassword = \"md5pass\"\n"
-    << "\n[users.pwuser]\npassword = \"pwpass\"\n"
-    << "\n[users.admin]\npassword = \"adminpass\"\n";
+    << "pool_size = " << o.pool_size << "\n";
+  if (o.users_toml.empty()) {
+    c << "\n[users.app]\npassword = \"secret\"\n"
+      << "\n[users.md5user]\nauth = \"md5\"\npassword = \"md5pass\"\n"
+      << "\n[users.pwuser]\npassword = \"pwpass\"\n"
+      << "\n[users.admin]\npassword = \"adminpass\"\n";
+  } else {
+    c << "\n" << o.users_toml << "\n";
+  }
   if (!o.extra_toml.empty()) c << "\n" << o.extra_toml << "\n";
   return c.str();
 }

@@ -28,6 +28,8 @@ struct PgmuxOptions {
   // on), so reads stay on the primary whose pg_stat_activity they watch.
   std::string routing_toml = "read_write_split = \"off\"";
   std::string extra_toml;  // appended verbatim, e.g. more [users.X] tables
+  // Replaces the standard [users.*] tables (app, md5user, pwuser, admin) when not empty.
+  std::string users_toml;
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it back).

@@ -176,4 +176,10 @@ std::string PgCancel::cancel() const {
   return err;
 }
 
+std::string first_failure(PgConn& c) {
+  if (!c.ok()) return c.error();
+  const PgResult r = c.exec("SELECT 1");
+  return r.ok() ? std::string() : r.sqlstate() + " " + r.error();
+}
+
 }  // namespace pgmux::it

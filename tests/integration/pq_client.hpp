@@ -99,4 +99,8 @@ class PgCancel {
   std::unique_ptr<PGcancel, Free> c_;
 };
 
+// Why the first use of a connection failed: at login (pgmux may need a server to greet the
+// client) or at its first query ("SQLSTATE message"). Empty if it did not fail.
+[[nodiscard]] std::string first_failure(PgConn& c);
+
 }  // namespace pgmux::it

@@ -55,14 +55,6 @@ std::string server_side_ssl(PgConn& c) {
   return c.query_value("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
 }
 
-// Why the first use of a connection failed: at login (pgmux may need the server to greet the
-// client) or at its first query. Empty if it did not fail.
-std::string first_failure(PgConn& c) {
-  if (!c.ok()) return c.error();
-  const PgResult r = c.exec("SELECT 1");
-  return r.ok() ? std::string() : r.sqlstate() + " " + r.error();
-}
-
 std::string run_direct_tls(const PgmuxProcess& px, const std::string& alpn) {
   const CommandResult r =
       run_command({.argv = {"/usr/bin/python3",

@@ -2,7 +2,9 @@
 // server, and a dormant client's entry reduced to its key.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <set>
+#include <vector>
 
 #include "pooler/cancel_registry.hpp"
 
@@ -12,39 +14,53 @@ TEST_CASE("a cancel resolves to the client's server only while it holds one") {
   CancelRegistry registry;
   const CancelKey key = registry.register_client();
   CHECK(key.pid > 0);
-  CHECK_FALSE(registry.resolve(key).has_value());  // no server yet
+  CHECK(registry.resolve(key).miss == CancelRegistry::Miss::idle);  // no server yet
 
   const Endpoint server{.host = "db-primary.internal.example.com", .port = 5433};
   registry.set_target(key.pid, server, 4242, 777);
-  auto target = registry.resolve(key);
+  auto target = registry.resolve(key).target;
   REQUIRE(target.has_value());
   CHECK(target->endpoint.host == server.host);
   CHECK(target->endpoint.port == 5433);
   CHECK(target->server_pid == 4242);
   CHECK(target->server_secret == 777);
-  CHECK_FALSE(registry.resolve({key.pid, key.secret ^ 1}).has_value());  // wrong secret
+  CHECK(registry.resolve({key.pid, key.secret ^ 1}).miss == CancelRegistry::Miss::wrong_secret);
+  CHECK_FALSE(registry.resolve({key.pid, key.secret ^ 1}).target.has_value());
 
   registry.clear_target(key.pid);
-  CHECK_FALSE(registry.resolve(key).has_value());
+  CHECK_FALSE(registry.resolve(key).target.has_value());
   // The next lease reuses the entry's block.
   registry.set_target(key.pid, Endpoint{.host = "replica", .port = 5434}, 5, 6);
-  REQUIRE(registry.resolve(key).has_value());
-  CHECK(registry.resolve(key)->endpoint.host == "replica");
+  REQUIRE(registry.resolve(key).target.has_value());
+  CHECK(registry.resolve(key).target->endpoint.host == "replica");
 
   registry.drop_target(key.pid);  // dormant: the key stays, its cancels are dropped
-  CHECK_FALSE(registry.resolve(key).has_value());
+  CHECK_FALSE(registry.resolve(key).target.has_value());
   registry.set_target(key.pid, server, 8, 9);
-  CHECK(registry.resolve(key)->server_pid == 8);
+  CHECK(registry.resolve(key).target->server_pid == 8);
 
   registry.unregister_client(key.pid);
-  CHECK_FALSE(registry.resolve(key).has_value());
+  CHECK(registry.resolve(key).miss == CancelRegistry::Miss::unknown_key);
   registry.set_target(key.pid, server, 1, 2);  // a late lease of a gone client: ignored
-  CHECK_FALSE(registry.resolve(key).has_value());
+  CHECK_FALSE(registry.resolve(key).target.has_value());
 }
 
-TEST_CASE("cancel keys are unique") {
+TEST_CASE("cancel keys are unique and random in both halves") {
   CancelRegistry registry;
   std::set<std::int32_t> pids;
-  for (int i = 0; i < 1000; ++i) pids.insert(registry.register_client().pid);
+  std::vector<std::int32_t> in_order;
+  for (int i = 0; i < 1000; ++i) {
+    const CancelKey k = registry.register_client();
+    CHECK(k.pid > 0);
+    pids.insert(k.pid);
+    in_order.push_back(k.pid);
+  }
   CHECK(pids.size() == 1000);
+  // Not sequential: consecutive keys far apart (1000 random 31-bit values are never all
+  // within a million of their predecessor).
+  int close_steps = 0;
+  for (std::size_t i = 1; i < in_order.size(); ++i) {
+    if (std::abs(static_cast<long>(in_order[i]) - in_order[i - 1]) < 1000000) ++close_steps;
+  }
+  CHECK(close_steps < 10);
 }

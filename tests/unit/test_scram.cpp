@@ -7,6 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "protocol/scram.hpp"
 
 namespace {
@@ -429,4 +432,121 @@ TEST_CASE("parse_scram_secret rejects malformed secrets") {
     CAPTURE(text);
     CHECK(parse_scram_secret(text).has_error());
   }
+}
+
+namespace {
+
+ScramKey hmac(const ScramKey& key, std::string_view data) {
+  ScramKey out{};
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
+  return out;
+}
+
+ScramKey sha(const ScramKey& k) {
+  ScramKey out{};
+  unsigned int len = 0;
+  EVP_Digest(k.data(), k.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+// A client-final-message for `gs2` + `binding` (what a libpq client bound to the certificate
+// would send), with the proof computed from the password's keys.
+std::string bound_client_final(const std::string& password, const std::string& client_first,
+                               const std::string& server_first, const std::string& gs2,
+                               const std::string& binding) {
+  const std::string salt_b64 = server_first.substr(
+      server_first.find(",s=") + 3, server_first.find(",i=") - server_first.find(",s=") - 3);
+  const int iterations = std::stoi(server_first.substr(server_first.find(",i=") + 3));
+  const ScramKeys keys = derive_scram_keys(password, base64_decode(salt_b64).value(), iterations);
+  const std::string nonce = server_first.substr(2, server_first.find(',') - 2);
+  const std::string without_proof = "c=" + base64_encode(gs2 + binding) + ",r=" + nonce;
+  const std::string auth =
+      client_first.substr(gs2.size()) + "," + server_first + "," + without_proof;
+  const ScramKey signature = hmac(sha(keys.client_key), auth);
+  ScramKey proof{};
+  for (std::size_t i = 0; i < proof.size(); ++i) proof[i] = keys.client_key[i] ^ signature[i];
+  return without_proof +
+         ",p=" + base64_encode({reinterpret_cast<const char*>(proof.data()), proof.size()});
+}
+
+}  // namespace
+
+TEST_CASE("SCRAM-SHA-256-PLUS: the client proves it saw this certificate") {
+  const std::string binding = "0123456789abcdef0123456789abcdef";  // a certificate hash
+  const std::string gs2 = "p=tls-server-end-point,,";
+  const std::string first = gs2 + "n=,r=clientnonce";
+  {
+    ScramServer server(make_scram_secret("pw"), {}, binding);
+    auto server_first = server.handle_client_first(first, true);
+    REQUIRE(server_first.has_value());
+    auto ok =
+        server.handle_client_final(bound_client_final("pw", first, *server_first, gs2, binding));
+    CHECK(ok.has_value());
+  }
+  {
+    // Bound to another certificate (a man in the middle terminating TLS): refused.
+    ScramServer server(make_scram_secret("pw"), {}, binding);
+    auto server_first = server.handle_client_first(first, true);
+    REQUIRE(server_first.has_value());
+    auto other = server.handle_client_final(
+        bound_client_final("pw", first, *server_first, gs2, "another certificate hash......."));
+    CHECK(error_of(other) == kProtocolError);
+  }
+  // A client that says it could bind ("y") while the server offered -PLUS: a downgrade.
+  ScramServer offered(make_scram_secret("pw"), {}, binding);
+  CHECK(error_of(offered.handle_client_first("y,,n=,r=abc")) == kProtocolError);
+  // "y" without TLS is fine; -PLUS without TLS is not.
+  ScramServer plain(make_scram_secret("pw"));
+  CHECK(plain.handle_client_first("y,,n=,r=abc").has_value());
+  ScramServer plain_plus(make_scram_secret("pw"));
+  CHECK(error_of(plain_plus.handle_client_first(first, true)) == kProtocolError);
+  // -PLUS chosen with a GS2 header that does not bind.
+  ScramServer mismatch(make_scram_secret("pw"), {}, binding);
+  CHECK(error_of(mismatch.handle_client_first("n,,n=,r=abc", true)) == kProtocolError);
+}
+
+TEST_CASE("a successful exchange yields the ClientKey, and keys log in like the password") {
+  const ScramSecret secret = make_scram_secret("pass-through");
+  ScramServer server(secret);
+  ScramClient client("pass-through");
+  auto server_first = server.handle_client_first(client.client_first());
+  REQUIRE(server_first.has_value());
+  auto client_final = client.handle_server_first(*server_first);
+  REQUIRE(client_final.has_value());
+  REQUIRE(server.handle_client_final(*client_final).has_value());
+  const ScramKeys expected = derive_scram_keys("pass-through", secret.salt, secret.iterations);
+  CHECK(server.client_key() == expected.client_key);
+
+  // A second server login with only {ClientKey, ServerKey} (no password) succeeds.
+  ScramServer again(secret);
+  ScramClient keys_only("");
+  auto first = again.handle_client_first(keys_only.client_first());
+  REQUIRE(first.has_value());
+  auto parsed = keys_only.parse_server_first(*first);
+  REQUIRE(parsed.has_value());
+  CHECK(parsed->iterations == secret.iterations);
+  const std::string final_msg = keys_only.client_final(
+      {secret.salt, secret.iterations, server.client_key(), secret.server_key});
+  auto server_final = again.handle_client_final(final_msg);
+  REQUIRE(server_final.has_value());
+  CHECK(keys_only.verify_server_final(*server_final).has_value());
+}
+
+TEST_CASE("mock secrets: the same salt for the same user, nothing that verifies") {
+  const ScramSecret a = mock_scram_secret("ghost", "instance-key");
+  const ScramSecret b = mock_scram_secret("ghost", "instance-key");
+  const ScramSecret other = mock_scram_secret("other", "instance-key");
+  CHECK(a.salt == b.salt);  // asking twice does not reveal the user is made up
+  CHECK(a.salt != other.salt);
+  CHECK(a.salt.size() == 16);
+  CHECK(a.stored_key != b.stored_key);
+  ScramServer server(a);
+  ScramClient client("any password");
+  auto first = server.handle_client_first(client.client_first());
+  REQUIRE(first.has_value());
+  auto final_msg = client.handle_server_first(*first);
+  REQUIRE(final_msg.has_value());
+  CHECK(error_of(server.handle_client_final(*final_msg)) == kPermissionDenied);
 }

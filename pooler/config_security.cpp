@@ -1,5 +1,5 @@
-// [pgmux] client_tls_* / server_tls_* and their [databases.X] overrides.
-#include "pooler/config_tls.hpp"
+// [pgmux] client_tls_* / server_tls_* (and their [databases.X] overrides), server_auth_*.
+#include "pooler/config_security.hpp"
 
 namespace pgmux::pooler {
 
@@ -31,6 +31,28 @@ void read_client_tls_keys(TomlTable& t, ClientTlsSettings& s) {
 
 void read_server_tls_keys(TomlTable& t, ServerTlsSettings& s) {
   read_common_keys(t, "server_tls", s.mode, s.cert_file, s.key_file, s.ca_file, s.min_version);
+}
+
+void read_server_auth_keys(TomlTable& t, ServerAuthSettings& s) {
+  if (const toml::value* v = t.find("server_auth_methods")) {
+    std::vector<std::string> methods;
+    t.get("server_auth_methods", methods);
+    s.scram = s.md5 = s.cleartext = false;
+    for (const std::string& m : methods) {
+      if (m == "scram-sha-256") {
+        s.scram = true;
+      } else if (m == "md5") {
+        s.md5 = true;
+      } else if (m == "password") {
+        s.cleartext = true;
+      } else {
+        t.fail(*v, "server_auth_methods",
+               "unknown method \"" + m + "\" (expected scram-sha-256, md5, password)");
+      }
+    }
+  }
+  t.get("server_cleartext_without_tls", s.cleartext_without_tls);
+  t.get("server_scram_max_iterations", s.max_scram_iterations, 1, 100000000);
 }
 
 void build_tls_contexts(Config& cfg) {

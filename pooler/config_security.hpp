@@ -1,5 +1,6 @@
-// The TLS keys of the configuration: [pgmux] client_tls_* and server_tls_*, the server_tls_*
-// overrides of [databases.X], and the OpenSSL contexts built from them once the file is read.
+// The security keys of the configuration: [pgmux] client_tls_*, server_tls_* (and their
+// [databases.X] overrides), server_auth_methods and friends, and the OpenSSL contexts built
+// from them once the file is read.
 #pragma once
 
 #include "pooler/config.hpp"
@@ -11,6 +12,8 @@ void read_client_tls_keys(TomlTable& t, ClientTlsSettings& s);
 // [pgmux] or [databases.X]: server_tls_mode, server_tls_ca_file, server_tls_cert_file,
 // server_tls_key_file, server_tls_min_version.
 void read_server_tls_keys(TomlTable& t, ServerTlsSettings& s);
+// [pgmux] server_auth_methods, server_cleartext_without_tls, server_scram_max_iterations.
+void read_server_auth_keys(TomlTable& t, ServerAuthSettings& s);
 // Builds every context; a database whose settings equal [pgmux]'s shares its context.
 // Throws ConfigError naming the file and the problem.
 void build_tls_contexts(Config& cfg);
