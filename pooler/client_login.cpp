@@ -39,6 +39,7 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
     throw SessionError("53300", "too many client connections: max_client_conn (" +
                                     std::to_string(config_->pool.max_client_conn) + ") reached");
   }
+  const AuthMethod method_by_hba = access_method();
   const UserConfig* user = config_->find_user(login_->user);
   if (user == nullptr) {
     // As PostgreSQL: an unknown user goes through a SCRAM exchange against a made-up secret
@@ -46,7 +47,8 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
     co_await with_timeout(authenticate_unknown_user(), login_timeout);
     fail_auth();
   }
-  co_await with_timeout(authenticate(*user), login_timeout);
+  co_await with_timeout(authenticate(*user, config_->hba ? method_by_hba : user->auth),
+                        login_timeout);
   if (is_admin_database(login_->database)) {
     const std::string label = this->label();
     co_await run_admin_console(rt_, client_, *config_, login_->user, label);
@@ -161,15 +163,55 @@ awaitable<pr::Frame> ClientSession::read_password_message() {
   co_return f;
 }
 
-awaitable<void> ClientSession::authenticate(const UserConfig& user) {
-  switch (user.auth) {
+AuthMethod ClientSession::access_method() {
+  if (!config_->hba) return AuthMethod::scram_sha_256;  // unused: the user's auth decides
+  boost::system::error_code ec;
+  const auto peer = client_.socket().remote_endpoint(ec);
+  const bool tls = client_.stream().is_tls();
+  const HbaRule* rule =
+      ec ? nullptr : config_->hba->match(tls, login_->database, login_->user, peer.address());
+  const std::string where = "host \"" + (ec ? std::string("?") : peer.address().to_string()) +
+                            "\", user \"" + login_->user + "\", database \"" + login_->database +
+                            "\", " + (tls ? "SSL encryption" : "no encryption");
+  if (rule == nullptr) throw SessionError("28000", "no pgmux hba entry for " + where);
+  switch (rule->method) {
+    case HbaMethod::reject:
+      throw SessionError("28000", "pgmux hba rejects connection for " + where);
+    case HbaMethod::trust:
+      return AuthMethod::trust;
+    case HbaMethod::md5:
+      return AuthMethod::md5;
+    case HbaMethod::scram_sha_256:
+      return AuthMethod::scram_sha_256;
+    case HbaMethod::cert:
+      return AuthMethod::cert;
+  }
+  return AuthMethod::scram_sha_256;
+}
+
+awaitable<void> ClientSession::authenticate(const UserConfig& user, AuthMethod method) {
+  switch (method) {
     case AuthMethod::trust:
       break;
     case AuthMethod::md5:
-      co_await authenticate_md5(user);
+      // As PostgreSQL's md5 method: a user whose secret is SCRAM authenticates with SCRAM.
+      if (user.md5_hash.empty()) {
+        co_await authenticate_scram(user);
+      } else {
+        co_await authenticate_md5(user);
+      }
       break;
     case AuthMethod::scram_sha_256:
+      if (!user.scram_secret) fail_auth();  // only an md5 hash is known: SCRAM cannot work
       co_await authenticate_scram(user);
+      break;
+    case AuthMethod::cert:
+      // The certificate chained to client_tls_ca_file (the handshake checked that) and names
+      // this user.
+      if (client_.stream().peer_common_name() != login_->user) {
+        throw SessionError("28000",
+                           "certificate authentication failed for user \"" + login_->user + "\"");
+      }
       break;
   }
   std::string out;

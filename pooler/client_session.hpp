@@ -82,7 +82,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   awaitable<bool> starts_with_tls_hello();
   awaitable<bool> accept_tls();
   void check_client_tls();
-  awaitable<void> authenticate(const UserConfig& user);
+  // [pgmux] hba_file's verdict for this client (throws 28000 on reject or no entry).
+  AuthMethod access_method();
+  awaitable<void> authenticate(const UserConfig& user, AuthMethod method);
   awaitable<void> authenticate_scram(const UserConfig& user);
   awaitable<void> authenticate_unknown_user();
   awaitable<protocol::ScramKey> run_scram(const protocol::ScramSecret& secret);

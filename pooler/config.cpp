@@ -32,6 +32,8 @@ const char* to_string(AuthMethod m) {
       return "md5";
     case AuthMethod::trust:
       return "trust";
+    case AuthMethod::cert:
+      return "cert";
   }
   return "?";
 }
@@ -102,6 +104,7 @@ void read_general(TomlTable t, GeneralSettings& g) {
   read_client_tls_keys(t, g.client_tls);
   read_server_tls_keys(t, g.server_tls);
   read_server_auth_keys(t, g.server_auth);
+  t.get("hba_file", g.hba_file);
   t.reject_unknown_keys();
 }
 
@@ -239,7 +242,7 @@ UserConfig read_user(const std::string& name, const toml::value& v, const PoolSe
   if (int i = t.get_choice("primary_reads", kPrimaryReads); i >= 0) {
     u.primary_reads = static_cast<router::PrimaryReads>(i);
   }
-  const std::vector<std::string_view> methods = {"scram-sha-256", "md5", "trust"};
+  const std::vector<std::string_view> methods = {"scram-sha-256", "md5", "trust", "cert"};
   if (int i = t.get_choice("auth", methods); i >= 0) u.auth = static_cast<AuthMethod>(i);
   std::string password;
   t.get("password", password);
@@ -262,8 +265,8 @@ UserConfig read_user(const std::string& name, const toml::value& v, const PoolSe
     u.scram_secret = protocol::make_scram_secret(password);
     u.md5_hash = protocol::md5_password_hash(name, password);
     if (u.server_password.empty()) u.server_password = password;
-  } else if (u.auth != AuthMethod::trust) {
-    t.fail_table("needs a 'password' (or auth = \"trust\")");
+  } else if (u.auth != AuthMethod::trust && u.auth != AuthMethod::cert) {
+    t.fail_table("needs a 'password' (or auth = \"trust\" or \"cert\")");
   }
   t.reject_unknown_keys();
   return u;
@@ -291,6 +294,7 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
   }
   top.reject_unknown_keys();
   build_tls_contexts(*cfg);
+  load_hba(*cfg);
   if (cfg->lag_monitor_user.empty()) {
     for (const auto& [name, user] : cfg->users) {
       if (!user.server_password.empty()) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "pooler/hba.hpp"
 #include "pooler/net/tls_context.hpp"
 #include "protocol/scram.hpp"
 #include "router/policy.hpp"
@@ -19,7 +20,7 @@
 namespace pgmux::pooler {
 
 enum class PoolMode : std::uint8_t { session, transaction, statement };
-enum class AuthMethod : std::uint8_t { scram_sha_256, md5, trust };
+enum class AuthMethod : std::uint8_t { scram_sha_256, md5, trust, cert };
 // Transaction pooling: what to do when a client takes session-only state (LISTEN, session
 // advisory lock, temp table, WITH HOLD cursor, SQL PREPARE).
 enum class PinPolicy : std::uint8_t { pin, error };
@@ -84,6 +85,7 @@ struct GeneralSettings {
   // "host:port" serving Prometheus /metrics and /healthz over HTTP; empty: off.
   std::string metrics_listen;
   ClientTlsSettings client_tls;  // client_tls_*
+  std::string hba_file;          // access rules in pg_hba.conf format; empty: users' auth
   ServerTlsSettings server_tls;  // server_tls_*: defaults for every database
   ServerAuthSettings server_auth;
 };
@@ -176,6 +178,8 @@ struct Config {
   // default: the first user with a password pgmux can log in with).
   std::string lag_monitor_user;
   std::map<std::string, DatabaseConfig, std::less<>> databases;
+  // Parsed from general.hba_file; null without one (every client may try, users' auth).
+  std::shared_ptr<const HbaRules> hba;
   // Built from general.client_tls; null when client_tls_mode is disable.
   std::shared_ptr<const TlsContext> client_tls_context;
   std::map<std::string, UserConfig, std::less<>> users;

@@ -1,6 +1,9 @@
 // [pgmux] client_tls_* / server_tls_* (and their [databases.X] overrides), server_auth_*.
 #include "pooler/config_security.hpp"
 
+#include <fstream>
+#include <sstream>
+
 namespace pgmux::pooler {
 
 namespace {
@@ -53,6 +56,32 @@ void read_server_auth_keys(TomlTable& t, ServerAuthSettings& s) {
   }
   t.get("server_cleartext_without_tls", s.cleartext_without_tls);
   t.get("server_scram_max_iterations", s.max_scram_iterations, 1, 100000000);
+}
+
+void load_hba(Config& cfg) {
+  const std::string& path = cfg.general.hba_file;
+  bool cert_rules = false;
+  if (!path.empty()) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+      throw ConfigError(cfg.source_file + ": [pgmux] hba_file: cannot open \"" + path + "\"");
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+      cfg.hba = std::make_shared<const HbaRules>(HbaRules::parse(text.str()));
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(path + ": " + e.what());
+    }
+    cert_rules = cfg.hba->uses(HbaMethod::cert);
+  }
+  for (const auto& [name, user] : cfg.users)
+    cert_rules = cert_rules || user.auth == AuthMethod::cert;
+  if (cert_rules &&
+      (cfg.general.client_tls.mode == TlsMode::disable || cfg.general.client_tls.ca_file.empty())) {
+    throw ConfigError(cfg.source_file +
+                      ": certificate authentication needs client TLS with client_tls_ca_file "
+                      "(the CA that signs client certificates)");
+  }
 }
 
 void build_tls_contexts(Config& cfg) {

@@ -494,8 +494,8 @@ void Runtime::note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss
     if (++cancel_warnings_in_window_ > 5) return;
   }
   spdlog::warn("cancel request refused: {} for key {} ({} refused since start)",
-               miss == CancelRegistry::Miss::wrong_secret ? "wrong secret" : "no such key",
-               key.pid, n);
+               miss == CancelRegistry::Miss::wrong_secret ? "wrong secret" : "no such key", key.pid,
+               n);
 }
 
 awaitable<void> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mode,
