@@ -41,6 +41,7 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
   }
   const AuthMethod method_by_hba = access_method();
   const UserConfig* user = config_->find_user(login_->user);
+  if (user == nullptr) user = co_await with_timeout(look_up_user(), login_timeout);
   if (user == nullptr) {
     // As PostgreSQL: an unknown user goes through a SCRAM exchange against a made-up secret
     // and fails at the proof, exactly as a wrong password does; nothing tells it apart.
@@ -59,6 +60,22 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
     throw SessionError("3D000", "database \"" + login_->database + "\" does not exist in pgmux");
   }
   co_return co_await serve_database(*db, *user);
+}
+
+awaitable<const UserConfig*> ClientSession::look_up_user() {
+  const DatabaseConfig* db = config_->find_database(login_->database);
+  if (config_->general.auth_user.empty() || db == nullptr) co_return nullptr;
+  try {
+    looked_up_user_ =
+        co_await rt_.auth_queries().lookup(config_, *db, login_->user, worker_.io, worker_.index);
+  } catch (const TimeoutError&) {
+    throw;
+  } catch (const std::exception& e) {
+    spdlog::warn("{} auth_query failed: {}", label(), e.what());
+    throw SessionError(
+        "08006", "pgmux could not run auth_query to authenticate user \"" + login_->user + "\"");
+  }
+  co_return looked_up_user_.get();
 }
 
 void ClientSession::check_client_tls() {

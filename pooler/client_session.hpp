@@ -82,6 +82,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   awaitable<bool> starts_with_tls_hello();
   awaitable<bool> accept_tls();
   void check_client_tls();
+  // A user not in the config, from auth_query (null: none); kept in looked_up_user_.
+  awaitable<const UserConfig*> look_up_user();
   // [pgmux] hba_file's verdict for this client (throws 28000 on reject or no entry).
   AuthMethod access_method();
   awaitable<void> authenticate(const UserConfig& user, AuthMethod method);
@@ -144,6 +146,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   // Session pooling: what the client asked for at startup and was told, until its first
   // request takes a server.
   std::unique_ptr<std::pair<ParamList, ReportedParameters>> session_start_;
+  // A user from auth_query: what user_ points to when it is not in *config_.
+  std::shared_ptr<const UserConfig> looked_up_user_;
   // The database and user the client logged in to (in *config_).
   const DatabaseConfig* db_ = nullptr;
   const UserConfig* user_ = nullptr;

@@ -104,7 +104,7 @@ void read_general(TomlTable t, GeneralSettings& g) {
   read_client_tls_keys(t, g.client_tls);
   read_server_tls_keys(t, g.server_tls);
   read_server_auth_keys(t, g.server_auth);
-  t.get("hba_file", g.hba_file);
+  read_client_auth_keys(t, g);
   t.reject_unknown_keys();
 }
 
@@ -294,7 +294,7 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
   }
   top.reject_unknown_keys();
   build_tls_contexts(*cfg);
-  load_hba(*cfg);
+  load_client_auth(*cfg);
   if (cfg->lag_monitor_user.empty()) {
     for (const auto& [name, user] : cfg->users) {
       if (!user.server_password.empty()) {

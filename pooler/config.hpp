@@ -86,6 +86,13 @@ struct GeneralSettings {
   std::string metrics_listen;
   ClientTlsSettings client_tls;  // client_tls_*
   std::string hba_file;          // access rules in pg_hba.conf format; empty: users' auth
+  // Users not in the config: auth_user (a configured user with a password) runs auth_query
+  // on the primary of the client's database; answers cached for auth_cache_ttl_ms.
+  std::string auth_user;
+  std::string auth_query =
+      "SELECT usename, CASE WHEN valuntil IS NULL OR valuntil > now() THEN passwd END "
+      "FROM pg_catalog.pg_shadow WHERE usename = $1";
+  std::int64_t auth_cache_ttl_ms = 60000;
   ServerTlsSettings server_tls;  // server_tls_*: defaults for every database
   ServerAuthSettings server_auth;
 };

@@ -58,7 +58,14 @@ void read_server_auth_keys(TomlTable& t, ServerAuthSettings& s) {
   t.get("server_scram_max_iterations", s.max_scram_iterations, 1, 100000000);
 }
 
-void load_hba(Config& cfg) {
+void read_client_auth_keys(TomlTable& t, GeneralSettings& g) {
+  t.get("hba_file", g.hba_file);
+  t.get("auth_user", g.auth_user);
+  t.get("auth_query", g.auth_query);
+  t.get("auth_cache_ttl_ms", g.auth_cache_ttl_ms, 0, 7LL * 24 * 3600 * 1000);
+}
+
+void load_client_auth(Config& cfg) {
   const std::string& path = cfg.general.hba_file;
   bool cert_rules = false;
   if (!path.empty()) {
@@ -81,6 +88,16 @@ void load_hba(Config& cfg) {
     throw ConfigError(cfg.source_file +
                       ": certificate authentication needs client TLS with client_tls_ca_file "
                       "(the CA that signs client certificates)");
+  }
+  if (!cfg.general.auth_user.empty()) {
+    const UserConfig* u = cfg.find_user(cfg.general.auth_user);
+    if (u == nullptr || u->server_password.empty()) {
+      throw ConfigError(cfg.source_file + ": key 'pgmux.auth_user': \"" + cfg.general.auth_user +
+                        "\" must be a [users.X] table with a password pgmux can log in with");
+    }
+    if (cfg.general.auth_query.find("$1") == std::string::npos) {
+      throw ConfigError(cfg.source_file + ": key 'pgmux.auth_query': needs $1 for the user name");
+    }
   }
 }
 

@@ -14,10 +14,12 @@ void read_client_tls_keys(TomlTable& t, ClientTlsSettings& s);
 void read_server_tls_keys(TomlTable& t, ServerTlsSettings& s);
 // [pgmux] server_auth_methods, server_cleartext_without_tls, server_scram_max_iterations.
 void read_server_auth_keys(TomlTable& t, ServerAuthSettings& s);
-// Reads and parses general.hba_file, and checks that certificate authentication (hba "cert"
-// lines, users with auth = "cert") has a CA to verify client certificates with. Throws
-// ConfigError ("FILE: line N: problem").
-void load_hba(Config& cfg);
+// [pgmux] hba_file, auth_user, auth_query, auth_cache_ttl_ms.
+void read_client_auth_keys(TomlTable& t, GeneralSettings& g);
+// Reads and parses general.hba_file; checks that certificate authentication (hba "cert"
+// lines, users with auth = "cert") has a CA to verify client certificates with, and that
+// auth_user can log in. Throws ConfigError ("FILE: line N: problem").
+void load_client_auth(Config& cfg);
 // Builds every context; a database whose settings equal [pgmux]'s shares its context.
 // Throws ConfigError naming the file and the problem.
 void build_tls_contexts(Config& cfg);

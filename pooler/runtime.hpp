@@ -14,6 +14,7 @@
 
 #include "lag_monitor/lag_monitor.hpp"
 #include "pooler/asio_util.hpp"
+#include "pooler/auth_query.hpp"
 #include "pooler/cancel_registry.hpp"
 #include "pooler/client_registry.hpp"
 #include "pooler/config.hpp"
@@ -64,6 +65,7 @@ class Runtime {
 
   [[nodiscard]] std::shared_ptr<const Config> config() const { return std::atomic_load(&config_); }
   PoolRegistry& pools() { return pools_; }
+  AuthQueryCache& auth_queries() { return auth_queries_; }
   CancelRegistry& cancels() { return cancels_; }
   ClientRegistry& clients() { return client_registry_; }
   // Client-connection accounting for max_client_conn; returns false when over the limit.
@@ -188,6 +190,7 @@ class Runtime {
   // them (pools, registries, the main loop's services) holds sockets or timers on them.
   std::vector<std::unique_ptr<Worker>> workers_;
   PoolRegistry pools_;
+  AuthQueryCache auth_queries_{pools_};
   CancelRegistry cancels_;
   ClientRegistry client_registry_;
   EventLoop main_io_;

@@ -229,3 +229,41 @@ TEST_CASE("refused cancel requests are counted and logged") {
                         milliseconds(2000)));
   CHECK(c.query_value("SELECT 'unharmed'") == "unharmed");
 }
+
+TEST_CASE("auth_query: users not in the config log in with the server's secrets") {
+  PgConn su = superuser();
+  REQUIRE(su.ok());
+  su.run("SET password_encryption = 'scram-sha-256'");
+  su.run("DROP ROLE IF EXISTS aq_user");
+  su.run("DROP ROLE IF EXISTS aq_expired");
+  su.run("CREATE ROLE aq_user LOGIN PASSWORD 'aq-pass'");
+  su.run("CREATE ROLE aq_expired LOGIN PASSWORD 'aq-pass' VALID UNTIL '2000-01-01'");
+  PgmuxProcess px(test_env(), {.name = "auth-query",
+                               .mode = "transaction",
+                               .pgmux_toml = "auth_user = \"admin\"\nauth_cache_ttl_ms = 1000"});
+  INFO(px.log_tail());
+  PgConn c(px.conninfo("aq_user", "aq-pass"));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  CHECK(c.query_value("SELECT current_user") == "aq_user");
+  PgConn again(px.conninfo("aq_user", "aq-pass"));  // from the cache
+  CHECK_MESSAGE(again.ok(), again.error());
+
+  auto refused = [&](const std::string& user, const std::string& password) {
+    PgConn x(px.conninfo(user, password));
+    return !x.ok() && x.error().find("password authentication failed for user \"" + user + "\"") !=
+                          std::string::npos;
+  };
+  CHECK(refused("aq_user", "wrong"));
+  CHECK(refused("aq_expired", "aq-pass"));  // VALID UNTIL is in the past
+  CHECK(refused("aq_nobody", "aq-pass"));   // no such role: like a wrong password
+
+  // A changed password takes effect within auth_cache_ttl_ms.
+  su.run("ALTER ROLE aq_user PASSWORD 'aq-new'");
+  std::this_thread::sleep_for(milliseconds(1200));
+  PgConn fresh(px.conninfo("aq_user", "aq-new"));
+  CHECK_MESSAGE(fresh.ok(), fresh.error());
+  if (fresh.ok()) CHECK(fresh.query_value("SELECT 'new password'") == "new password");
+  CHECK(refused("aq_user", "aq-pass"));
+  CHECK(c.query_value("SELECT 'first client unharmed'") == "first client unharmed");
+  su.run("DROP ROLE aq_expired");
+}
