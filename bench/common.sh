@@ -25,7 +25,7 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker: compare per
 # core). "routed": the replica is configured and reads go to it. $pgmux_bin (default: this
-# checkout's build) is the binary started.
+# checkout's build) is the binary started; $pgmux_extra is added to [pgmux] (e.g. TLS keys).
 start_pgmux() {
   local name=$1 mode=$2 pool=$3 routing=""
   if [ "${4:-}" = routed ]; then
@@ -38,6 +38,7 @@ read_write_split = \"on\""
 listen_port = $pgmux_port
 workers = 1
 log_level = "warn"
+${pgmux_extra:-}
 [pool]
 mode = "$mode"
 size = $pool
@@ -53,7 +54,8 @@ TOML
   pids+=("$pgmux_pid")
 }
 
-# start_bouncer NAME BINARY MODE POOL → sets bouncer_port/bouncer_pid. PgBouncer refuses root;
+# start_bouncer NAME BINARY MODE POOL → sets bouncer_port/bouncer_pid; $bouncer_extra is added
+# to [pgbouncer] (files it names must be readable by the cluster user). PgBouncer refuses root;
 # setpriv (not runuser, whose PAM session drops the open-files limit to 1024) runs it as the
 # cluster user with this shell's limits.
 start_bouncer() {
@@ -75,6 +77,7 @@ max_prepared_statements = 200
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 unix_socket_dir =
+${bouncer_extra:-}
 INI
   # PgBouncer 1.18 predates max_prepared_statements (1.21) and would refuse the key.
   "$binary" --version 2>/dev/null | grep -q "PgBouncer 1\.1[0-9]\." &&

@@ -37,6 +37,17 @@ std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// PGMUX_IT_CLIENT_TLS=1: every instance offers client TLS and every conninfo() asks for it
+// (sslmode=require unless the test says otherwise), so the whole suite runs with TLS on both
+// legs (the servers' leg is TLS anyway: server_tls_mode = prefer, and they have it).
+bool client_tls_everywhere() {
+  static const bool on = [] {
+    const char* v = std::getenv("PGMUX_IT_CLIENT_TLS");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return on;
+}
+
 std::string make_config(const PgCluster& cluster, const PgmuxOptions& o, std::uint16_t port) {
   // PGMUX_IT_LOG_LEVEL=debug (or trace) raises every instance's log level, for debugging.
   const char* level_override = std::getenv("PGMUX_IT_LOG_LEVEL");
@@ -49,7 +60,13 @@ std::string make_config(const PgCluster& cluster, const PgmuxOptions& o, std::ui
     << "admin_users = [\"admin\"]\n"
     << "log_level = \"" << log_level << "\"\n"
     << "shutdown_timeout_ms = " << o.shutdown_timeout_ms << "\n"
-    << o.pgmux_toml << (o.pgmux_toml.empty() ? "" : "\n") << "\n[pool]\n"
+    << o.pgmux_toml << (o.pgmux_toml.empty() ? "" : "\n");
+  if (client_tls_everywhere() && o.pgmux_toml.find("client_tls_mode") == std::string::npos) {
+    const std::string tls = (cluster.dir() / "tls").string();
+    c << "client_tls_mode = \"prefer\"\nclient_tls_cert_file = \"" << tls
+      << "/pgmux.crt\"\nclient_tls_key_file = \"" << tls << "/pgmux.key\"\n";
+  }
+  c << "\n[pool]\n"
     << "mode = \"" << o.mode << "\"\n"
     << "size = 4\n"
     << "max_client_conn = " << o.max_client_conn << "\n"
@@ -182,7 +199,8 @@ PgmuxProcess::~PgmuxProcess() {
 std::string PgmuxProcess::conninfo(const std::string& user, const std::string& password,
                                    const std::string& dbname, const std::string& extra) const {
   std::string s = "host=127.0.0.1 port=" + std::to_string(port_) + " user=" + user +
-                  " dbname=" + dbname + " connect_timeout=10 sslmode=disable gssencmode=disable";
+                  " dbname=" + dbname + " connect_timeout=10 gssencmode=disable sslmode=" +
+                  (client_tls_everywhere() ? "require" : "disable");
   if (!password.empty()) s += " password=" + password;
   if (!extra.empty()) s += " " + extra;
   return s;

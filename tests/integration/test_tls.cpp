@@ -242,7 +242,8 @@ TEST_CASE("server TLS required of a server without it fails with a clear error")
   const std::string port = std::to_string(test_env().cluster().primary_port());
   // The replica has TLS too; a server without it is simulated by a database whose primary
   // is pgmux itself with client TLS off, which answers the SSLRequest with N.
-  PgmuxProcess inner(test_env(), {.name = "no-tls-inner"});
+  PgmuxProcess inner(test_env(),
+                     {.name = "no-tls-inner", .pgmux_toml = "client_tls_mode = \"disable\""});
   PgmuxProcess px(
       test_env(),
       {.name = "server-tls-required",
