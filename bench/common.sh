@@ -25,7 +25,8 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker: compare per
 # core). "routed": the replica is configured and reads go to it. $pgmux_bin (default: this
-# checkout's build) is the binary started; $pgmux_extra is added to [pgmux] (e.g. TLS keys).
+# checkout's build) is the binary started; $pgmux_extra is added to [pgmux] (e.g. TLS keys;
+# default: server TLS off, as PgBouncer's below, so that the plain-text figures stay plain).
 start_pgmux() {
   local name=$1 mode=$2 pool=$3 routing=""
   if [ "${4:-}" = routed ]; then
@@ -38,7 +39,7 @@ read_write_split = \"on\""
 listen_port = $pgmux_port
 workers = 1
 log_level = "warn"
-${pgmux_extra:-}
+${pgmux_extra:-server_tls_mode = "disable"}
 [pool]
 mode = "$mode"
 size = $pool
@@ -77,7 +78,7 @@ max_prepared_statements = 200
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 unix_socket_dir =
-${bouncer_extra:-}
+${bouncer_extra:-server_tls_sslmode = disable}
 INI
   # PgBouncer 1.18 predates max_prepared_statements (1.21) and would refuse the key.
   "$binary" --version 2>/dev/null | grep -q "PgBouncer 1\.1[0-9]\." &&

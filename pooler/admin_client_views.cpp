@@ -81,7 +81,8 @@ void show_clients(Runtime& rt, std::string& out) {
                     "",
                     "",
                     "",
-                    "",
+                    c->tls_version != nullptr ? std::string(c->tls_version) + "/" + c->tls_cipher
+                                              : std::string(),
                     c->application_name,
                     std::to_string(c->prepared_statements.load()),
                     std::to_string(c->id),
@@ -129,7 +130,7 @@ void show_servers(Runtime& rt, std::string& out) {
                     "",
                     "",
                     std::to_string(s.backend_pid),
-                    "",
+                    s.tls,
                     "",
                     std::to_string(s.prepared_statements),
                     std::to_string(s.id)});

@@ -56,6 +56,9 @@ struct ClientInfo : std::enable_shared_from_this<ClientInfo> {
   bool alive = true;
   bool killed = false;
   const char* farewell = nullptr;  // the FATAL message for a client killed between requests
+  // TLS version and cipher (OpenSSL's static strings), null for plain text: SHOW CLIENTS.
+  const char* tls_version = nullptr;
+  const char* tls_cipher = nullptr;
   // ClientRegistry's links (under its mutex).
   ClientInfo* registry_prev = nullptr;
   ClientInfo* registry_next = nullptr;

@@ -343,6 +343,7 @@ void ClientSession::join_pool(const DatabaseConfig& db, const UserConfig& user, 
   }
   info_->worker = &worker_;
   info_->session = this;
+  std::tie(info_->tls_version, info_->tls_cipher) = client_.stream().tls_names();
   rt_.clients().add(*info_);
 }
 

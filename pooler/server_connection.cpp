@@ -81,9 +81,12 @@ std::vector<ServerRow> ServerRegistry::snapshot() const {
   out.reserve(live_.size());
   for (const auto& [id, c] : live_) {
     const ServerLogin& l = c->login();
+    // The TLS names are OpenSSL's static strings, fixed at the handshake: safe to read here.
+    const auto [version, cipher] = c->tls_names();
     out.push_back({id, l.user, l.database, l.endpoint.host, l.endpoint.port, c->backend_pid(),
                    c->connected_at(), c->close_needed(), c->statements().published_size(),
-                   c->statements().published_bytes()});
+                   c->statements().published_bytes(),
+                   version != nullptr ? std::string(version) + "/" + cipher : std::string()});
   }
   return out;
 }
@@ -142,6 +145,7 @@ awaitable<std::unique_ptr<ServerConnection>> ServerConnection::connect_once(
   auto conn = std::make_unique<ServerConnection>(std::move(socket), login, id);
   co_await negotiate_server_tls(conn->io_.stream(), tls_mode, conn->login_.tls.get(),
                                 conn->login_.endpoint);
+  conn->tls_names_ = conn->io_.stream().tls_names();
   pr::append_startup(conn->out_, {{"user", conn->login_.user}, {"database", conn->login_.dbname}});
   co_await conn->io_.write(conn->out_);
   conn->out_.clear();

@@ -99,6 +99,8 @@ class ServerConnection {
   [[nodiscard]] std::int32_t backend_pid() const { return backend_pid_; }
   [[nodiscard]] std::int32_t backend_secret() const { return backend_secret_; }
   [[nodiscard]] const ServerLogin& login() const { return login_; }
+  // TLS version and cipher (static strings), nulls for plain text; fixed after connecting.
+  [[nodiscard]] std::pair<const char*, const char*> tls_names() const { return tls_names_; }
   [[nodiscard]] std::uint64_t id() const { return id_; }
   [[nodiscard]] const std::string& label() const { return label_; }
   [[nodiscard]] Clock::time_point created_at() const { return created_at_; }
@@ -146,6 +148,7 @@ class ServerConnection {
   int bound_worker_ = 0;
   std::atomic<bool> close_needed_{false};
   std::string out_;  // reusable write buffer
+  std::pair<const char*, const char*> tls_names_{nullptr, nullptr};
 };
 
 }  // namespace pgmux::pooler

@@ -26,6 +26,7 @@ struct ServerRow {
   bool close_needed = false;
   int prepared_statements = 0;
   std::int64_t prepared_bytes = 0;
+  std::string tls;  // "TLSv1.3/TLS_AES_256_GCM_SHA384", empty for plain text
 };
 
 class ServerRegistry {

@@ -48,6 +48,11 @@ std::string Stream::tls_description() const {
   return std::string(SSL_get_version(ssl_)) + "/" + SSL_get_cipher_name(ssl_);
 }
 
+std::pair<const char*, const char*> Stream::tls_names() const {
+  if (ssl_ == nullptr) return {nullptr, nullptr};
+  return {SSL_get_version(ssl_), SSL_get_cipher_name(ssl_)};
+}
+
 std::string Stream::alpn_protocol() const {
   if (ssl_ == nullptr) return {};
   const unsigned char* data = nullptr;

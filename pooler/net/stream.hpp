@@ -38,6 +38,9 @@ class Stream {
   [[nodiscard]] bool has_buffered_input() const;
   // The TLS version and cipher ("TLSv1.3/TLS_AES_256_GCM_SHA384"); empty for plain TCP.
   [[nodiscard]] std::string tls_description() const;
+  // The same as OpenSSL's static strings (valid for the process's lifetime, so another
+  // thread may read them later): {version, cipher}, or nulls for plain TCP.
+  [[nodiscard]] std::pair<const char*, const char*> tls_names() const;
   // The ALPN protocol the handshake agreed on; empty if none.
   [[nodiscard]] std::string alpn_protocol() const;
   // Channel binding data "tls-server-end-point" (RFC 5929) for SCRAM-SHA-256-PLUS: the hash

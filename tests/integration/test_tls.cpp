@@ -88,10 +88,19 @@ TEST_CASE("client TLS: verify-full through pgmux, plain text refused under requi
   CHECK_FALSE(plain.ok());
   CHECK_MESSAGE(plain.error().find("TLS is required") != std::string::npos, plain.error());
 
-  // The admin console is reached the same way.
+  // The admin console is reached the same way, and shows both legs' TLS.
   PgConn admin(px.conninfo("admin", "adminpass", "pgmux", verify_full()));
   REQUIRE_MESSAGE(admin.ok(), admin.error());
   CHECK(PQsslInUse(admin.get()) == 1);
+  for (const char* view : {"SHOW CLIENTS", "SHOW SERVERS"}) {
+    CAPTURE(view);
+    const PgResult shown = admin.exec(view);
+    REQUIRE(shown.ok());
+    const int tls_col = PQfnumber(shown.get(), "tls");
+    REQUIRE(tls_col >= 0);
+    REQUIRE(shown.rows() >= 1);
+    CHECK(shown.value(0, tls_col).starts_with("TLSv1."));
+  }
   CHECK(c.query_value("SELECT 'still here'") == "still here");
 }
 
