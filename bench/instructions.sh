@@ -5,6 +5,7 @@
 # instructions is divided by the difference in transactions, so start-up and login costs
 # cancel out. Deterministic where CPU time on a shared 2-core machine is not.
 #   bench/instructions.sh [BINARY ...]      (default: this checkout's build/pooler/pgmux)
+# Server TLS is off unless BENCH_SERVER_TLS names a mode (the test cluster has TLS).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,6 +34,7 @@ instructions() {
 listen_port = $port
 workers = 1
 log_level = "warn"
+server_tls_mode = "${BENCH_SERVER_TLS:-disable}"
 [pool]
 mode = "transaction"
 size = 10

@@ -350,3 +350,48 @@ TEST_CASE("the columns PgBouncer 1.2x exporters read are present and numeric") {
   REQUIRE(version.size() == 1);
   CHECK(std::regex_search(version[0].at("version"), std::regex(R"(\d+\.\d+\.\d+)")));
 }
+
+TEST_CASE("secrets never appear in logs, the admin console's views or /metrics") {
+  const std::string marker = "Sekr1t-Marker-7c1";  // a server password, plaintext
+  const std::string client_secret = "Cl1ent-Pass-93a";
+  const std::uint16_t mport = pick_free_port();
+  PgmuxProcess px(
+      test_env(),
+      {.name = "secrets",
+       .log_level = "debug",
+       .mode = "transaction",
+       .pgmux_toml = "metrics_listen = \"127.0.0.1:" + std::to_string(mport) + "\"",
+       .extra_toml = "[users.secretive]\npassword = \"" + client_secret +
+                     "\"\nserver_password = \"" + marker + "\"\n"});
+  INFO(px.log_tail());
+  // A good login, a failed one, and a server login with the server password (which the
+  // server refuses: the role does not exist there, so pgmux's login attempt is logged).
+  PgConn good(px.conninfo("app", "secret"));
+  REQUIRE(good.ok());
+  good.run("SELECT 1");
+  PgConn bad(px.conninfo("app", marker));
+  CHECK_FALSE(bad.ok());
+  PgConn secretive(px.conninfo("secretive", client_secret));
+  (void)first_failure(secretive);
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  REQUIRE(admin.ok());
+  std::string shown;
+  for (const char* view : {"SHOW CONFIG", "SHOW USERS", "SHOW CLIENTS", "SHOW SERVERS",
+                           "SHOW POOLS", "SHOW DATABASES", "SHOW STATS", "SHOW MEM"}) {
+    const PgResult r = admin.exec(view);
+    CHECK_MESSAGE(r.ok(), view);
+    for (int row = 0; row < r.rows(); ++row) {
+      for (int col = 0; col < r.cols(); ++col) shown += r.value(row, col) + "\n";
+    }
+  }
+  const HttpReply metrics = http_get(mport, "/metrics");
+  REQUIRE(metrics.status == 200);
+  for (const std::string& secret : {marker, client_secret, std::string("adminpass")}) {
+    CAPTURE(secret);
+    CHECK(shown.find(secret) == std::string::npos);
+    CHECK(metrics.body.find(secret) == std::string::npos);
+    CHECK(px.log().find(secret) == std::string::npos);
+  }
+  CHECK(shown.find("SCRAM-SHA-256$") == std::string::npos);
+  CHECK(px.log().find("SCRAM-SHA-256$") == std::string::npos);
+}
