@@ -51,6 +51,9 @@ struct Worker {
   DormantClients& dormant;  // this worker's parked and dormant clients
   std::thread thread;
   std::atomic<int> clients{0};
+  // Where clients closing after a fatal error discard their remaining input: one for the
+  // worker, since nothing written there is ever read (its handlers run on one thread).
+  std::array<char, 4096> discarded_input{};
   // Read/write routing: classifications by statement text, for this worker's clients only.
   router::ClassificationCache classifications;
 };

@@ -1,4 +1,4 @@
-// SCRAM-SHA-256 for pgmux: stored-secret parsing, strict base64, and the server and client
+// SCRAM-SHA-256 for pgmux: stored-secret parsing, and the server and client
 // state machines of RFC 5802 / RFC 7677 with PostgreSQL's conventions (no channel binding,
 // username ignored). OpenSSL provides SHA-256, HMAC, PBKDF2 and the random bytes.
 #include "protocol/scram.hpp"
@@ -20,8 +20,6 @@ namespace {
 namespace errc = boost::system::errc;
 
 constexpr std::string_view kSecretPrefix = "SCRAM-SHA-256$";
-constexpr std::string_view kBase64Alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 boost::system::error_code protocol_error() {
   return errc::make_error_code(errc::protocol_error);
@@ -87,11 +85,6 @@ std::string random_bytes(std::size_t count) {
     throw std::runtime_error("RAND_bytes failed");
   }
   return out;
-}
-
-int base64_value(char c) {
-  auto pos = kBase64Alphabet.find(c);
-  return pos == std::string_view::npos ? -1 : static_cast<int>(pos);
 }
 
 // Decodes exactly 32 bytes of base64 into a key.
@@ -163,45 +156,6 @@ std::string escape_saslname(std::string_view user) {
 }
 
 }  // namespace
-
-std::string base64_encode(std::string_view raw) {
-  std::string out;
-  out.reserve((raw.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < raw.size(); i += 3) {
-    std::size_t n = std::min<std::size_t>(3, raw.size() - i);
-    std::uint32_t block = 0;
-    for (std::size_t j = 0; j < 3; ++j) {
-      block = (block << 8) | (j < n ? static_cast<std::uint8_t>(raw[i + j]) : 0u);
-    }
-    for (std::size_t j = 0; j < 4; ++j) {
-      out += j <= n ? kBase64Alphabet[(block >> (18 - 6 * j)) & 0x3f] : '=';
-    }
-  }
-  return out;
-}
-
-boost::system::result<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return protocol_error();
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    bool last_block = i + 4 == text.size();
-    std::uint32_t block = 0;
-    int padding = 0;
-    for (std::size_t j = 0; j < 4; ++j) {
-      char c = text[i + j];
-      int value = 0;
-      if (c == '=' && last_block && j >= 2) {
-        ++padding;
-      } else if (padding > 0 || (value = base64_value(c)) < 0) {
-        return protocol_error();
-      }
-      block = (block << 6) | static_cast<std::uint32_t>(value);
-    }
-    for (int j = 0; j < 3 - padding; ++j) out += static_cast<char>((block >> (16 - 8 * j)) & 0xff);
-  }
-  return out;
-}
 
 std::string random_nonce(std::size_t bytes) {
   return base64_encode(random_bytes(bytes));

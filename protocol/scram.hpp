@@ -10,6 +10,8 @@
 
 #include <boost/system/result.hpp>
 
+#include "protocol/base64.hpp"
+
 namespace pgmux::protocol {
 
 using ScramKey = std::array<std::uint8_t, 32>;
@@ -46,8 +48,6 @@ struct ScramKeys {
 [[nodiscard]] ScramSecret make_scram_secret(std::string_view password, std::string_view salt = {},
                                             int iterations = 4096);
 
-[[nodiscard]] std::string base64_encode(std::string_view raw);
-[[nodiscard]] boost::system::result<std::string> base64_decode(std::string_view text);
 // Random printable nonce (base64 of `bytes` random bytes).
 [[nodiscard]] std::string random_nonce(std::size_t bytes = 18);
 

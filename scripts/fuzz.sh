@@ -14,7 +14,7 @@ mkdir -p "$out"
 cxx=$(command -v clang++ || command -v clang++-14)
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I.)
 protocol_sources=(protocol/frame_reader.cpp protocol/messages.cpp protocol/message_writer.cpp
-                  protocol/scram.cpp protocol/md5.cpp)
+                  protocol/scram.cpp protocol/base64.cpp protocol/md5.cpp)
 for target in tests/fuzz/fuzz_*.cpp; do
   name=$(basename "$target" .cpp)
   name=${name#fuzz_}

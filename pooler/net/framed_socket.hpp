@@ -56,6 +56,11 @@ class FramedSocket {
     release_frame();
     in_.release_if_drained();
   }
+  // Drops unread input with the buffer (a connection closing after a fatal error).
+  void discard_input() {
+    pending_consume_ = 0;
+    in_.discard();
+  }
   // After the socket moved to another io_context: borrow from that worker's pool.
   void rebind_pool();
 

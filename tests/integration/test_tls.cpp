@@ -292,3 +292,27 @@ TEST_CASE("bad TLS settings stop pgmux at start with a message naming the file")
   }
   CHECK_MESSAGE(missing.find("client_tls_cert_file") != std::string::npos, missing);
 }
+
+TEST_CASE("one TLS server connection serves clients on both workers in turn") {
+  // pool_size 1 and two workers: consecutive clients land on different workers, so the one
+  // server connection is handed from worker to worker with its TLS session.
+  PgmuxProcess px(test_env(), {.name = "tls-handover", .pool_size = 1, .mode = "transaction"});
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret"));
+  PgConn b(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  const std::string pid = a.query_value("SELECT pg_backend_pid()");
+  for (int i = 0; i < 50; ++i) {
+    PgConn& c = i % 2 == 0 ? a : b;
+    CHECK(c.query_value("SELECT pg_backend_pid()") == pid);
+    CHECK(server_side_ssl(c) == "t");
+  }
+  PgConn admin(px.conninfo("admin", "adminpass", "pgmux"));
+  REQUIRE(admin.ok());
+  const PgResult servers = admin.exec("SHOW SERVERS");
+  REQUIRE(servers.ok());
+  int app_servers = 0;
+  for (int r = 0; r < servers.rows(); ++r) app_servers += servers.value(r, 1) == "app" ? 1 : 0;
+  CHECK(app_servers == 1);
+}

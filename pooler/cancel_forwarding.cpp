@@ -1,0 +1,89 @@
+// Cancel requests: a client's CancelRequest goes to the server its key names right now, over
+// TLS when that database's server_tls_mode asks for it; refused ones are counted and logged.
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "pooler/runtime.hpp"
+#include "pooler/server_connection.hpp"
+#include "protocol/message_writer.hpp"
+
+namespace pgmux::pooler {
+
+awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
+  const auto lookup = cancels_.resolve(key);
+  if (!lookup.target) {
+    note_failed_cancel(key, lookup.miss);
+    co_return;
+  }
+  const auto& target = lookup.target;
+  const auto cfg = config();
+  const Endpoint& to = target->endpoint;
+  // The cancel travels like the connection it cancels: TLS as its database's server_tls_mode.
+  TlsMode tls_mode = TlsMode::disable;
+  const TlsContext* tls = nullptr;
+  for (const auto& [name, db] : cfg->databases) {
+    const bool serves = (db.primary.host == to.host && db.primary.port == to.port) ||
+                        std::any_of(db.replicas.begin(), db.replicas.end(), [&](const Endpoint& e) {
+                          return e.host == to.host && e.port == to.port;
+                        });
+    if (serves) {
+      tls_mode = db.server_tls.mode == TlsMode::allow ? TlsMode::prefer : db.server_tls.mode;
+      tls = db.server_tls_context.get();
+      break;
+    }
+  }
+  try {
+    co_await with_timeout(send_cancel(*target, tls_mode, tls),
+                          Millis(cfg->pool.server_connect_timeout_ms));
+    spdlog::info("cancel forwarded to backend pid {} at {}:{}", target->server_pid, to.host,
+                 to.port);
+  } catch (const std::exception& e) {
+    spdlog::warn("cancel to {}:{} failed: {}", to.host, to.port, e.what());
+  }
+}
+
+void Runtime::note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss) {
+  if (miss == CancelRegistry::Miss::idle) {
+    spdlog::debug("cancel request for idle client key {} dropped", key.pid);
+    return;
+  }
+  // A wrong secret, or a key no client holds: a late cancel of a client that just left, or
+  // someone guessing. Counted; logged at warning, at most five lines a second.
+  const std::uint64_t n = failed_cancels_.fetch_add(1, std::memory_order_relaxed) + 1;
+  {
+    std::lock_guard lock(cancel_warning_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - cancel_warning_window_ >= std::chrono::seconds(1)) {
+      cancel_warning_window_ = now;
+      cancel_warnings_in_window_ = 0;
+    }
+    if (++cancel_warnings_in_window_ > 5) return;
+  }
+  spdlog::warn("cancel request refused: {} for key {} ({} refused since start)",
+               miss == CancelRegistry::Miss::wrong_secret ? "wrong secret" : "no such key", key.pid,
+               n);
+}
+
+awaitable<void> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mode,
+                                     const TlsContext* tls) {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  Socket socket(*executor.target<asio::io_context::executor_type>());
+  auto eps = co_await resolver.async_resolve(target.endpoint.host,
+                                             std::to_string(target.endpoint.port), use_awaitable);
+  co_await asio::async_connect(socket, eps, use_awaitable);
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  Stream stream(std::move(socket));
+  co_await negotiate_server_tls(stream, tls_mode, tls, target.endpoint);
+  std::string msg;
+  protocol::append_cancel_request(msg, target.server_pid, target.server_secret);
+  co_await asio::async_write(stream, asio::buffer(msg), use_awaitable);
+  // PostgreSQL closes the connection once it has processed the request.
+  char byte;
+  co_await stream.async_read_some(asio::buffer(&byte, 1), as_result);
+  stream.close();
+}
+
+}  // namespace pgmux::pooler
