@@ -259,9 +259,26 @@ void ServerConnection::record_parameter(std::string_view name, std::string_view 
   auto it = params_.find(name);
   if (it == params_.end()) {
     params_.emplace(std::string(name), std::string(value));
-  } else {
+    differences_base_.reset();
+  } else if (it->second != value) {
     it->second.assign(value);
+    differences_base_.reset();
   }
+}
+
+const ParameterMap& ServerConnection::parameters_differing_from(
+    const std::shared_ptr<const ParameterMap>& base) {
+  if (differences_base_ == base && base != nullptr) return differences_;
+  differences_.clear();
+  for (const auto& [name, value] : params_) {
+    if (name == "in_hot_standby") continue;  // a standby's own business
+    const auto in_base = base ? base->find(name) : ParameterMap::const_iterator{};
+    if (!base || in_base == base->end() || in_base->second != value) {
+      differences_.emplace_hint(differences_.end(), name, value);
+    }
+  }
+  differences_base_ = base;
+  return differences_;
 }
 
 void ServerConnection::rebind(asio::io_context& io) {

@@ -91,6 +91,11 @@ class ServerConnection {
 
   FramedSocket& io() { return io_; }
   [[nodiscard]] const ParameterMap& parameters() const { return params_; }
+  // The reported parameters whose values differ from `base` (a pool's welcome parameters) or
+  // that `base` lacks, in_hot_standby left out. Kept until a parameter changes or another
+  // base is asked for, so a session compares its few own values, not every parameter, at
+  // each lease.
+  const ParameterMap& parameters_differing_from(const std::shared_ptr<const ParameterMap>& base);
   // Transaction pooling: the session settings pgmux has set here (name → value) and the
   // statements it has prepared here. A reset (DISCARD ALL) empties both.
   ParameterMap& applied_settings() { return applied_settings_; }
@@ -137,6 +142,8 @@ class ServerConnection {
   std::uint64_t id_;
   std::string label_;
   ParameterMap params_;
+  std::shared_ptr<const ParameterMap> differences_base_;  // null: differences_ is stale
+  ParameterMap differences_;
   ParameterMap applied_settings_;
   ServerStatements statements_;
   std::int32_t backend_pid_ = 0, backend_secret_ = 0;

@@ -1275,7 +1275,10 @@ awaitable<void> TransactionSession::retry_on_primary() {
 
 awaitable<void> TransactionSession::sync_settings() {
   ParameterMap& applied = lease_->applied_settings();
-  const std::string sql = build_settings_sync(wanted_, applied);
+  // Exact equality (names compared with case) is the common case and cheap; anything else
+  // goes through the case-insensitive comparison.
+  const std::string sql =
+      applied == wanted_ ? std::string() : build_settings_sync(wanted_, applied);
   if (!sql.empty()) {
     std::optional<ServerError> refused;
     try {
@@ -1296,7 +1299,11 @@ awaitable<void> TransactionSession::sync_settings() {
     applied = wanted_;
   }
   // Reported values that differ from what the client was told (ParameterStatus may arrive
-  // at any time).
+  // at any time). The client was told its pool's welcome parameters plus its own
+  // differences: when this server differs from the same welcome in exactly those, there is
+  // nothing to tell.
+  const auto& base = s_.told_client.base();
+  if (base && lease_->parameters_differing_from(base) == s_.told_client.own()) co_return;
   live_->out.clear();
   for (const auto& [name, value] : lease_->parameters()) {
     // The client sees one server: whether this one is a standby is pgmux's business.

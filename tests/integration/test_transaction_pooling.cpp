@@ -577,3 +577,70 @@ TEST_CASE("min_pool_size keeps that many server connections open") {
   std::this_thread::sleep_for(milliseconds(2500));
   CHECK(servers() == 3);  // topped up to the minimum, not beyond
 }
+
+TEST_CASE("each client keeps the ParameterStatus values it was told while sharing one server") {
+  // One server for three clients taking turns: pgmux tells each client only what differs from
+  // what that client was told before, whichever client used the server last.
+  PgmuxProcess px(test_env(), tx_options("tx-reported", 1));
+  INFO(px.log_tail());
+  PgConn a(px.conninfo("app", "secret", "app", "application_name=alpha"));
+  PgConn b(px.conninfo("app", "secret", "app", "application_name=beta"));
+  PgConn plain(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  REQUIRE_MESSAGE(plain.ok(), plain.error());
+  const std::string default_tz = plain.query_value("SHOW TimeZone");
+  a.run("SET TimeZone = 'Asia/Tokyo'");
+  auto reported = [](PgConn& c, const char* name) {
+    const char* value = PQparameterStatus(c.get(), name);
+    return std::string(value ? value : "(not reported)");
+  };
+  for (int round = 0; round < 5; ++round) {
+    CAPTURE(round);
+    CHECK(a.query_value("SELECT current_setting('application_name')") == "alpha");
+    CHECK(reported(a, "application_name") == "alpha");
+    CHECK(reported(a, "TimeZone") == "Asia/Tokyo");
+    CHECK(b.query_value("SELECT current_setting('TimeZone')") == default_tz);
+    CHECK(reported(b, "application_name") == "beta");
+    CHECK(reported(b, "TimeZone") == default_tz);
+    CHECK(plain.query_value("SELECT current_setting('application_name')") == "");
+    CHECK(reported(plain, "application_name") == "");
+    CHECK(reported(plain, "TimeZone") == default_tz);
+  }
+  // A change a client makes is reported to it, and to nobody else.
+  b.run("SET application_name = 'beta2'");
+  CHECK(reported(b, "application_name") == "beta2");
+  CHECK(a.query_value("SELECT 1") == "1");
+  CHECK(reported(a, "application_name") == "alpha");
+  CHECK(b.query_value("SELECT current_setting('application_name')") == "beta2");
+  CHECK(reported(b, "application_name") == "beta2");
+}
+
+TEST_CASE("a new server whose defaults differ from the pool's tells the client what changed") {
+  PgmuxProcess px(test_env(), tx_options("tx-new-defaults", 1));
+  INFO(px.log_tail());
+  PgConn direct = direct_primary("app", "secret");
+  REQUIRE_MESSAGE(direct.ok(), direct.error());
+  PgConn a(px.conninfo("app", "secret", "app", "application_name=alpha"));
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  const std::string first_pid = a.query_value("SELECT pg_backend_pid()");
+  REQUIRE(std::string(PQparameterStatus(a.get(), "DateStyle")) == "ISO, MDY");
+  // Servers connected from now on start with another DateStyle; the pool's one server is
+  // replaced by such a server.
+  direct.run("ALTER ROLE app SET DateStyle = 'German'");
+  struct ResetRole {
+    PgConn& c;
+    ~ResetRole() { c.run("ALTER ROLE app RESET DateStyle"); }
+  } reset_role{direct};
+  direct.run("SELECT pg_terminate_backend(" + first_pid + ")");
+  std::string pid = first_pid;
+  for (int i = 0; i < 50 && pid == first_pid; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    PgResult r = a.exec("SELECT pg_backend_pid()");  // the first may see the lost server
+    if (r.ok()) pid = r.value(0, 0);
+  }
+  REQUIRE(pid != first_pid);
+  CHECK(a.query_value("SHOW DateStyle") == "German, DMY");
+  CHECK(std::string(PQparameterStatus(a.get(), "DateStyle")) == "German, DMY");
+  CHECK(std::string(PQparameterStatus(a.get(), "application_name")) == "alpha");
+}

@@ -275,6 +275,19 @@ TEST_CASE("statement effects: accepted false positives") {
   });
 }
 
+TEST_CASE("statement effects: long queries past the scan's stack arena are scanned whole") {
+  // Words are kept on the stack up to a few kilobytes; beyond, the scan goes on on the heap.
+  std::string columns;
+  for (int i = 0; i < 2000; ++i) columns += (i ? ", c" : "c") + std::to_string(i);
+  check_cases({
+      {"SELECT " + columns + " INTO TEMP t FROM wide", false, kTemp},
+      {"SELECT " + columns + " FROM wide", false, kNone},
+  });
+  std::string many;
+  for (int i = 0; i < 500; ++i) many += "SELECT " + std::to_string(i) + ";";
+  check_cases({{many + "LISTEN late", false, kListen}, {many + "SET x = 1", true, kNone}});
+}
+
 TEST_CASE("pin reasons have readable names") {
   CHECK(std::string(to_string(PinReason::none)) == "none");
   CHECK(std::string(to_string(PinReason::listen)) == "LISTEN");
