@@ -34,12 +34,14 @@ start_pgmux() {
 read_write_split = \"on\""
   fi
   pgmux_port=$(free_port)
+  # Outside the here-document: inside it, bash would strip the default's quotes.
+  local extra=${pgmux_extra:-'server_tls_mode = "disable"'}
   cat > "$work/$name.toml" <<TOML
 [pgmux]
 listen_port = $pgmux_port
 workers = 1
 log_level = "warn"
-${pgmux_extra:-server_tls_mode = "disable"}
+$extra
 [pool]
 mode = "$mode"
 size = $pool
