@@ -42,11 +42,8 @@ class ByteBuffer {
   void release_if_drained() {
     if (start_ == end_) release();
   }
-  // Drops what is unread and gives the block back.
-  void discard() {
-    start_ = end_;
-    release();
-  }
+  // Drops what is unread and gives the block back (release() leaves the buffer empty).
+  void discard() { release(); }
   // The pool blocks are borrowed from (a connection moved to another worker takes its pool).
   void set_pool(BufferPool* pool);
 
