@@ -133,7 +133,8 @@ awaitable<void> Stream::handshake(bool as_server) {
 
 Stream::Want Stream::tls_step(bool writing, void* data, std::size_t size, std::size_t& n,
                               boost::system::error_code& ec) {
-  ERR_clear_error();
+  // SSL_get_error() needs an empty error queue; emptying an empty one costs a walk over it.
+  if (ERR_peek_error() != 0) ERR_clear_error();
   const int r = writing ? SSL_write_ex(ssl_, data, size, &n) : SSL_read_ex(ssl_, data, size, &n);
   if (r == 1) return Want::nothing;
   n = 0;
@@ -173,6 +174,10 @@ std::size_t Stream::write_some(asio::const_buffer b, boost::system::error_code& 
     ec = asio::error::would_block;
   }
   return n;
+}
+
+bool Stream::release_idle_buffers() {
+  return ssl_ == nullptr || SSL_free_buffers(ssl_) == 1;
 }
 
 void Stream::close() {
