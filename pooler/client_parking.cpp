@@ -70,9 +70,7 @@ int ClientSession::doze() {
     client_.stream().release_idle_buffers();
     return -1;
   }
-  if (phase_ == Phase::transaction_pooling) {
-    if (!transaction_ || !idle_between_requests(*transaction_)) return -1;
-  } else if (phase_ != Phase::session_first_request) {
+  if (phase_ != Phase::serving || !transaction_ || !idle_between_requests(*transaction_)) {
     return -1;
   }
   auto dormant = std::make_unique<Dormant>();
@@ -106,8 +104,8 @@ void ClientSession::wake_up() {
       IdleCarry carry = unpack(std::move(*dormant->carry));
       ParamList settings = std::move(carry.startup_settings);
       ReportedParameters told = std::move(carry.told_client);
-      start_transaction_pooling(*db_, *user_, Config::mode_for(*db_, *user_), std::move(settings),
-                                std::move(told), &carry);
+      start_pooling(*db_, *user_, Config::mode_for(*db_, *user_), std::move(settings),
+                    std::move(told), &carry);
     } catch (const std::exception& e) {
       spdlog::error("{} closing: cannot resume after dormancy: {}", label(), e.what());
       close();

@@ -8,7 +8,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "pooler/relay.hpp"
 #include "pooler/runtime.hpp"
 #include "protocol/message_writer.hpp"
 
@@ -68,7 +67,6 @@ void ClientSession::leave() {
   if (closed_) return;
   closed_ = true;
   transaction_.reset();  // its server goes back (or is discarded) before the client leaves
-  session_start_.reset();
   if (info_) {
     info_->alive = false;
     info_->pool->client_left();
@@ -86,11 +84,8 @@ awaitable<ClientTurn> ClientSession::turn(std::optional<boost::system::error_cod
       case Phase::login:
         outcome = co_await login_and_serve();
         break;
-      case Phase::transaction_pooling:
+      case Phase::serving:
         outcome = co_await serve_transaction_pooling(*transaction_, wake);
-        break;
-      case Phase::session_first_request:
-        outcome = co_await serve_session_pooling(wake);
         break;
     }
     if (outcome == ClientTurn::wait_for_client) {
@@ -174,7 +169,7 @@ awaitable<ServerLease> ClientSession::lease_server(Pool& pool) {
 awaitable<ClientTurn> ClientSession::serve_database(const DatabaseConfig& db,
                                                     const UserConfig& user) {
   StartupSettings wanted = collect_startup_settings(login_->startup);
-  if (!wanted.error.empty()) throw SessionError("08P01", wanted.error);
+  if (!wanted.error.empty()) throw SessionError(std::string(wanted.sqlstate), wanted.error);
   if (rt_.disabled(db.name)) {
     throw SessionError("57P03", "database \"" + db.name +
                                     "\" is disabled (DISABLE in the admin "
@@ -187,14 +182,8 @@ awaitable<ClientTurn> ClientSession::serve_database(const DatabaseConfig& db,
   ReportedParameters told = co_await send_welcome(wanted.settings);
   login_.reset();  // what is left of the startup packet is in `wanted`
   client_.release_frame();
-  if (mode != PoolMode::session) {
-    start_transaction_pooling(db, user, mode, std::move(wanted.settings), std::move(told));
-    co_return co_await serve_transaction_pooling(*transaction_, std::nullopt);
-  }
-  session_start_ = std::make_unique<std::pair<ParamList, ReportedParameters>>(
-      std::move(wanted.settings), std::move(told));
-  phase_ = Phase::session_first_request;
-  co_return co_await serve_session_pooling(std::nullopt);
+  start_pooling(db, user, mode, std::move(wanted.settings), std::move(told));
+  co_return co_await serve_transaction_pooling(*transaction_, std::nullopt);
 }
 
 void ClientSession::join_pool(const DatabaseConfig& db, const UserConfig& user, PoolMode mode,
@@ -256,9 +245,8 @@ awaitable<ReportedParameters> ClientSession::send_welcome(const ParamList& setti
   co_return welcome;
 }
 
-void ClientSession::start_transaction_pooling(const DatabaseConfig& db, const UserConfig& user,
-                                              PoolMode mode, ParamList settings,
-                                              ReportedParameters told, IdleCarry* rest) {
+void ClientSession::start_pooling(const DatabaseConfig& db, const UserConfig& user, PoolMode mode,
+                                  ParamList settings, ReportedParameters told, IdleCarry* rest) {
   TransactionSessionSetup setup{.rt = rt_,
                                 .worker = worker_,
                                 .config = *config_,
@@ -269,13 +257,18 @@ void ClientSession::start_transaction_pooling(const DatabaseConfig& db, const Us
                                 .startup_settings = std::move(settings),
                                 .told_client = std::move(told),
                                 .statement_mode = mode == PoolMode::statement,
+                                .session_pooling = mode == PoolMode::session,
                                 .rules = Config::rules_for(db, user),
                                 .balancing = db.routing.load_balancing,
                                 .read_your_writes = db.routing.read_your_writes,
                                 .causal_wait = Millis(db.routing.causal_wait_ms),
                                 .on_no_replica_error = db.routing.on_no_replica_error,
                                 .info = info_.get()};
-  if (db.target == router::Target::replica) {
+  if (mode == PoolMode::session) {
+    // The whole session on the server of info_->pool (a replica's, for a replica alias: see
+    // join_pool()): nothing to route.
+    setup.rules.read_write_split = false;
+  } else if (db.target == router::Target::replica) {
     setup.rules.read_write_split = true;  // an alias for the replicas: reads go there
     setup.startup_settings.emplace_back("pgmux.target", "replica");
   }
@@ -287,7 +280,7 @@ void ClientSession::start_transaction_pooling(const DatabaseConfig& db, const Us
   }
   transaction_ = rest != nullptr ? make_transaction_session(std::move(setup), std::move(*rest))
                                  : make_transaction_session(std::move(setup));
-  phase_ = Phase::transaction_pooling;
+  phase_ = Phase::serving;
 }
 
 }  // namespace pgmux::pooler

@@ -2,8 +2,9 @@
 // server, relaying, and handing the server back clean. The session is a heap object served in
 // turns: a turn is a coroutine that runs while the client has something to do, and between
 // turns the session is parked in one readiness wait on its socket, holding no coroutine frame
-// and no buffer. Login is in client_login.cpp, session pooling in session_pooling.cpp, the
-// rest in client_session.cpp.
+// and no buffer. Both pooling modes run the same engine (transaction_pooling.hpp: session
+// pooling is transaction pooling that keeps its server). Login is in client_login.cpp,
+// parking and dormancy in client_parking.cpp, the rest in client_session.cpp.
 #pragma once
 
 #include <memory>
@@ -14,7 +15,6 @@
 #include "pooler/cancel_registry.hpp"
 #include "pooler/config.hpp"
 #include "pooler/net/framed_socket.hpp"
-#include "pooler/relay.hpp"
 #include "pooler/session/dormant_clients.hpp"
 #include "pooler/startup_params.hpp"
 #include "pooler/transaction_pooling.hpp"
@@ -72,7 +72,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
 
  private:
   // Where a parked session goes on when its client speaks.
-  enum class Phase : std::uint8_t { login, transaction_pooling, session_first_request };
+  enum class Phase : std::uint8_t { login, serving };
 
   // --- login (client_login.cpp) ---
   awaitable<ClientTurn> login_and_serve();
@@ -105,16 +105,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   // Sends what PostgreSQL sends after authentication: ParameterStatus, BackendKeyData,
   // ReadyForQuery. Returns what the client was told.
   awaitable<ReportedParameters> send_welcome(const ParamList& settings);
-  // With `rest`, the session as a dormant client left it.
-  void start_transaction_pooling(const DatabaseConfig& db, const UserConfig& user, PoolMode mode,
-                                 ParamList settings, ReportedParameters told,
-                                 IdleCarry* rest = nullptr);
-  // --- session pooling (session_pooling.cpp) ---
-  awaitable<ClientTurn> serve_session_pooling(std::optional<boost::system::error_code> wake);
-  awaitable<void> finish_session(ServerLease& lease, RelayEnd end, RelayState& st);
+  // Builds the pooling engine for the client's mode; with `rest`, the session as a dormant
+  // client left it.
+  void start_pooling(const DatabaseConfig& db, const UserConfig& user, PoolMode mode,
+                     ParamList settings, ReportedParameters told, IdleCarry* rest = nullptr);
   awaitable<ServerLease> lease_server(Pool& pool);
-  awaitable<void> apply_settings(ServerLease& lease, const ParamList& settings,
-                                 const ReportedParameters& announced);
   awaitable<void> send_error(std::string_view severity, std::string_view sqlstate,
                              std::string_view message);
   // After a fatal error: discards the client's input for a bounded time, so that the error
@@ -141,11 +136,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   Phase phase_ = Phase::login;
   bool admitted_ = false;  // counted against max_client_conn
   bool closed_ = false;
-  std::shared_ptr<ClientInfo> info_;  // SHOW CLIENTS entry while logged in to a database
-  TransactionSessionPtr transaction_;
-  // Session pooling: what the client asked for at startup and was told, until its first
-  // request takes a server.
-  std::unique_ptr<std::pair<ParamList, ReportedParameters>> session_start_;
+  std::shared_ptr<ClientInfo> info_;   // SHOW CLIENTS entry while logged in to a database
+  TransactionSessionPtr transaction_;  // the pooling engine, once logged in
   // A user from auth_query: what user_ points to when it is not in *config_.
   std::shared_ptr<const UserConfig> looked_up_user_;
   // The database and user the client logged in to (in *config_).

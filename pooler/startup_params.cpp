@@ -80,6 +80,15 @@ StartupSettings collect_startup_settings(const ParamList& startup) {
       }
     }
   }
+  // Refused at login as PostgreSQL refuses it; a name that passes is also safe to quote into
+  // the set_config() calls that apply it on a server.
+  for (const auto& [name, value] : out.settings) {
+    if (!is_guc_name(name)) {
+      out.sqlstate = "42602";
+      out.error = "invalid configuration parameter name \"" + name + "\"";
+      return out;
+    }
+  }
   return out;
 }
 
@@ -92,25 +101,6 @@ std::string quote_literal(std::string_view value) {
   q.push_back('\'');
   // A backslash in a standard string is literal; E'' is not needed.
   return q;
-}
-
-SetBatch build_set_batch(const ParamList& settings, const ParameterMap& server) {
-  // set_config() takes the value as the raw string a startup option carries, so list-valued
-  // settings ("-c search_path=a,b") mean what they mean to PostgreSQL; SET would need each
-  // list element quoted separately.
-  SetBatch batch;
-  for (const auto& [name, value] : settings) {
-    if (!is_guc_name(name)) {
-      batch.error = "invalid configuration parameter name \"" + name + "\"";
-      return batch;
-    }
-    auto it = server.find(name);
-    if (it != server.end() && it->second == value) continue;
-    batch.sql += batch.sql.empty() ? "SELECT " : ", ";
-    batch.sql +=
-        "pg_catalog.set_config(" + quote_literal(name) + ", " + quote_literal(value) + ", false)";
-  }
-  return batch;
 }
 
 std::string build_settings_sync(const ParameterMap& wanted, const ParameterMap& applied) {

@@ -20,26 +20,19 @@ using ParamList = std::vector<std::pair<std::string, std::string>>;
 // for options pgmux cannot honour (anything but -c / --name=value).
 struct StartupSettings {
   ParamList settings;
-  std::string error;  // non-empty: reject the client with 08P01 and this text
+  std::string error;                    // non-empty: reject the client with this text
+  std::string_view sqlstate = "08P01";  // and this SQLSTATE
 };
 [[nodiscard]] StartupSettings collect_startup_settings(const ParamList& startup);
 
 // Splits an `options` value the way PostgreSQL does: whitespace separates, backslash escapes.
 [[nodiscard]] std::vector<std::string> split_options(std::string_view options);
 
-// One "SELECT set_config('name', 'value', false), …" for the settings whose value differs from
-// what the server reported (settings the server does not report are always sent). Empty when
-// nothing differs. Names must be GUC-shaped ([A-Za-z0-9_.]); others produce an error instead.
-struct SetBatch {
-  std::string sql;
-  std::string error;
-};
-[[nodiscard]] SetBatch build_set_batch(const ParamList& settings, const ParameterMap& server);
-
-// Transaction pooling: the one statement that turns the session settings a server has
+// The one statement that turns the session settings a server has
 // (`applied`: what pgmux set there) into the ones a client wants: set_config for each value
 // that differs, set_config(name, NULL) (a reset to the default) for each setting the client
-// does not have. Empty when they agree. Names must be GUC-shaped; others are skipped.
+// does not have. Empty when they agree. Names must be GUC-shaped (collect_startup_settings
+// refuses others); others are skipped.
 [[nodiscard]] std::string build_settings_sync(const ParameterMap& wanted,
                                               const ParameterMap& applied);
 

@@ -126,6 +126,13 @@ class TransactionSession {
   // next candidate (or the primary) used, so the client sees no error for it.
   awaitable<ServerLease> lease_for(router::Decision where);
   awaitable<void> sync_settings();
+  // ParameterStatus for what the server reports differently from what the client was told:
+  // written now, or, `before_held_rfq`, appended to live_->out ahead of the held
+  // ReadyForQuery.
+  awaitable<void> tell_client_parameters(bool before_held_rfq);
+  // A kept server whose session settings no longer match the client's (a RESET or DISCARD ALL
+  // of a startup setting) gets them back, as PostgreSQL resets to the startup value.
+  awaitable<void> restore_startup_settings();
   // --- routing ---
   struct FrontRoute {
     router::Decision decision;
@@ -137,6 +144,8 @@ class TransactionSession {
   // whole.
   std::optional<FrontRoute> route_front();
   [[nodiscard]] bool routing() const { return !s_.replica_pools.empty(); }
+  // The server stays with the client between transactions: session pooling, or a pin.
+  [[nodiscard]] bool keeps_server() const { return s_.session_pooling || pin_ != PinReason::none; }
   bool apply_target(std::string_view value);
   // The SQL text a Query, Parse or Bind (of a named statement) runs; nullopt for others.
   std::optional<std::string_view> request_sql(char tag, std::string_view body) const;
@@ -322,7 +331,12 @@ struct TransactionSession::ClientInspector {
   }
 
   // A Bind is offered by its head when large: its parameters stream through at any size.
-  [[nodiscard]] bool head_only(char tag) const { return tag == pr::fe::kBind; }
+  // Session pooling relays a Query or Parse of any size too, as PostgreSQL takes it: it routes
+  // nothing, and the effects of one too large to read whole are assumed (on_frame()).
+  [[nodiscard]] bool head_only(char tag) const {
+    return tag == pr::fe::kBind ||
+           (t.s_.session_pooling && (tag == pr::fe::kQuery || tag == pr::fe::kParse));
+  }
 
   bool on_frame(char tag, std::string_view body, std::size_t length) {
     // On a replica, each request is routed on its own: a write must not follow a read there.
@@ -351,6 +365,10 @@ struct TransactionSession::ClientInspector {
     if (tag == pr::fe::kSync || tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall) {
       ++t.requests_on_lease_;
       t.meter_.request_sent(nothing_pending);
+    }
+    if (body.size() < length && tag != pr::fe::kBind) {
+      t.settings_changed_ = true;  // whatever it set is read back after the transaction
+      return true;
     }
     switch (tag) {
       case pr::fe::kQuery:
@@ -430,6 +448,7 @@ struct TransactionSession::ClientInspector {
       t.lease_->statements().clear();
     }
     if (fx.pin == PinReason::none || t.pin_ != PinReason::none) return false;
+    if (t.s_.session_pooling) return false;  // the client has its server for good already
     if (t.s_.config.pool.pin_session_state == PinPolicy::error) {
       t.meter_.pin_refused();
       return true;
@@ -489,6 +508,13 @@ struct TransactionSession::ClientInspector {
       end_edit(body);
       t.lease_->statements().erase(server_name);
       t.erase_statement(fx.deallocate_name);
+      return;
+    }
+    if (t.s_.session_pooling) {
+      // The client's server is its own: its statement keeps its name there (visible in
+      // pg_prepared_statements, as without a pooler), and Bind, Describe and Close of it
+      // pass through untouched.
+      apply_effects(fx);
       return;
     }
     auto def = t.statements().define(p->name, body, fx);
@@ -776,7 +802,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
       const bool mid_frame = client_scanner_.mid_frame();
       if (buf.size() > 0 && (mid_frame || buf.size() >= pr::kTaggedHeaderSize)) {
         if (!mid_frame && buf.unread()[0] == pr::fe::kTerminate && !lease_) break;
-        if (!mid_frame && !lease_ && !server_loop_running_ && !internal_) {
+        if (!mid_frame && !lease_ && !server_loop_running_ && !internal_ && !s_.session_pooling) {
           if (const std::size_t used = co_await answer_without_server(); used > 0) {
             buf.consume(used);
             continue;
@@ -1298,13 +1324,17 @@ awaitable<void> TransactionSession::sync_settings() {
     }
     applied = wanted_;
   }
+  co_await tell_client_parameters(false);
+}
+
+awaitable<void> TransactionSession::tell_client_parameters(bool before_held_rfq) {
   // Reported values that differ from what the client was told (ParameterStatus may arrive
   // at any time). The client was told its pool's welcome parameters plus its own
   // differences: when this server differs from the same welcome in exactly those, there is
   // nothing to tell.
   const auto& base = s_.told_client.base();
   if (base && lease_->parameters_differing_from(base) == s_.told_client.own()) co_return;
-  live_->out.clear();
+  if (!before_held_rfq) live_->out.clear();
   for (const auto& [name, value] : lease_->parameters()) {
     // The client sees one server: whether this one is a standby is pgmux's business.
     if (name == "in_hot_standby") continue;
@@ -1314,7 +1344,19 @@ awaitable<void> TransactionSession::sync_settings() {
       s_.told_client.set(name, value);
     }
   }
-  if (!live_->out.empty()) co_await write_client(live_->out);
+  if (!before_held_rfq && !live_->out.empty()) co_await write_client(live_->out);
+}
+
+awaitable<void> TransactionSession::restore_startup_settings() {
+  ParameterMap& applied = lease_->applied_settings();
+  const std::string sql = build_settings_sync(wanted_, applied);
+  if (sql.empty()) co_return;
+  co_await lease_->simple_query(sql);  // a refusal fails the server: it accepted these before
+  lease_->io().release_frame();
+  applied = wanted_;
+  // The RESET's ParameterStatus told the client the server's default; the startup value
+  // follows it (before a held ReadyForQuery, if any).
+  co_await tell_client_parameters(rfq_held_);
 }
 
 awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr<void> owner) {
@@ -1471,6 +1513,7 @@ awaitable<bool> TransactionSession::finish_transaction() {
       // it would on a server the client had logged in to with it.
       for (const auto& [name, value] : s_.startup_settings) now.try_emplace(name, value);
       wanted_ = std::move(now);
+      if (keeps_server()) co_await restore_startup_settings();
     }
     if (rfq_held_) co_await record_write_position();
     if (routing() && lease_target_ < 0 && s_.routing->begin_catalog_load()) {
@@ -1523,7 +1566,7 @@ awaitable<bool> TransactionSession::finish_transaction() {
     co_return true;  // the client loop discards the server
   }
   // Bytes the server sent after the ReadyForQuery (a late notice) belong to this client.
-  if (pin_ != PinReason::none || !quiescent() || lease_->tx_status() != 'I' ||
+  if (keeps_server() || !quiescent() || lease_->tx_status() != 'I' ||
       lease_->io().buffer().size() > 0) {
     co_return false;
   }
@@ -1560,10 +1603,10 @@ awaitable<void> TransactionSession::cleanup_after_client() {
     co_return;
   }
   try {
-    // A transaction left open is rolled back; session-only state (the pinned client's) goes
-    // with a full reset.
+    // A transaction left open is rolled back; session-only state (a session-pooled or pinned
+    // client's) goes with a full reset.
     if (lease_->tx_status() != 'I') co_await lease_->simple_query("ROLLBACK");
-    if (pin_ != PinReason::none) co_await lease_->reset(s_.config.pool.server_reset_query);
+    if (keeps_server()) co_await lease_->reset(s_.config.pool.server_reset_query);
     lease_->io().release_frame();
     if (lease_->tx_status() != 'I') throw ServerError("08P01", "server not idle after ROLLBACK");
     lease_.give_back();

@@ -1,8 +1,10 @@
-// Transaction pooling for one client: a server connection is leased when the client sends a
-// request and handed back at the first ReadyForQuery that leaves it quiescent (Idle, every
-// Query/Sync answered, no open extended batch, no COPY), unless the client took session-only
-// state. Session settings and named prepared statements follow the client from server to
-// server.
+// The pooling engine of one client, for every pool mode. Transaction pooling: a server
+// connection is leased when the client sends a request and handed back at the first
+// ReadyForQuery that leaves it quiescent (Idle, every Query/Sync answered, no open extended
+// batch, no COPY), unless the client took session-only state. Session settings and named
+// prepared statements follow the client from server to server. Session pooling is the same
+// engine keeping its first server until the client leaves; statement pooling refuses
+// transaction blocks.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +46,9 @@ struct TransactionSessionSetup {
   ParamList startup_settings;      // the client's own settings from its startup packet
   ReportedParameters told_client;  // the ParameterStatus values the client was given
   bool statement_mode = false;     // refuse multi-statement transactions (mode = "statement")
+  // Session pooling: the first request's server stays until the client leaves (no routing:
+  // `pool` serves everything), with the same inspection as transaction pooling.
+  bool session_pooling = false;
   // Read/write routing: one pool per replica (empty when read_write_split is off).
   std::shared_ptr<DatabaseRouting> routing;
   std::vector<std::shared_ptr<Pool>> replica_pools;

@@ -16,6 +16,9 @@ inline constexpr std::size_t kTaggedHeaderSize = 5;
 inline constexpr std::size_t kDefaultMaxMessageSize = 64 * 1024 * 1024;
 // PostgreSQL's MAX_STARTUP_PACKET_LENGTH: the body of a startup-phase packet, before login.
 inline constexpr std::size_t kMaxStartupPacketBody = 10000;
+// The largest message body PostgreSQL accepts at all (PQ_LARGE_MESSAGE_LIMIT, MaxAllocSize - 1):
+// longer frames are refused even where pgmux streams a frame through.
+inline constexpr std::size_t kMaxPostgresMessageBody = 0x3fffffffU - 1;
 // Password, SASLInitialResponse and SASLResponse bodies before login: far above any real
 // SCRAM, MD5 or cleartext message, small enough that a client that never finishes one holds
 // next to nothing.

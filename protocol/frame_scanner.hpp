@@ -26,7 +26,8 @@ struct ScanResult {
 //        scan() call (if any) offers it again.
 //   optional: bool head_only(char tag)  — for a needs_body frame: when its body is larger than
 //        kMaxHead, offer only its first kMaxHead bytes (`body` shorter than `length`) and
-//        forward the rest as it arrives, like a frame whose body is not needed. For messages
+//        forward the rest as it arrives, like a frame whose body is not needed (up to
+//        PostgreSQL's own limit, kMaxPostgresMessageBody: longer is too_large). For messages
 //        whose interesting part is at the front (Bind: portal and statement names) and whose
 //        size a client chooses (its parameters).
 class FrameScanner {
@@ -54,6 +55,9 @@ class FrameScanner {
         if constexpr (requires { inspector.head_only(tag); }) {
           const std::size_t head_limit = std::min(kMaxHead, max_inspected_size_);
           if (body_len > head_limit && inspector.head_only(tag)) {
+            if (body_len > kMaxPostgresMessageBody) {
+              return {.forwardable = pos, .error = FrameError::too_large};
+            }
             if (buf.size() - pos - kTaggedHeaderSize < head_limit) break;  // hold the head
             const std::string_view head = buf.substr(pos + kTaggedHeaderSize, head_limit);
             if (!inspector.on_frame(tag, head, body_len)) break;

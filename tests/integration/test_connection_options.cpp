@@ -71,6 +71,48 @@ TEST_CASE("a list-valued startup option (-c search_path=a,b) means what it means
   }
 }
 
+TEST_CASE("RESET, RESET ALL and DISCARD ALL return startup settings to their startup values") {
+  const std::string options = "options='-c datestyle=SQL,DMY -c search_path=it_start'";
+  PgConn direct("host=127.0.0.1 port=" + std::to_string(test_env().cluster().primary_port()) +
+                " user=app password=secret dbname=app sslmode=disable connect_timeout=10 " +
+                options);
+  REQUIRE_MESSAGE(direct.ok(), direct.error());
+  for (const char* mode : {"session", "transaction"}) {
+    CAPTURE(mode);
+    PgmuxProcess px(test_env(), {.name = std::string("reset-") + mode, .mode = mode});
+    INFO(px.log_tail());
+    PgConn pooled(px.conninfo("app", "secret", "app", options));
+    REQUIRE_MESSAGE(pooled.ok(), pooled.error());
+    // Each step, then what the session shows and was last told (ParameterStatus), compared
+    // with the same steps on a direct connection.
+    for (const char* step :
+         {"SET datestyle = ISO", "RESET datestyle", "SET datestyle = German", "RESET ALL",
+          "SET datestyle = Postgres; SET search_path = other", "DISCARD ALL"}) {
+      CAPTURE(step);
+      REQUIRE(direct.exec(step).ok());
+      const PgResult r = pooled.exec(step);
+      REQUIRE_MESSAGE(r.ok(), r.describe());
+      const std::string want_style = direct.query_value("SHOW datestyle");
+      CHECK(pooled.query_value("SHOW datestyle") == want_style);
+      CHECK(pooled.query_value("SHOW search_path") == direct.query_value("SHOW search_path"));
+      const char* told = PQparameterStatus(pooled.get(), "DateStyle");
+      CHECK(std::string(told != nullptr ? told : "(none)") == want_style);
+    }
+    CHECK(pooled.query_value("SHOW datestyle") == "SQL, DMY");
+  }
+}
+
+TEST_CASE("a startup option whose name is not a setting name is refused at login (42602)") {
+  PgmuxProcess px(test_env(), {.name = "badname", .mode = "session"});
+  INFO(px.log_tail());
+  PgConn bad(px.conninfo("app", "secret", "app", "options='-c a;b=1'"));
+  CHECK_FALSE(bad.ok());
+  CHECK_MESSAGE(bad.error().find("invalid configuration parameter name") != std::string::npos,
+                bad.error());
+  PgConn after(px.conninfo("app", "secret"));
+  CHECK_MESSAGE(after.ok(), after.error());
+}
+
 TEST_CASE("sslmode=prefer falls back to plain text; sslmode=require fails cleanly") {
   PgmuxProcess px(test_env(), {.name = "ssl"});
   INFO(px.log_tail());

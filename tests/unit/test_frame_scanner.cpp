@@ -142,3 +142,18 @@ TEST_CASE("a large head-only frame is offered by its head and streams past any s
     CHECK(rec.seen[1].second == std::string("\0s\0xy", 5));  // a small one is seen whole
   }
 }
+
+TEST_CASE("a head-only frame longer than PostgreSQL accepts is refused at its header") {
+  FrameScanner s(FrameScanner::kMaxHead);
+  HeadRecorder rec;
+  rec.inspect = "B";
+  // What PostgreSQL would still take waits for its head; one byte more is refused at once,
+  // rather than waited for.
+  const std::string largest = "B" + be32(4 + kMaxPostgresMessageBody) + "portal";
+  CHECK(s.scan(largest, rec).error == FrameError::none);
+  CHECK(rec.seen.empty());
+  const std::string over = "B" + be32(4 + kMaxPostgresMessageBody + 1) + "portal";
+  const auto r = s.scan(frame('S', "") + over, rec);
+  CHECK(r.error == FrameError::too_large);
+  CHECK(r.forwardable == frame('S', "").size());
+}

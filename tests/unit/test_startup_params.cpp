@@ -34,33 +34,21 @@ TEST_CASE("unsupported options and replication connections are refused") {
   CHECK(collect_startup_settings({{"replication", "false"}}).error.empty());
 }
 
-TEST_CASE("the SET batch skips values the server already has, case-insensitively") {
-  ParameterMap server;
-  server["DateStyle"] = "ISO, MDY";
-  server["application_name"] = "";
-  server["client_encoding"] = "UTF8";
-  const ParamList wanted = {{"datestyle", "ISO, MDY"},
-                            {"client_encoding", "UTF8"},
-                            {"application_name", "it's"},
-                            {"search_path", "s1"}};
-  const auto b = build_set_batch(wanted, server);
-  CHECK(b.error.empty());
-  CHECK(b.sql ==
-        "SELECT pg_catalog.set_config('application_name', 'it''s', false), "
-        "pg_catalog.set_config('search_path', 's1', false)");
-  CHECK(build_set_batch({{"DateStyle", "ISO, MDY"}}, server).sql.empty());
+TEST_CASE("startup settings whose names are not GUC-shaped are refused as PostgreSQL does") {
+  const auto s = collect_startup_settings({{"options", "-c a;drop_table_x=1"}});
+  CHECK(s.error == "invalid configuration parameter name \"a;drop_table_x\"");
+  CHECK(s.sqlstate == "42602");
+  CHECK(collect_startup_settings({{"bad name", "1"}}).sqlstate == "42602");
+  CHECK(collect_startup_settings({{"options", "-c work-mem=4MB"}}).error.empty());
+  CHECK(collect_startup_settings({{"options", "-d 5"}}).sqlstate == "08P01");
+  CHECK(quote_literal("a'b") == "'a''b'");
 }
 
 TEST_CASE("list values pass through as one raw string, as a startup option would") {
-  const auto b = build_set_batch({{"search_path", "pg_catalog,public"}}, {});
-  CHECK(b.sql == "SELECT pg_catalog.set_config('search_path', 'pg_catalog,public', false)");
-}
-
-TEST_CASE("names that are not GUC-shaped cannot inject SQL") {
-  const auto b = build_set_batch({{"a; drop table x; --", "1"}}, {});
-  CHECK(b.sql.empty());
-  CHECK_FALSE(b.error.empty());
-  CHECK(quote_literal("a'b") == "'a''b'");
+  ParameterMap wanted;
+  wanted["search_path"] = "pg_catalog,public";
+  CHECK(build_settings_sync(wanted, {}) ==
+        "SELECT pg_catalog.set_config('search_path', 'pg_catalog,public', false)");
 }
 
 TEST_CASE("settings sync is empty when the server already has the client's settings") {
