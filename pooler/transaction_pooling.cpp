@@ -33,6 +33,18 @@ namespace {
 // Larger Queries sent to a replica are not kept for the 25006 retry.
 constexpr std::size_t kMaxRetryQuery = 64 * 1024;
 
+// Whether "deallocate" appears in `sql` in any case: a cheap test before lexing it.
+bool mentions_deallocate(std::string_view sql) {
+  static constexpr std::string_view kWord = "deallocate";
+  for (std::size_t i = 0; i + kWord.size() <= sql.size(); ++i) {
+    if ((sql[i] | 0x20) != 'd') continue;
+    std::size_t k = 1;
+    while (k < kWord.size() && (sql[i + k] | 0x20) == kWord[k]) ++k;
+    if (k == kWord.size()) return true;
+  }
+  return false;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
@@ -366,8 +378,10 @@ struct TransactionSession::ClientInspector {
       ++t.requests_on_lease_;
       t.meter_.request_sent(nothing_pending);
     }
-    if (body.size() < length && tag != pr::fe::kBind) {
-      t.settings_changed_ = true;  // whatever it set is read back after the transaction
+    if ((tag == pr::fe::kQuery || tag == pr::fe::kParse) && body.size() < length) {
+      // Only the head of one too large to hold (session pooling): whatever it set is read
+      // back after the transaction.
+      t.settings_changed_ = true;
       return true;
     }
     switch (tag) {
@@ -965,8 +979,11 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
       co_await write_client(live_->out);
       co_return next;
     } else if (tag == pr::fe::kQuery && steps.empty()) {
+      // Only DEALLOCATE of a statement the client has is answered here: most Queries are not
+      // worth lexing twice (the inspector lexes each once).
+      if (!statements_ || statements_->size() == 0) co_return 0;
       auto sql = pr::decode_query(body);
-      if (!sql) co_return 0;
+      if (!sql || !mentions_deallocate(*sql)) co_return 0;
       const StatementEffects fx = scan_statement_effects(*sql);
       if (fx.deallocate_name.empty() || !erase_statement(fx.deallocate_name)) co_return 0;
       pr::append_command_complete(live_->out, "DEALLOCATE");

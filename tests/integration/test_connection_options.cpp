@@ -102,6 +102,31 @@ TEST_CASE("RESET, RESET ALL and DISCARD ALL return startup settings to their sta
   }
 }
 
+TEST_CASE("statements that change no setting cost no settings read-back on the server") {
+  PgConn direct("host=127.0.0.1 port=" + std::to_string(test_env().cluster().primary_port()) +
+                " user=app password=secret dbname=app sslmode=disable connect_timeout=10");
+  REQUIRE_MESSAGE(direct.ok(), direct.error());
+  for (const char* mode : {"session", "transaction"}) {
+    CAPTURE(mode);
+    PgmuxProcess px(test_env(), {.name = std::string("quiet-") + mode, .mode = mode});
+    INFO(px.log_tail());
+    PgConn c(px.conninfo("app", "secret", "app", "application_name=it_quiet"));
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    // The last statement the client's server backend ran is the client's own, whatever the
+    // protocol: pgmux read nothing back after it.
+    const std::string last =
+        "SELECT query FROM pg_stat_activity WHERE application_name = 'it_quiet'";
+    const PgResult extended = c.exec_params("SELECT $1::int + 1", {"6"});
+    REQUIRE_MESSAGE(extended.ok(), extended.describe());
+    CHECK(direct.query_value(last) == "SELECT $1::int + 1");
+    CHECK(c.query_value("SELECT 'simple'") == "simple");
+    CHECK(direct.query_value(last) == "SELECT 'simple'");
+    // A SET is read back (the settings follow the client to its next server).
+    c.run("SET work_mem = '5MB'");
+    CHECK(direct.query_value(last).find("current_setting") != std::string::npos);
+  }
+}
+
 TEST_CASE("a startup option whose name is not a setting name is refused at login (42602)") {
   PgmuxProcess px(test_env(), {.name = "badname", .mode = "session"});
   INFO(px.log_tail());
