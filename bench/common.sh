@@ -23,8 +23,9 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker: compare per
-# core). "routed": the replica is configured and reads go to it. $pgmux_bin (default: this
+# start_pgmux NAME MODE POOL [routed] → sets pgmux_port/pgmux_pid (one worker, to compare per
+# core, unless $pgmux_workers says otherwise). "routed": the replica is configured and reads
+# go to it. $pgmux_bin (default: this
 # checkout's build) is the binary started; $pgmux_extra is added to [pgmux] (e.g. TLS keys;
 # default: server TLS off, as PgBouncer's below, so that the plain-text figures stay plain).
 start_pgmux() {
@@ -39,7 +40,7 @@ read_write_split = \"on\""
   cat > "$work/$name.toml" <<TOML
 [pgmux]
 listen_port = $pgmux_port
-workers = 1
+workers = ${pgmux_workers:-1}
 log_level = "warn"
 $extra
 [pool]
