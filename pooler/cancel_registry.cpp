@@ -1,28 +1,32 @@
 // Cancel-key issue and lookup.
 #include "pooler/cancel_registry.hpp"
 
+#include <array>
+#include <utility>
+
 #include <openssl/rand.h>
 
 namespace pgmux::pooler {
 
 namespace {
-// A random non-negative 31-bit value. Never a constant: without randomness a cancel key would
-// be guessable, so a failing random source is an error (start-up checks it works).
-std::int32_t random_int32() {
-  std::uint32_t v = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) {
+// Two random non-negative 31-bit values from one call (each call into OpenSSL's generator
+// costs more than the bytes). Never a constant: without randomness a cancel key would be
+// guessable, so a failing random source is an error (start-up checks it works).
+std::pair<std::int32_t, std::int32_t> random_int32_pair() {
+  std::array<std::uint32_t, 2> v{};
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(v.data()), sizeof v) != 1) {
     throw std::runtime_error("the random number generator failed (RAND_bytes)");
   }
-  return static_cast<std::int32_t>(v & 0x7fffffff);
+  return {static_cast<std::int32_t>(v[0] & 0x7fffffff),
+          static_cast<std::int32_t>(v[1] & 0x7fffffff)};
 }
 }  // namespace
 
 CancelKey CancelRegistry::register_client() {
   // Both halves random: a sequential process id would tell an attacker which keys exist and
   // leave only the secret to guess.
-  const std::int32_t secret = random_int32();
   for (;;) {
-    const std::int32_t pid = random_int32();
+    const auto [pid, secret] = random_int32_pair();
     if (pid == 0) continue;
     std::lock_guard lock(mutex_);
     if (entries_.try_emplace(pid, Entry{.secret = secret}).second) return {pid, secret};

@@ -4,14 +4,16 @@
 #include "protocol/scram.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <initializer_list>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <vector>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 namespace pgmux::protocol {
@@ -39,23 +41,49 @@ std::string_view as_view(const ScramKey& key) {
   return {reinterpret_cast<const char*>(key.data()), key.size()};
 }
 
-ScramKey sha256(const ScramKey& data) {
+// SHA-256 fetched from the default provider once, and never changed after: the implicit fetch
+// behind EVP_sha256() and HMAC() costs several times the hashing of a login's short messages.
+const EVP_MD* sha256_algorithm() {
+  static const EVP_MD* const md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (fetched == nullptr) throw std::runtime_error("SHA-256 is not available from OpenSSL");
+    return fetched;
+  }();
+  return md;
+}
+
+// SHA-256 of the parts, concatenated.
+ScramKey sha256_of(std::initializer_list<std::string_view> parts) {
+  const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                    &EVP_MD_CTX_free);
   ScramKey out{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1) {
+  bool ok = ctx && EVP_DigestInit_ex2(ctx.get(), sha256_algorithm(), nullptr) == 1;
+  for (std::string_view part : parts) {
+    ok = ok && EVP_DigestUpdate(ctx.get(), part.data(), part.size()) == 1;
+  }
+  if (!ok || EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1 || len != out.size()) {
     throw std::runtime_error("SHA-256 failed");
   }
   return out;
 }
 
+ScramKey sha256(const ScramKey& data) {
+  return sha256_of({as_view(data)});
+}
+
 ScramKey hmac_sha256(const ScramKey& key, std::string_view data) {
-  ScramKey out{};
-  unsigned int len = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), bytes_of(data), data.size(),
-           out.data(), &len) == nullptr) {
-    throw std::runtime_error("HMAC-SHA-256 failed");
+  // RFC 2104 over the fetched SHA-256; the 32-byte key is shorter than the 64-byte block, so
+  // it is only padded with zeros.
+  constexpr std::size_t kBlock = 64;
+  std::array<char, kBlock> inner_pad{}, outer_pad{};
+  for (std::size_t i = 0; i < kBlock; ++i) {
+    const auto k = static_cast<unsigned char>(i < key.size() ? key[i] : 0);
+    inner_pad[i] = static_cast<char>(k ^ 0x36U);
+    outer_pad[i] = static_cast<char>(k ^ 0x5cU);
   }
-  return out;
+  const ScramKey inner = sha256_of({{inner_pad.data(), kBlock}, data});
+  return sha256_of({{outer_pad.data(), kBlock}, as_view(inner)});
 }
 
 ScramKey salted_password(std::string_view password, std::string_view salt, int iterations) {
@@ -198,11 +226,7 @@ ScramSecret mock_scram_secret(std::string_view user, std::string_view instance_k
   std::string seed(instance_key);
   seed += '\0';
   seed += user;
-  ScramKey digest{};
-  unsigned int len = 0;
-  if (EVP_Digest(seed.data(), seed.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("SHA-256 failed");
-  }
+  const ScramKey digest = sha256_of({seed});
   secret.salt.assign(reinterpret_cast<const char*>(digest.data()), 16);
   const std::string random = random_bytes(64);
   std::copy_n(random.begin(), 32, secret.stored_key.begin());
