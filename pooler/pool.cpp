@@ -200,6 +200,43 @@ awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wa
   co_return lease;
 }
 
+std::optional<ServerLease> Pool::try_acquire_idle(asio::io_context& io, int worker) {
+  if (paused_.load()) return std::nullopt;
+  const auto cfg = settings_.load();
+  std::vector<std::unique_ptr<ServerConnection>> expired_conns;
+  std::unique_ptr<ServerConnection> conn;
+  {
+    std::lock_guard lock(mutex_);
+    conn = take_idle_locked(worker, expired_conns);
+    if (conn && !cfg->check_query.empty() && conn->last_used() != conn->created_at() &&
+        ServerConnection::Clock::now() - conn->last_used() > cfg->check_delay) {
+      // Idle long enough to be checked first: acquire() does that, asynchronously.
+      idle_[static_cast<std::size_t>(conn->bound_worker()) % idle_.size()].push_back(
+          std::move(conn));
+    }
+    if (conn) {
+      ++active_;
+      ++total_acquired_;
+    }
+  }
+  for (auto& c : expired_conns) c->close();
+  if (!expired_conns.empty()) notify_budgets();
+  if (!conn) return std::nullopt;
+  if (conn->bound_worker() != worker) {
+    conn->rebind(io);
+    conn->set_bound_worker(worker);
+  }
+  ServerLease lease(this, std::move(conn));
+  if (lease->last_used() != lease->created_at() && lease->spoke_while_idle()) {
+    spdlog::info("{} was closed or spoke while idle (server restart or termination): replacing it",
+                 lease->label());
+    lease.discard();
+    return std::nullopt;
+  }
+  TrafficCounters::add(traffic(worker).wait_count, 1);  // waited for nothing
+  return lease;
+}
+
 awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, Millis wait) {
   const auto cfg = settings_.load();
   const auto deadline = std::chrono::steady_clock::now() + wait;

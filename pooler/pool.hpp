@@ -99,6 +99,9 @@ class Pool {
   // Leases a connection bound to `io` (worker `worker`). Throws PoolTimeout when `wait` passes
   // with no connection, ServerError when opening a new one fails.
   awaitable<ServerLease> acquire(asio::io_context& io, int worker, Millis wait);
+  // acquire()'s common case without a coroutine: an idle connection (this worker's first)
+  // that needs no server_check_query, when the pool is not paused. nullopt: call acquire().
+  std::optional<ServerLease> try_acquire_idle(asio::io_context& io, int worker);
   // Closes idle connections of `worker` past their idle timeout or lifetime.
   void sweep(int worker);
   // Opens one connection on `worker` if the pool is below its minimum size and nobody waits;

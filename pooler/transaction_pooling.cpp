@@ -121,6 +121,12 @@ class TransactionSession {
   // Parse/Close of named statements up to a Sync (prepared on a server when first bound),
   // and DEALLOCATE of a protocol-level statement. Returns the bytes consumed (0: none).
   awaitable<std::size_t> answer_without_server();
+  // Whether a request starting with `tag` could be one of those (checked before starting the
+  // coroutine: most requests are not).
+  [[nodiscard]] bool may_answer_without_server(char tag) const {
+    return tag == pr::fe::kParse || tag == pr::fe::kClose ||
+           (tag == pr::fe::kQuery && statements_ && statements_->size() > 0);
+  }
   // The time limit on the client's next bytes: idle_transaction_timeout_ms while it idles
   // inside a transaction, client_idle_timeout_ms while it holds no server; 0 for none.
   struct ReadLimit {
@@ -816,7 +822,8 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
       const bool mid_frame = client_scanner_.mid_frame();
       if (buf.size() > 0 && (mid_frame || buf.size() >= pr::kTaggedHeaderSize)) {
         if (!mid_frame && buf.unread()[0] == pr::fe::kTerminate && !lease_) break;
-        if (!mid_frame && !lease_ && !server_loop_running_ && !internal_ && !s_.session_pooling) {
+        if (!mid_frame && !lease_ && !server_loop_running_ && !internal_ && !s_.session_pooling &&
+            may_answer_without_server(buf.unread()[0])) {
           if (const std::size_t used = co_await answer_without_server(); used > 0) {
             buf.consume(used);
             continue;
@@ -1047,7 +1054,15 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
     fail("57P01", s_.info->farewell != nullptr ? s_.info->farewell : kAdminFarewell);
   }
   WaitingFor waiting(s_.info);
-  lease_ = co_await lease_for(where);
+  if (!routing()) {
+    // Without replicas the primary's pool serves: an idle connection is taken at once,
+    // without the frames of a leasing coroutine.
+    if (auto idle = s_.pool->try_acquire_idle(s_.worker.io, s_.worker.index)) {
+      lease_target_ = -1;
+      lease_ = std::move(*idle);
+    }
+  }
+  if (!lease_) lease_ = co_await lease_for(where);
   waiting.got_server();
   if (s_.info != nullptr && s_.info->killed) {
     // Killed while it waited: its request must not run. The server is untouched.
@@ -1448,7 +1463,10 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
       }
     }
     if (client_done_) break;
-    auto [ec, n] = co_await read_server();
+    // Without a deadline the read is awaited directly: no wrapper frame per read.
+    auto [ec, n] = s_.config.pool.query_timeout_ms > 0 && !live_->expect.empty()
+                       ? co_await read_server()
+                       : co_await lease_->io().read_some();
     if (ec == asio::error::timed_out) {
       spdlog::info("{} request on server {} exceeded query_timeout_ms ({} ms): cancelling", label(),
                    lease_->label(), s_.config.pool.query_timeout_ms);
