@@ -86,7 +86,7 @@ void note_function_words(const Word& w, StatementEffects& fx) {
     if (w.is(f) && fx.pin == PinReason::none) fx.pin = PinReason::advisory_lock;
   }
   if (w.starts_with("pg_advisory_unlock")) fx.may_release_pin = true;
-  if (w.is("set_config")) fx.changes_settings = true;
+  if (w.is("set_config")) fx.changes_settings = fx.may_reset_settings = true;
 }
 
 // Words inside a dollar-quoted body: no statement structure, just suspicious words.
@@ -103,6 +103,7 @@ void note_body_words(std::string_view body, StatementEffects& fx) {
     const Word w{body.substr(start, i - start)};
     note_function_words(w, fx);
     if (w.is("set") || w.is("reset")) fx.changes_settings = true;
+    if (w.is("reset")) fx.may_reset_settings = true;
     auto pin = [&](PinReason r) {
       if (fx.pin == PinReason::none) fx.pin = r;
     };
@@ -251,9 +252,9 @@ void classify(Statement st, bool only_statement, StatementEffects& fx) {
     if (kw(st, 1, "local") || kw(st, 1, "transaction") || kw(st, 1, "constraints")) return;
     fx.changes_settings = true;
   } else if (first.is("reset")) {
-    fx.changes_settings = true;
+    fx.changes_settings = fx.may_reset_settings = true;
   } else if (first.is("discard")) {
-    fx.changes_settings = true;
+    fx.changes_settings = fx.may_reset_settings = true;
     fx.may_release_pin = true;
     if (kw(st, 1, "all")) fx.drops_all_prepared = true;
   } else if (first.is("listen")) {

@@ -25,6 +25,10 @@ enum class PinReason : std::uint8_t {
 struct StatementEffects {
   // SET/RESET/DISCARD or set_config(): the session's settings must be re-read afterwards.
   bool changes_settings = false;
+  // RESET, DISCARD or set_config() (whose NULL value resets): a setting may have gone back
+  // to its default, which for a setting the client gave at startup is not PostgreSQL's
+  // answer (that is the startup value).
+  bool may_reset_settings = false;
   // The first session-only feature seen, if any: the client must keep its server.
   PinReason pin = PinReason::none;
   // UNLISTEN, pg_advisory_unlock*, DISCARD, CLOSE, DROP, DEALLOCATE: pinned state may be gone.

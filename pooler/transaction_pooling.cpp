@@ -461,7 +461,11 @@ struct TransactionSession::ClientInspector {
   // Records what a statement does to the session; true when pin_session_state = "error"
   // refuses it (the caller then sends refusal_sql instead).
   bool apply_effects(const StatementEffects& fx) {
-    if (fx.changes_settings) t.settings_changed_ = true;
+    // A session-pooled client keeps its server, so what it SETs stays there: only a reset
+    // needs reading back (to restore a startup value).
+    if (fx.changes_settings && (!t.s_.session_pooling || fx.may_reset_settings)) {
+      t.settings_changed_ = true;
+    }
     if (fx.may_release_pin && t.pin_ != PinReason::none) t.check_pin_ = true;
     if (fx.drops_all_prepared) {
       if (t.statements_) t.statements_->clear();

@@ -1,6 +1,9 @@
 // Startup parameters and SSL negotiation.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "helpers.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
@@ -113,17 +116,39 @@ TEST_CASE("statements that change no setting cost no settings read-back on the s
     PgConn c(px.conninfo("app", "secret", "app", "application_name=it_quiet"));
     REQUIRE_MESSAGE(c.ok(), c.error());
     // The last statement the client's server backend ran is the client's own, whatever the
-    // protocol: pgmux read nothing back after it.
+    // protocol: pgmux read nothing back after it. pgmux reads settings back after it has
+    // forwarded ReadyForQuery, so "nothing" is judged after a pause, and a read-back is
+    // waited for.
     const std::string last =
         "SELECT query FROM pg_stat_activity WHERE application_name = 'it_quiet'";
+    auto last_after_pause = [&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      return direct.query_value(last);
+    };
+    auto reads_back = [&] {
+      for (int i = 0; i < 100; ++i) {
+        if (direct.query_value(last).find("current_setting") != std::string::npos) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      return false;
+    };
     const PgResult extended = c.exec_params("SELECT $1::int + 1", {"6"});
     REQUIRE_MESSAGE(extended.ok(), extended.describe());
-    CHECK(direct.query_value(last) == "SELECT $1::int + 1");
+    CHECK(last_after_pause() == "SELECT $1::int + 1");
     CHECK(c.query_value("SELECT 'simple'") == "simple");
-    CHECK(direct.query_value(last) == "SELECT 'simple'");
-    // A SET is read back (the settings follow the client to its next server).
+    CHECK(last_after_pause() == "SELECT 'simple'");
+    // A SET is read back in transaction mode, where settings follow the client to its next
+    // server; a session-pooled client keeps its server, so only a RESET is (to restore a
+    // startup value).
     c.run("SET work_mem = '5MB'");
-    CHECK(direct.query_value(last).find("current_setting") != std::string::npos);
+    if (std::string(mode) == "session") {
+      CHECK(last_after_pause() == "SET work_mem = '5MB'");
+    } else {
+      CHECK(reads_back());
+    }
+    c.run("RESET work_mem");
+    CHECK(reads_back());
+    CHECK(c.query_value("SHOW work_mem") == direct.query_value("SHOW work_mem"));
   }
 }
 

@@ -296,3 +296,19 @@ TEST_CASE("pin reasons have readable names") {
   CHECK(std::string(to_string(PinReason::hold_cursor)) == "cursor WITH HOLD");
   CHECK(std::string(to_string(PinReason::sql_prepare)) == "SQL PREPARE");
 }
+
+TEST_CASE("statement effects: which settings changes may reset a setting to its default") {
+  for (std::string_view sql :
+       {"RESET ALL", "reset datestyle", "DISCARD ALL", "SELECT set_config('a.b', NULL, false)",
+        "SET x = 1; RESET y", "DO $$BEGIN RESET work_mem; END$$"}) {
+    INFO("sql: ", std::string(sql));
+    const StatementEffects fx = scan_statement_effects(sql);
+    CHECK(fx.changes_settings);
+    CHECK(fx.may_reset_settings);
+  }
+  for (std::string_view sql : {"SET x = 1", "SET search_path = a, b", "SELECT 1",
+                               "DO $$BEGIN SET work_mem = '1MB'; END$$"}) {
+    INFO("sql: ", std::string(sql));
+    CHECK_FALSE(scan_statement_effects(sql).may_reset_settings);
+  }
+}
