@@ -64,12 +64,7 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
 
 int ClientSession::doze() {
   if (closed_ || !info_ || info_->killed || client_.buffer().size() > 0) return -1;
-  if (client_.stream().is_tls()) {
-    // Its TLS session cannot be packed away: it stays parked, keeping OpenSSL's state but
-    // not the record buffers an active connection keeps.
-    client_.stream().release_idle_buffers();
-    return -1;
-  }
+  if (client_.stream().is_tls()) return -1;  // its TLS session cannot be packed away
   if (phase_ != Phase::serving || !transaction_ || !idle_between_requests(*transaction_)) {
     return -1;
   }

@@ -176,10 +176,6 @@ std::size_t Stream::write_some(asio::const_buffer b, boost::system::error_code& 
   return n;
 }
 
-bool Stream::release_idle_buffers() {
-  return ssl_ == nullptr || SSL_free_buffers(ssl_) == 1;
-}
-
 void Stream::close() {
   if (!socket_.is_open()) return;
   if (ssl_ != nullptr && SSL_is_init_finished(ssl_) == 1) {

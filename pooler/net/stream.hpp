@@ -5,9 +5,9 @@
 // TLS talks to the socket's descriptor directly (non-blocking, OpenSSL's socket BIO) and waits
 // for readiness through Asio, rather than through asio::ssl::stream's pair of 17 kB memory
 // buffers: an idle TLS connection then holds only OpenSSL's state (its record buffers are
-// released once it idles: release_idle_buffers()), the descriptor can move between workers'
-// io_contexts as a plain one does, and a parked connection waits for readability like a plain one
-// (after asking has_buffered_input()).
+// released while idle), the descriptor can move between workers' io_contexts as a plain one
+// does, and a parked connection waits for readability like a plain one (after asking
+// has_buffered_input()).
 #pragma once
 
 #include <cstddef>
@@ -88,10 +88,6 @@ class Stream {
         },
         token, buffers);
   }
-
-  // TLS: gives back OpenSSL's record buffers (about 34 kB) while the connection waits for
-  // the peer; false if they still hold data. Plain TCP holds none: true.
-  bool release_idle_buffers();
 
   // TLS: sends close_notify (best effort, non-blocking). Then closes the socket.
   void close();

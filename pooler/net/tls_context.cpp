@@ -47,9 +47,9 @@ int protocol_version(const std::string& name) {
 
 // Settings every context shares: minimum version, no renegotiation, no compression, and an
 // EOF without close_notify read as an ordinary end of stream (libpq and many drivers just
-// close). Record buffers stay while a connection is in use (SSL_MODE_RELEASE_BUFFERS would
-// allocate and free two 17 kB buffers per message); a client that idles gives them back
-// (Stream::release_idle_buffers).
+// close). Record buffers are released while a connection waits: keeping them (two 17 kB
+// buffers per connection) saved about 1,400 instructions per transaction but left 1,000
+// departed TLS clients' memory fragmented in the heap (RSS 4.5 MB over its baseline).
 SSL_CTX* new_context(const SSL_METHOD* method, const std::string& min_version) {
   SSL_CTX* ctx = SSL_CTX_new(method);
   if (ctx == nullptr) fail("cannot create a TLS context");
@@ -57,7 +57,8 @@ SSL_CTX* new_context(const SSL_METHOD* method, const std::string& min_version) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
   SSL_CTX_set_read_ahead(ctx, 1);
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
   return ctx;
 }
 

@@ -267,10 +267,16 @@ TEST_CASE("RSS returns near its baseline after a crowd of clients has left") {
     CHECK(crowd.back()->query_value("SELECT 'last'") == "last");
     crowd_kb = px.rss_kb();
   }
-  // pgmux gives the freed pages back within a few seconds of the count dropping.
+  // pgmux gives the freed pages back within a few seconds of the count dropping. TLS clients
+  // (the suite's client-TLS run) leave more of the heap in partly used pages: OpenSSL builds
+  // each session from many small allocations. About 3 MB stayed after plain clients and
+  // 1.6-5.2 MB after TLS ones, before and after 2026-12-06's changes alike.
+  const char* client_tls = std::getenv("PGMUX_IT_CLIENT_TLS");
+  const long allowed_kb =
+      client_tls != nullptr && std::string(client_tls) == "1" ? 6 * 1024 : 4 * 1024;
   const long crowd_cost_kb = crowd_kb - baseline_kb;
   const bool returned =
-      wait_until([&] { return px.rss_kb() - baseline_kb < 4 * 1024; }, milliseconds(8000));
+      wait_until([&] { return px.rss_kb() - baseline_kb < allowed_kb; }, milliseconds(8000));
   MESSAGE("RSS baseline ", baseline_kb, " kB, with ", kCrowd, " clients ", crowd_kb, " kB, after ",
           px.rss_kb(), " kB");
   CHECK(crowd_cost_kb > 8 * 1024);  // the crowd did cost memory
