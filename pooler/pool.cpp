@@ -222,17 +222,9 @@ std::optional<ServerLease> Pool::try_acquire_idle(asio::io_context& io, int work
   for (auto& c : expired_conns) c->close();
   if (!expired_conns.empty()) notify_budgets();
   if (!conn) return std::nullopt;
-  if (conn->bound_worker() != worker) {
-    conn->rebind(io);
-    conn->set_bound_worker(worker);
-  }
+  bind_to(*conn, io, worker);
   ServerLease lease(this, std::move(conn));
-  if (lease->last_used() != lease->created_at() && lease->spoke_while_idle()) {
-    spdlog::info("{} was closed or spoke while idle (server restart or termination): replacing it",
-                 lease->label());
-    lease.discard();
-    return std::nullopt;
-  }
+  if (!quiet_while_idle(lease)) return std::nullopt;
   TrafficCounters::add(traffic(worker).wait_count, 1);  // waited for nothing
   return lease;
 }
@@ -245,14 +237,7 @@ awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, M
         std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
     ServerLease lease = co_await acquire_once(io, worker, first ? wait : std::max(left, Millis(1)));
     const bool reused = lease->last_used() != lease->created_at();
-    if (reused && lease->spoke_while_idle()) {
-      spdlog::info(
-          "{} was closed or spoke while idle (server restart or termination): "
-          "replacing it",
-          lease->label());
-      lease.discard();
-      continue;
-    }
+    if (!quiet_while_idle(lease)) continue;
     if (!reused || cfg->check_query.empty() ||
         ServerConnection::Clock::now() - lease->last_used() <= cfg->check_delay ||
         co_await still_alive(*lease)) {
@@ -260,6 +245,20 @@ awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, M
     }
     lease.discard();  // dead or broken while idle: try the next one
   }
+}
+
+void Pool::bind_to(ServerConnection& conn, asio::io_context& io, int worker) {
+  if (conn.bound_worker() == worker) return;
+  conn.rebind(io);
+  conn.set_bound_worker(worker);
+}
+
+bool Pool::quiet_while_idle(ServerLease& lease) {
+  if (lease->last_used() == lease->created_at() || !lease->spoke_while_idle()) return true;
+  spdlog::info("{} was closed or spoke while idle (server restart or termination): replacing it",
+               lease->label());
+  lease.discard();
+  return false;
 }
 
 awaitable<bool> Pool::still_alive(ServerConnection& conn) {
@@ -346,10 +345,7 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
     conn = std::move(waiter->conn);
   }
   if (open) co_return co_await open_new(io, worker);
-  if (conn->bound_worker() != worker) {
-    conn->rebind(io);
-    conn->set_bound_worker(worker);
-  }
+  bind_to(*conn, io, worker);
   {
     std::lock_guard lock(mutex_);
     ++total_acquired_;

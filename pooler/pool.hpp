@@ -191,6 +191,10 @@ class Pool {
   awaitable<ServerLease> acquire_checked(asio::io_context& io, int worker, Millis wait);
   // Runs the check query on a connection idle past check_delay; false when it failed.
   awaitable<bool> still_alive(ServerConnection& conn);
+  // A connection taken from an idle list: moved to `worker`'s event loop if another's.
+  static void bind_to(ServerConnection& conn, asio::io_context& io, int worker);
+  // False (and the lease discarded) when a reused connection was closed or spoke while idle.
+  static bool quiet_while_idle(ServerLease& lease);
   void wake_locked(const std::shared_ptr<Waiter>& w);
 
   const std::string database_, user_;
