@@ -14,6 +14,8 @@
 #include "pooler/prepared_statements.hpp"
 #include "pooler/server_credentials.hpp"
 #include "pooler/server_registry.hpp"
+#include "pooler/session/held_server.hpp"
+#include "pooler/session/parameter_map.hpp"
 
 namespace pgmux::pooler {
 
@@ -51,14 +53,7 @@ struct ServerLogin {
 awaitable<void> negotiate_server_tls(Stream& stream, TlsMode mode, const TlsContext* ctx,
                                      const Endpoint& endpoint);
 
-// Case-insensitive map: GUC names are case-insensitive in PostgreSQL.
-struct CaseInsensitiveLess {
-  bool operator()(std::string_view a, std::string_view b) const;
-  using is_transparent = void;
-};
-using ParameterMap = std::map<std::string, std::string, CaseInsensitiveLess>;
-
-class ServerConnection {
+class ServerConnection final : public HeldServer {
  public:
   using Clock = std::chrono::steady_clock;
   ~ServerConnection();
@@ -79,7 +74,7 @@ class ServerConnection {
   // reset query. Throws on any surprise; the caller then discards the connection.
   awaitable<void> reset(std::string_view reset_query);
 
-  void record_parameter(std::string_view name, std::string_view value);
+  void record_parameter(std::string_view name, std::string_view value) override;
   // Moves the socket onto another worker's io_context (only while idle: no pending I/O).
   void rebind(asio::io_context& io);
   // Sends Terminate (best effort, non-blocking) and closes.
@@ -99,7 +94,7 @@ class ServerConnection {
   // Transaction pooling: the session settings pgmux has set here (name → value) and the
   // statements it has prepared here. A reset (DISCARD ALL) empties both.
   ParameterMap& applied_settings() { return applied_settings_; }
-  ServerStatements& statements() { return statements_; }
+  ServerStatements& statements() override { return statements_; }
   [[nodiscard]] const ServerStatements& statements() const { return statements_; }
   [[nodiscard]] std::int32_t backend_pid() const { return backend_pid_; }
   [[nodiscard]] std::int32_t backend_secret() const { return backend_secret_; }
@@ -107,7 +102,7 @@ class ServerConnection {
   // TLS version and cipher (static strings), nulls for plain text; fixed after connecting.
   [[nodiscard]] std::pair<const char*, const char*> tls_names() const { return tls_names_; }
   [[nodiscard]] std::uint64_t id() const { return id_; }
-  [[nodiscard]] const std::string& label() const { return label_; }
+  [[nodiscard]] const std::string& label() const override { return label_; }
   [[nodiscard]] Clock::time_point created_at() const { return created_at_; }
   [[nodiscard]] std::chrono::system_clock::time_point connected_at() const { return connected_at_; }
   [[nodiscard]] Clock::time_point last_used() const { return last_used_; }
@@ -116,8 +111,8 @@ class ServerConnection {
   [[nodiscard]] Clock::time_point retire_at() const { return retire_at_; }
   void set_retire_at(Clock::time_point t) { retire_at_ = t; }
   // Transaction status from the last ReadyForQuery: 'I', 'T' or 'E'.
-  [[nodiscard]] char tx_status() const { return tx_status_; }
-  void set_tx_status(char s) { tx_status_ = s; }
+  [[nodiscard]] char tx_status() const override { return tx_status_; }
+  void set_tx_status(char s) override { tx_status_ = s; }
   // Index of the worker whose io_context the socket is registered with.
   [[nodiscard]] int bound_worker() const { return bound_worker_; }
   void set_bound_worker(int w) { bound_worker_ = w; }

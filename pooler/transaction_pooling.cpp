@@ -2,7 +2,9 @@
 // rewrites statement names, writes to the server; also leases servers) and the server loop
 // (forwards the server's answers, drops the answers to pgmux's own inserted messages, and
 // hands the server back at a quiescent ReadyForQuery). Both run on the client's worker, so
-// their shared state needs no locks; they wake each other through cancelled timers.
+// their shared state needs no locks; they wake each other through cancelled timers. What the
+// bytes mean is decided without I/O by the inspectors in session/ (client_inspector.hpp,
+// server_inspector.hpp) over the session's SessionProtocol state; these loops do the I/O.
 #include "pooler/transaction_pooling.hpp"
 
 #include <algorithm>
@@ -17,7 +19,10 @@
 #include "pooler/database_routing.hpp"
 #include "pooler/pool.hpp"
 #include "pooler/runtime.hpp"
+#include "pooler/session/client_inspector.hpp"
 #include "pooler/session/expectations.hpp"
+#include "pooler/session/server_inspector.hpp"
+#include "pooler/session/session_protocol.hpp"
 #include "pooler/session/turn_state.hpp"
 #include "pooler/statement_effects.hpp"
 #include "protocol/frame_scanner.hpp"
@@ -51,9 +56,6 @@ bool iequals(std::string_view a, std::string_view b) {
                   std::tolower(static_cast<unsigned char>(y));
          });
 }
-// A Close of a portal that never exists: answered with CloseComplete and no side effect. It
-// stands in for a client's Close of a statement pgmux keeps prepared for other clients.
-constexpr std::string_view kNoopPortal = "pgmux.noop";
 
 // Counts of what still holds the client to a server after the client's transaction ends.
 constexpr std::string_view kPinProbeQuery =
@@ -72,8 +74,15 @@ class TransactionSession {
   explicit TransactionSession(TransactionSessionSetup s)
       : s_(std::move(s)),
         client_scanner_(s_.client.max_message_size()),
-        turn_states_(TurnStatePool::of(s_.worker.io.get_executor())),
-        meter_(&s_.pool->traffic(s_.worker.index)) {
+        turn_states_(TurnStatePool::of(s_.worker.io.get_executor())) {
+    state_.settings = {.session_pooling = s_.session_pooling,
+                       .statement_mode = s_.statement_mode,
+                       .refuse_session_state = s_.config.pool.pin_session_state == PinPolicy::error,
+                       .records_write_positions =
+                           !s_.replica_pools.empty() && s_.read_your_writes != ReadYourWrites::off};
+    state_.info = s_.info;
+    state_.told_client = &s_.told_client;
+    state_.meter = TrafficMeter(&s_.pool->traffic(s_.worker.index));
     // pgmux.target is pgmux's own setting (options=-c pgmux.target=primary): never sent on.
     std::erase_if(s_.startup_settings, [this](const auto& setting) {
       if (iequals(setting.first, "pgmux.target")) {
@@ -85,7 +94,7 @@ class TransactionSession {
       }
       return true;
     });
-    for (const auto& [name, value] : s_.startup_settings) wanted_[name] = value;
+    for (const auto& [name, value] : s_.startup_settings) state_.wanted[name] = value;
   }
 
   ~TransactionSession() {
@@ -106,16 +115,13 @@ class TransactionSession {
   // The rest of what an idle session kept (the setup brought its settings and what the client
   // was told).
   void restore(IdleCarry carry) {
-    statements_ = std::move(carry.statements);
-    wanted_ = std::move(carry.wanted);
+    state_.statements = std::move(carry.statements);
+    state_.wanted = std::move(carry.wanted);
     min_lsn_ = carry.min_lsn;
     session_target_ = carry.session_target;
   }
 
  private:
-  struct ClientInspector;
-  struct ServerInspector;
-
   // --- client side ---
   // Answers, without a server, requests at the front of the client's buffer that need none:
   // Parse/Close of named statements up to a Sync (prepared on a server when first bound),
@@ -125,7 +131,7 @@ class TransactionSession {
   // coroutine: most requests are not).
   [[nodiscard]] bool may_answer_without_server(char tag) const {
     return tag == pr::fe::kParse || tag == pr::fe::kClose ||
-           (tag == pr::fe::kQuery && statements_ && statements_->size() > 0);
+           (tag == pr::fe::kQuery && state_.statements && state_.statements->size() > 0);
   }
   // The time limit on the client's next bytes: idle_transaction_timeout_ms while it idles
   // inside a transaction, client_idle_timeout_ms while it holds no server; 0 for none.
@@ -163,20 +169,15 @@ class TransactionSession {
   std::optional<FrontRoute> route_front();
   [[nodiscard]] bool routing() const { return !s_.replica_pools.empty(); }
   // The server stays with the client between transactions: session pooling, or a pin.
-  [[nodiscard]] bool keeps_server() const { return s_.session_pooling || pin_ != PinReason::none; }
+  [[nodiscard]] bool keeps_server() const {
+    return s_.session_pooling || state_.pin != PinReason::none;
+  }
   bool apply_target(std::string_view value);
   // The SQL text a Query, Parse or Bind (of a named statement) runs; nullopt for others.
   std::optional<std::string_view> request_sql(char tag, std::string_view body) const;
   awaitable<void> answer_set_target(const FrontRoute& r);
   awaitable<void> retry_on_primary();
   [[nodiscard]] lag::Lsn required_lsn() const;
-  // This primary lease wrote and read-your-writes is on: read the WAL position at its end.
-  [[nodiscard]] bool wants_write_position() const {
-    using K = router::StatementKind;
-    return routing() && lease_target_ < 0 && s_.read_your_writes != ReadYourWrites::off &&
-           (first_kind_ == K::write || first_kind_ == K::begin_read_write ||
-            requests_on_lease_ > 1);
-  }
   // Why no replica could take a read: banned, over its lag limits, or behind this client.
   [[nodiscard]] router::Reason why_no_replica() const;
   // After a transaction that wrote, on the primary: its WAL position (read-your-writes).
@@ -189,8 +190,8 @@ class TransactionSession {
   // Gives the active state back once the client is parked and nothing is in flight: no
   // server leased, no loop running, no retry waiting.
   void lend_back_if_idle() {
-    if (parked_ && live_ && !lease_ && !server_loop_running_ && !internal_ && !retry_pending_ &&
-        !retry_armed_ && !live_->server_failure && quiescent()) {
+    if (parked_ && live_ && !lease_ && !server_loop_running_ && !internal_ &&
+        !state_.retry_pending && !state_.retry_armed && !live_->server_failure && quiescent()) {
       turn_states_.give(std::move(live_));
     }
   }
@@ -204,9 +205,7 @@ class TransactionSession {
   awaitable<bool> finish_transaction();
   void release_server();
   // --- shared ---
-  [[nodiscard]] bool quiescent() const {
-    return live_->expect.empty() && !live_->expect.open_batch() && !in_copy_ && !server_write_cut_;
-  }
+  [[nodiscard]] bool quiescent() const { return state_.quiescent(*live_); }
   static awaitable<void> wait(asio::steady_timer& gate) {
     gate.expires_at(asio::steady_timer::time_point::max());
     co_await gate.async_wait(as_result);
@@ -221,29 +220,6 @@ class TransactionSession {
   bool server_loop_running_ = false;
   bool internal_ = false;     // the server loop is running pgmux's own queries
   bool client_done_ = false;  // the client loop has ended
-  bool server_write_cut_ = false;
-  bool in_copy_ = false;  // the server is in COPY IN/BOTH
-
-  // The client's named statements; created at its first Parse (most clients define none).
-  std::unique_ptr<ClientStatements> statements_;
-  ClientStatements& statements() {
-    if (!statements_) {
-      statements_ = std::make_unique<ClientStatements>();
-      if (s_.info != nullptr) {
-        statements_->publish_to(&s_.info->prepared_statements, &s_.info->prepared_bytes);
-      }
-    }
-    return *statements_;
-  }
-  [[nodiscard]] const StatementDef* find_statement(std::string_view name) const {
-    return statements_ ? statements_->find(name) : nullptr;
-  }
-  bool erase_statement(std::string_view name) { return statements_ && statements_->erase(name); }
-  ParameterMap wanted_;            // the client's session settings
-  bool settings_changed_ = false;  // re-read the session settings after this transaction
-  PinReason pin_ = PinReason::none;
-  bool check_pin_ = false;  // the pinned state may have been released
-
   pr::FrameScanner client_scanner_;
   using Edit = TurnState::Edit;
   // What the session needs while active, lent by the worker's pool (see turn_state.hpp).
@@ -256,24 +232,11 @@ class TransactionSession {
   std::chrono::steady_clock::time_point request_started_;  // oldest unanswered request
   bool rearm_server_read_ = false;  // the server read was cancelled to apply query_timeout_ms
 
-  // The 25006 safety net: a request sent to a replica when nothing else was pending (one
-  // simple Query, or one extended batch ending in Sync) is kept in live_->retry_query, and the
-  // answer's preamble (ParseComplete, BindComplete, RowDescription, …) in live_->held, until the
-  // first frame with content. If that is ErrorResponse 25006 read_only_sql_transaction, the
-  // preamble, the error and the ReadyForQuery are dropped and the request re-run on the
-  // primary; otherwise live_->held goes to the client and streaming goes on.
-  bool retry_armed_ = false;    // live_->retry_query awaits its first answer from the replica
-  bool retry_pending_ = false;  // the replica refused it: re-run once the replica is back
+  // What the session knows of the client and of the held server (sans-I/O).
+  SessionProtocol state_;
   // Read-your-writes: the WAL position this client's reads must see (its last write on the
-  // primary, or what it set with pgmux.min_lsn); what the lease's first request was and how
-  // many requests the lease served, to know whether it wrote.
+  // primary, or what it set with pgmux.min_lsn).
   lag::Lsn min_lsn_ = 0;
-  bool rfq_held_ = false;  // a write's final ReadyForQuery awaits its WAL position
-  router::StatementKind first_kind_ = router::StatementKind::write;
-  int requests_on_lease_ = 0;
-  TrafficMeter meter_;             // SHOW STATS counters of the client's pool
-  int lease_target_ = -1;          // -1: the lease is on the primary; else the replica index
-  bool boundary_pending_ = false;  // the server loop is about to hand the server back
   router::SessionTarget session_target_ = router::SessionTarget::automatic;
   std::shared_ptr<const router::FunctionCatalog> catalog_;
   std::uint64_t catalog_generation_ = 0;
@@ -285,513 +248,6 @@ class TransactionSession {
     rearm_read_ = true;
     boost::system::error_code ignored;
     s_.client.socket().cancel(ignored);
-  }
-};
-
-// Client → server, one frame at a time: tracks what the server will answer, rewrites
-// statement names and records the session effects of simple queries.
-struct TransactionSession::ClientInspector {
-  TransactionSession& t;
-  const char* base;   // start of the unread client bytes being scanned
-  bool first = true;  // the next frame is the first of this scan
-  bool terminated = false;
-  bool violation = false;
-  // Shape of what this scan forwards, for the 25006 safety net.
-  char first_tag = 0, last_tag = 0;
-  int syncs = 0, queries = 0, others = 0;
-
-  [[nodiscard]] bool needs_body(char tag) const {
-    switch (tag) {
-      case pr::fe::kQuery:
-      case pr::fe::kParse:
-      case pr::fe::kBind:
-      case pr::fe::kDescribe:
-      case pr::fe::kClose:
-      case pr::fe::kTerminate:
-        return true;
-      default:
-        return false;
-    }
-  }
-
-  std::size_t frame_pos(std::string_view body) const {
-    return static_cast<std::size_t>(body.data() - base) - pr::kTaggedHeaderSize;
-  }
-
-  void begin_edit() { edit_start = t.live_->scratch.size(); }
-  // The edit replaces the frame's header and its first `replaced` body bytes (all of them by
-  // default) with what was appended to scratch since begin_edit().
-  void end_edit(std::string_view body, std::size_t replaced = std::string_view::npos) {
-    if (replaced == std::string_view::npos) replaced = body.size();
-    t.live_->edits.push_back({frame_pos(body), replaced + pr::kTaggedHeaderSize, edit_start,
-                              t.live_->scratch.size() - edit_start});
-  }
-
-  // Makes sure the held server has `def` prepared, appending what that takes to scratch.
-  void ensure_prepared(const StatementDef& def, bool client_parse) {
-    ServerStatements& on_server = t.lease_->statements();
-    if (!client_parse && on_server.contains(def.server_name)) {
-      on_server.touch(def.server_name);
-      t.meter_.prepared_hit();
-      return;
-    }
-    t.meter_.server_parse();
-    // Close first: harmless if absent, and it keeps pgmux right even if its bookkeeping
-    // missed a statement the server still has.
-    pr::append_close(t.live_->scratch, 'S', def.server_name);
-    t.live_->expect.push({Expect::close, true, false, {}});
-    t.live_->scratch += def.parse_frame;
-    t.live_->expect.push({Expect::parse, !client_parse, false, def.server_name});
-    if (auto evicted = on_server.insert(def.server_name)) {
-      pr::append_close(t.live_->scratch, 'S', *evicted);
-      t.live_->expect.push({Expect::close, true, false, {}});
-    }
-  }
-
-  // A Bind is offered by its head when large: its parameters stream through at any size.
-  // Session pooling relays a Query or Parse of any size too, as PostgreSQL takes it: it routes
-  // nothing, and the effects of one too large to read whole are assumed (on_frame()).
-  [[nodiscard]] bool head_only(char tag) const {
-    return tag == pr::fe::kBind ||
-           (t.s_.session_pooling && (tag == pr::fe::kQuery || tag == pr::fe::kParse));
-  }
-
-  bool on_frame(char tag, std::string_view body, std::size_t length) {
-    // On a replica, each request is routed on its own: a write must not follow a read there.
-    const bool request_start =
-        tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall ||
-        ((tag == pr::fe::kParse || tag == pr::fe::kBind) && !t.live_->expect.open_batch());
-    if (request_start && t.lease_target_ >= 0 && !first) return false;
-    if (tag == pr::fe::kTerminate) {
-      terminated = true;
-      return false;
-    }
-    if (first) first_tag = tag;
-    first = false;
-    last_tag = tag;
-    if (tag == pr::fe::kSync) ++syncs;
-    if (tag == pr::fe::kQuery) ++queries;
-    if (tag == pr::fe::kFunctionCall || tag == pr::fe::kCopyData || tag == pr::fe::kCopyDone ||
-        tag == pr::fe::kCopyFail) {
-      ++others;
-    }
-    // Parse/Close answers queued ahead (the client's or pgmux's own) are part of this request.
-    const bool nothing_pending = !t.live_->expect.request_pending();
-    // After an error in its batch the server discards this frame: forwarded as it is, with
-    // no effect recorded, as PostgreSQL records none.
-    if (!t.live_->expect.client_frame(tag)) return true;
-    if (tag == pr::fe::kSync || tag == pr::fe::kQuery || tag == pr::fe::kFunctionCall) {
-      ++t.requests_on_lease_;
-      t.meter_.request_sent(nothing_pending);
-    }
-    if ((tag == pr::fe::kQuery || tag == pr::fe::kParse) && body.size() < length) {
-      // Only the head of one too large to hold (session pooling): whatever it set is read
-      // back after the transaction.
-      t.settings_changed_ = true;
-      return true;
-    }
-    switch (tag) {
-      case pr::fe::kQuery:
-        on_query(body);
-        break;
-      case pr::fe::kSync:
-        break;
-      case pr::fe::kParse:
-        on_parse(body);
-        break;
-      case pr::fe::kBind:
-        on_bind(body, length);
-        break;
-      case pr::fe::kDescribe:
-        on_describe(body);
-        break;
-      case pr::fe::kClose:
-        on_close(body);
-        break;
-      case pr::fe::kExecute:
-      case pr::fe::kFlush:
-        break;
-      default:
-        break;  // CopyData/CopyDone/CopyFail pass through
-    }
-    return !violation;
-  }
-
-  void on_query(std::string_view body) {
-    auto sql = pr::decode_query(body);
-    if (!sql) {
-      violation = true;
-      return;
-    }
-    spdlog::trace("{} query: {}", t.label(), *sql);
-    const StatementEffects fx = scan_statement_effects(*sql);
-    if (apply_effects(fx)) {
-      // Let the server raise the error, so a transaction in progress is aborted exactly as
-      // PostgreSQL would abort it.
-      begin_edit();
-      pr::append_query(t.live_->scratch, refusal_sql(fx.pin));
-      end_edit(body);
-      return;
-    }
-    if (!fx.deallocate_name.empty()) {
-      const StatementDef* def = t.find_statement(fx.deallocate_name);
-      if (def == nullptr) return;
-      // DEALLOCATE of a protocol-level statement: deallocate its server-side name, preparing
-      // it first (in its own Sync, answers dropped) if this server lacks it.
-      const std::string server_name = def->server_name;
-      begin_edit();
-      ServerStatements& on_server = t.lease_->statements();
-      if (!on_server.contains(server_name)) {
-        t.live_->expect.pop_back();  // the Query entry goes after the inserted Sync
-        pr::append_close(t.live_->scratch, 'S', server_name);
-        t.live_->expect.push({Expect::close, true, true, {}});
-        t.live_->scratch += def->parse_frame;
-        t.live_->expect.push({Expect::parse, true, true, server_name});
-        pr::append_sync(t.live_->scratch);
-        t.live_->expect.push({Expect::sync, true, true, {}});
-        t.live_->expect.push({Expect::query});
-      }
-      on_server.erase(server_name);
-      pr::append_query(t.live_->scratch, "DEALLOCATE " + server_name);
-      end_edit(body);
-      t.erase_statement(fx.deallocate_name);
-    }
-  }
-
-  // Records what a statement does to the session; true when pin_session_state = "error"
-  // refuses it (the caller then sends refusal_sql instead).
-  bool apply_effects(const StatementEffects& fx) {
-    // A session-pooled client keeps its server, so what it SETs stays there: only a reset
-    // needs reading back (to restore a startup value).
-    if (fx.changes_settings && (!t.s_.session_pooling || fx.may_reset_settings)) {
-      t.settings_changed_ = true;
-    }
-    if (fx.may_release_pin && t.pin_ != PinReason::none) t.check_pin_ = true;
-    if (fx.drops_all_prepared) {
-      if (t.statements_) t.statements_->clear();
-      t.lease_->statements().clear();
-    }
-    if (fx.pin == PinReason::none || t.pin_ != PinReason::none) return false;
-    if (t.s_.session_pooling) return false;  // the client has its server for good already
-    if (t.s_.config.pool.pin_session_state == PinPolicy::error) {
-      t.meter_.pin_refused();
-      return true;
-    }
-    t.pin_ = fx.pin;
-    t.meter_.pinned(static_cast<std::size_t>(fx.pin));
-    if (t.s_.info != nullptr) t.s_.info->pinned.store(to_string(fx.pin));
-    spdlog::info("{} pinned to server {}: {}", t.label(), t.lease_->label(), to_string(fx.pin));
-    return false;
-  }
-
-  static std::string refusal_sql(PinReason why) {
-    return std::string(
-               "DO $pgmux$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'pgmux: ") +
-           to_string(why) +
-           " needs a session and pin_session_state = \"error\" refuses it', "
-           "HINT = 'use session pooling for this client'; END$pgmux$";
-  }
-
-  void on_parse(std::string_view body) {
-    auto p = pr::decode_parse(body);
-    if (!p) {
-      violation = true;
-      return;
-    }
-    if (!p->name.empty()) t.meter_.client_parse();  // named statements only, as PgBouncer
-    // Drivers send SET, LISTEN or DEALLOCATE through the extended protocol too.
-    const StatementEffects fx = scan_statement_effects(p->query);
-    const std::size_t types_at = p->name.size() + 1 + p->query.size() + 1;
-    if (p->name.empty()) {
-      if (apply_effects(fx)) {
-        begin_edit();
-        pr::MessageWriter(t.live_->scratch)
-            .begin(pr::fe::kParse)
-            .cstring("")
-            .cstring(refusal_sql(fx.pin))
-            .bytes(body.substr(types_at))
-            .end();
-        end_edit(body);
-        return;
-      }
-      const StatementDef* def =
-          fx.deallocate_name.empty() ? nullptr : t.find_statement(fx.deallocate_name);
-      if (def == nullptr) return;
-      // DEALLOCATE of a protocol-level statement: deallocate its server-side name.
-      const std::string server_name = def->server_name;
-      begin_edit();
-      t.live_->expect.pop_back();  // the client's Parse is answered after pgmux's own
-      ensure_prepared(*def, false);
-      t.live_->expect.push({Expect::parse});
-      pr::MessageWriter(t.live_->scratch)
-          .begin(pr::fe::kParse)
-          .cstring("")
-          .cstring("DEALLOCATE " + server_name)
-          .bytes(body.substr(types_at))
-          .end();
-      end_edit(body);
-      t.lease_->statements().erase(server_name);
-      t.erase_statement(fx.deallocate_name);
-      return;
-    }
-    if (t.s_.session_pooling) {
-      // The client's server is its own: its statement keeps its name there (visible in
-      // pg_prepared_statements, as without a pooler), and Bind, Describe and Close of it
-      // pass through untouched.
-      apply_effects(fx);
-      return;
-    }
-    auto def = t.statements().define(p->name, body, fx);
-    apply_effects(fx);  // a refusal comes when the statement is bound
-    begin_edit();
-    t.live_->expect.pop_back();  // answered as the Parse ensure_prepared sends
-    ensure_prepared(*def, true);
-    end_edit(body);
-  }
-
-  // `body` may be only the head of a large Bind (its names; `length` is the whole body's).
-  void on_bind(std::string_view body, std::size_t length) {
-    auto b = pr::decode_bind(body);
-    if (!b) {
-      violation = true;
-      return;
-    }
-    if (b->statement.empty()) return;
-    t.meter_.bind();
-    const StatementDef* def = t.find_statement(b->statement);
-    if (def == nullptr) return;  // the server reports the unknown name, as PostgreSQL would
-    const std::size_t names = b->portal.size() + 1 + b->statement.size() + 1;
-    if (apply_effects(def->effects)) {
-      refuse_bind(body, length, b->portal, names, def->effects.pin);
-      return;
-    }
-    begin_edit();
-    ensure_prepared(*def, false);
-    // Only the names are rewritten; the parameters follow from the client's own bytes.
-    pr::append_bind_head(t.live_->scratch, b->portal, def->server_name, length - names);
-    end_edit(body, names);
-    t.live_->last_bound = def->server_name;
-  }
-
-  // Binds the refusal in place of a statement pin_session_state = "error" refuses: same
-  // portal, no parameters. A Bind too large to be held whole keeps its parameters, which the
-  // refusal does not take: the server then rejects the Bind instead (08P01), which fails the
-  // batch all the same.
-  void refuse_bind(std::string_view body, std::size_t length, std::string_view portal,
-                   std::size_t names, PinReason pin) {
-    begin_edit();
-    pr::MessageWriter(t.live_->scratch)
-        .begin(pr::fe::kParse)
-        .cstring("")
-        .cstring(refusal_sql(pin))
-        .int16(0)
-        .end();
-    t.live_->expect.push({Expect::parse, true});
-    if (body.size() < length) {
-      pr::append_bind_head(t.live_->scratch, portal, "", length - names);
-      end_edit(body, names);
-      return;
-    }
-    pr::MessageWriter(t.live_->scratch)
-        .begin(pr::fe::kBind)
-        .cstring(portal)
-        .cstring("")
-        .int16(0)
-        .int16(0)
-        .int16(0)
-        .end();
-    end_edit(body, body.size());
-  }
-
-  void on_describe(std::string_view body) {
-    auto d = pr::decode_describe(body);
-    if (!d) {
-      violation = true;
-      return;
-    }
-    if (d->kind != 'S' || d->name.empty()) return;
-    const StatementDef* def = t.find_statement(d->name);
-    if (def == nullptr) return;
-    begin_edit();
-    ensure_prepared(*def, false);
-    pr::append_describe(t.live_->scratch, 'S', def->server_name);
-    end_edit(body);
-  }
-
-  void on_close(std::string_view body) {
-    auto c = pr::decode_close(body);
-    if (!c) {
-      violation = true;
-      return;
-    }
-    if (c->kind != 'S' || c->name.empty() || !t.erase_statement(c->name)) return;
-    // The server-side statement stays for other clients; the client gets its CloseComplete.
-    begin_edit();
-    pr::append_close(t.live_->scratch, 'P', kNoopPortal);
-    end_edit(body);
-  }
-
-  std::size_t edit_start = 0;
-};
-
-// Server → client: answers pgmux expects, ParameterStatus, and the quiescent ReadyForQuery.
-struct TransactionSession::ServerInspector {
-  TransactionSession& t;
-  std::size_t drop = 0;             // bytes of a frame to drop instead of forwarding
-  bool boundary = false;            // a ReadyForQuery left nothing outstanding
-  bool refuse_transaction = false;  // statement mode: a transaction was opened
-  bool holding = false;             // this scan runs while a request is armed: keep the bytes
-  bool release_held = false;        // the armed request's answer has content: send live_->held
-  bool bad = false;
-  std::string why;  // what was unexpected, for the log
-
-  [[nodiscard]] bool needs_body(char tag) const {
-    switch (tag) {
-      case pr::be::kReadyForQuery:
-      case pr::be::kParameterStatus:
-      case pr::be::kErrorResponse:
-      case pr::be::kParseComplete:
-      case pr::be::kCloseComplete:
-        return true;
-      default:
-        return false;
-    }
-  }
-
-  bool drop_frame(std::string_view body) {
-    drop = pr::kTaggedHeaderSize + body.size();
-    return false;
-  }
-
-  // Applies what the expectation queue says of an answer.
-  bool answered(AnswerAction action, std::string_view body) {
-    switch (action) {
-      case AnswerAction::unexpected:
-        bad = true;
-        return false;
-      case AnswerAction::drop:
-        return drop_frame(body);
-      case AnswerAction::forward:
-        break;
-    }
-    return true;
-  }
-
-  // An armed request's answer frames that carry no content yet (kept back until it is known
-  // whether the replica refuses the request).
-  static bool preamble(char tag) {
-    switch (tag) {
-      case pr::be::kParseComplete:
-      case pr::be::kBindComplete:
-      case pr::be::kParameterDescription:
-      case pr::be::kRowDescription:
-      case pr::be::kNoData:
-      case pr::be::kCloseComplete:
-        return true;
-      default:
-        return false;
-    }
-  }
-
-  bool on_frame(char tag, std::string_view body, std::size_t) {
-    if (boundary) return false;  // forward up to the ReadyForQuery, then stop
-    if (t.retry_armed_ && !preamble(tag)) {
-      t.retry_armed_ = false;  // the first content of the armed request's answer
-      if (tag == pr::be::kErrorResponse) {
-        auto fields = pr::decode_error_fields(body);
-        if (fields && fields->sqlstate == "25006") {
-          t.retry_pending_ = true;
-          on_error(body);  // the usual bookkeeping (skip to Sync); the client never sees it
-          return drop_frame(body);
-        }
-      }
-      release_held = true;
-      return false;  // the server loop sends the preamble first; this frame comes again
-    }
-    switch (tag) {
-      case pr::be::kParseComplete:
-        return answered(t.live_->expect.parse_complete(why), body);
-      case pr::be::kCloseComplete:
-        return answered(t.live_->expect.close_complete(why), body);
-      case pr::be::kErrorResponse:
-        return on_error(body);
-      case pr::be::kReadyForQuery: {
-        auto status = pr::decode_ready_for_query(body);
-        Expect e{Expect::sync};
-        if (!status) {
-          bad = true;
-          why = "malformed ReadyForQuery";
-          return false;
-        }
-        if (t.live_->expect.ready_for_query(e, why) == AnswerAction::unexpected) {
-          bad = true;
-          return false;
-        }
-        t.lease_->set_tx_status(*status);
-        t.in_copy_ = false;
-        t.live_->client_gate.cancel();  // a local wait may be over
-        if (t.retry_pending_) {
-          // The refused Query's ReadyForQuery: the client hears the primary's answer instead.
-          if (t.quiescent()) {
-            boundary = true;
-            t.boundary_pending_ = *status == 'I';
-          }
-          return drop_frame(body);
-        }
-        if (e.swallow) return drop_frame(body);
-        if (t.s_.statement_mode && *status != 'I') {
-          refuse_transaction = true;  // the server loop rolls back and tells the client
-          return drop_frame(body);
-        }
-        t.meter_.ready_for_query(*status, t.quiescent());
-        if (t.quiescent()) {
-          boundary = true;
-          t.boundary_pending_ = *status == 'I';
-          if (*status == 'I' && t.wants_write_position()) {
-            // Nobody, this client or another of its user, may see the commit before pgmux
-            // knows its WAL position: the ReadyForQuery goes out after it was read.
-            t.rfq_held_ = true;
-            return drop_frame(body);
-          }
-        }
-        break;
-      }
-      case pr::be::kParameterStatus:
-        if (auto p = pr::decode_parameter_status(body)) {
-          t.lease_->record_parameter(p->name, p->value);
-          t.s_.told_client.set(p->name, p->value);
-        }
-        break;
-      case pr::be::kCopyInResponse:
-      case pr::be::kCopyBothResponse:
-        t.in_copy_ = true;
-        break;
-      default:
-        break;
-    }
-    return true;
-  }
-
-  bool on_error(std::string_view body) {
-    std::string_view sqlstate;
-    if (auto fields = pr::decode_error_fields(body)) {
-      sqlstate = fields->sqlstate;
-      if (fields->sqlstate == "0A000" &&
-          fields->message.find("cached plan must not change result type") !=
-              std::string_view::npos &&
-          !t.live_->last_bound.empty()) {
-        // The statement's result type changed under it: prepare it afresh on next use.
-        t.lease_->statements().erase(t.live_->last_bound);
-      }
-    }
-    // An extended-protocol error makes the server skip to the next Sync; the statements
-    // whose Parse it skipped are not prepared there.
-    std::vector<std::string> unprepared;
-    const AnswerAction action = t.live_->expect.error(unprepared);
-    for (const std::string& name : unprepared) t.lease_->statements().erase(name);
-    if (action == AnswerAction::drop) return drop_frame(body);
-    if (!t.retry_pending_) t.meter_.error(sqlstate);
-    return true;
   }
 };
 
@@ -812,7 +268,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
     ByteBuffer& buf = s_.client.buffer();
     for (bool here = !wake || take_wake(*wake); here;) {
       if (live_->server_failure) fail(live_->server_failure->first, live_->server_failure->second);
-      if (retry_pending_) {
+      if (state_.retry_pending) {
         // The replica refused the last Query as a write: wait for it to be handed back (the
         // server loop does at the dropped ReadyForQuery), then run the Query on the primary.
         while (lease_ || internal_ || server_loop_running_) {
@@ -834,22 +290,22 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
           }
         }
         if (!mid_frame && routing()) {
-          if (lease_ && lease_target_ >= 0 && !live_->expect.open_batch()) {
+          if (lease_ && state_.lease_target >= 0 && !live_->expect.open_batch()) {
             // Another request while on a replica: one bound for the primary waits until the
             // replica is answered and handed back (it stays if a read-only transaction holds it).
             const auto r = route_front();
             if (!r) goto read_more;
             // A Query armed for the 25006 retry must be answered before anything follows it.
-            if (r->decision.target == router::Target::primary || retry_armed_) {
-              while (lease_ && (!quiescent() || internal_ || boundary_pending_)) {
+            if (r->decision.target == router::Target::primary || state_.retry_armed) {
+              while (lease_ && (!quiescent() || internal_ || state_.boundary_pending)) {
                 co_await wait(live_->client_gate);
               }
             }
-            if (retry_pending_) continue;
+            if (state_.retry_pending) continue;
           }
           // A server about to be handed back is waited for, so this request is routed afresh
           // (and after its write position was read).
-          while (internal_ || boundary_pending_ || (server_loop_running_ && !lease_)) {
+          while (internal_ || state_.boundary_pending || (server_loop_running_ && !lease_)) {
             co_await wait(live_->client_gate);
           }
           if (!lease_) {
@@ -859,7 +315,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
               co_await answer_set_target(*r);
               continue;
             }
-            first_kind_ = r->kind;
+            state_.first_kind = r->kind;
             co_await ensure_server(r->decision);
           }
         }
@@ -867,7 +323,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
         live_->edits.clear();
         live_->scratch.clear();
         const bool was_answered = live_->expect.empty();
-        ClientInspector inspector{*this, buf.unread().data()};
+        ClientInspector inspector{state_, *live_, *lease_, label(), buf.unread().data()};
         const auto r = client_scanner_.scan(buf.unread(), inspector);
         const bool timed_request =
             was_answered && !live_->expect.empty() && s_.config.pool.query_timeout_ms > 0;
@@ -884,21 +340,22 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
           const bool one_batch =
               (inspector.first_tag == pr::fe::kParse || inspector.first_tag == pr::fe::kBind) &&
               inspector.syncs == 1 && inspector.last_tag == pr::fe::kSync && inspector.queries == 0;
-          retry_armed_ = lease_target_ >= 0 && was_answered && lease_->tx_status() == 'I' &&
-                         (one_query || one_batch) && inspector.others == 0 &&
-                         r.forwardable <= kMaxRetryQuery && !client_scanner_.mid_frame();
-          if (retry_armed_) {
+          state_.retry_armed = state_.lease_target >= 0 && was_answered &&
+                               lease_->tx_status() == 'I' && (one_query || one_batch) &&
+                               inspector.others == 0 && r.forwardable <= kMaxRetryQuery &&
+                               !client_scanner_.mid_frame();
+          if (state_.retry_armed) {
             live_->retry_query.assign(buf.unread().data(), r.forwardable);
             live_->held.clear();
           }
-          server_write_cut_ = true;
+          state_.server_write_cut = true;
           auto [ec, n] =
               co_await asio::async_write(lease_->io().stream(), live_->segments, as_result);
           if (ec) {
             fail("08006", "server connection lost: the server closed the connection unexpectedly");
           }
-          server_write_cut_ = false;
-          meter_.received(r.forwardable);
+          state_.server_write_cut = false;
+          state_.meter.received(r.forwardable);
           buf.consume(r.forwardable);
           if (timed_request && server_loop_running_) {
             // The server loop's pending read started without a deadline: restart it.
@@ -978,11 +435,11 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
     } else if (tag == pr::fe::kSync && !steps.empty()) {
       for (const Pending& st : steps) {
         if (st.parse) {
-          statements().define(st.name, st.body, scan_statement_effects(st.query));
-          meter_.client_parse();
+          state_.client_statements().define(st.name, st.body, scan_statement_effects(st.query));
+          state_.meter.client_parse();
           live_->out.append("1\0\0\0\4", 5);  // ParseComplete
         } else {
-          erase_statement(st.name);
+          state_.erase_statement(st.name);
           live_->out.append("3\0\0\0\4", 5);  // CloseComplete
         }
       }
@@ -992,11 +449,11 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
     } else if (tag == pr::fe::kQuery && steps.empty()) {
       // Only DEALLOCATE of a statement the client has is answered here: most Queries are not
       // worth lexing twice (the inspector lexes each once).
-      if (!statements_ || statements_->size() == 0) co_return 0;
+      if (!state_.statements || state_.statements->size() == 0) co_return 0;
       auto sql = pr::decode_query(body);
       if (!sql || !mentions_deallocate(*sql)) co_return 0;
       const StatementEffects fx = scan_statement_effects(*sql);
-      if (fx.deallocate_name.empty() || !erase_statement(fx.deallocate_name)) co_return 0;
+      if (fx.deallocate_name.empty() || !state_.erase_statement(fx.deallocate_name)) co_return 0;
       pr::append_command_complete(live_->out, "DEALLOCATE");
       pr::append_ready_for_query(live_->out, 'I');
       co_await write_client(live_->out);
@@ -1010,7 +467,7 @@ awaitable<std::size_t> TransactionSession::answer_without_server() {
 
 TransactionSession::ReadLimit TransactionSession::client_read_limit() const {
   const auto& pool = s_.config.pool;
-  if (lease_ && quiescent() && lease_->tx_status() != 'I' && pin_ == PinReason::none) {
+  if (lease_ && quiescent() && lease_->tx_status() != 'I' && state_.pin == PinReason::none) {
     return {Millis(pool.idle_transaction_timeout_ms), "25P03",
             "idle-in-transaction timeout: idle_transaction_timeout_ms"};
   }
@@ -1062,7 +519,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
     // Without replicas the primary's pool serves: an idle connection is taken at once,
     // without the frames of a leasing coroutine.
     if (auto idle = s_.pool->try_acquire_idle(s_.worker.io, s_.worker.index)) {
-      lease_target_ = -1;
+      state_.lease_target = -1;
       lease_ = std::move(*idle);
     }
   }
@@ -1073,7 +530,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
     lease_.give_back();
     fail("57P01", s_.info->farewell != nullptr ? s_.info->farewell : kAdminFarewell);
   }
-  requests_on_lease_ = 0;
+  state_.requests_on_lease = 0;
   lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(
       static_cast<std::size_t>(s_.config.pool.max_prepared_statements));
@@ -1082,7 +539,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
                              lease_->backend_secret());
   spdlog::debug("{} got server {}", label(), lease_->label());
   live_->expect.clear();
-  in_copy_ = server_write_cut_ = false;
+  state_.in_copy = state_.server_write_cut = false;
   server_loop_running_ = true;
   asio::co_spawn(s_.worker.io, server_loop(s_.owner.lock()),
                  [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
@@ -1126,7 +583,7 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
         try {
           ServerLease lease = co_await s_.replica_pools[static_cast<std::size_t>(*pick)]->acquire(
               s_.worker.io, s_.worker.index, wait_limit);
-          lease_target_ = *pick;
+          state_.lease_target = *pick;
           s_.routing->count(where.reason);
           s_.routing->count_read(*pick);
           co_return lease;
@@ -1149,7 +606,7 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
                         ") and primary_reads = \"never\" with on_no_replica = \"error\"");
     }
     if (routing()) s_.routing->count(where.reason);
-    lease_target_ = -1;
+    state_.lease_target = -1;
     co_return co_await s_.pool->acquire(s_.worker.io, s_.worker.index, wait_limit);
   } catch (const PoolTimeout& e) {
     fail("53300", e.what());
@@ -1166,7 +623,7 @@ std::optional<TransactionSession::FrontRoute> TransactionSession::route_front() 
       .session_target = session_target_,
       .replica_eligible = s_.routing->any_eligible(),  // lag and bans; LSNs in lease_for
   };
-  if (auto it = wanted_.find("default_transaction_read_only"); it != wanted_.end()) {
+  if (auto it = state_.wanted.find("default_transaction_read_only"); it != state_.wanted.end()) {
     facts.session_read_only = iequals(it->second, "on");
   }
   FrontRoute out;
@@ -1209,7 +666,7 @@ std::optional<std::string_view> TransactionSession::request_sql(char tag,
     // A named statement keeps its class: its text is classified once, then cached.
     auto b = pr::decode_bind(body);
     if (!b || b->statement.empty()) return std::nullopt;
-    if (const StatementDef* def = find_statement(b->statement)) {
+    if (const StatementDef* def = state_.find_statement(b->statement)) {
       if (auto p =
               pr::decode_parse(std::string_view(def->parse_frame).substr(pr::kTaggedHeaderSize))) {
         return p->query;
@@ -1307,7 +764,7 @@ awaitable<void> TransactionSession::record_write_position() {
 }
 
 awaitable<void> TransactionSession::retry_on_primary() {
-  retry_pending_ = false;
+  state_.retry_pending = false;
   live_->held.clear();
   const std::string_view frame(live_->retry_query);
   const std::uint32_t length = pr::read_be32(frame.data() + 1);
@@ -1316,12 +773,12 @@ awaitable<void> TransactionSession::retry_on_primary() {
   }
   spdlog::info("{} a replica refused a statement as a write (25006): running it on the primary",
                label());
-  first_kind_ = router::StatementKind::write;
+  state_.first_kind = router::StatementKind::write;
   co_await ensure_server(
       {.target = router::Target::primary, .reason = router::Reason::retried_on_primary});
   live_->edits.clear();
   live_->scratch.clear();
-  ClientInspector inspector{*this, live_->retry_query.data()};
+  ClientInspector inspector{state_, *live_, *lease_, label(), live_->retry_query.data()};
   pr::FrameScanner scanner(s_.client.max_message_size());
   const auto r = scanner.scan(live_->retry_query, inspector);
   if (inspector.violation || r.forwardable != live_->retry_query.size()) {
@@ -1329,10 +786,10 @@ awaitable<void> TransactionSession::retry_on_primary() {
   }
   if (s_.config.pool.query_timeout_ms > 0) request_started_ = std::chrono::steady_clock::now();
   build_segments(live_->retry_query.data(), r.forwardable);
-  server_write_cut_ = true;
+  state_.server_write_cut = true;
   auto [ec, n] = co_await asio::async_write(lease_->io().stream(), live_->segments, as_result);
   if (ec) fail("08006", "server connection lost: the server closed the connection unexpectedly");
-  server_write_cut_ = false;
+  state_.server_write_cut = false;
 }
 
 awaitable<void> TransactionSession::sync_settings() {
@@ -1340,7 +797,7 @@ awaitable<void> TransactionSession::sync_settings() {
   // Exact equality (names compared with case) is the common case and cheap; anything else
   // goes through the case-insensitive comparison.
   const std::string sql =
-      applied == wanted_ ? std::string() : build_settings_sync(wanted_, applied);
+      applied == state_.wanted ? std::string() : build_settings_sync(state_.wanted, applied);
   if (!sql.empty()) {
     std::optional<ServerError> refused;
     try {
@@ -1358,7 +815,7 @@ awaitable<void> TransactionSession::sync_settings() {
       lease_.give_back();
       fail(refused->sqlstate(), refused->what());
     }
-    applied = wanted_;
+    applied = state_.wanted;
   }
   co_await tell_client_parameters(false);
 }
@@ -1385,14 +842,14 @@ awaitable<void> TransactionSession::tell_client_parameters(bool before_held_rfq)
 
 awaitable<void> TransactionSession::restore_startup_settings() {
   ParameterMap& applied = lease_->applied_settings();
-  const std::string sql = build_settings_sync(wanted_, applied);
+  const std::string sql = build_settings_sync(state_.wanted, applied);
   if (sql.empty()) co_return;
   co_await lease_->simple_query(sql);  // a refusal fails the server: it accepted these before
   lease_->io().release_frame();
-  applied = wanted_;
+  applied = state_.wanted;
   // The RESET's ParameterStatus told the client the server's default; the startup value
   // follows it (before a held ReadyForQuery, if any).
-  co_await tell_client_parameters(rfq_held_);
+  co_await tell_client_parameters(state_.rfq_held);
 }
 
 awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr<void> owner) {
@@ -1402,16 +859,20 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
     TransactionSession& t;
     ~LendBack() { t.lend_back_if_idle(); }
   } lend_back{*this};
-  ServerInspector inspector{*this};
+  ServerInspector inspector{state_, *live_, *lease_};
   pr::FrameScanner scanner(s_.client.max_message_size());
   ByteBuffer& buf = lease_->io().buffer();
   for (;;) {
     if (buf.size() > 0) {
-      inspector.holding = retry_armed_;
+      inspector.holding = state_.retry_armed;
       const auto r = scanner.scan(buf.unread(), inspector);
+      if (inspector.ready_seen) {
+        inspector.ready_seen = false;
+        live_->client_gate.cancel();  // a wait of the client loop's may be over
+      }
       if (r.forwardable > 0 && inspector.holding) {
         // An armed request's preamble: kept until its fate is known, dropped on a retry.
-        if (!retry_pending_) live_->held.append(buf.unread().data(), r.forwardable);
+        if (!state_.retry_pending) live_->held.append(buf.unread().data(), r.forwardable);
         buf.consume(r.forwardable);
       } else if (r.forwardable > 0) {
         while (writing_client_) co_await wait(live_->server_gate);
@@ -1422,12 +883,12 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
         auto [ec, n] = co_await asio::async_write(s_.client.stream(), out, as_result);
         writing_client_ = false;
         live_->server_gate.cancel();
-        meter_.sent(live_->held.size() + r.forwardable);
+        state_.meter.sent(live_->held.size() + r.forwardable);
         live_->held.clear();
         buf.consume(r.forwardable);
         if (ec) break;  // the client is gone; its loop will notice and clean up
       }
-      if (retry_pending_) live_->held.clear();
+      if (state_.retry_pending) live_->held.clear();
       if (inspector.release_held) {
         inspector.release_held = false;
         continue;  // the releasing frame is scanned again and forwarded, after live_->held
@@ -1448,7 +909,7 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
         spdlog::warn("{} server {} sent an unexpected or invalid message: {}", label(),
                      lease_->label(), inspector.why.empty() ? "bad frame" : inspector.why);
         live_->server_failure = {"08P01", "protocol violation: unexpected message from server"};
-        if (lease_target_ >= 0) s_.routing->ban(lease_target_, "protocol violation");
+        if (state_.lease_target >= 0) s_.routing->ban(state_.lease_target, "protocol violation");
         break;
       }
       if (r.forwardable > 0 && quiescent() && lease_->tx_status() != 'I') {
@@ -1459,8 +920,8 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
         if (!client_done_ && quiescent() && lease_->tx_status() == 'I') {
           if (co_await finish_transaction()) co_return;
         }
-        if (boundary_pending_) {
-          boundary_pending_ = false;  // kept the server after all
+        if (state_.boundary_pending) {
+          state_.boundary_pending = false;  // kept the server after all
           live_->client_gate.cancel();
         }
         if (buf.size() > 0) continue;
@@ -1486,7 +947,8 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
     }
     if (ec) {
       spdlog::warn("{} lost its server {}: {}", label(), lease_->label(), ec.message());
-      if (lease_target_ >= 0) s_.routing->ban(lease_target_, "connection lost: " + ec.message());
+      if (state_.lease_target >= 0)
+        s_.routing->ban(state_.lease_target, "connection lost: " + ec.message());
       live_->server_failure = {"08006",
                                "server connection lost: the server closed the connection "
                                "unexpectedly"};
@@ -1540,10 +1002,10 @@ awaitable<bool> TransactionSession::refuse_transaction() {
 
 awaitable<bool> TransactionSession::finish_transaction() {
   internal_ = true;
-  if (rfq_held_) live_->out.clear();  // collects what goes out before the held ReadyForQuery
+  if (state_.rfq_held) live_->out.clear();  // collects what goes out before the held ReadyForQuery
   try {
-    if (settings_changed_) {
-      settings_changed_ = false;
+    if (state_.settings_changed) {
+      state_.settings_changed = false;
       const auto rows = co_await lease_->query_pairs(kSessionSettingsQuery);
       ParameterMap now;
       for (const auto& [name, value] : rows) now[name] = value;
@@ -1551,11 +1013,11 @@ awaitable<bool> TransactionSession::finish_transaction() {
       // A setting the client gave at startup and then RESET returns to its startup value, as
       // it would on a server the client had logged in to with it.
       for (const auto& [name, value] : s_.startup_settings) now.try_emplace(name, value);
-      wanted_ = std::move(now);
+      state_.wanted = std::move(now);
       if (keeps_server()) co_await restore_startup_settings();
     }
-    if (rfq_held_) co_await record_write_position();
-    if (routing() && lease_target_ < 0 && s_.routing->begin_catalog_load()) {
+    if (state_.rfq_held) co_await record_write_position();
+    if (routing() && state_.lease_target < 0 && s_.routing->begin_catalog_load()) {
       // Once per database: which functions are free of side effects, so calls to them can
       // still go to a replica. Read on the primary, whose catalog is the authority.
       router::NameSet names;
@@ -1570,13 +1032,13 @@ awaitable<bool> TransactionSession::finish_transaction() {
       }
       s_.routing->finish_catalog_load(std::move(names));
     }
-    if (pin_ != PinReason::none && check_pin_) {
-      check_pin_ = false;
+    if (state_.pin != PinReason::none && state_.check_pin) {
+      state_.check_pin = false;
       const auto rows = co_await lease_->query_pairs(kPinProbeQuery);
       if (!rows.empty() && rows[0].second == "0") {
         spdlog::info("{} unpinned from server {}: session state released", label(),
                      lease_->label());
-        pin_ = PinReason::none;
+        state_.pin = PinReason::none;
         if (s_.info != nullptr) s_.info->pinned.store("");
       }
     }
@@ -1586,10 +1048,10 @@ awaitable<bool> TransactionSession::finish_transaction() {
     live_->server_failure = {"08006", "pgmux could not read the session state from its server"};
   }
   lease_->io().release_frame();
-  if (rfq_held_) {
+  if (state_.rfq_held) {
     // The write's ReadyForQuery, held back until its position was known (even if reading it
     // failed: the transaction did commit).
-    rfq_held_ = false;
+    state_.rfq_held = false;
     pr::append_ready_for_query(live_->out, 'I');
     try {
       co_await write_client(live_->out);
@@ -1616,13 +1078,13 @@ awaitable<bool> TransactionSession::finish_transaction() {
 void TransactionSession::release_server() {
   spdlog::debug("{} released server {}", label(), lease_->label());
   if (s_.info != nullptr) s_.info->state.store(ClientState::idle);
-  boundary_pending_ = false;
+  state_.boundary_pending = false;
   s_.rt.cancels().clear_target(s_.cancel_key.pid);
   lease_.give_back();
   lease_ = ServerLease();
   server_loop_running_ = false;
   live_->client_gate.cancel();
-  rearm_client_read(retry_pending_ || s_.config.pool.client_idle_timeout_ms > 0);
+  rearm_client_read(state_.retry_pending || s_.config.pool.client_idle_timeout_ms > 0);
 }
 
 awaitable<void> TransactionSession::cleanup_after_client() {
@@ -1660,8 +1122,8 @@ bool idle_between_requests(const TransactionSession& session) {
   const TransactionSession& t = session;
   // live_ is lent back only when nothing is in flight (see lend_back_if_idle()).
   return t.parked_ && !t.live_ && !t.lease_ && !t.server_loop_running_ && !t.internal_ &&
-         !t.retry_pending_ && !t.retry_armed_ && !t.client_scanner_.mid_frame() &&
-         !t.settings_changed_ && !t.check_pin_ && t.pin_ == PinReason::none &&
+         !t.state_.retry_pending && !t.state_.retry_armed && !t.client_scanner_.mid_frame() &&
+         !t.state_.settings_changed && !t.state_.check_pin && t.state_.pin == PinReason::none &&
          t.s_.client.buffer().size() == 0;
 }
 
@@ -1669,8 +1131,8 @@ IdleCarry take_idle_carry(TransactionSession& session) {
   TransactionSession& t = session;
   return IdleCarry{.startup_settings = std::move(t.s_.startup_settings),
                    .told_client = std::move(t.s_.told_client),
-                   .statements = std::move(t.statements_),
-                   .wanted = std::move(t.wanted_),
+                   .statements = std::move(t.state_.statements),
+                   .wanted = std::move(t.state_.wanted),
                    .min_lsn = t.min_lsn_,
                    .session_target = t.session_target_};
 }

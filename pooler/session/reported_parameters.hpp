@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "pooler/server_connection.hpp"
+#include "pooler/session/parameter_map.hpp"
 
 namespace pgmux::pooler {
 

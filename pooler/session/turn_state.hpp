@@ -13,22 +13,14 @@
 #include <vector>
 
 #include "pooler/asio_util.hpp"
-#include "pooler/session/expectations.hpp"
+#include "pooler/session/rewrite_state.hpp"
 
 namespace pgmux::pooler {
 
-struct TurnState {
+struct TurnState : RewriteState {
   explicit TurnState(const asio::any_io_executor& ex) : client_gate(ex), server_gate(ex) {}
 
-  Expectations expect;  // answers still to come, in order
   std::optional<std::pair<std::string, std::string>> server_failure;  // SQLSTATE, message
-  std::string last_bound;  // server-side statement of the latest Bind (for 0A000)
-  struct Edit {
-    std::size_t pos, len;                 // the client frame replaced, in the unread bytes
-    std::size_t scratch_at, scratch_len;  // what replaces it
-  };
-  std::vector<Edit> edits;
-  std::string scratch;
   std::vector<asio::const_buffer> segments;
   std::string out;
   asio::steady_timer client_gate;  // the client loop waits here for the server loop

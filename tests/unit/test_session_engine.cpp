@@ -1,0 +1,382 @@
+// The session engine without sockets: byte scripts of a client's messages and a server's
+// answers go through the two inspectors exactly as the session's loops feed them (the frame
+// scanner, the edits applied to what is forwarded, dropped frames consumed), cut into two
+// reads at every byte. Whatever the cut, the server must receive the same rewritten bytes,
+// the client the same answers, and the session must end in the same state.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+
+#include "pooler/session/client_inspector.hpp"
+#include "pooler/session/server_inspector.hpp"
+#include "protocol/frame_scanner.hpp"
+#include "wire.hpp"
+
+using namespace pgmux::pooler;
+using pgmux::test::be32;
+using pgmux::test::cstr;
+using pgmux::test::frame;
+
+namespace {
+
+std::string be16(std::uint16_t v) {
+  return {static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+
+// Client messages, built by hand.
+std::string parse(std::string_view name, std::string_view sql) {
+  return frame('P', cstr(name) + cstr(sql) + be16(0));
+}
+std::string bind_frame(std::string_view statement) {
+  return frame('B', cstr("") + cstr(statement) + be16(0) + be16(0) + be16(0));
+}
+std::string execute() {
+  return frame('E', cstr("") + be32(0));
+}
+std::string sync_frame() {
+  return frame('S', "");
+}
+std::string query(std::string_view sql) {
+  return frame('Q', cstr(sql));
+}
+std::string close_statement(std::string_view name) {
+  return frame('C', "S" + cstr(name));
+}
+
+// Server answers.
+std::string ready(char status) {
+  return frame('Z', std::string(1, status));
+}
+std::string parse_complete() {
+  return frame('1', "");
+}
+std::string bind_complete() {
+  return frame('2', "");
+}
+std::string close_complete() {
+  return frame('3', "");
+}
+std::string data_row(std::string_view value) {
+  return frame('D', be16(1) + be32(static_cast<std::uint32_t>(value.size())) + std::string(value));
+}
+std::string command_complete(std::string_view tag) {
+  return frame('C', cstr(tag));
+}
+std::string error(std::string_view sqlstate) {
+  return frame('E', "SERROR" + std::string(1, '\0') + "C" + cstr(sqlstate) + "Mfailed" +
+                        std::string(2, '\0'));
+}
+std::string parameter_status(std::string_view name, std::string_view value) {
+  return frame('S', cstr(name) + cstr(value));
+}
+
+// A server as the engine sees it: its prepared statements, status and reported parameters.
+class ScriptServer final : public HeldServer {
+ public:
+  ServerStatements& statements() override { return statements_; }
+  [[nodiscard]] char tx_status() const override { return status_; }
+  void set_tx_status(char status) override { status_ = status; }
+  void record_parameter(std::string_view name, std::string_view value) override {
+    reported[std::string(name)] = std::string(value);
+  }
+  [[nodiscard]] const std::string& label() const override { return label_; }
+
+  ParameterMap reported;
+
+ private:
+  ServerStatements statements_;
+  char status_ = 'I';
+  std::string label_ = "S-script";
+};
+
+// One client's session on one server, driven the way TransactionSession drives it.
+struct Script {
+  SessionProtocol state;
+  RewriteState live;
+  ScriptServer server;
+  ReportedParameters told_client;
+  pgmux::protocol::FrameScanner client_scanner, server_scanner;
+  std::string client_unread, server_unread;
+  std::string to_server, to_client;
+  int boundaries = 0;
+  bool refused_transaction = false;
+  bool bad = false;
+
+  Script() { state.told_client = &told_client; }
+
+  // The client's bytes arrive: everything forwardable goes to the server, edits applied.
+  void client_sends(std::string_view bytes) {
+    client_unread += bytes;
+    for (;;) {
+      live.edits.clear();
+      live.scratch.clear();
+      ClientInspector inspector(state, live, server, ClientLabel{nullptr}, client_unread.data());
+      const auto r = client_scanner.scan(client_unread, inspector);
+      REQUIRE_FALSE(inspector.violation);
+      REQUIRE(r.error == pgmux::protocol::FrameError::none);
+      if (r.forwardable == 0) return;
+      std::size_t at = 0;
+      for (const RewriteState::Edit& e : live.edits) {
+        to_server.append(client_unread, at, e.pos - at);
+        to_server.append(live.scratch, e.scratch_at, e.scratch_len);
+        at = e.pos + e.len;
+      }
+      to_server.append(client_unread, at, r.forwardable - at);
+      client_unread.erase(0, r.forwardable);
+    }
+  }
+
+  // The server's bytes arrive: forwarded, dropped or acted on as the server loop does.
+  void server_sends(std::string_view bytes) {
+    server_unread += bytes;
+    ServerInspector inspector(state, live, server);
+    while (!server_unread.empty()) {
+      const auto r = server_scanner.scan(server_unread, inspector);
+      REQUIRE(r.error == pgmux::protocol::FrameError::none);
+      if (inspector.bad) {
+        bad = true;
+        return;
+      }
+      to_client.append(server_unread, 0, r.forwardable);
+      server_unread.erase(0, r.forwardable);
+      if (inspector.drop > 0) {
+        server_unread.erase(0, inspector.drop);
+        inspector.drop = 0;
+        refused_transaction = refused_transaction || inspector.refuse_transaction;
+        if (!inspector.boundary) continue;
+      }
+      if (inspector.boundary) {
+        inspector.boundary = false;
+        ++boundaries;
+        continue;
+      }
+      if (r.forwardable == 0) return;  // waits for the rest of a frame
+    }
+  }
+};
+
+// Runs `client` then `server` through a fresh session on `prepared` (a script that already
+// served earlier requests), each cut in two at `client_cut` and `server_cut`.
+void run_cut(Script& s, std::string_view client, std::size_t client_cut, std::string_view server,
+             std::size_t server_cut) {
+  s.client_sends(client.substr(0, client_cut));
+  s.client_sends(client.substr(client_cut));
+  s.server_sends(server.substr(0, server_cut));
+  s.server_sends(server.substr(server_cut));
+}
+
+// The server-side name pgmux gives a statement: read from the session after its Parse.
+std::string server_name_of(const Script& s, std::string_view client_name) {
+  const StatementDef* def = s.state.find_statement(client_name);
+  REQUIRE(def != nullptr);
+  return def->server_name;
+}
+
+}  // namespace
+
+TEST_CASE("a named statement is prepared under pgmux's name and its answers reach the client") {
+  const std::string client = parse("s1", "SELECT $1") + bind_frame("s1") + execute() + sync_frame();
+  for (std::size_t cc = 0; cc <= client.size(); ++cc) {
+    Script probe;
+    probe.client_sends(client);
+    const std::string name = server_name_of(probe, "s1");
+    // Close first (pgmux's own: its answer is dropped), then the client's Parse renamed.
+    const std::string expected_to_server = close_statement(name) + parse(name, "SELECT $1") +
+                                           bind_frame(name) + execute() + sync_frame();
+    const std::string server = close_complete() + parse_complete() + bind_complete() +
+                               data_row("1") + command_complete("SELECT 1") + ready('I');
+    const std::string expected_to_client = parse_complete() + bind_complete() + data_row("1") +
+                                           command_complete("SELECT 1") + ready('I');
+    for (std::size_t sc = 0; sc <= server.size(); ++sc) {
+      CAPTURE(cc);
+      CAPTURE(sc);
+      Script s;
+      run_cut(s, client, cc, server, sc);
+      CHECK(s.to_server == expected_to_server);
+      CHECK(s.to_client == expected_to_client);
+      CHECK(s.boundaries == 1);
+      CHECK(s.state.quiescent(s.live));
+      CHECK(s.state.boundary_pending);
+      CHECK(s.server.statements().contains(name));
+      CHECK(s.state.requests_on_lease == 1);
+    }
+  }
+}
+
+TEST_CASE("a statement follows its client to a server that lacks it") {
+  Script s;
+  s.client_sends(parse("s1", "SELECT 1") + sync_frame());
+  s.server_sends(close_complete() + parse_complete() + ready('I'));
+  const std::string name = server_name_of(s, "s1");
+  const std::string client = bind_frame("s1") + execute() + sync_frame();
+  const std::string server = close_complete() + parse_complete() + bind_complete() + data_row("1") +
+                             command_complete("SELECT 1") + ready('I');
+  for (std::size_t cc = 0; cc <= client.size(); ++cc) {
+    for (std::size_t sc = 0; sc <= server.size(); ++sc) {
+      CAPTURE(cc);
+      CAPTURE(sc);
+      // The next lease: same client state, another server, fresh per-lease state.
+      Script next;
+      next.state.statements = std::make_unique<ClientStatements>(*s.state.statements);
+      run_cut(next, client, cc, server, sc);
+      CHECK(next.to_server == close_statement(name) + parse(name, "SELECT 1") + bind_frame(name) +
+                                  execute() + sync_frame());
+      // Both the Close and the Parse are pgmux's own: the client hears only its Bind's answers.
+      CHECK(next.to_client ==
+            bind_complete() + data_row("1") + command_complete("SELECT 1") + ready('I'));
+      CHECK(next.boundaries == 1);
+      CHECK(next.server.statements().contains(name));
+    }
+  }
+}
+
+TEST_CASE("an error in a batch: the client sees it, the statement is not left prepared") {
+  const std::string client = parse("bad", "SELEC 1") + bind_frame("bad") + execute() + sync_frame();
+  const std::string server = close_complete() + error("42601") + ready('I');
+  for (std::size_t cc = 0; cc <= client.size(); ++cc) {
+    for (std::size_t sc = 0; sc <= server.size(); ++sc) {
+      CAPTURE(cc);
+      CAPTURE(sc);
+      Script s;
+      run_cut(s, client, cc, server, sc);
+      CHECK(s.to_client == error("42601") + ready('I'));
+      CHECK(s.boundaries == 1);
+      CHECK(s.state.quiescent(s.live));
+      CHECK_FALSE(s.server.statements().contains(server_name_of(s, "bad")));
+    }
+  }
+}
+
+TEST_CASE("DEALLOCATE of a protocol-level statement runs under its server-side name") {
+  Script s;
+  s.client_sends(parse("s1", "SELECT 1") + sync_frame());
+  const std::string name = server_name_of(s, "s1");
+  // A server that never prepared it: pgmux prepares it in a Sync of its own first.
+  const std::string client = query("DEALLOCATE s1");
+  const std::string server = close_complete() + parse_complete() + ready('I') +
+                             command_complete("DEALLOCATE") + ready('I');
+  for (std::size_t sc = 0; sc <= server.size(); ++sc) {
+    CAPTURE(sc);
+    Script t;
+    t.state.statements = std::make_unique<ClientStatements>(*s.state.statements);
+    run_cut(t, client, client.size() / 2, server, sc);
+    CHECK(t.to_server == close_statement(name) + parse(name, "SELECT 1") + sync_frame() +
+                             query("DEALLOCATE " + name));
+    CHECK(t.to_client == command_complete("DEALLOCATE") + ready('I'));
+    CHECK(t.boundaries == 1);
+    CHECK(t.state.find_statement("s1") == nullptr);
+    CHECK_FALSE(t.server.statements().contains(name));
+  }
+}
+
+TEST_CASE("session effects: settings are read back, session-only state pins") {
+  Script s;
+  s.client_sends(query("SET search_path = app"));
+  CHECK(s.state.settings_changed);
+  CHECK(s.state.pin == PinReason::none);
+  s.server_sends(command_complete("SET") + ready('I'));
+  CHECK(s.boundaries == 1);
+
+  Script listen;
+  listen.client_sends(query("LISTEN jobs"));
+  CHECK(listen.state.pin == PinReason::listen);
+
+  // pin_session_state = "error": the server raises the refusal in the client's transaction.
+  Script refuse;
+  refuse.state.settings.refuse_session_state = true;
+  refuse.client_sends(query("LISTEN jobs"));
+  CHECK(refuse.state.pin == PinReason::none);
+  CHECK(refuse.to_server == query(ClientInspector::refusal_sql(PinReason::listen)));
+
+  // Session pooling keeps its server: a SET stays there, only a reset is read back.
+  Script session;
+  session.state.settings.session_pooling = true;
+  session.client_sends(query("SET search_path = app"));
+  CHECK_FALSE(session.state.settings_changed);
+  session.client_sends(query("RESET ALL"));
+  CHECK(session.state.settings_changed);
+}
+
+TEST_CASE("ParameterStatus is recorded for the server and for the client") {
+  const std::string server =
+      parameter_status("TimeZone", "UTC") + command_complete("SET") + ready('I');
+  for (std::size_t sc = 0; sc <= server.size(); ++sc) {
+    Script s;
+    run_cut(s, query("SET TimeZone = 'UTC'"), 3, server, sc);
+    CHECK(s.to_client == server);
+    CHECK(s.server.reported["timezone"] == "UTC");
+    REQUIRE(s.told_client.find("TimeZone") != nullptr);
+    CHECK(*s.told_client.find("TimeZone") == "UTC");
+  }
+}
+
+TEST_CASE("statement mode refuses a transaction block at its first ReadyForQuery") {
+  const std::string server = command_complete("BEGIN") + ready('T');
+  for (std::size_t sc = 0; sc <= server.size(); ++sc) {
+    Script s;
+    s.state.settings.statement_mode = true;
+    run_cut(s, query("BEGIN"), 2, server, sc);
+    CHECK(s.refused_transaction);
+    CHECK(s.to_client == command_complete("BEGIN"));  // the ReadyForQuery 'T' is not sent
+    CHECK(s.server.tx_status() == 'T');
+  }
+}
+
+TEST_CASE("a replica's 25006 refusal of an armed request never reaches the client") {
+  const std::string server = error("25006") + ready('I');
+  for (std::size_t sc = 0; sc <= server.size(); ++sc) {
+    Script s;
+    s.state.start_lease(0);
+    s.client_sends(query("SELECT nextval('s')"));
+    s.state.retry_armed = true;
+    s.server_sends(server.substr(0, sc));
+    s.server_sends(server.substr(sc));
+    CHECK(s.to_client.empty());
+    CHECK(s.state.retry_pending);
+    CHECK_FALSE(s.state.retry_armed);
+    CHECK(s.boundaries == 1);
+    CHECK(s.state.quiescent(s.live));
+  }
+  // Any other first answer releases the held answer and streams on.
+  Script s;
+  s.state.start_lease(0);
+  s.client_sends(query("SELECT 1"));
+  s.state.retry_armed = true;
+  pgmux::pooler::ServerInspector inspector(s.state, s.live, s.server);
+  const std::string row = data_row("1");
+  pgmux::protocol::FrameScanner scanner;
+  const auto r = scanner.scan(row, inspector);
+  CHECK(r.forwardable == 0);
+  CHECK(inspector.release_held);
+  CHECK_FALSE(s.state.retry_armed);
+  CHECK_FALSE(s.state.retry_pending);
+}
+
+TEST_CASE("a server answering what nobody asked is out of step") {
+  Script s;
+  s.client_sends(query("SELECT 1"));
+  s.server_sends(parse_complete());
+  CHECK(s.bad);
+}
+
+TEST_CASE("read-your-writes holds a write's final ReadyForQuery until its position is read") {
+  Script s;
+  s.state.settings.records_write_positions = true;
+  s.state.start_lease(-1);
+  s.state.first_kind = pgmux::router::StatementKind::write;
+  s.client_sends(query("INSERT INTO t VALUES (1)"));
+  s.server_sends(command_complete("INSERT 0 1") + ready('I'));
+  CHECK(s.state.rfq_held);
+  CHECK(s.to_client == command_complete("INSERT 0 1"));
+  CHECK(s.boundaries == 1);
+
+  Script read;
+  read.state.settings.records_write_positions = true;
+  read.state.start_lease(-1);
+  read.state.first_kind = pgmux::router::StatementKind::read;
+  read.client_sends(query("SELECT 1"));
+  read.server_sends(command_complete("SELECT 1") + ready('I'));
+  CHECK_FALSE(read.state.rfq_held);
+  CHECK(read.to_client == command_complete("SELECT 1") + ready('I'));
+}
