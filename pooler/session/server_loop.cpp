@@ -1,0 +1,377 @@
+// The session engine's server loop (see transaction_session.hpp): forwards the server's
+// answers as the server inspector allows, and at the end of a transaction does the work
+// pgmux owes the session (settings read back and restored, the write position, the pin
+// check) before handing the server back; also the settings sync at a lease and the clean-up
+// when the client leaves.
+#include <spdlog/spdlog.h>
+
+#include "pooler/client_session.hpp"
+#include "pooler/database_routing.hpp"
+#include "pooler/runtime.hpp"
+#include "pooler/session/client_inspector.hpp"
+#include "pooler/session/server_inspector.hpp"
+#include "pooler/session/transaction_session.hpp"
+#include "protocol/message_writer.hpp"
+
+namespace pgmux::pooler {
+
+namespace {
+
+// Counts of what still holds the client to a server after the client's transaction ends.
+constexpr std::string_view kPinProbeQuery =
+    "SELECT 'state', ((SELECT count(*) FROM pg_catalog.pg_listening_channels()) + "
+    "(SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+    "AND pid = pg_catalog.pg_backend_pid()) + "
+    "(SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable) + "
+    "(SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql) + "
+    "(SELECT count(*) FROM pg_catalog.pg_class "
+    "WHERE relnamespace = pg_catalog.pg_my_temp_schema()))::text";
+
+}  // namespace
+
+awaitable<void> TransactionSession::sync_settings() {
+  ParameterMap& applied = lease_->applied_settings();
+  // Exact equality (names compared with case) is the common case and cheap; anything else
+  // goes through the case-insensitive comparison.
+  const std::string sql =
+      applied == state_.wanted ? std::string() : build_settings_sync(state_.wanted, applied);
+  if (!sql.empty()) {
+    std::optional<ServerError> refused;
+    try {
+      co_await lease_->simple_query(sql);
+    } catch (const ServerError& e) {
+      refused = e;
+    }
+    lease_->io().release_frame();
+    if (refused) {
+      // The server refused a setting the client asked for (at startup, or one it had SET):
+      // the session cannot continue as the client expects, as PostgreSQL would refuse the
+      // login. The server itself is fine after a reset.
+      co_await lease_->reset(s_.config.pool.server_reset_query);
+      lease_->io().release_frame();
+      lease_.give_back();
+      fail(refused->sqlstate(), refused->what());
+    }
+    applied = state_.wanted;
+  }
+  co_await tell_client_parameters(false);
+}
+
+awaitable<void> TransactionSession::tell_client_parameters(bool before_held_rfq) {
+  // Reported values that differ from what the client was told (ParameterStatus may arrive
+  // at any time). The client was told its pool's welcome parameters plus its own
+  // differences: when this server differs from the same welcome in exactly those, there is
+  // nothing to tell.
+  const auto& base = s_.told_client.base();
+  if (base && lease_->parameters_differing_from(base) == s_.told_client.own()) co_return;
+  if (!before_held_rfq) live_->out.clear();
+  for (const auto& [name, value] : lease_->parameters()) {
+    // The client sees one server: whether this one is a standby is pgmux's business.
+    if (name == "in_hot_standby") continue;
+    const std::string* told = s_.told_client.find(name);
+    if (told == nullptr || *told != value) {
+      pr::append_parameter_status(live_->out, name, value);
+      s_.told_client.set(name, value);
+    }
+  }
+  if (!before_held_rfq && !live_->out.empty()) co_await write_client(live_->out);
+}
+
+awaitable<void> TransactionSession::restore_startup_settings() {
+  ParameterMap& applied = lease_->applied_settings();
+  const std::string sql = build_settings_sync(state_.wanted, applied);
+  if (sql.empty()) co_return;
+  co_await lease_->simple_query(sql);  // a refusal fails the server: it accepted these before
+  lease_->io().release_frame();
+  applied = state_.wanted;
+  // The RESET's ParameterStatus told the client the server's default; the startup value
+  // follows it (before a held ReadyForQuery, if any).
+  co_await tell_client_parameters(state_.rfq_held);
+}
+
+awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr<void> owner) {
+  // When the loop is done with the server and the client is parked, the active state goes
+  // back (declared first: it runs after the locals below are gone).
+  struct LendBack {
+    TransactionSession& t;
+    ~LendBack() { t.lend_back_if_idle(); }
+  } lend_back{*this};
+  ServerInspector inspector{state_, *live_, *lease_};
+  pr::FrameScanner scanner(s_.client.max_message_size());
+  ByteBuffer& buf = lease_->io().buffer();
+  for (;;) {
+    if (buf.size() > 0) {
+      inspector.holding = state_.retry_armed;
+      const auto r = scanner.scan(buf.unread(), inspector);
+      if (inspector.ready_seen) {
+        inspector.ready_seen = false;
+        live_->client_gate.cancel();  // a wait of the client loop's may be over
+      }
+      if (r.forwardable > 0 && inspector.holding) {
+        // An armed request's preamble: kept until its fate is known, dropped on a retry.
+        if (!state_.retry_pending) live_->held.append(buf.unread().data(), r.forwardable);
+        buf.consume(r.forwardable);
+      } else if (r.forwardable > 0) {
+        while (writing_client_) co_await wait(live_->server_gate);
+        writing_client_ = true;
+        // A released preamble goes out in the same write as what follows it.
+        const std::array<asio::const_buffer, 2> out{
+            asio::buffer(live_->held), asio::buffer(buf.unread().data(), r.forwardable)};
+        auto [ec, n] = co_await asio::async_write(s_.client.stream(), out, as_result);
+        writing_client_ = false;
+        live_->server_gate.cancel();
+        state_.meter.sent(live_->held.size() + r.forwardable);
+        live_->held.clear();
+        buf.consume(r.forwardable);
+        if (ec) break;  // the client is gone; its loop will notice and clean up
+      }
+      if (state_.retry_pending) live_->held.clear();
+      if (inspector.release_held) {
+        inspector.release_held = false;
+        continue;  // the releasing frame is scanned again and forwarded, after live_->held
+      }
+      if (inspector.drop > 0) {
+        buf.consume(inspector.drop);
+        inspector.drop = 0;
+        if (inspector.refuse_transaction) {
+          inspector.refuse_transaction = false;
+          if (!co_await refuse_transaction()) break;
+          if (quiescent() && lease_->tx_status() == 'I' && co_await finish_transaction()) {
+            co_return;
+          }
+        }
+        if (!inspector.boundary) continue;
+      }
+      if (inspector.bad || r.error != pr::FrameError::none) {
+        server_out_of_step(inspector.why);
+        break;
+      }
+      if (r.forwardable > 0 && quiescent() && lease_->tx_status() != 'I') {
+        rearm_client_read(s_.config.pool.idle_transaction_timeout_ms > 0);
+      }
+      if (inspector.boundary) {
+        inspector.boundary = false;
+        if (!client_done_ && quiescent() && lease_->tx_status() == 'I') {
+          if (co_await finish_transaction()) co_return;
+        }
+        if (state_.boundary_pending) {
+          state_.boundary_pending = false;  // kept the server after all
+          live_->client_gate.cancel();
+        }
+        if (buf.size() > 0) continue;
+      }
+    }
+    if (client_done_) break;
+    // Without a deadline the read is awaited directly: no wrapper frame per read.
+    auto [ec, n] = s_.config.pool.query_timeout_ms > 0 && !live_->expect.empty()
+                       ? co_await read_server()
+                       : co_await lease_->io().read_some();
+    if (ec == asio::error::operation_aborted && (client_done_ || rearm_server_read_)) {
+      rearm_server_read_ = false;
+      continue;
+    }
+    if (ec == asio::error::timed_out) {
+      co_await cancel_timed_out_request();
+      break;
+    }
+    if (ec) {
+      server_lost(ec);
+      break;
+    }
+  }
+  // Failure or client gone: the client loop decides the server's fate.
+  server_loop_running_ = false;
+  if (live_->server_failure) {
+    boost::system::error_code ignored;
+    s_.client.socket().cancel(ignored);  // wake the client loop
+  }
+  live_->client_gate.cancel();
+}
+
+void TransactionSession::server_out_of_step(std::string_view why) {
+  spdlog::warn("{} server {} sent an unexpected or invalid message: {}", label(), lease_->label(),
+               why.empty() ? "bad frame" : why);
+  live_->server_failure = {"08P01", "protocol violation: unexpected message from server"};
+  if (state_.lease_target >= 0) s_.routing->ban(state_.lease_target, "protocol violation");
+}
+
+void TransactionSession::server_lost(boost::system::error_code ec) {
+  spdlog::warn("{} lost its server {}: {}", label(), lease_->label(), ec.message());
+  if (state_.lease_target >= 0) {
+    s_.routing->ban(state_.lease_target, "connection lost: " + ec.message());
+  }
+  live_->server_failure = {"08006",
+                           "server connection lost: the server closed the connection "
+                           "unexpectedly"};
+}
+
+awaitable<void> TransactionSession::cancel_timed_out_request() {
+  const auto limit = s_.config.pool.query_timeout_ms;
+  spdlog::info("{} request on server {} exceeded query_timeout_ms ({} ms): cancelling", label(),
+               lease_->label(), limit);
+  co_await s_.rt.forward_cancel(s_.cancel_key);
+  live_->server_failure = {
+      "57014", "canceling statement due to query_timeout_ms (" + std::to_string(limit) + " ms)"};
+}
+
+awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::read_server() {
+  auto read = [this]() { return lease_->io().read_some(); };
+  const Millis limit(s_.config.pool.query_timeout_ms);
+  if (limit.count() <= 0 || live_->expect.empty()) co_return co_await read();
+  const auto left = std::chrono::duration_cast<Millis>(request_started_ + limit -
+                                                       std::chrono::steady_clock::now());
+  try {
+    co_return co_await with_timeout(read(), std::max(left, Millis(1)));
+  } catch (const TimeoutError&) {
+  }
+  co_return std::pair{boost::system::error_code(asio::error::timed_out), std::size_t{0}};
+}
+
+awaitable<bool> TransactionSession::refuse_transaction() {
+  internal_ = true;
+  try {
+    co_await lease_->simple_query("ROLLBACK");
+    lease_->io().release_frame();
+  } catch (const std::exception& e) {
+    spdlog::warn("{} server {}: ROLLBACK failed ({})", label(), lease_->label(), e.what());
+    live_->server_failure = {"08006", "pgmux could not roll back a refused transaction"};
+  }
+  internal_ = false;
+  live_->client_gate.cancel();
+  if (live_->server_failure) co_return false;
+  live_->out.clear();
+  pr::append_error(live_->out, {.severity = "ERROR",
+                                .sqlstate = "0A000",
+                                .message = "pgmux: transaction blocks are not allowed in statement "
+                                           "pooling mode; the transaction was rolled back",
+                                .hint = "use mode = \"transaction\" for this client"});
+  pr::append_ready_for_query(live_->out, 'I');
+  co_await write_client(live_->out);
+  co_return true;
+}
+
+awaitable<void> TransactionSession::read_back_settings() {
+  state_.settings_changed = false;
+  const auto rows = co_await lease_->query_pairs(kSessionSettingsQuery);
+  ParameterMap now;
+  for (const auto& [name, value] : rows) now[name] = value;
+  lease_->applied_settings() = now;
+  // A setting the client gave at startup and then RESET returns to its startup value, as it
+  // would on a server the client had logged in to with it.
+  for (const auto& [name, value] : s_.startup_settings) now.try_emplace(name, value);
+  state_.wanted = std::move(now);
+  if (keeps_server()) co_await restore_startup_settings();
+}
+
+awaitable<void> TransactionSession::load_function_catalog() {
+  // Once per database: which functions are free of side effects, so calls to them can still
+  // go to a replica. Read on the primary, whose catalog is the authority.
+  router::NameSet names;
+  try {
+    for (auto& [name, unused] :
+         co_await lease_->query_pairs(router::kSideEffectFreeFunctionsQuery)) {
+      names.insert(std::move(name));
+    }
+  } catch (...) {
+    s_.routing->abandon_catalog_load();
+    throw;
+  }
+  s_.routing->finish_catalog_load(std::move(names));
+}
+
+awaitable<void> TransactionSession::check_pin_released() {
+  state_.check_pin = false;
+  const auto rows = co_await lease_->query_pairs(kPinProbeQuery);
+  if (rows.empty() || rows[0].second != "0") co_return;
+  spdlog::info("{} unpinned from server {}: session state released", label(), lease_->label());
+  state_.pin = PinReason::none;
+  if (s_.info != nullptr) s_.info->pinned.store("");
+}
+
+awaitable<bool> TransactionSession::finish_transaction() {
+  internal_ = true;
+  if (state_.rfq_held) live_->out.clear();  // collects what goes out before the held ReadyForQuery
+  try {
+    if (state_.settings_changed) co_await read_back_settings();
+    if (state_.rfq_held) co_await record_write_position();
+    if (routing() && state_.lease_target < 0 && s_.routing->begin_catalog_load()) {
+      co_await load_function_catalog();
+    }
+    if (state_.pin != PinReason::none && state_.check_pin) co_await check_pin_released();
+  } catch (const std::exception& e) {
+    spdlog::warn("{} server {}: reading session state failed ({}): closing the server", label(),
+                 lease_->label(), e.what());
+    live_->server_failure = {"08006", "pgmux could not read the session state from its server"};
+  }
+  lease_->io().release_frame();
+  if (state_.rfq_held) {
+    // The write's ReadyForQuery, held back until its position was known (even if reading it
+    // failed: the transaction did commit).
+    state_.rfq_held = false;
+    pr::append_ready_for_query(live_->out, 'I');
+    try {
+      co_await write_client(live_->out);
+    } catch (const std::exception&) {
+    }
+  }
+  internal_ = false;
+  live_->client_gate.cancel();
+  if (live_->server_failure) {
+    boost::system::error_code ignored;
+    s_.client.socket().cancel(ignored);
+    server_loop_running_ = false;
+    co_return true;  // the client loop discards the server
+  }
+  // Bytes the server sent after the ReadyForQuery (a late notice) belong to this client.
+  if (keeps_server() || !quiescent() || lease_->tx_status() != 'I' ||
+      lease_->io().buffer().size() > 0) {
+    co_return false;
+  }
+  release_server();
+  co_return true;
+}
+
+void TransactionSession::release_server() {
+  spdlog::debug("{} released server {}", label(), lease_->label());
+  if (s_.info != nullptr) s_.info->state.store(ClientState::idle);
+  state_.boundary_pending = false;
+  s_.rt.cancels().clear_target(s_.cancel_key.pid);
+  lease_.give_back();
+  lease_ = ServerLease();
+  server_loop_running_ = false;
+  live_->client_gate.cancel();
+  rearm_client_read(state_.retry_pending || s_.config.pool.client_idle_timeout_ms > 0);
+}
+
+awaitable<void> TransactionSession::cleanup_after_client() {
+  client_done_ = true;
+  if (server_loop_running_ && lease_) {
+    boost::system::error_code ignored;
+    lease_->io().socket().cancel(ignored);
+    while (server_loop_running_) co_await wait(live_->client_gate);
+  }
+  if (!lease_) co_return;
+  s_.rt.cancels().clear_target(s_.cancel_key.pid);
+  if (live_->server_failure || !quiescent()) {
+    if (!live_->server_failure) {
+      spdlog::info("{} left with server {} busy: closing the server", label(), lease_->label());
+    }
+    lease_.discard();
+    co_return;
+  }
+  try {
+    // A transaction left open is rolled back; session-only state (a session-pooled or pinned
+    // client's) goes with a full reset.
+    if (lease_->tx_status() != 'I') co_await lease_->simple_query("ROLLBACK");
+    if (keeps_server()) co_await lease_->reset(s_.config.pool.server_reset_query);
+    lease_->io().release_frame();
+    if (lease_->tx_status() != 'I') throw ServerError("08P01", "server not idle after ROLLBACK");
+    lease_.give_back();
+  } catch (const std::exception& e) {
+    spdlog::warn("{} cleanup of server {} failed ({}): closing it", label(), lease_->label(),
+                 e.what());
+    lease_.discard();
+  }
+}
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,224 @@
+// The engine of one client's session, for every pool mode (see transaction_pooling.hpp): two
+// coroutines while the client holds a server. The client loop (transaction_pooling.cpp) reads
+// the client, routes and leases (session/leasing.cpp) and writes to the server; the server
+// loop (session/server_loop.cpp) forwards the server's answers and hands the server back at a
+// quiescent ReadyForQuery. Both run on the client's worker, so their shared state needs no
+// locks; they wake each other through cancelled timers. What the bytes mean is decided
+// without I/O by the inspectors (client_inspector.hpp, server_inspector.hpp) over the
+// session's SessionProtocol; this class does the I/O. Private to those three files.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "lag_monitor/lsn.hpp"
+#include "pooler/pool.hpp"
+#include "pooler/session/session_protocol.hpp"
+#include "pooler/session/turn_state.hpp"
+#include "pooler/transaction_pooling.hpp"
+#include "protocol/frame_scanner.hpp"
+#include "protocol/messages.hpp"
+
+namespace pgmux::pooler {
+
+namespace pr = protocol;
+
+class TransactionSession {
+ public:
+  explicit TransactionSession(TransactionSessionSetup s);
+
+  ~TransactionSession() {
+    if (live_) turn_states_.give(std::move(live_));
+  }
+  TransactionSession(const TransactionSession&) = delete;
+  TransactionSession& operator=(const TransactionSession&) = delete;
+
+  // One turn of the client loop: see serve_transaction_pooling().
+  awaitable<ClientTurn> run(std::optional<boost::system::error_code> wake);
+
+  SlabSet& slabs() { return s_.worker.slabs; }
+  // Log context (built when a line is logged).
+  [[nodiscard]] ClientLabel label() const { return ClientLabel{s_.info}; }
+
+  friend bool idle_between_requests(const TransactionSession& session);
+  friend IdleCarry take_idle_carry(TransactionSession& session);
+  // The rest of what an idle session kept (the setup brought its settings and what the client
+  // was told).
+  void restore(IdleCarry carry) {
+    state_.statements = std::move(carry.statements);
+    state_.wanted = std::move(carry.wanted);
+    min_lsn_ = carry.min_lsn;
+    session_target_ = carry.session_target;
+  }
+
+ private:
+  // --- client side ---
+  // Answers, without a server, requests at the front of the client's buffer that need none:
+  // Parse/Close of named statements up to a Sync (prepared on a server when first bound),
+  // and DEALLOCATE of a protocol-level statement. Returns the bytes consumed (0: none).
+  awaitable<std::size_t> answer_without_server();
+  // Whether a request starting with `tag` could be one of those (checked before starting the
+  // coroutine: most requests are not).
+  [[nodiscard]] bool may_answer_without_server(char tag) const {
+    return tag == pr::fe::kParse || tag == pr::fe::kClose ||
+           (tag == pr::fe::kQuery && state_.statements && state_.statements->size() > 0);
+  }
+  // The time limit on the client's next bytes: idle_transaction_timeout_ms while it idles
+  // inside a transaction, client_idle_timeout_ms while it holds no server; 0 for none.
+  struct ReadLimit {
+    Millis limit{0};
+    std::string_view sqlstate, what;
+  };
+  [[nodiscard]] ReadLimit client_read_limit() const;
+  // Reads what the client sends next, bounded by client_read_limit().
+  awaitable<std::pair<boost::system::error_code, std::size_t>> read_client();
+  // Takes in what the parked client sent (the wait that ended its park reported `wake`).
+  // False when the client is gone.
+  bool take_wake(boost::system::error_code wake);
+  awaitable<void> ensure_server(router::Decision where = {});
+  // Leases from the pool `where` names; a replica that cannot be reached is banned and the
+  // next candidate (or the primary) used, so the client sees no error for it.
+  awaitable<ServerLease> lease_for(router::Decision where);
+  // Fills `active` with each replica pool's servers in use and returns the primary's, when
+  // balancing is least_connections (zeros otherwise).
+  int count_active(std::span<int> active) const;
+  // A read or write the primary serves: counted by its reason; refused (57P03) when no replica
+  // could take a read that on_no_replica = "error" keeps off the primary.
+  void count_primary_lease(router::Decision& where);
+  awaitable<void> sync_settings();
+  // ParameterStatus for what the server reports differently from what the client was told:
+  // written now, or, `before_held_rfq`, appended to live_->out ahead of the held
+  // ReadyForQuery.
+  awaitable<void> tell_client_parameters(bool before_held_rfq);
+  // A kept server whose session settings no longer match the client's (a RESET or DISCARD ALL
+  // of a startup setting) gets them back, as PostgreSQL resets to the startup value.
+  awaitable<void> restore_startup_settings();
+  // --- routing ---
+  struct FrontRoute {
+    router::Decision decision;
+    router::StatementKind kind = router::StatementKind::write;
+    bool set_target = false;  // SET pgmux.*, answered by pgmux
+    std::string setting_name, target_value;
+  };
+  // Routes the request at the front of the client's buffer; nullopt until its first frame is
+  // whole.
+  std::optional<FrontRoute> route_front();
+  [[nodiscard]] bool routing() const { return !s_.replica_pools.empty(); }
+  // The server stays with the client between transactions: session pooling, or a pin.
+  [[nodiscard]] bool keeps_server() const {
+    return s_.session_pooling || state_.pin != PinReason::none;
+  }
+  bool apply_target(std::string_view value);
+  // The SQL text a Query, Parse or Bind (of a named statement) runs; nullopt for others.
+  std::optional<std::string_view> request_sql(char tag, std::string_view body) const;
+  awaitable<void> answer_set_target(const FrontRoute& r);
+  awaitable<void> retry_on_primary();
+  [[nodiscard]] lag::Lsn required_lsn() const;
+  // Why no replica could take a read: banned, over its lag limits, or behind this client.
+  [[nodiscard]] router::Reason why_no_replica() const;
+  // After a transaction that wrote, on the primary: its WAL position (read-your-writes).
+  awaitable<void> record_write_position();
+  void build_segments(const char* base, std::size_t forwardable);
+  // What one scan of the client's bytes found: live_->segments then hold the bytes to send.
+  struct ScannedRequest {
+    std::size_t forwardable = 0;
+    bool terminated = false;  // the client sent Terminate
+    bool timed = false;       // a request now awaits its answer under query_timeout_ms
+  };
+  // Scans the client's unread bytes with the client inspector and arms the 25006 retry.
+  ScannedRequest scan_request(ByteBuffer& buf);
+  // After the scanned bytes were written to the server.
+  void sent_request(ByteBuffer& buf, const ScannedRequest& request);
+  awaitable<void> cleanup_after_client();
+  // --- server side ---
+  // `owner` keeps the client session alive while the loop runs.
+  awaitable<void> server_loop(std::shared_ptr<void> owner);
+  // Gives the active state back once the client is parked and nothing is in flight: no
+  // server leased, no loop running, no retry waiting.
+  void lend_back_if_idle() {
+    if (parked_ && live_ && !lease_ && !server_loop_running_ && !internal_ &&
+        !state_.retry_pending && !state_.retry_armed && !live_->server_failure && quiescent()) {
+      turn_states_.give(std::move(live_));
+    }
+  }
+  // Reads the server's next bytes; while a request is unanswered, at most until
+  // query_timeout_ms after it was sent (then: timed_out).
+  awaitable<std::pair<boost::system::error_code, std::size_t>> read_server();
+  // How the server loop ends on a failure: the failure the client loop reports, and a ban of
+  // a replica that failed.
+  void server_out_of_step(std::string_view why);
+  void server_lost(boost::system::error_code ec);
+  awaitable<void> cancel_timed_out_request();
+  // Statement mode: rolls back the transaction the client opened and answers its request with
+  // an error and ReadyForQuery Idle in place of the server's. False if the server failed.
+  awaitable<bool> refuse_transaction();
+  // Post-transaction work; returns true when the server was handed back.
+  awaitable<bool> finish_transaction();
+  // The parts of it that run only now and then: the session settings after a SET or RESET,
+  // the side-effect-free functions (once per database), whether a pin still holds.
+  awaitable<void> read_back_settings();
+  awaitable<void> load_function_catalog();
+  awaitable<void> check_pin_released();
+  void release_server();
+  // --- shared ---
+  [[nodiscard]] bool quiescent() const { return state_.quiescent(*live_); }
+  static awaitable<void> wait(asio::steady_timer& gate) {
+    gate.expires_at(asio::steady_timer::time_point::max());
+    co_await gate.async_wait(as_result);
+  }
+  awaitable<void> write_client(std::string_view bytes);
+  // ASCII case-insensitive equality (setting names and pgmux's own values).
+  static bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  }
+  [[noreturn]] void fail(std::string sqlstate, std::string message) {
+    throw SessionError(std::move(sqlstate), message);
+  }
+
+  TransactionSessionSetup s_;
+  ServerLease lease_;
+  bool server_loop_running_ = false;
+  bool internal_ = false;     // the server loop is running pgmux's own queries
+  bool client_done_ = false;  // the client loop has ended
+  pr::FrameScanner client_scanner_;
+  using Edit = TurnState::Edit;
+  // What the session needs while active, lent by the worker's pool (see turn_state.hpp).
+  TurnStatePool& turn_states_;
+  std::unique_ptr<TurnState> live_;
+  bool parked_ = false;  // the client's turn ended: its session waits for the client's bytes
+
+  bool writing_client_ = false;
+  bool rearm_read_ = false;  // the client read was cancelled to re-evaluate its time limit
+  std::chrono::steady_clock::time_point request_started_;  // oldest unanswered request
+  bool rearm_server_read_ = false;  // the server read was cancelled to apply query_timeout_ms
+
+  // What the session knows of the client and of the held server (sans-I/O).
+  SessionProtocol state_;
+  // Read-your-writes: the WAL position this client's reads must see (its last write on the
+  // primary, or what it set with pgmux.min_lsn).
+  lag::Lsn min_lsn_ = 0;
+  router::SessionTarget session_target_ = router::SessionTarget::automatic;
+  std::shared_ptr<const router::FunctionCatalog> catalog_;
+  std::uint64_t catalog_generation_ = 0;
+
+  // Makes the client loop's pending read start again under the limit that applies now (the
+  // client went idle in a transaction, or gave its server back).
+  void rearm_client_read(bool limit_applies) {
+    if (!limit_applies || client_done_) return;
+    rearm_read_ = true;
+    boost::system::error_code ignored;
+    s_.client.socket().cancel(ignored);
+  }
+};
+
+}  // namespace pgmux::pooler
