@@ -34,10 +34,17 @@ awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
     }
   }
   try {
-    co_await with_timeout(send_cancel(*target, tls_mode, tls),
-                          Millis(cfg->pool.server_connect_timeout_ms));
-    spdlog::info("cancel forwarded to backend pid {} at {}:{}", target->server_pid, to.host,
-                 to.port);
+    const bool sent = co_await with_timeout(send_cancel(*target, tls_mode, tls, key, lookup.lease),
+                                            Millis(cfg->pool.server_connect_timeout_ms));
+    if (sent) {
+      spdlog::info("cancel forwarded to backend pid {} at {}:{}", target->server_pid, to.host,
+                   to.port);
+    } else {
+      spdlog::info(
+          "cancel for key {} dropped: the client's transaction ended before it could "
+          "be delivered",
+          key.pid);
+    }
   } catch (const std::exception& e) {
     spdlog::warn("cancel to {}:{} failed: {}", to.host, to.port, e.what());
   }
@@ -65,8 +72,9 @@ void Runtime::note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss
                n);
 }
 
-awaitable<void> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mode,
-                                     const TlsContext* tls) {
+awaitable<bool> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mode,
+                                     const TlsContext* tls, const CancelKey& key,
+                                     std::uint64_t lease) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
   Socket socket(*executor.target<asio::io_context::executor_type>());
@@ -77,6 +85,11 @@ awaitable<void> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mod
   socket.non_blocking(true, ec);
   Stream stream(std::move(socket));
   co_await negotiate_server_tls(stream, tls_mode, tls, target.endpoint);
+  // The connection took time: the server may be serving another client by now.
+  if (!cancels_.still_leased(key.pid, lease)) {
+    stream.close();
+    co_return false;
+  }
   std::string msg;
   protocol::append_cancel_request(msg, target.server_pid, target.server_secret);
   co_await asio::async_write(stream, asio::buffer(msg), use_awaitable);
@@ -84,6 +97,7 @@ awaitable<void> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mod
   char byte;
   co_await stream.async_read_some(asio::buffer(&byte, 1), as_result);
   stream.close();
+  co_return true;
 }
 
 }  // namespace pgmux::pooler

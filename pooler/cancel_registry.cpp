@@ -50,12 +50,15 @@ void CancelRegistry::set_target(std::int32_t pid, const Endpoint& server, std::i
   e.target->server_pid = server_pid;
   e.target->server_secret = server_secret;
   e.active = true;
+  ++e.lease;
 }
 
 void CancelRegistry::clear_target(std::int32_t pid) {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(pid);
-  if (it != entries_.end()) it->second.active = false;
+  if (it == entries_.end()) return;
+  it->second.active = false;
+  ++it->second.lease;
 }
 
 void CancelRegistry::drop_target(std::int32_t pid) {
@@ -63,6 +66,7 @@ void CancelRegistry::drop_target(std::int32_t pid) {
   auto it = entries_.find(pid);
   if (it == entries_.end()) return;
   it->second.active = false;
+  ++it->second.lease;
   it->second.target.reset();
 }
 
@@ -72,7 +76,13 @@ CancelRegistry::Lookup CancelRegistry::resolve(const CancelKey& key) const {
   if (it == entries_.end()) return {.miss = Miss::unknown_key};
   if (it->second.secret != key.secret) return {.miss = Miss::wrong_secret};
   if (!it->second.active) return {.miss = Miss::idle};
-  return {.target = *it->second.target};
+  return {.target = *it->second.target, .lease = it->second.lease};
+}
+
+bool CancelRegistry::still_leased(std::int32_t pid, std::uint64_t lease) const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(pid);
+  return it != entries_.end() && it->second.active && it->second.lease == lease;
 }
 
 }  // namespace pgmux::pooler

@@ -44,13 +44,19 @@ class CancelRegistry {
   struct Lookup {
     std::optional<CancelTarget> target;
     Miss miss = Miss::none;
+    std::uint64_t lease = 0;  // which of the client's leases `target` is
   };
   [[nodiscard]] Lookup resolve(const CancelKey& key) const;
+  // Whether the client still holds the lease `lease` that resolve() named. Asked again just
+  // before a cancel is delivered: a cancel whose connection to the server took longer than
+  // the client's transaction must not reach the next client of that server.
+  [[nodiscard]] bool still_leased(std::int32_t pid, std::uint64_t lease) const;
 
  private:
   struct Entry {
     std::int32_t secret = 0;
     bool active = false;                   // `target` is the server the client holds
+    std::uint64_t lease = 0;               // counts the client's leases and releases
     std::unique_ptr<CancelTarget> target;  // kept between leases
   };
   mutable std::mutex mutex_;

@@ -86,9 +86,10 @@ class Runtime {
   [[nodiscard]] std::uint64_t failed_cancels() const { return failed_cancels_.load(); }
   // The random key of this process's made-up SCRAM secrets for unknown users.
   [[nodiscard]] const std::string& instance_key() const { return instance_key_; }
-  // One CancelRequest to a server, over TLS when `tls_mode` asks for it.
-  static awaitable<void> send_cancel(const CancelTarget& target, TlsMode tls_mode,
-                                     const TlsContext* tls);
+  // One CancelRequest to a server, over TLS when `tls_mode` asks for it, unless the client
+  // `key` has given up the lease `lease` by the time the connection is up. False then.
+  awaitable<bool> send_cancel(const CancelTarget& target, TlsMode tls_mode, const TlsContext* tls,
+                              const CancelKey& key, std::uint64_t lease);
   // How a graceful shutdown waits. Both stop accepting at once.
   enum class Drain : std::uint8_t {
     // SHUTDOWN WAIT_FOR_CLIENTS: until every client has left on its own (no time limit).

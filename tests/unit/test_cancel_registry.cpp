@@ -45,6 +45,29 @@ TEST_CASE("a cancel resolves to the client's server only while it holds one") {
   CHECK_FALSE(registry.resolve(key).target.has_value());
 }
 
+TEST_CASE("a cancel resolved during one lease is not delivered in the next") {
+  CancelRegistry registry;
+  const CancelKey key = registry.register_client();
+  const Endpoint server{.host = "127.0.0.1", .port = 5432};
+  registry.set_target(key.pid, server, 100, 1);
+  const auto first = registry.resolve(key);
+  REQUIRE(first.target.has_value());
+  CHECK(registry.still_leased(key.pid, first.lease));
+  // The transaction ends while the cancel is on its way; the client leases the same backend
+  // again for its next transaction: the old cancel is still refused.
+  registry.clear_target(key.pid);
+  CHECK_FALSE(registry.still_leased(key.pid, first.lease));
+  registry.set_target(key.pid, server, 100, 1);
+  CHECK_FALSE(registry.still_leased(key.pid, first.lease));
+  const auto second = registry.resolve(key);
+  CHECK(second.lease != first.lease);
+  CHECK(registry.still_leased(key.pid, second.lease));
+  registry.drop_target(key.pid);
+  CHECK_FALSE(registry.still_leased(key.pid, second.lease));
+  registry.unregister_client(key.pid);
+  CHECK_FALSE(registry.still_leased(key.pid, second.lease));
+}
+
 TEST_CASE("cancel keys are unique and random in both halves") {
   CancelRegistry registry;
   std::set<std::int32_t> pids;
