@@ -126,7 +126,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
         if (request.forwardable > 0) {
           state_.server_write_cut = true;
           auto [ec, n] =
-              co_await asio::async_write(lease_->io().stream(), live_->segments, as_result);
+              co_await asio::async_write(lease_->io().stream(), segments_view(), as_result);
           if (ec) {
             fail("08006", "server connection lost: the server closed the connection unexpectedly");
           }

@@ -307,7 +307,7 @@ awaitable<void> TransactionSession::retry_on_primary() {
   if (s_.config.pool.query_timeout_ms > 0) request_started_ = std::chrono::steady_clock::now();
   build_segments(live_->retry_query.data(), r.forwardable);
   state_.server_write_cut = true;
-  auto [ec, n] = co_await asio::async_write(lease_->io().stream(), live_->segments, as_result);
+  auto [ec, n] = co_await asio::async_write(lease_->io().stream(), segments_view(), as_result);
   if (ec) fail("08006", "server connection lost: the server closed the connection unexpectedly");
   state_.server_write_cut = false;
 }

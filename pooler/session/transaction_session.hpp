@@ -126,6 +126,11 @@ class TransactionSession {
   // After a transaction that wrote, on the primary: its WAL position (read-your-writes).
   awaitable<void> record_write_position();
   void build_segments(const char* base, std::size_t forwardable);
+  // What build_segments() gathered, as a view: a composed write copies its buffer sequence,
+  // and a copy of the vector would allocate once per request.
+  [[nodiscard]] std::span<const asio::const_buffer> segments_view() const {
+    return {live_->segments.data(), live_->segments.size()};
+  }
   // What one scan of the client's bytes found: live_->segments then hold the bytes to send.
   struct ScannedRequest {
     std::size_t forwardable = 0;

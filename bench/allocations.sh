@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Heap allocations per transaction in pgmux's steady state, counted by a preloaded allocator
+# hook (bench/alloc_count.c: malloc and its relatives, which operator new and coroutine frames
+# use too). The same pgbench workload (transaction mode, pool 10, 10 clients or BENCH_CLIENTS; -S simple,
+# extended and prepared) runs a short and a long time against each binary, and the difference
+# in allocations is divided by the difference in transactions, so start-up, logins and
+# shutdown cancel out. Server TLS is off unless BENCH_SERVER_TLS names a mode (OpenSSL 3
+# allocates per record: its buffers and a few small blocks per SSL_read/SSL_write).
+#   bench/allocations.sh [BINARY ...]      (default: this checkout's build/pooler/pgmux)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+binaries=("$@")
+[ ${#binaries[@]} -gt 0 ] || binaries=(build/pooler/pgmux)
+short=${BENCH_SHORT_TX:-200}
+long=${BENCH_LONG_TX:-2200}
+clients=${BENCH_CLIENTS:-10}
+
+scripts/install-deps.sh
+scripts/build.sh --target pgmux >/dev/null
+# shellcheck source=bench/common.sh
+source bench/common.sh
+bench_begin pgmux-bench-alloc
+hook="$work/alloc_count.so"
+gcc -O2 -shared -fPIC -o "$hook" bench/alloc_count.c
+export PGPASSWORD=secret
+pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
+"${pgbench[@]}" -p "$PRIMARY_PORT" -i -s 10 -q app >/dev/null 2>&1
+
+# allocations BINARY TX_PER_CLIENT ARGS… → heap allocations of pgmux during one pgbench run
+allocations() {
+  local binary=$1 tx=$2 port pid before after; shift 2
+  port=$(free_port)
+  cat > "$work/alloc.toml" <<TOML
+[pgmux]
+listen_port = $port
+workers = 1
+log_level = "warn"
+server_tls_mode = "${BENCH_SERVER_TLS:-disable}"
+[pool]
+mode = "transaction"
+size = 10
+[databases.app]
+primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
+[users.app]
+password = "secret"
+TOML
+  rm -f "$work/count"
+  ALLOC_COUNT_FILE="$work/count" LD_PRELOAD="$hook" "$binary" --config "$work/alloc.toml" \
+    >"$work/alloc.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    psql "host=127.0.0.1 port=$port user=app dbname=app" -Atc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  sleep 0.1
+  before=$(tr -d ' ' < "$work/count")
+  "${pgbench[@]}" -p "$port" "$@" -c "$clients" -j 2 -t "$tx" app >"$work/pgbench.out" 2>&1
+  grep -q "number of failed transactions: 0" "$work/pgbench.out" ||
+    { echo "pgbench failed against $binary:" >&2; cat "$work/pgbench.out" >&2; }
+  sleep 0.1  # the hook rewrites its count every 20 ms
+  after=$(tr -d ' ' < "$work/count")
+  kill -INT "$pid"
+  wait "$pid" || true
+  echo $(( after - before ))
+}
+
+printf '| binary | workload | heap allocations per transaction |\n|---|---|---:|\n'
+for binary in "${binaries[@]}"; do
+  for workload in "-S:-S" "-S -M extended:-S -M extended" "-S -M prepared:-S -M prepared"; do
+    name=${workload%%:*}
+    read -r -a args <<< "${workload#*:}"
+    a=$(allocations "$binary" "$short" "${args[@]}")
+    b=$(allocations "$binary" "$long" "${args[@]}")
+    printf '| %s | `%s` | %s |\n' "$binary" "$name" \
+      "$(awk -v a="$a" -v b="$b" -v n=$(( (long - short) * clients )) \
+        'BEGIN { printf "%.2f", (b - a) / n }')"
+  done
+done
