@@ -94,3 +94,21 @@ INI
   bouncer_pid=$(cat "$dir/pgbouncer.pid")
   pids+=("$bouncer_pid")
 }
+
+# measure PORT PID ARGS… → one `${pgbench[@]} -T $secs` run against PORT, with the CPU of process
+# PID (none for direct); prints "tps cpu_per_1000tx transactions failed aborted_clients".
+measure() {
+  local port=$1 pid=$2; shift 2
+  local before after out tx
+  before=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
+  out=$("${pgbench[@]}" -p "$port" -T "$secs" "$@" app 2>&1) || true  # failures are reported
+  after=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
+  tx=$(echo "$out" | awk '/number of transactions actually processed/ {split($0,a,": "); split(a[2],b,"/"); print b[1]}')
+  tps=$(echo "$out" | awk '/^tps/ {print $3; exit}')
+  failed=$(echo "$out" | awk '/number of failed transactions/ {print $5}')
+  # A client that hits an error (e.g. "prepared statement does not exist") stops; pgbench
+  # counts it apart from failed transactions.
+  aborted=$(echo "$out" | grep -c "aborted in command" || true)
+  awk -v t="$tps" -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v tx="$tx" -v f="${failed:-0}" -v a="$aborted" \
+    'BEGIN { printf "%s %.4f %s %s %s\n", (t == "" ? 0 : t), (tx > 0 ? d / hz / tx * 1000 : 0), (tx == "" ? 0 : tx), f, a }'
+}

@@ -43,25 +43,6 @@ export PGPASSWORD=secret
 pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
 "${pgbench[@]}" -p "$PRIMARY_PORT" -i -s 10 -q app >/dev/null 2>&1
 
-hz=$(getconf CLK_TCK)
-
-# run NAME PORT PID ARGS… → prints "tps cpu_per_1000tx transactions failed aborted_clients"
-run() {
-  local port=$1 pid=$2; shift 2
-  local before after out tx
-  before=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
-  out=$("${pgbench[@]}" -p "$port" -T "$secs" "$@" app 2>&1) || true  # failures are reported
-  after=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
-  tx=$(echo "$out" | awk '/number of transactions actually processed/ {split($0,a,": "); split(a[2],b,"/"); print b[1]}')
-  tps=$(echo "$out" | awk '/^tps/ {print $3; exit}')
-  failed=$(echo "$out" | awk '/number of failed transactions/ {print $5}')
-  # A client that hits an error (e.g. "prepared statement does not exist") stops; pgbench
-  # counts it apart from failed transactions.
-  aborted=$(echo "$out" | grep -c "aborted in command" || true)
-  awk -v t="$tps" -v d=$((after - before)) -v hz="$hz" -v tx="$tx" -v f="${failed:-0}" -v a="$aborted" \
-    'BEGIN { printf "%s %.4f %s %s %s\n", (t == "" ? 0 : t), (tx > 0 ? d / hz / tx * 1000 : 0), (tx == "" ? 0 : tx), f, a }'
-}
-
 # run_workloads "NAME:pgbench args" … → one line per (workload, target), results recorded.
 # Targets ($targets) are looked up in port_of/pid_of.
 targets="direct pgmux pgb-1.25 pgb-1.18"
@@ -71,7 +52,7 @@ run_workloads() {
     name=${workload%%:*}
     read -r -a args <<< "${workload#*:}"
     for target in $targets; do
-      read -r tps cpu tx failed aborted < <(run "${port_of[$target]}" "${pid_of[$target]}" "${args[@]}")
+      read -r tps cpu tx failed aborted < <(measure "${port_of[$target]}" "${pid_of[$target]}" "${args[@]}")
       printf '%-28s %-9s %12s %16s %10s %10s\n' "$name" "$target" "$tps" "$cpu" "${failed:-?}" "${aborted:-?}"
       echo "$name $target $tps $cpu $aborted" >> "$work/results"
     done
