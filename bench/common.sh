@@ -112,3 +112,37 @@ measure() {
   awk -v t="$tps" -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v tx="$tx" -v f="${failed:-0}" -v a="$aborted" \
     'BEGIN { printf "%s %.4f %s %s %s\n", (t == "" ? 0 : t), (tx > 0 ? d / hz / tx * 1000 : 0), (tx == "" ? 0 : tx), f, a }'
 }
+
+# For the scripts that count per transaction (instructions.sh, allocations.sh):
+# counting_config FILE → sets `port` and writes a transaction-mode config there (one worker,
+# pool 10, server TLS as $BENCH_SERVER_TLS or off); wait_ready PORT → until pgmux answers;
+# pgbench_checked PORT ARGS… → one pgbench run, reported if any transaction failed.
+counting_config() {
+  port=$(free_port)
+  cat > "$1" <<TOML
+[pgmux]
+listen_port = $port
+workers = 1
+log_level = "warn"
+server_tls_mode = "${BENCH_SERVER_TLS:-disable}"
+[pool]
+mode = "transaction"
+size = 10
+[databases.app]
+primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
+[users.app]
+password = "secret"
+TOML
+}
+wait_ready() {
+  for _ in $(seq 150); do
+    psql "host=127.0.0.1 port=$1 user=app dbname=app" -Atc 'SELECT 1' >/dev/null 2>&1 && return
+    sleep 0.2
+  done
+}
+pgbench_checked() {
+  local port=$1; shift
+  "${pgbench[@]}" -p "$port" "$@" app >"$work/pgbench.out" 2>&1
+  grep -q "number of failed transactions: 0" "$work/pgbench.out" ||
+    { echo "pgbench failed against port $port:" >&2; cat "$work/pgbench.out" >&2; }
+}

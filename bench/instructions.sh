@@ -28,32 +28,14 @@ pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
 # instructions BINARY TX_PER_CLIENT ARGS… → total instructions of one pgmux run
 instructions() {
   local binary=$1 tx=$2 port out pid; shift 2
-  port=$(free_port) out="$work/callgrind.out"
-  cat > "$work/ir.toml" <<TOML
-[pgmux]
-listen_port = $port
-workers = 1
-log_level = "warn"
-server_tls_mode = "${BENCH_SERVER_TLS:-disable}"
-[pool]
-mode = "transaction"
-size = 10
-[databases.app]
-primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
-[users.app]
-password = "secret"
-TOML
+  out="$work/callgrind.out"
+  counting_config "$work/ir.toml"
   rm -f "$out"
   valgrind --tool=callgrind --callgrind-out-file="$out" "$binary" --config "$work/ir.toml" \
     >"$work/ir.log" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do
-    psql "host=127.0.0.1 port=$port user=app dbname=app" -Atc 'SELECT 1' >/dev/null 2>&1 && break
-    sleep 0.3
-  done
-  "${pgbench[@]}" -p "$port" "$@" -c "$clients" -j 2 -t "$tx" app >"$work/pgbench.out" 2>&1
-  grep -q "number of failed transactions: 0" "$work/pgbench.out" ||
-    { echo "pgbench failed against $binary:" >&2; cat "$work/pgbench.out" >&2; }
+  wait_ready "$port"
+  pgbench_checked "$port" "$@" -c "$clients" -j 2 -t "$tx"
   kill -INT "$pid"
   wait "$pid" || true
   awk '/^totals:/ {print $2}' "$out"

@@ -5,6 +5,7 @@
 // the client the same answers, and the session must end in the same state.
 #include <doctest/doctest.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -361,22 +362,23 @@ TEST_CASE("a server answering what nobody asked is out of step") {
 }
 
 TEST_CASE("read-your-writes holds a write's final ReadyForQuery until its position is read") {
-  Script s;
-  s.state.settings.records_write_positions = true;
-  s.state.start_lease(-1);
-  s.state.first_kind = pgmux::router::StatementKind::write;
-  s.client_sends(query("INSERT INTO t VALUES (1)"));
-  s.server_sends(command_complete("INSERT 0 1") + ready('I'));
-  CHECK(s.state.rfq_held);
-  CHECK(s.to_client == command_complete("INSERT 0 1"));
-  CHECK(s.boundaries == 1);
+  using pgmux::router::StatementKind;
+  // A primary lease whose first request was `kind`, running `sql` answered with `tag`.
+  auto primary_lease = [](StatementKind kind, std::string_view sql, std::string_view tag) {
+    auto s = std::make_unique<Script>();
+    s->state.settings.records_write_positions = true;
+    s->state.start_lease(-1);
+    s->state.first_kind = kind;
+    s->client_sends(query(sql));
+    s->server_sends(command_complete(tag) + ready('I'));
+    CHECK(s->boundaries == 1);
+    return s;
+  };
+  const auto write = primary_lease(StatementKind::write, "INSERT INTO t VALUES (1)", "INSERT 0 1");
+  CHECK(write->state.rfq_held);
+  CHECK(write->to_client == command_complete("INSERT 0 1"));
 
-  Script read;
-  read.state.settings.records_write_positions = true;
-  read.state.start_lease(-1);
-  read.state.first_kind = pgmux::router::StatementKind::read;
-  read.client_sends(query("SELECT 1"));
-  read.server_sends(command_complete("SELECT 1") + ready('I'));
-  CHECK_FALSE(read.state.rfq_held);
-  CHECK(read.to_client == command_complete("SELECT 1") + ready('I'));
+  const auto read = primary_lease(StatementKind::read, "SELECT 1", "SELECT 1");
+  CHECK_FALSE(read->state.rfq_held);
+  CHECK(read->to_client == command_complete("SELECT 1") + ready('I'));
 }
