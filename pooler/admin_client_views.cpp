@@ -52,7 +52,7 @@ std::string utc_time(std::chrono::system_clock::time_point at) {
 }  // namespace
 
 // SHOW CLIENTS in PgBouncer's column order (state is active, waiting or idle here; what pgmux
-// does not track is empty), then pgmux's own: pinned.
+// does not track is empty), then pgmux's own: pinned, server_phase.
 void show_clients(Runtime& rt, std::string& out) {
   std::vector<std::vector<std::string>> rows;
   const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -86,10 +86,12 @@ void show_clients(Runtime& rt, std::string& out) {
                     c->application_name,
                     std::to_string(c->prepared_statements.load()),
                     std::to_string(c->id),
-                    c->pinned.load()});
+                    c->pinned.load(),
+                    to_string(c->server_phase.load(std::memory_order_relaxed))});
   }
   std::vector<std::string_view> columns = socket_columns();
   columns.emplace_back("pinned");
+  columns.emplace_back("server_phase");
   append_table(out, columns, rows);
 }
 

@@ -18,6 +18,21 @@
 namespace pgmux::pooler {
 
 enum class ClientState : std::uint8_t { idle, waiting, active };
+// What a client's session is doing with the server it holds (SHOW CLIENTS server_phase): none
+// held; held between requests (in a transaction, pinned, or session pooling); answers owed
+// (request); COPY; pgmux's own queries at the transaction's end (own_queries, e.g. reading
+// settings back); a write's ReadyForQuery held until its WAL position is read; a replica's
+// refusal (25006) waiting to be re-run on the primary.
+enum class ServerPhase : std::uint8_t {
+  none,
+  held,
+  request,
+  copy,
+  own_queries,
+  wal_position,
+  retry_on_primary
+};
+[[nodiscard]] const char* to_string(ServerPhase phase);
 
 // What a killed client is told (FATAL, SQLSTATE 57P01, as PostgreSQL words it).
 inline constexpr const char* kAdminFarewell = "terminating connection due to administrator command";
@@ -38,7 +53,8 @@ struct ClientInfo : std::enable_shared_from_this<ClientInfo> {
   std::uint16_t port = 0;
   std::chrono::system_clock::time_point connected_at = std::chrono::system_clock::now();
   std::atomic<ClientState> state{ClientState::idle};
-  std::atomic<std::int64_t> waiting_since_us{0};  // steady clock, while waiting
+  std::atomic<ServerPhase> server_phase{ServerPhase::none};  // set by the session's worker
+  std::atomic<std::int64_t> waiting_since_us{0};             // steady clock, while waiting
   // Transaction pooling: why the client is pinned to its server ("" when it is not).
   std::atomic<const char*> pinned{""};
   std::atomic<int> prepared_statements{0};      // named statements the client has defined

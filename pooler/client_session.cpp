@@ -23,6 +23,26 @@ const std::string& ClientInfo::database() const {
   return pool->database();
 }
 
+const char* to_string(ServerPhase phase) {
+  switch (phase) {
+    case ServerPhase::none:
+      return "";
+    case ServerPhase::held:
+      return "held";
+    case ServerPhase::request:
+      return "request";
+    case ServerPhase::copy:
+      return "copy";
+    case ServerPhase::own_queries:
+      return "own_queries";
+    case ServerPhase::wal_position:
+      return "wal_position";
+    case ServerPhase::retry_on_primary:
+      return "retry_on_primary";
+  }
+  return "";
+}
+
 awaitable<void> run_client_session(Runtime& runtime, Worker& worker, Socket socket) {
   auto session = std::make_shared<ClientSession>(runtime, worker, std::move(socket));
   if (co_await session->turn(std::nullopt) == ClientTurn::wait_for_client) {

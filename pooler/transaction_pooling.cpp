@@ -131,6 +131,7 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
             fail("08006", "server connection lost: the server closed the connection unexpectedly");
           }
           sent_request(buf, request);
+          publish_phase();
         }
         if (request.terminated) break;
         if (request.forwardable > 0) continue;

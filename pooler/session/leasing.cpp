@@ -52,6 +52,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   live_->expect.clear();
   state_.in_copy = state_.server_write_cut = false;
   server_loop_running_ = true;
+  publish_phase();
   asio::co_spawn(s_.worker.io, server_loop(s_.owner.lock()),
                  [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
 }
@@ -260,6 +261,7 @@ router::Reason TransactionSession::why_no_replica() const {
 }
 
 awaitable<void> TransactionSession::record_write_position() {
+  publish_phase();  // wal_position
   // The insert position, not pg_current_wal_lsn() (the write position): with
   // synchronous_commit = off a commit returns before its WAL is written, and only the insert
   // position is surely past the commit record.

@@ -162,6 +162,7 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
       }
     }
     if (client_done_) break;
+    publish_phase();
     // Without a deadline the read is awaited directly: no wrapper frame per read.
     auto [ec, n] = s_.config.pool.query_timeout_ms > 0 && !live_->expect.empty()
                        ? co_await read_server()
@@ -229,6 +230,7 @@ awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession:
 
 awaitable<bool> TransactionSession::refuse_transaction() {
   internal_ = true;
+  publish_phase();
   try {
     co_await lease_->simple_query("ROLLBACK");
     lease_->io().release_frame();
@@ -237,6 +239,7 @@ awaitable<bool> TransactionSession::refuse_transaction() {
     live_->server_failure = {"08006", "pgmux could not roll back a refused transaction"};
   }
   internal_ = false;
+  publish_phase();
   live_->client_gate.cancel();
   if (live_->server_failure) co_return false;
   live_->out.clear();
@@ -251,6 +254,7 @@ awaitable<bool> TransactionSession::refuse_transaction() {
 }
 
 awaitable<void> TransactionSession::read_back_settings() {
+  publish_phase();
   state_.settings_changed = false;
   const auto rows = co_await lease_->query_pairs(kSessionSettingsQuery);
   ParameterMap now;
@@ -264,6 +268,7 @@ awaitable<void> TransactionSession::read_back_settings() {
 }
 
 awaitable<void> TransactionSession::load_function_catalog() {
+  publish_phase();
   // Once per database: which functions are free of side effects, so calls to them can still
   // go to a replica. Read on the primary, whose catalog is the authority.
   router::NameSet names;
@@ -280,6 +285,7 @@ awaitable<void> TransactionSession::load_function_catalog() {
 }
 
 awaitable<void> TransactionSession::check_pin_released() {
+  publish_phase();
   state_.check_pin = false;
   const auto rows = co_await lease_->query_pairs(kPinProbeQuery);
   if (rows.empty() || rows[0].second != "0") co_return;
@@ -289,7 +295,7 @@ awaitable<void> TransactionSession::check_pin_released() {
 }
 
 awaitable<bool> TransactionSession::finish_transaction() {
-  internal_ = true;
+  internal_ = true;  // SHOW CLIENTS shows it only when pgmux's own work runs (below)
   if (state_.rfq_held) live_->out.clear();  // collects what goes out before the held ReadyForQuery
   try {
     if (state_.settings_changed) co_await read_back_settings();
@@ -315,6 +321,7 @@ awaitable<bool> TransactionSession::finish_transaction() {
     }
   }
   internal_ = false;
+  publish_phase();
   live_->client_gate.cancel();
   if (live_->server_failure) {
     boost::system::error_code ignored;
@@ -338,6 +345,7 @@ void TransactionSession::release_server() {
   s_.rt.cancels().clear_target(s_.cancel_key.pid);
   lease_.give_back();
   lease_ = ServerLease();
+  publish_phase();
   server_loop_running_ = false;
   live_->client_gate.cancel();
   rearm_client_read(state_.retry_pending || s_.config.pool.client_idle_timeout_ms > 0);

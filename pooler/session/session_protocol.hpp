@@ -71,6 +71,14 @@ struct SessionProtocol {
     return settings.records_write_positions && lease_target < 0 &&
            (first_kind == K::write || first_kind == K::begin_read_write || requests_on_lease > 1);
   }
+  // What SHOW CLIENTS shows of it (`own_queries`: pgmux runs its own queries on the server).
+  [[nodiscard]] ServerPhase phase(const RewriteState& live, bool own_queries) const {
+    if (retry_pending) return ServerPhase::retry_on_primary;
+    if (rfq_held) return ServerPhase::wal_position;
+    if (own_queries) return ServerPhase::own_queries;
+    if (in_copy) return ServerPhase::copy;
+    return quiescent(live) ? ServerPhase::held : ServerPhase::request;
+  }
   // A new lease: its own counts.
   void start_lease(int target) {
     lease_target = target;

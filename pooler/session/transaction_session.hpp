@@ -174,6 +174,16 @@ class TransactionSession {
   void release_server();
   // --- shared ---
   [[nodiscard]] bool quiescent() const { return state_.quiescent(*live_); }
+  // Shows in SHOW CLIENTS what the session does with its server now (one relaxed store, only
+  // when it changed).
+  void publish_phase() {
+    if (s_.info == nullptr) return;
+    const ServerPhase now = lease_ && live_ ? state_.phase(*live_, internal_) : ServerPhase::none;
+    if (now != published_phase_) {
+      published_phase_ = now;
+      s_.info->server_phase.store(now, std::memory_order_relaxed);
+    }
+  }
   static awaitable<void> wait(asio::steady_timer& gate) {
     gate.expires_at(asio::steady_timer::time_point::max());
     co_await gate.async_wait(as_result);
@@ -195,6 +205,7 @@ class TransactionSession {
   bool server_loop_running_ = false;
   bool internal_ = false;     // the server loop is running pgmux's own queries
   bool client_done_ = false;  // the client loop has ended
+  ServerPhase published_phase_ = ServerPhase::none;
   pr::FrameScanner client_scanner_;
   using Edit = TurnState::Edit;
   // What the session needs while active, lent by the worker's pool (see turn_state.hpp).
