@@ -42,7 +42,9 @@ Pool::Pool(std::string database, std::string user, ServerLogin login, PoolSettin
       target_(target),
       traffic_(std::make_unique<TrafficCounters[]>(static_cast<std::size_t>(workers))),
       workers_(static_cast<std::size_t>(workers)),
-      idle_(static_cast<std::size_t>(workers)) {}
+      idle_(static_cast<std::size_t>(workers)) {
+  set_hot_locked(*settings_.load());  // nobody else sees the pool yet
+}
 
 Pool::~Pool() {
   close_idle();
@@ -137,7 +139,7 @@ void Pool::fail_waiters_locked(const std::string& sqlstate, const std::string& m
 std::unique_ptr<ServerConnection> Pool::take_idle_locked(
     int worker, std::vector<std::unique_ptr<ServerConnection>>& expired_out) {
   const auto now = ServerConnection::Clock::now();
-  const Millis idle_timeout = settings_.load()->idle_timeout;  // once, not per connection
+  const Millis idle_timeout = hot_.idle_timeout;
   const std::size_t n = idle_.size();
   for (std::size_t i = 0; i < n; ++i) {
     auto& list = idle_[(static_cast<std::size_t>(worker) + i) % n];  // own worker first
@@ -153,7 +155,12 @@ std::unique_ptr<ServerConnection> Pool::take_idle_locked(
 }
 
 void Pool::update_settings(PoolSettingsView settings) {
-  settings_.store(std::make_shared<const PoolSettingsView>(std::move(settings)));
+  auto fresh = std::make_shared<const PoolSettingsView>(std::move(settings));
+  {
+    std::lock_guard lock(mutex_);
+    set_hot_locked(*fresh);
+  }
+  settings_.store(std::move(fresh));
   retry_waiters();  // a larger pool serves its queue now
 }
 
@@ -192,14 +199,13 @@ awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wa
 
 std::optional<ServerLease> Pool::try_acquire_idle(asio::io_context& io, int worker) {
   if (paused_.load()) return std::nullopt;
-  const auto cfg = settings_.load();
   std::vector<std::unique_ptr<ServerConnection>> expired_conns;
   std::unique_ptr<ServerConnection> conn;
   {
     std::lock_guard lock(mutex_);
     conn = take_idle_locked(worker, expired_conns);
-    if (conn && !cfg->check_query.empty() && conn->last_used() != conn->created_at() &&
-        ServerConnection::Clock::now() - conn->last_used() > cfg->check_delay) {
+    if (conn && hot_.check && conn->last_used() != conn->created_at() &&
+        ServerConnection::Clock::now() - conn->last_used() > hot_.check_delay) {
       // Idle long enough to be checked first: acquire() does that, asynchronously.
       idle_[static_cast<std::size_t>(conn->bound_worker()) % idle_.size()].push_back(
           std::move(conn));

@@ -201,6 +201,18 @@ class Pool {
   ServerLogin login_;  // under mutex_: RELOAD may move the pool to another server
   // Replaced whole on RELOAD; each operation works with the snapshot it loaded.
   std::atomic<std::shared_ptr<const PoolSettingsView>> settings_;
+  // What every lease and hand-back reads of settings_, copied under mutex_ when it changes:
+  // loading an atomic shared_ptr is a locked read-modify-write of a line all workers share.
+  struct HotSettings {
+    int size = 1;
+    Millis idle_timeout{0};
+    bool check = false;  // check_query is set
+    Millis check_delay{0};
+  };
+  HotSettings hot_;  // under mutex_
+  void set_hot_locked(const PoolSettingsView& s) {
+    hot_ = {s.size, s.idle_timeout, !s.check_query.empty(), s.check_delay};
+  }
   std::atomic<std::uint64_t>& server_ids_;
   const std::vector<std::shared_ptr<ConnectionBudget>> budgets_;
   const int target_;

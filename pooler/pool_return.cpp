@@ -17,7 +17,6 @@ void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
   // An idle connection holds no receive buffer (on the worker it was leased on, whose pool
   // the buffer came from).
   conn->io().release_buffer();
-  const auto cfg = settings_.load();
   const auto now = ServerConnection::Clock::now();
   if (now >= conn->retire_at() || conn->close_needed()) {
     spdlog::info(
@@ -38,7 +37,7 @@ void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
       wake_locked(w);
       return;
     }
-    if (total_ <= cfg->size) {
+    if (total_ <= hot_.size) {
       idle_[static_cast<std::size_t>(conn->bound_worker())].push_back(std::move(conn));
     } else {
       release_slot_locked();  // a reserve connection nobody waits for: shrink back
