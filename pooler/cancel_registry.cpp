@@ -22,27 +22,31 @@ std::pair<std::int32_t, std::int32_t> random_int32_pair() {
 }
 }  // namespace
 
-CancelKey CancelRegistry::register_client() {
-  // Both halves random: a sequential process id would tell an attacker which keys exist and
-  // leave only the secret to guess.
+CancelKey CancelRegistry::register_client(int worker) {
+  // Both halves random but for the shard bits: a sequential process id would tell an
+  // attacker which keys exist and leave only the secret to guess.
   for (;;) {
-    const auto [pid, secret] = random_int32_pair();
+    const auto [random_pid, secret] = random_int32_pair();
+    const std::int32_t pid = (random_pid & ~(kShards - 1)) | (worker & (kShards - 1));
     if (pid == 0) continue;
-    std::lock_guard lock(mutex_);
-    if (entries_.try_emplace(pid, Entry{.secret = secret}).second) return {pid, secret};
+    Shard& sh = shard(pid);
+    std::lock_guard lock(sh.mutex);
+    if (sh.entries.try_emplace(pid, Entry{.secret = secret}).second) return {pid, secret};
   }
 }
 
 void CancelRegistry::unregister_client(std::int32_t pid) {
-  std::lock_guard lock(mutex_);
-  entries_.erase(pid);
+  Shard& sh = shard(pid);
+  std::lock_guard lock(sh.mutex);
+  sh.entries.erase(pid);
 }
 
 void CancelRegistry::set_target(std::int32_t pid, const Endpoint& server, std::int32_t server_pid,
                                 std::int32_t server_secret) {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(pid);
-  if (it == entries_.end()) return;
+  Shard& sh = shard(pid);
+  std::lock_guard lock(sh.mutex);
+  auto it = sh.entries.find(pid);
+  if (it == sh.entries.end()) return;
   Entry& e = it->second;
   if (!e.target) e.target = std::make_unique<CancelTarget>();
   e.target->endpoint.host = server.host;  // reuses the string's capacity
@@ -54,35 +58,39 @@ void CancelRegistry::set_target(std::int32_t pid, const Endpoint& server, std::i
 }
 
 void CancelRegistry::clear_target(std::int32_t pid) {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(pid);
-  if (it == entries_.end()) return;
+  Shard& sh = shard(pid);
+  std::lock_guard lock(sh.mutex);
+  auto it = sh.entries.find(pid);
+  if (it == sh.entries.end()) return;
   it->second.active = false;
   ++it->second.lease;
 }
 
 void CancelRegistry::drop_target(std::int32_t pid) {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(pid);
-  if (it == entries_.end()) return;
+  Shard& sh = shard(pid);
+  std::lock_guard lock(sh.mutex);
+  auto it = sh.entries.find(pid);
+  if (it == sh.entries.end()) return;
   it->second.active = false;
   ++it->second.lease;
   it->second.target.reset();
 }
 
 CancelRegistry::Lookup CancelRegistry::resolve(const CancelKey& key) const {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(key.pid);
-  if (it == entries_.end()) return {.miss = Miss::unknown_key};
+  const Shard& sh = shard(key.pid);
+  std::lock_guard lock(sh.mutex);
+  auto it = sh.entries.find(key.pid);
+  if (it == sh.entries.end()) return {.miss = Miss::unknown_key};
   if (it->second.secret != key.secret) return {.miss = Miss::wrong_secret};
   if (!it->second.active) return {.miss = Miss::idle};
   return {.target = *it->second.target, .lease = it->second.lease};
 }
 
 bool CancelRegistry::still_leased(std::int32_t pid, std::uint64_t lease) const {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(pid);
-  return it != entries_.end() && it->second.active && it->second.lease == lease;
+  const Shard& sh = shard(pid);
+  std::lock_guard lock(sh.mutex);
+  auto it = sh.entries.find(pid);
+  return it != sh.entries.end() && it->second.active && it->second.lease == lease;
 }
 
 }  // namespace pgmux::pooler

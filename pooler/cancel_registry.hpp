@@ -1,8 +1,12 @@
 // Maps the cancel keys pgmux hands to clients onto the server running each client's query.
 // A CancelRequest can arrive on any worker, so the registry is shared and locked; it is touched
-// once per login, per server lease change and per cancel, never per message.
+// once per login, per server lease change and per cancel, never per message. A key names the
+// worker of its client (the low bits of its process id), and each worker's keys live in a
+// shard of their own, so workers setting their clients' targets at every lease do not share a
+// lock or a cache line; a cancel locks only the shard its key names.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -27,8 +31,12 @@ struct CancelTarget {
 
 class CancelRegistry {
  public:
-  // Issues a fresh key for a new client.
-  CancelKey register_client();
+  // Workers beyond this many share shards (the key still names worker % kShards).
+  static constexpr std::int32_t kShards = 16;
+  // Issues a fresh key for a new client of `worker`.
+  CancelKey register_client(int worker = 0);
+  // The worker (modulo kShards) a key was issued for.
+  [[nodiscard]] static int shard_of(std::int32_t pid) { return pid & (kShards - 1); }
   void unregister_client(std::int32_t pid);
   // The client now runs on this server: its cancels go there. The entry keeps one target block
   // from lease to lease, so a lease copies into it rather than allocating.
@@ -59,8 +67,15 @@ class CancelRegistry {
     std::uint64_t lease = 0;               // counts the client's leases and releases
     std::unique_ptr<CancelTarget> target;  // kept between leases
   };
-  mutable std::mutex mutex_;
-  std::unordered_map<std::int32_t, Entry> entries_;
+  struct alignas(64) Shard {
+    mutable std::mutex mutex;
+    std::unordered_map<std::int32_t, Entry> entries;
+  };
+  Shard& shard(std::int32_t pid) { return shards_[static_cast<std::size_t>(shard_of(pid))]; }
+  const Shard& shard(std::int32_t pid) const {
+    return shards_[static_cast<std::size_t>(shard_of(pid))];
+  }
+  std::array<Shard, kShards> shards_;
 };
 
 }  // namespace pgmux::pooler

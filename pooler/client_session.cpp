@@ -254,7 +254,7 @@ awaitable<ReportedParameters> ClientSession::send_welcome(const ParamList& setti
   for (const auto& [name, value] : settings) {
     if (welcome.find(name) != nullptr) welcome.set(name, value);
   }
-  cancel_key_ = rt_.cancels().register_client();
+  cancel_key_ = rt_.cancels().register_client(worker_.index);
   std::string out;
   welcome.for_each([&out](const std::string& name, const std::string& value) {
     pr::append_parameter_status(out, name, value);

@@ -68,6 +68,27 @@ TEST_CASE("a cancel resolved during one lease is not delivered in the next") {
   CHECK_FALSE(registry.still_leased(key.pid, second.lease));
 }
 
+TEST_CASE("a cancel key names its worker's shard, and shards keep their clients apart") {
+  CancelRegistry registry;
+  const Endpoint server{.host = "127.0.0.1", .port = 5432};
+  std::vector<CancelKey> keys;
+  for (int worker = 0; worker < 2 * CancelRegistry::kShards; ++worker) {
+    const CancelKey k = registry.register_client(worker);
+    CHECK(k.pid > 0);
+    CHECK(CancelRegistry::shard_of(k.pid) == worker % CancelRegistry::kShards);
+    registry.set_target(k.pid, server, 1000 + worker, worker);
+    keys.push_back(k);
+  }
+  for (int worker = 0; worker < 2 * CancelRegistry::kShards; ++worker) {
+    const auto found = registry.resolve(keys[static_cast<std::size_t>(worker)]);
+    REQUIRE(found.target.has_value());
+    CHECK(found.target->server_pid == 1000 + worker);
+  }
+  // A key whose shard bits were changed is another key: unknown, not another client's.
+  const CancelKey moved{keys[0].pid ^ 1, keys[0].secret};
+  CHECK(registry.resolve(moved).miss == CancelRegistry::Miss::unknown_key);
+}
+
 TEST_CASE("cancel keys are unique and random in both halves") {
   CancelRegistry registry;
   std::set<std::int32_t> pids;
