@@ -57,23 +57,14 @@ void CancelRegistry::set_target(std::int32_t pid, const Endpoint& server, std::i
   ++e.lease;
 }
 
-void CancelRegistry::clear_target(std::int32_t pid) {
+void CancelRegistry::end_lease(std::int32_t pid, bool free_target) {
   Shard& sh = shard(pid);
   std::lock_guard lock(sh.mutex);
   auto it = sh.entries.find(pid);
   if (it == sh.entries.end()) return;
   it->second.active = false;
   ++it->second.lease;
-}
-
-void CancelRegistry::drop_target(std::int32_t pid) {
-  Shard& sh = shard(pid);
-  std::lock_guard lock(sh.mutex);
-  auto it = sh.entries.find(pid);
-  if (it == sh.entries.end()) return;
-  it->second.active = false;
-  ++it->second.lease;
-  it->second.target.reset();
+  if (free_target) it->second.target.reset();
 }
 
 CancelRegistry::Lookup CancelRegistry::resolve(const CancelKey& key) const {

@@ -43,9 +43,9 @@ class CancelRegistry {
   void set_target(std::int32_t pid, const Endpoint& server, std::int32_t server_pid,
                   std::int32_t server_secret);
   // The client holds no server now (its cancels are dropped).
-  void clear_target(std::int32_t pid);
+  void clear_target(std::int32_t pid) { end_lease(pid, false); }
   // Also frees the target block (a client going dormant keeps only its key).
-  void drop_target(std::int32_t pid);
+  void drop_target(std::int32_t pid) { end_lease(pid, true); }
   // Why a cancel goes nowhere: no client has this key (it left, or the key was guessed), the
   // secret is wrong (a guess), or the client holds no server (nothing to cancel).
   enum class Miss : std::uint8_t { none, unknown_key, wrong_secret, idle };
@@ -61,6 +61,7 @@ class CancelRegistry {
   [[nodiscard]] bool still_leased(std::int32_t pid, std::uint64_t lease) const;
 
  private:
+  void end_lease(std::int32_t pid, bool free_target);
   struct Entry {
     std::int32_t secret = 0;
     bool active = false;                   // `target` is the server the client holds
