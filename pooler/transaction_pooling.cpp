@@ -9,7 +9,6 @@
 #include "pooler/database_routing.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_inspector.hpp"
-#include "pooler/session/server_inspector.hpp"
 #include "pooler/session/transaction_session.hpp"
 #include "protocol/message_writer.hpp"
 

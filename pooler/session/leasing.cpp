@@ -3,12 +3,12 @@
 // be reached is banned and the next candidate used), pgmux's own SET pgmux.*, read-your-writes
 // positions and the re-run on the primary of a request a replica refused (25006).
 #include <spdlog/spdlog.h>
+#include <boost/container/small_vector.hpp>
 
 #include "pooler/client_session.hpp"
 #include "pooler/database_routing.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_inspector.hpp"
-#include "pooler/session/server_inspector.hpp"
 #include "pooler/session/transaction_session.hpp"
 #include "protocol/message_writer.hpp"
 
@@ -30,7 +30,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
     // Without replicas the primary's pool serves: an idle connection is taken at once,
     // without the frames of a leasing coroutine.
     if (auto idle = s_.pool->try_acquire_idle(s_.worker.io, s_.worker.index)) {
-      state_.lease_target = -1;
+      state_.start_lease(-1);
       lease_ = std::move(*idle);
     }
   }
@@ -41,7 +41,6 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
     lease_.give_back();
     fail("57P01", s_.info->farewell != nullptr ? s_.info->farewell : kAdminFarewell);
   }
-  state_.requests_on_lease = 0;
   lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(
       static_cast<std::size_t>(s_.config.pool.max_prepared_statements));
@@ -108,7 +107,7 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
         try {
           ServerLease lease = co_await s_.replica_pools[static_cast<std::size_t>(*pick)]->acquire(
               s_.worker.io, s_.worker.index, wait_limit);
-          state_.lease_target = *pick;
+          state_.start_lease(*pick);
           s_.routing->count(where.reason);
           s_.routing->count_read(*pick);
           co_return lease;
@@ -121,7 +120,7 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
       }
     }
     if (routing()) count_primary_lease(where);
-    state_.lease_target = -1;
+    state_.start_lease(-1);
     co_return co_await s_.pool->acquire(s_.worker.io, s_.worker.index, wait_limit);
   } catch (const PoolTimeout& e) {
     fail("53300", e.what());

@@ -3,12 +3,13 @@
 // pgmux owes the session (settings read back and restored, the write position, the pin
 // check) before handing the server back; also the settings sync at a lease and the clean-up
 // when the client leaves.
+#include <array>
+
 #include <spdlog/spdlog.h>
 
 #include "pooler/client_session.hpp"
 #include "pooler/database_routing.hpp"
 #include "pooler/runtime.hpp"
-#include "pooler/session/client_inspector.hpp"
 #include "pooler/session/server_inspector.hpp"
 #include "pooler/session/transaction_session.hpp"
 #include "protocol/message_writer.hpp"
