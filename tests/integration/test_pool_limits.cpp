@@ -2,7 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "admin_stats.hpp"
 #include "helpers.hpp"
@@ -160,4 +162,35 @@ TEST_CASE("max_client_conn refuses the client over the limit and admits one afte
   // …and the limit still holds.
   PgConn c6(px.conninfo("app", "secret"));
   CHECK_FALSE(c6.ok());
+}
+
+TEST_CASE("a pool made smaller by RELOAD closes the connections beyond its new size") {
+  PgmuxProcess px(test_env(), {.name = "shrink", .pool_size = 3, .mode = "transaction"});
+  INFO(px.log_tail());
+  std::vector<std::unique_ptr<PgConn>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<PgConn>(px.conninfo("app", "secret")));
+    REQUIRE(clients.back()->ok());
+    clients.back()->run("BEGIN");  // each holds its own server
+    clients.back()->run("SELECT 1");
+  }
+  auto app_servers = [&] {
+    int n = 0;
+    for (const auto& row : console_rows(px, "SHOW SERVERS")) n += row.at("user") == "app";
+    return n;
+  };
+  CHECK(app_servers() == 3);
+  PgConn admin = admin_console(px);
+  REQUIRE(admin.ok());
+  std::string smaller = px.config_text();
+  REQUIRE(smaller.find("pool_size = 3\n") != std::string::npos);
+  smaller.replace(smaller.find("pool_size = 3\n"), 14, "pool_size = 1\n");
+  px.rewrite_config(smaller);
+  // A per-database pool_size wins over default_pool_size, so the file is what changes here.
+  CHECK(admin.exec("RELOAD").status() == PGRES_COMMAND_OK);
+  for (auto& c : clients) c->run("COMMIT");
+  // Handed back one by one: the first two are beyond the new size and close.
+  CHECK(wait_until([&] { return app_servers() == 1; }, milliseconds(3000)));
+  CHECK(clients[0]->query_value("SELECT 'still served'") == "still served");
+  CHECK(app_servers() == 1);
 }
