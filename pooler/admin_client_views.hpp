@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 namespace pgmux::pooler {
 

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "pooler/asio_util.hpp"
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 namespace pgmux::pooler {
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "pooler/asio_util.hpp"
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 #include "pooler/net/framed_socket.hpp"
 
 namespace pgmux::pooler {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 
+#include "pooler/config/settings.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/version.hpp"
 #include "protocol/message_writer.hpp"
@@ -218,64 +219,14 @@ void show_stats(Runtime& rt, const Config& config, std::string& out, bool totals
   append_table(out, cols, rows);
 }
 
-// SHOW CONFIG: key, value, default, changeable (by RELOAD and SET) for the global settings.
+// SHOW CONFIG: every [pgmux], [pool] and [routing] setting from the settings table, named
+// as SET names it, with its value, default and whether RELOAD and SET change it at once.
 void show_config(const Config& config, std::string& out) {
-  const GeneralSettings& g = config.general;
-  const GeneralSettings gd;
-  const PoolSettings& p = config.pool;
-  const PoolSettings pd;
-  const RoutingSettings& r = config.routing;
-  const RoutingSettings rd;
   std::vector<std::vector<std::string>> rows;
-  auto add = [&](std::string key, auto value, auto def) {
-    auto text = [](const auto& v) {
-      if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string>) {
-        return v;
-      } else if constexpr (std::is_same_v<std::decay_t<decltype(v)>, bool>) {
-        return std::string(v ? "on" : "off");
-      } else {
-        return std::to_string(v);
-      }
-    };
-    const SettingInfo* info = find_setting(key);
-    rows.push_back(
-        {std::move(key), text(value), text(def), info && info->changeable ? "yes" : "no"});
-  };
-  add("listen_addr", g.listen_addr, gd.listen_addr);
-  add("listen_port", static_cast<int>(g.listen_port), static_cast<int>(gd.listen_port));
-  add("workers", config.worker_count(), gd.workers);
-  add("log_level", g.log_level, gd.log_level);
-  add("shutdown_timeout_ms", g.shutdown_timeout_ms, gd.shutdown_timeout_ms);
-  add("client_login_timeout_ms", g.client_login_timeout_ms, gd.client_login_timeout_ms);
-  add("stats_period_ms", g.stats_period_ms, gd.stats_period_ms);
-  add("metrics_listen", g.metrics_listen, gd.metrics_listen);
-  add("pool_mode", std::string(to_string(p.mode)), std::string(to_string(pd.mode)));
-  add("default_pool_size", p.size, pd.size);
-  add("min_pool_size", p.min_pool_size, pd.min_pool_size);
-  add("reserve_pool_size", p.reserve_pool_size, pd.reserve_pool_size);
-  add("reserve_pool_timeout_ms", p.reserve_pool_timeout_ms, pd.reserve_pool_timeout_ms);
-  add("max_client_conn", p.max_client_conn, pd.max_client_conn);
-  add("max_db_connections", p.max_db_connections, pd.max_db_connections);
-  add("max_user_connections", p.max_user_connections, pd.max_user_connections);
-  add("query_wait_timeout_ms", p.query_wait_timeout_ms, pd.query_wait_timeout_ms);
-  add("query_timeout_ms", p.query_timeout_ms, pd.query_timeout_ms);
-  add("idle_transaction_timeout_ms", p.idle_transaction_timeout_ms, pd.idle_transaction_timeout_ms);
-  add("client_idle_timeout_ms", p.client_idle_timeout_ms, pd.client_idle_timeout_ms);
-  add("server_idle_timeout_ms", p.server_idle_timeout_ms, pd.server_idle_timeout_ms);
-  add("server_lifetime_ms", p.server_lifetime_ms, pd.server_lifetime_ms);
-  add("server_connect_timeout_ms", p.server_connect_timeout_ms, pd.server_connect_timeout_ms);
-  add("server_login_retry_ms", p.server_login_retry_ms, pd.server_login_retry_ms);
-  add("server_reset_query", p.server_reset_query, pd.server_reset_query);
-  add("server_check_query", p.server_check_query, pd.server_check_query);
-  add("server_check_delay_ms", p.server_check_delay_ms, pd.server_check_delay_ms);
-  add("max_prepared_statements", p.max_prepared_statements, pd.max_prepared_statements);
-  add("read_write_split", r.read_write_split, rd.read_write_split);
-  add("lag_check_interval_ms", r.lag_check_interval_ms, rd.lag_check_interval_ms);
-  add("lag_stale_after_ms", r.lag_stale_after_ms, rd.lag_stale_after_ms);
-  add("max_replica_lag_ms", r.max_replica_lag_ms, rd.max_replica_lag_ms);
-  add("max_replica_lag_bytes", r.max_replica_lag_bytes, rd.max_replica_lag_bytes);
-  add("replica_ban_ms", r.replica_ban_ms, rd.replica_ban_ms);
-  add("causal_wait_ms", r.causal_wait_ms, rd.causal_wait_ms);
+  for (const SettingView& s : describe_settings(config)) {
+    rows.push_back({std::string(s.name), console_text(s.value), console_text(s.default_value),
+                    s.applies == Applies::at_once ? "yes" : "no"});
+  }
   append_table(out, {"key", "value", "default", "changeable"}, rows);
 }
 

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 namespace pgmux::pooler {
 

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "pooler/asio_util.hpp"
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 namespace pgmux::pooler {
 

@@ -13,7 +13,7 @@
 #include <optional>
 #include <unordered_map>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 namespace pgmux::pooler {
 

@@ -13,7 +13,7 @@
 
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 #include "pooler/net/framed_socket.hpp"
 #include "pooler/session/dormant_clients.hpp"
 #include "pooler/startup_params.hpp"

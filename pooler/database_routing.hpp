@@ -19,7 +19,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include "lag_monitor/lag_state.hpp"
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 #include "router/function_catalog.hpp"
 #include "router/policy.hpp"
 

@@ -5,7 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
+#include "pooler/config/settings.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/version.hpp"
 
@@ -13,10 +14,13 @@ namespace {
 
 constexpr const char* kUsage =
     "Usage: pgmux --config FILE [--check-config]\n"
+    "       pgmux --print-settings markdown|toml\n"
     "       pgmux --version | --help\n"
     "\n"
     "  --config FILE    TOML configuration (see etc/pgmux.toml)\n"
     "  --check-config   validate the configuration and exit (0 = valid)\n"
+    "  --print-settings every [pgmux], [pool] and [routing] setting with its default and\n"
+    "                   meaning, as a Markdown table or as TOML (see scripts/settings-docs.sh)\n"
     "  --version        print the version and exit\n"
     "  --help           print this help and exit\n";
 
@@ -32,6 +36,15 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--version" || arg == "-V") {
       std::cout << pgmux::pooler::kVersionString << "\n";
+      return 0;
+    } else if (arg == "--print-settings" && i + 1 < argc) {
+      const std::string_view format = argv[++i];
+      if (format != "markdown" && format != "toml") {
+        std::cerr << "pgmux: --print-settings takes markdown or toml\n";
+        return 2;
+      }
+      std::cout << (format == "markdown" ? pgmux::pooler::settings_markdown()
+                                         : pgmux::pooler::settings_toml());
       return 0;
     } else if (arg == "--check-config") {
       check_only = true;

@@ -10,7 +10,7 @@
 #include <string>
 #include <tuple>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 #include "pooler/connection_budget.hpp"
 #include "pooler/database_routing.hpp"
 #include "pooler/pool.hpp"

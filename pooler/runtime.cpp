@@ -258,7 +258,7 @@ void Runtime::start_lag_monitors() {
       routed = routed || user.read_write_split.value_or(false);
     }
     if (!routed) continue;
-    const UserConfig* login = cfg.find_user(cfg.lag_monitor_user);
+    const UserConfig* login = cfg.find_user(cfg.routing.lag_monitor_user);
     if (login == nullptr) {
       spdlog::warn(
           "database {}: no user with a password to run the lag monitor as "

@@ -17,7 +17,7 @@
 #include "pooler/auth_query.hpp"
 #include "pooler/cancel_registry.hpp"
 #include "pooler/client_registry.hpp"
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 #include "pooler/metrics.hpp"
 #include "pooler/net/buffer_pool.hpp"
 #include "pooler/net/slab.hpp"

@@ -3,6 +3,7 @@
 // TLS contexts take over without dropping connected clients.
 #include <spdlog/spdlog.h>
 
+#include "pooler/config/settings.hpp"
 #include "pooler/runtime.hpp"
 
 namespace pgmux::pooler {
@@ -23,24 +24,25 @@ std::string Runtime::reload() {
 }
 
 Runtime::SetResult Runtime::set_setting(std::string_view key, std::string_view value) {
-  const SettingInfo* info = find_setting(key);
-  if (info == nullptr) {
+  const std::optional<SettingView> info = find_setting(key);
+  if (!info) {
     return {"42704", "unrecognized configuration parameter \"" + std::string(key) + "\""};
   }
-  if (!info->changeable) {
+  if (info->applies == Applies::after_restart) {
     return {"55P02",
             "parameter \"" + std::string(key) + "\" cannot be changed without restarting pgmux"};
   }
+  if (info->kind == SettingKind::list) {
+    return {"22023", "parameter \"" + std::string(key) +
+                         "\" is a list: change it in the configuration file and RELOAD"};
+  }
   SettingOverride o{.section = std::string(info->section),
-                    .toml_key = std::string(info->toml_key),
-                    .value = std::string(value)};
+                    .toml_key = std::string(info->key),
+                    .value = std::string(value),
+                    .kind = info->kind};
   if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') &&
       value.back() == value.front()) {
     o.value = std::string(value.substr(1, value.size() - 2));
-  } else {
-    const std::string_view digits = value.starts_with('-') ? value.substr(1) : value;
-    o.integer = !digits.empty() && digits.size() <= 18 &&
-                digits.find_first_not_of("0123456789") == std::string_view::npos;
   }
   std::lock_guard serial(reload_mutex_);
   const auto old = config();
@@ -67,17 +69,17 @@ void Runtime::apply_config(const std::shared_ptr<const Config>& fresh, const cha
   const auto old = config();
   // What running parts were built from and only a restart rebuilds.
   std::vector<std::string> restart;
-  const auto& a = old->general;
-  const auto& b = fresh->general;
-  if (a.listen_addr != b.listen_addr || a.listen_port != b.listen_port) {
-    restart.emplace_back("listen_addr/listen_port");
+  const std::vector<SettingView> before = describe_settings(*old);
+  const std::vector<SettingView> after = describe_settings(*fresh);
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    if (before[i].applies == Applies::after_restart && before[i].value != after[i].value) {
+      restart.push_back("[" + std::string(before[i].section) + "] " + std::string(before[i].key));
+    }
   }
-  if (old->worker_count() != fresh->worker_count()) restart.emplace_back("workers");
-  if (a.metrics_listen != b.metrics_listen) restart.emplace_back("metrics_listen");
   for (const auto& [name, db] : fresh->databases) {
-    const DatabaseConfig* before = old->find_database(name);
-    if (before == nullptr) continue;
-    if (before->primary.host != db.primary.host || before->primary.port != db.primary.port) {
+    const DatabaseConfig* before_db = old->find_database(name);
+    if (before_db == nullptr) continue;
+    if (before_db->primary.host != db.primary.host || before_db->primary.port != db.primary.port) {
       // The pools move (PoolRegistry::reconfigure); the lag monitor follows.
       asio::post(main_io_, [this, name = name, primary = db.primary] {
         if (auto it = monitors_.find(name); it != monitors_.end()) {
@@ -85,22 +87,24 @@ void Runtime::apply_config(const std::shared_ptr<const Config>& fresh, const cha
         }
       });
     }
-    bool replicas_moved = before->replicas.size() != db.replicas.size();
+    bool replicas_moved = before_db->replicas.size() != db.replicas.size();
     for (std::size_t i = 0; !replicas_moved && i < db.replicas.size(); ++i) {
-      replicas_moved = before->replicas[i].host != db.replicas[i].host ||
-                       before->replicas[i].port != db.replicas[i].port;
+      replicas_moved = before_db->replicas[i].host != db.replicas[i].host ||
+                       before_db->replicas[i].port != db.replicas[i].port;
     }
     if (replicas_moved ||
-        before->routing.lag_check_interval_ms != db.routing.lag_check_interval_ms ||
-        before->routing.max_replica_lag_ms != db.routing.max_replica_lag_ms ||
-        before->routing.max_replica_lag_bytes != db.routing.max_replica_lag_bytes ||
-        before->max_db_connections != db.max_db_connections) {
+        before_db->routing.lag_check_interval_ms != db.routing.lag_check_interval_ms ||
+        before_db->routing.max_replica_lag_ms != db.routing.max_replica_lag_ms ||
+        before_db->routing.max_replica_lag_bytes != db.routing.max_replica_lag_bytes ||
+        before_db->max_db_connections != db.max_db_connections) {
       restart.push_back("databases." + name + " replicas, lag limits or max_db_connections");
     }
   }
   std::atomic_store(&config_, fresh);
   pools_.reconfigure(*fresh);
-  if (a.log_level != b.log_level) spdlog::set_level(spdlog::level::from_str(b.log_level));
+  if (old->general.log_level != fresh->general.log_level) {
+    spdlog::set_level(spdlog::level::from_str(fresh->general.log_level));
+  }
   for (const auto& item : restart) {
     spdlog::warn("{}: {} changed; that takes effect after a restart", what, item);
   }

@@ -9,7 +9,7 @@
 #include <map>
 #include <string>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 #include "pooler/net/framed_socket.hpp"
 #include "pooler/prepared_statements.hpp"
 #include "pooler/server_credentials.hpp"

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 namespace pgmux::pooler {
 

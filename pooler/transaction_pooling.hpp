@@ -17,7 +17,7 @@
 #include "pooler/asio_util.hpp"
 #include "pooler/cancel_registry.hpp"
 #include "pooler/client_registry.hpp"
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 #include "pooler/net/framed_socket.hpp"
 #include "pooler/prepared_statements.hpp"
 #include "pooler/session/idle_carry.hpp"

@@ -1,7 +1,7 @@
 // Config loading: defaults, overrides, and errors that name file, line and key.
 #include <doctest/doctest.h>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 using namespace pgmux::pooler;
 
@@ -232,7 +232,7 @@ pool_size = 3
 )";
   auto c = load_config_from_string(
       text, "test.toml",
-      {{.section = "pool", .toml_key = "size", .value = "7", .integer = true},
+      {{.section = "pool", .toml_key = "size", .value = "7", .kind = SettingKind::integer},
        {.section = "pool", .toml_key = "mode", .value = "transaction"},
        {.section = "pgmux", .toml_key = "log_level", .value = "debug"}});
   CHECK(c->pool.size == 7);
@@ -244,20 +244,11 @@ pool_size = 3
   CHECK(c->overrides.size() == 3);
   // A value of the wrong type or out of range is refused like a bad file.
   CHECK_THROWS_AS((void)load_config_from_string(
-                      text, "test.toml", {{.section = "pool", .toml_key = "size", .value = "x"}}),
+                      text, "test.toml", {{.section = "pool", .toml_key = "size", .value = "x", .kind = SettingKind::integer}}),
                   ConfigError);
   CHECK_THROWS_AS((void)load_config_from_string(
                       text, "test.toml",
-                      {{.section = "pool", .toml_key = "size", .value = "0", .integer = true}}),
+                      {{.section = "pool", .toml_key = "size", .value = "0", .kind = SettingKind::integer}}),
                   ConfigError);
 }
 
-TEST_CASE("find_setting knows which settings a running pgmux can change") {
-  REQUIRE(find_setting("default_pool_size") != nullptr);
-  CHECK(find_setting("default_pool_size")->changeable);
-  CHECK(find_setting("default_pool_size")->toml_key == "size");
-  CHECK(find_setting("query_wait_timeout_ms")->section == "pool");
-  CHECK_FALSE(find_setting("listen_port")->changeable);
-  CHECK_FALSE(find_setting("workers")->changeable);
-  CHECK(find_setting("no_such_setting") == nullptr);
-}

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "pooler/hba.hpp"
+#include "pooler/config/hba.hpp"
 
 using namespace pgmux::pooler;
 namespace ip = boost::asio::ip;

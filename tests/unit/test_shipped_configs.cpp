@@ -8,7 +8,7 @@
 #include <regex>
 #include <sstream>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 using namespace pgmux::pooler;
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 #include "pooler/net/framed_socket.hpp"
 #include "pooler/net/stream.hpp"
 

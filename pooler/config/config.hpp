@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "pooler/hba.hpp"
+#include "pooler/config/hba.hpp"
+#include "pooler/config/setting_kind.hpp"
 #include "pooler/net/tls_context.hpp"
 #include "protocol/scram.hpp"
 #include "router/policy.hpp"
@@ -58,6 +59,9 @@ struct RoutingSettings {
   ReadYourWrites read_your_writes = ReadYourWrites::client;
   std::int64_t causal_wait_ms = 0;   // wait this long for a replica to catch up, then primary
   bool on_no_replica_error = false;  // primary_reads = "never" and no replica: error
+  // The user whose credentials the lag monitor logs in with (global only; default: the first
+  // user with a password pgmux can log in with).
+  std::string lag_monitor_user;
 };
 
 // How pgmux may log in to PostgreSQL ([pgmux] server_auth_methods and friends).
@@ -169,11 +173,11 @@ struct UserConfig {
   std::optional<router::PrimaryReads> primary_reads;  // overrides the database's
 };
 
-// SET key = value from the admin console: `value` replaces [section] toml_key, as an integer
-// when `integer` is set, else as a string.
+// SET key = value from the admin console: `value` replaces [section] toml_key, written as a
+// TOML value of the setting's kind (a string when it does not parse as one).
 struct SettingOverride {
   std::string section, toml_key, value;
-  bool integer = false;
+  SettingKind kind = SettingKind::text;
 };
 
 struct Config {
@@ -181,9 +185,6 @@ struct Config {
   GeneralSettings general;
   PoolSettings pool;
   RoutingSettings routing;
-  // The user whose credentials the lag monitor logs in with ([routing] lag_monitor_user;
-  // default: the first user with a password pgmux can log in with).
-  std::string lag_monitor_user;
   std::map<std::string, DatabaseConfig, std::less<>> databases;
   // Parsed from general.hba_file; null without one (every client may try, users' auth).
   std::shared_ptr<const HbaRules> hba;
@@ -212,14 +213,6 @@ struct Config {
             .read_only_transactions_to_replicas = db.routing.read_only_transactions_to_replicas};
   }
 };
-
-// A global setting as SHOW CONFIG and SET name it, where it lives in the TOML, and whether a
-// running pgmux applies a change (RELOAD, SET) or needs a restart.
-struct SettingInfo {
-  std::string_view key, section, toml_key;
-  bool changeable;
-};
-[[nodiscard]] const SettingInfo* find_setting(std::string_view key);
 
 // A configuration problem; what() reads "FILE:LINE: key 'a.b': problem".
 class ConfigError : public std::runtime_error {

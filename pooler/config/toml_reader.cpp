@@ -1,7 +1,7 @@
 // Strict TOML table reader used by the config loader.
-#include "pooler/toml_reader.hpp"
+#include "pooler/config/toml_reader.hpp"
 
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 namespace pgmux::pooler {
 
@@ -102,7 +102,7 @@ void TomlTable::get(std::string_view key, double& out, double min, double max) {
   out = n;
 }
 
-int TomlTable::get_choice(std::string_view key, const std::vector<std::string_view>& choices) {
+int TomlTable::get_choice(std::string_view key, std::span<const std::string_view> choices) {
   const toml::value* v = find(key);
   if (v == nullptr) return -1;
   std::string list;

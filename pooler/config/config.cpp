@@ -1,13 +1,17 @@
 // TOML → Config. Each section is read by one function; defaults stay in the struct definitions.
-#include "pooler/config.hpp"
+#include "pooler/config/config.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
-#include "pooler/config_security.hpp"
-#include "pooler/toml_reader.hpp"
+#include "pooler/config/config_security.hpp"
+#include "pooler/config/settings.hpp"
+#include "pooler/config/toml_reader.hpp"
 #include "protocol/md5.hpp"
 
 namespace pgmux::pooler {
@@ -66,28 +70,11 @@ int Config::worker_count() const {
 namespace {
 
 constexpr std::int64_t kMaxMs = 7LL * 24 * 3600 * 1000;  // a week
-const std::vector<std::string_view> kModes = {"session", "transaction", "statement"};
+constexpr std::array<std::string_view, 3> kModes = {"session", "transaction", "statement"};
 
 void read_general(TomlTable t, GeneralSettings& g) {
-  g.listen_addr.clear();
-  t.get("listen_addr", g.listen_addr);
+  read_settings(t, general_settings(), g);
   if (g.listen_addr.empty()) g.listen_addr = GeneralSettings{}.listen_addr;
-  int port = g.listen_port;
-  t.get("listen_port", port, 1, 65535);
-  g.listen_port = static_cast<std::uint16_t>(port);
-  t.get("workers", g.workers, 0, 256);
-  t.get("admin_users", g.admin_users);
-  t.get("stats_users", g.stats_users);
-  const std::vector<std::string_view> levels = {"trace", "debug", "info", "warn", "error"};
-  if (int i = t.get_choice("log_level", levels); i >= 0) g.log_level = levels[i];
-  std::int64_t max_msg = static_cast<std::int64_t>(g.max_message_size_bytes);
-  t.get("max_message_size_bytes", max_msg, 1024, 1LL << 30);
-  g.max_message_size_bytes = static_cast<std::size_t>(max_msg);
-  t.get("shutdown_timeout_ms", g.shutdown_timeout_ms, 0, kMaxMs);
-  t.get("client_login_timeout_ms", g.client_login_timeout_ms, 100, kMaxMs);
-  t.get("client_dormant_after_ms", g.client_dormant_after_ms, 0, kMaxMs);
-  t.get("stats_period_ms", g.stats_period_ms, 100, kMaxMs);
-  t.get("metrics_listen", g.metrics_listen);
   if (!g.metrics_listen.empty()) {
     const auto colon = g.metrics_listen.rfind(':');
     int port = 0;
@@ -101,74 +88,16 @@ void read_general(TomlTable t, GeneralSettings& g) {
       t.fail(*t.find("metrics_listen"), "metrics_listen", "expected \"host:port\"");
     }
   }
-  read_client_tls_keys(t, g.client_tls);
-  read_server_tls_keys(t, g.server_tls);
-  read_server_auth_keys(t, g.server_auth);
-  read_client_auth_keys(t, g);
   t.reject_unknown_keys();
 }
 
 void read_pool(TomlTable t, PoolSettings& p) {
-  if (int i = t.get_choice("mode", kModes); i >= 0) p.mode = static_cast<PoolMode>(i);
-  t.get("size", p.size, 1, 100000);
-  t.get("max_client_conn", p.max_client_conn, 1, 1000000);
-  t.get("min_pool_size", p.min_pool_size, 0, 100000);
-  t.get("reserve_pool_size", p.reserve_pool_size, 0, 100000);
-  t.get("reserve_pool_timeout_ms", p.reserve_pool_timeout_ms, 0, kMaxMs);
-  t.get("max_db_connections", p.max_db_connections, 0, 1000000);
-  t.get("max_user_connections", p.max_user_connections, 0, 1000000);
-  t.get("server_login_retry_ms", p.server_login_retry_ms, 0, kMaxMs);
-  t.get("replica_pool_size", p.replica_pool_size, 0, 100000);
-  t.get("query_wait_timeout_ms", p.query_wait_timeout_ms, 1, kMaxMs);
-  t.get("server_idle_timeout_ms", p.server_idle_timeout_ms, 0, kMaxMs);
-  t.get("server_lifetime_ms", p.server_lifetime_ms, 0, kMaxMs);
-  t.get("server_connect_timeout_ms", p.server_connect_timeout_ms, 1, kMaxMs);
-  t.get("server_reset_query", p.server_reset_query);
-  t.get("server_check_query", p.server_check_query);
-  t.get("server_check_delay_ms", p.server_check_delay_ms, 0, kMaxMs);
-  t.get("max_prepared_statements", p.max_prepared_statements, 1, 100000);
-  t.get("idle_transaction_timeout_ms", p.idle_transaction_timeout_ms, 0, kMaxMs);
-  t.get("client_idle_timeout_ms", p.client_idle_timeout_ms, 0, kMaxMs);
-  t.get("query_timeout_ms", p.query_timeout_ms, 0, kMaxMs);
-  if (int i = t.get_choice("pin_session_state", {"pin", "error"}); i >= 0) {
-    p.pin_session_state = static_cast<PinPolicy>(i);
-  }
+  read_settings(t, pool_settings(), p);
   t.reject_unknown_keys();
 }
 
-const std::vector<std::string_view> kOnOff = {"off", "on"};
-const std::vector<std::string_view> kPrimaryReads = {"never", "fallback", "always"};
-
-// The routing keys of [routing] or [databases.X] (which starts from [routing]'s values).
-void read_routing_keys(TomlTable& t, RoutingSettings& r) {
-  if (int i = t.get_choice("read_write_split", kOnOff); i >= 0) r.read_write_split = i == 1;
-  if (int i = t.get_choice("primary_reads", kPrimaryReads); i >= 0) {
-    r.primary_reads = static_cast<router::PrimaryReads>(i);
-  }
-  if (int i = t.get_choice("load_balancing", {"round_robin", "least_connections"}); i >= 0) {
-    r.load_balancing = static_cast<router::Balancing>(i);
-  }
-  t.get("replica_ban_ms", r.replica_ban_ms, 0, kMaxMs);
-  t.get("read_only_transactions_to_replicas", r.read_only_transactions_to_replicas);
-  t.get("write_functions", r.write_functions);
-  t.get("read_functions", r.read_functions);
-  t.get("lag_check_interval_ms", r.lag_check_interval_ms, 10, kMaxMs);
-  t.get("lag_stale_after_ms", r.lag_stale_after_ms, 10, kMaxMs);
-  t.get("max_replica_lag_ms", r.max_replica_lag_ms, 0, kMaxMs);
-  t.get("max_replica_lag_bytes", r.max_replica_lag_bytes, 0, 1LL << 50);
-  t.get("readmit_ratio", r.readmit_ratio, 0.0, 1.0);
-  if (int i = t.get_choice("read_your_writes", {"off", "client", "user"}); i >= 0) {
-    r.read_your_writes = static_cast<ReadYourWrites>(i);
-  }
-  t.get("causal_wait_ms", r.causal_wait_ms, 0, 60000);
-  if (int i = t.get_choice("on_no_replica", {"primary", "error"}); i >= 0) {
-    r.on_no_replica_error = i == 1;
-  }
-}
-
-void read_routing(TomlTable t, RoutingSettings& r, std::string& monitor_user) {
-  read_routing_keys(t, r);
-  t.get("lag_monitor_user", monitor_user);
+void read_routing(TomlTable t, RoutingSettings& r) {
+  read_settings(t, routing_settings(), r);
   t.reject_unknown_keys();
 }
 
@@ -220,10 +149,12 @@ DatabaseConfig read_database(const std::string& name, const toml::value& v, cons
     }
   }
   d.routing = routing;
-  read_routing_keys(t, d.routing);
+  read_settings(t, routing_settings(), d.routing, true);
   if (int i = t.get_choice("mode", kModes); i >= 0) d.mode = static_cast<PoolMode>(i);
-  d.server_tls = tls;
-  read_server_tls_keys(t, d.server_tls);
+  GeneralSettings overrides;  // the [pgmux] rows a database may override: server_tls_*
+  overrides.server_tls = tls;
+  read_settings(t, general_settings(), overrides, true);
+  d.server_tls = overrides.server_tls;
   t.reject_unknown_keys();
   return d;
 }
@@ -238,8 +169,10 @@ UserConfig read_user(const std::string& name, const toml::value& v, const PoolSe
   u.name = name;
   u.max_user_connections = p.max_user_connections;
   t.get("max_user_connections", u.max_user_connections, 0, 1000000);
-  if (int i = t.get_choice("read_write_split", kOnOff); i >= 0) u.read_write_split = i == 1;
-  if (int i = t.get_choice("primary_reads", kPrimaryReads); i >= 0) {
+  if (int i = t.get_choice("read_write_split", {"off", "on"}); i >= 0) {
+    u.read_write_split = i == 1;
+  }
+  if (int i = t.get_choice("primary_reads", {"never", "fallback", "always"}); i >= 0) {
     u.primary_reads = static_cast<router::PrimaryReads>(i);
   }
   const std::vector<std::string_view> methods = {"scram-sha-256", "md5", "trust", "cert"};
@@ -272,6 +205,25 @@ UserConfig read_user(const std::string& name, const toml::value& v, const PoolSe
   return u;
 }
 
+// A SET value as a TOML value of its setting's kind; one that does not parse as that kind
+// stays a string, so the reader's error names the type it expected.
+toml::value override_value(const SettingOverride& o) {
+  const std::string& v = o.value;
+  char* end = nullptr;
+  errno = 0;
+  if (o.kind == SettingKind::integer && !v.empty()) {
+    const long long n = std::strtoll(v.c_str(), &end, 10);
+    if (*end == '\0' && errno == 0) return toml::value(static_cast<toml::integer>(n));
+  } else if (o.kind == SettingKind::number && !v.empty()) {
+    const double d = std::strtod(v.c_str(), &end);
+    if (*end == '\0' && errno == 0) return toml::value(d);
+  } else if (o.kind == SettingKind::boolean) {
+    if (v == "on" || v == "true") return toml::value(true);
+    if (v == "off" || v == "false") return toml::value(false);
+  }
+  return toml::value(v);
+}
+
 std::shared_ptr<const Config> build(const toml::value& root, const std::string& name) {
   auto cfg = std::make_shared<Config>();
   cfg->source_file = name;
@@ -279,7 +231,7 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
   if (const toml::value* v = top.find("pgmux")) read_general(TomlTable(*v, "pgmux"), cfg->general);
   if (const toml::value* v = top.find("pool")) read_pool(TomlTable(*v, "pool"), cfg->pool);
   if (const toml::value* v = top.find("routing")) {
-    read_routing(TomlTable(*v, "routing"), cfg->routing, cfg->lag_monitor_user);
+    read_routing(TomlTable(*v, "routing"), cfg->routing);
   }
   if (const toml::value* v = top.find("databases")) {
     if (!v->is_table()) top.fail(*v, "databases", "expected tables [databases.NAME]");
@@ -295,16 +247,16 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
   top.reject_unknown_keys();
   build_tls_contexts(*cfg);
   load_client_auth(*cfg);
-  if (cfg->lag_monitor_user.empty()) {
+  if (cfg->routing.lag_monitor_user.empty()) {
     for (const auto& [name, user] : cfg->users) {
       if (!user.server_password.empty()) {
-        cfg->lag_monitor_user = name;
+        cfg->routing.lag_monitor_user = name;
         break;
       }
     }
-  } else if (cfg->find_user(cfg->lag_monitor_user) == nullptr) {
+  } else if (cfg->find_user(cfg->routing.lag_monitor_user) == nullptr) {
     throw ConfigError(name + ": key 'routing.lag_monitor_user': no [users." +
-                      cfg->lag_monitor_user + "] table");
+                      cfg->routing.lag_monitor_user + "] table");
   }
   return cfg;
 }
@@ -321,12 +273,7 @@ std::shared_ptr<const Config> load_config_from_string(
     for (const SettingOverride& o : overrides) {
       toml::value& section = root.as_table()[o.section];
       if (!section.is_table()) section = toml::table{};
-      if (o.integer) {
-        section.as_table()[o.toml_key] =
-            toml::value(static_cast<toml::integer>(std::stoll(o.value)));
-      } else {
-        section.as_table()[o.toml_key] = toml::value(o.value);
-      }
+      section.as_table()[o.toml_key] = override_value(o);
     }
     auto built = build(root, name);
     auto cfg = std::const_pointer_cast<Config>(built);
@@ -338,51 +285,6 @@ std::shared_ptr<const Config> load_config_from_string(
   } catch (const std::out_of_range&) {
     throw ConfigError(name + ": a SET value is out of range");
   }
-}
-
-const SettingInfo* find_setting(std::string_view key) {
-  static const SettingInfo kSettings[] = {
-      {"listen_addr", "pgmux", "listen_addr", false},
-      {"listen_port", "pgmux", "listen_port", false},
-      {"workers", "pgmux", "workers", false},
-      {"log_level", "pgmux", "log_level", true},
-      {"shutdown_timeout_ms", "pgmux", "shutdown_timeout_ms", true},
-      {"client_login_timeout_ms", "pgmux", "client_login_timeout_ms", true},
-      {"client_dormant_after_ms", "pgmux", "client_dormant_after_ms", true},
-      {"stats_period_ms", "pgmux", "stats_period_ms", true},
-      {"metrics_listen", "pgmux", "metrics_listen", false},
-      {"pool_mode", "pool", "mode", true},
-      {"default_pool_size", "pool", "size", true},
-      {"min_pool_size", "pool", "min_pool_size", true},
-      {"reserve_pool_size", "pool", "reserve_pool_size", true},
-      {"reserve_pool_timeout_ms", "pool", "reserve_pool_timeout_ms", true},
-      {"max_client_conn", "pool", "max_client_conn", true},
-      {"max_db_connections", "pool", "max_db_connections", false},
-      {"max_user_connections", "pool", "max_user_connections", false},
-      {"query_wait_timeout_ms", "pool", "query_wait_timeout_ms", true},
-      {"query_timeout_ms", "pool", "query_timeout_ms", true},
-      {"idle_transaction_timeout_ms", "pool", "idle_transaction_timeout_ms", true},
-      {"client_idle_timeout_ms", "pool", "client_idle_timeout_ms", true},
-      {"server_idle_timeout_ms", "pool", "server_idle_timeout_ms", true},
-      {"server_lifetime_ms", "pool", "server_lifetime_ms", true},
-      {"server_connect_timeout_ms", "pool", "server_connect_timeout_ms", true},
-      {"server_login_retry_ms", "pool", "server_login_retry_ms", true},
-      {"server_reset_query", "pool", "server_reset_query", true},
-      {"server_check_query", "pool", "server_check_query", true},
-      {"server_check_delay_ms", "pool", "server_check_delay_ms", true},
-      {"max_prepared_statements", "pool", "max_prepared_statements", true},
-      {"read_write_split", "routing", "read_write_split", true},
-      {"lag_check_interval_ms", "routing", "lag_check_interval_ms", false},
-      {"lag_stale_after_ms", "routing", "lag_stale_after_ms", false},
-      {"max_replica_lag_ms", "routing", "max_replica_lag_ms", false},
-      {"max_replica_lag_bytes", "routing", "max_replica_lag_bytes", false},
-      {"replica_ban_ms", "routing", "replica_ban_ms", false},
-      {"causal_wait_ms", "routing", "causal_wait_ms", true},
-  };
-  for (const SettingInfo& s : kSettings) {
-    if (s.key == key) return &s;
-  }
-  return nullptr;
 }
 
 std::shared_ptr<const Config> load_config(const std::string& path) {

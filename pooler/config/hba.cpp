@@ -1,5 +1,5 @@
 // pg_hba.conf-format access rules: tokenising (quotes, comments), parsing and matching.
-#include "pooler/hba.hpp"
+#include "pooler/config/hba.hpp"
 
 #include <algorithm>
 #include <array>

@@ -2,7 +2,9 @@
 // key is absent, errors that name file, line and dotted key, and rejection of unknown keys.
 #pragma once
 
+#include <initializer_list>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,7 +30,10 @@ class TomlTable {
   // A number (integer or float) with an inclusive range check.
   void get(std::string_view key, double& out, double min, double max);
   // One of `choices`; returns the index chosen, or -1 when the key is absent.
-  int get_choice(std::string_view key, const std::vector<std::string_view>& choices);
+  int get_choice(std::string_view key, std::span<const std::string_view> choices);
+  int get_choice(std::string_view key, std::initializer_list<std::string_view> choices) {
+    return get_choice(key, std::span<const std::string_view>(choices.begin(), choices.size()));
+  }
 
   // Throws ConfigError for any key no getter asked about.
   void reject_unknown_keys() const;
