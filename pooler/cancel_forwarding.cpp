@@ -4,8 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "pooler/pool/server_connection.hpp"
 #include "pooler/runtime.hpp"
-#include "pooler/server_connection.hpp"
 #include "protocol/message_writer.hpp"
 
 namespace pgmux::pooler {

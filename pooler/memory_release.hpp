@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <functional>
 
-#include "pooler/asio_util.hpp"
+#include "pooler/net/asio_util.hpp"
 
 namespace pgmux::pooler {
 

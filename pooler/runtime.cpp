@@ -7,8 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "pooler/client_session.hpp"
 #include "pooler/memory_release.hpp"
+#include "pooler/session/client_session.hpp"
 #include "pooler/session/turn_state.hpp"
 #include "protocol/message_writer.hpp"
 

@@ -13,17 +13,17 @@
 #include <vector>
 
 #include "lag_monitor/lag_monitor.hpp"
-#include "pooler/asio_util.hpp"
-#include "pooler/auth_query.hpp"
-#include "pooler/cancel_registry.hpp"
-#include "pooler/client_registry.hpp"
+#include "pooler/admin/metrics.hpp"
 #include "pooler/config/config.hpp"
-#include "pooler/metrics.hpp"
+#include "pooler/net/asio_util.hpp"
 #include "pooler/net/buffer_pool.hpp"
 #include "pooler/net/slab.hpp"
-#include "pooler/pool_registry.hpp"
+#include "pooler/pool/cancel_registry.hpp"
+#include "pooler/pool/pool_registry.hpp"
+#include "pooler/pool/sqlstate_class.hpp"
+#include "pooler/session/auth_query.hpp"
+#include "pooler/session/client_registry.hpp"
 #include "pooler/session/dormant_clients.hpp"
-#include "pooler/sqlstate_class.hpp"
 #include "router/classification_cache.hpp"
 
 namespace pgmux::pooler {

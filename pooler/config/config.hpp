@@ -16,6 +16,7 @@
 #include "pooler/config/setting_kind.hpp"
 #include "pooler/net/tls_context.hpp"
 #include "protocol/scram.hpp"
+#include "router/endpoint.hpp"
 #include "router/policy.hpp"
 
 namespace pgmux::pooler {
@@ -29,11 +30,7 @@ enum class PinPolicy : std::uint8_t { pin, error };
 [[nodiscard]] const char* to_string(PoolMode m);
 [[nodiscard]] const char* to_string(AuthMethod m);
 
-struct Endpoint {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 5432;
-  int weight = 1;  // replicas: share of reads under load balancing
-};
+using Endpoint = router::Endpoint;
 
 enum class ReadYourWrites : std::uint8_t { off, client, user };
 

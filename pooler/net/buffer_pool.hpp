@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "pooler/asio_util.hpp"
+#include "pooler/net/asio_util.hpp"
 
 namespace pgmux::pooler {
 

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <string_view>
 
-#include "pooler/asio_util.hpp"
+#include "pooler/net/asio_util.hpp"
 
 namespace pgmux::pooler {
 

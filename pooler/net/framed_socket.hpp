@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "pooler/asio_util.hpp"
+#include "pooler/net/asio_util.hpp"
 #include "pooler/net/byte_buffer.hpp"
 #include "pooler/net/stream.hpp"
 #include "protocol/frame_reader.hpp"

@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <string>
 
-#include "pooler/asio_util.hpp"
+#include "pooler/net/asio_util.hpp"
 #include "pooler/net/tls_context.hpp"
 
 struct ssl_st;

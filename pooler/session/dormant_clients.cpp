@@ -10,9 +10,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "pooler/client_session.hpp"
 #include "pooler/net/buffer_pool.hpp"
 #include "pooler/net/slab.hpp"
+#include "pooler/session/client_session.hpp"
 #include "pooler/session/turn_state.hpp"
 
 namespace pgmux::pooler {

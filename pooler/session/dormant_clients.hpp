@@ -15,7 +15,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "pooler/asio_util.hpp"
+#include "pooler/net/asio_util.hpp"
 
 namespace pgmux::pooler {
 

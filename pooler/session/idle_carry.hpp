@@ -6,9 +6,9 @@
 #include <string>
 
 #include "lag_monitor/lsn.hpp"
-#include "pooler/prepared_statements.hpp"
+#include "pooler/session/prepared_statements.hpp"
 #include "pooler/session/reported_parameters.hpp"
-#include "pooler/startup_params.hpp"
+#include "pooler/session/startup_params.hpp"
 #include "router/policy.hpp"
 
 namespace pgmux::pooler {

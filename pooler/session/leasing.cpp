@@ -5,12 +5,12 @@
 #include <spdlog/spdlog.h>
 #include <boost/container/small_vector.hpp>
 
-#include "pooler/client_session.hpp"
-#include "pooler/database_routing.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_inspector.hpp"
+#include "pooler/session/client_session.hpp"
 #include "pooler/session/transaction_session.hpp"
 #include "protocol/message_writer.hpp"
+#include "router/database_routing.hpp"
 
 namespace pgmux::pooler {
 

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "pooler/prepared_statements.hpp"
+#include "pooler/session/prepared_statements.hpp"
 #include "protocol/messages.hpp"
 
 namespace pgmux::pooler {

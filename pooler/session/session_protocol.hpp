@@ -9,13 +9,13 @@
 #include <memory>
 #include <string_view>
 
-#include "pooler/client_registry.hpp"
-#include "pooler/prepared_statements.hpp"
+#include "pooler/pool/traffic_stats.hpp"
+#include "pooler/session/client_registry.hpp"
 #include "pooler/session/parameter_map.hpp"
+#include "pooler/session/prepared_statements.hpp"
 #include "pooler/session/reported_parameters.hpp"
 #include "pooler/session/rewrite_state.hpp"
-#include "pooler/statement_effects.hpp"
-#include "pooler/traffic_stats.hpp"
+#include "pooler/session/statement_effects.hpp"
 #include "router/classifier.hpp"
 
 namespace pgmux::pooler {

@@ -19,10 +19,10 @@
 #include <utility>
 
 #include "lag_monitor/lsn.hpp"
-#include "pooler/pool.hpp"
+#include "pooler/pool/pool.hpp"
 #include "pooler/session/session_protocol.hpp"
+#include "pooler/session/transaction_pooling.hpp"
 #include "pooler/session/turn_state.hpp"
-#include "pooler/transaction_pooling.hpp"
 #include "protocol/frame_scanner.hpp"
 #include "protocol/messages.hpp"
 

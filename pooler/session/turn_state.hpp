@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "pooler/asio_util.hpp"
+#include "pooler/net/asio_util.hpp"
 #include "pooler/session/rewrite_state.hpp"
 
 namespace pgmux::pooler {

@@ -1,7 +1,7 @@
 // auth_query's pure parts: a rolpassword value turned into a user, and $1 bound as a literal.
 #include <doctest/doctest.h>
 
-#include "pooler/auth_query.hpp"
+#include "pooler/session/auth_query.hpp"
 #include "protocol/scram.hpp"
 
 using namespace pgmux::pooler;

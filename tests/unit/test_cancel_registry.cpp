@@ -6,7 +6,7 @@
 #include <set>
 #include <vector>
 
-#include "pooler/cancel_registry.hpp"
+#include "pooler/pool/cancel_registry.hpp"
 
 using namespace pgmux::pooler;
 

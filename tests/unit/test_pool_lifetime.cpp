@@ -2,7 +2,7 @@
 // later than configured.
 #include <doctest/doctest.h>
 
-#include "pooler/server_lifetime.hpp"
+#include "pooler/pool/server_lifetime.hpp"
 
 using namespace pgmux::pooler;
 using Millis = std::chrono::milliseconds;

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "pooler/prepared_statements.hpp"
+#include "pooler/session/prepared_statements.hpp"
 #include "wire.hpp"
 
 using namespace pgmux::pooler;

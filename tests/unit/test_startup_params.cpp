@@ -1,7 +1,7 @@
 // Startup parameter expansion and the SET batch that aligns a pooled server with a client.
 #include <doctest/doctest.h>
 
-#include "pooler/startup_params.hpp"
+#include "pooler/session/startup_params.hpp"
 
 using namespace pgmux::pooler;
 

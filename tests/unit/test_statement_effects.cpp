@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pooler/statement_effects.hpp"
+#include "pooler/session/statement_effects.hpp"
 
 using namespace pgmux::pooler;
 

@@ -1,7 +1,7 @@
 // Counters behind SHOW STATS and /metrics: latency buckets, SQLSTATE classes, sums and deltas.
 #include <doctest/doctest.h>
 
-#include "pooler/traffic_stats.hpp"
+#include "pooler/pool/traffic_stats.hpp"
 
 using namespace pgmux::pooler;
 

@@ -1,0 +1,423 @@
+// Pool bookkeeping, the acquiring side: budget, per-worker idle lists, FIFO waiters,
+// cross-worker hand-over, reserve connections, shared caps and the login retry window.
+// Connections coming back, maintenance and stats: pool_return.cpp.
+#include "pooler/pool/pool.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "pooler/pool/pool_waiter.hpp"
+
+namespace pgmux::pooler {
+
+ServerLease& ServerLease::operator=(ServerLease&& o) noexcept {
+  if (this != &o) {
+    if (conn_) pool_->discard(std::move(conn_));
+    pool_ = o.pool_;
+    conn_ = std::move(o.conn_);
+  }
+  return *this;
+}
+
+ServerLease::~ServerLease() {
+  if (conn_) pool_->discard(std::move(conn_));
+}
+
+void ServerLease::give_back() {
+  if (conn_) pool_->give_back(std::move(conn_));
+}
+
+void ServerLease::discard() {
+  if (conn_) pool_->discard(std::move(conn_));
+}
+
+Pool::Pool(std::string database, std::string user, ServerLogin login, PoolSettingsView settings,
+           int workers, std::atomic<std::uint64_t>& server_ids,
+           std::vector<std::shared_ptr<ConnectionBudget>> budgets, int target)
+    : database_(std::move(database)),
+      user_(std::move(user)),
+      login_(std::move(login)),
+      settings_(std::make_shared<const PoolSettingsView>(std::move(settings))),
+      server_ids_(server_ids),
+      budgets_(std::move(budgets)),
+      target_(target),
+      traffic_(std::make_unique<TrafficCounters[]>(static_cast<std::size_t>(workers))),
+      workers_(static_cast<std::size_t>(workers)),
+      idle_(static_cast<std::size_t>(workers)) {
+  set_hot_locked(*settings_.load());  // nobody else sees the pool yet
+}
+
+Pool::~Pool() {
+  close_idle();
+}
+
+bool Pool::expired(const ServerConnection& c, ServerConnection::Clock::time_point now,
+                   Millis idle_timeout) {
+  return now >= c.retire_at() || (idle_timeout.count() > 0 && now - c.last_used() > idle_timeout);
+}
+
+bool Pool::take_slot_locked(bool reserve) {
+  const auto cfg = settings_.load();
+  const int cap = cfg->size + (reserve ? cfg->reserve_size : 0);
+  if (total_ >= cap) return false;
+  for (std::size_t i = 0; i < budgets_.size(); ++i) {
+    if (!budgets_[i]->try_take()) {
+      for (std::size_t j = 0; j < i; ++j) budgets_[j]->give();
+      return false;
+    }
+  }
+  ++total_;
+  return true;
+}
+
+void Pool::release_slot_locked() {
+  --total_;
+  for (const auto& b : budgets_) b->give();
+}
+
+void Pool::notify_budgets() {
+  for (const auto& b : budgets_) {
+    for (const auto& p : b->pools()) p->retry_waiters();
+  }
+}
+
+void Pool::retry_waiters() {
+  std::lock_guard lock(mutex_);
+  while (!waiters_.empty() && !login_blocked_locked() && take_slot_locked(false)) {
+    auto w = waiters_.front();
+    waiters_.pop_front();
+    ++connecting_;
+    w->slot = true;
+    wake_locked(w);
+  }
+}
+
+void Pool::reclaim_from_siblings() {
+  for (const auto& b : budgets_) {
+    if (!b->exhausted()) continue;
+    for (const auto& p : b->pools()) {
+      if (p.get() != this && p->close_one_idle()) return;
+    }
+  }
+}
+
+bool Pool::has_waiters() const {
+  std::lock_guard lock(mutex_);
+  return !waiters_.empty();
+}
+
+bool Pool::login_blocked_locked() const {
+  return login_failing_ && std::chrono::steady_clock::now() < login_retry_at_;
+}
+
+std::string Pool::exhaustion_reason_locked() const {
+  const auto cfg = settings_.load();
+  if (total_ >= cfg->size) {
+    std::string r = "all " + std::to_string(cfg->size) + " connections of the pool are in use";
+    if (cfg->reserve_size > 0) {
+      r += ", and " + std::to_string(std::max(0, total_ - cfg->size)) + " of reserve_pool_size " +
+           std::to_string(cfg->reserve_size);
+    }
+    return r;
+  }
+  for (const auto& b : budgets_) {
+    if (b->exhausted()) return b->describe();
+  }
+  if (login_blocked_locked()) return "server login is failing: " + login_error_message_;
+  return "no connection was returned in time";
+}
+
+void Pool::fail_waiters_locked(const std::string& sqlstate, const std::string& message) {
+  while (!waiters_.empty()) {
+    auto w = waiters_.front();
+    waiters_.pop_front();
+    w->error_state = sqlstate;
+    w->error_message = message;
+    wake_locked(w);
+  }
+}
+
+std::unique_ptr<ServerConnection> Pool::take_idle_locked(
+    int worker, std::vector<std::unique_ptr<ServerConnection>>& expired_out) {
+  const auto now = ServerConnection::Clock::now();
+  const Millis idle_timeout = hot_.idle_timeout;
+  const std::size_t n = idle_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& list = idle_[(static_cast<std::size_t>(worker) + i) % n];  // own worker first
+    while (!list.empty()) {
+      auto c = std::move(list.back());
+      list.pop_back();
+      if (!expired(*c, now, idle_timeout) && !c->close_needed()) return c;
+      release_slot_locked();
+      expired_out.push_back(std::move(c));
+    }
+  }
+  return nullptr;
+}
+
+void Pool::update_settings(PoolSettingsView settings) {
+  auto fresh = std::make_shared<const PoolSettingsView>(std::move(settings));
+  {
+    std::lock_guard lock(mutex_);
+    set_hot_locked(*fresh);
+  }
+  settings_.store(std::move(fresh));
+  retry_waiters();  // a larger pool serves its queue now
+}
+
+TrafficTotals Pool::traffic_totals() const {
+  TrafficTotals t;
+  for (std::size_t i = 0; i < workers_; ++i) t += traffic_[i].load();
+  return t;
+}
+
+awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wait) {
+  const auto started = std::chrono::steady_clock::now();
+  if (paused_.load()) {
+    // Held until RESUME; polled, so pausing needs no wake-up bookkeeping across workers.
+    const std::uint64_t kills = kills_.load();
+    held_by_pause_.fetch_add(1);
+    asio::steady_timer poll(io);
+    while (paused_.load() && kills_.load() == kills) {
+      poll.expires_after(Millis(5));
+      co_await poll.async_wait(as_result);
+    }
+    held_by_pause_.fetch_sub(1);
+    if (kills_.load() != kills) {
+      std::lock_guard lock(mutex_);
+      throw ServerError(kill_state_, kill_message_);
+    }
+  }
+  ServerLease lease = co_await acquire_checked(io, worker, wait);
+  TrafficCounters& t = traffic(worker);
+  TrafficCounters::add(t.wait_count, 1);
+  TrafficCounters::add(t.wait_time_us, static_cast<std::uint64_t>(
+                                           std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::steady_clock::now() - started)
+                                               .count()));
+  co_return lease;
+}
+
+std::optional<ServerLease> Pool::try_acquire_idle(asio::io_context& io, int worker) {
+  if (paused_.load()) return std::nullopt;
+  std::vector<std::unique_ptr<ServerConnection>> expired_conns;
+  std::unique_ptr<ServerConnection> conn;
+  {
+    std::lock_guard lock(mutex_);
+    conn = take_idle_locked(worker, expired_conns);
+    if (conn && hot_.check && conn->last_used() != conn->created_at() &&
+        ServerConnection::Clock::now() - conn->last_used() > hot_.check_delay) {
+      // Idle long enough to be checked first: acquire() does that, asynchronously.
+      idle_[static_cast<std::size_t>(conn->bound_worker()) % idle_.size()].push_back(
+          std::move(conn));
+    }
+    if (conn) {
+      ++active_;
+      ++total_acquired_;
+    }
+  }
+  for (auto& c : expired_conns) c->close();
+  if (!expired_conns.empty()) notify_budgets();
+  if (!conn) return std::nullopt;
+  bind_to(*conn, io, worker);
+  ServerLease lease(this, std::move(conn));
+  if (!quiet_while_idle(lease)) return std::nullopt;
+  TrafficCounters::add(traffic(worker).wait_count, 1);  // waited for nothing
+  return lease;
+}
+
+awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, Millis wait) {
+  const auto cfg = settings_.load();
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (bool first = true;; first = false) {
+    const auto left =
+        std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    ServerLease lease = co_await acquire_once(io, worker, first ? wait : std::max(left, Millis(1)));
+    const bool reused = lease->last_used() != lease->created_at();
+    if (!quiet_while_idle(lease)) continue;
+    if (!reused || cfg->check_query.empty() ||
+        ServerConnection::Clock::now() - lease->last_used() <= cfg->check_delay ||
+        co_await still_alive(*lease)) {
+      co_return lease;
+    }
+    lease.discard();  // dead or broken while idle: try the next one
+  }
+}
+
+void Pool::bind_to(ServerConnection& conn, asio::io_context& io, int worker) {
+  if (conn.bound_worker() == worker) return;
+  conn.rebind(io);
+  conn.set_bound_worker(worker);
+}
+
+bool Pool::quiet_while_idle(ServerLease& lease) {
+  if (lease->last_used() == lease->created_at() || !lease->spoke_while_idle()) return true;
+  spdlog::info("{} was closed or spoke while idle (server restart or termination): replacing it",
+               lease->label());
+  lease.discard();
+  return false;
+}
+
+awaitable<bool> Pool::still_alive(ServerConnection& conn) {
+  const auto cfg = settings_.load();
+  try {
+    co_await with_timeout(conn.simple_query(cfg->check_query), cfg->connect_timeout);
+    conn.io().release_frame();
+    conn.touch();
+    co_return conn.tx_status() == 'I';
+  } catch (const std::exception& e) {
+    spdlog::info("{} failed server_check_query after idling ({}): closing it", conn.label(),
+                 e.what());
+  }
+  co_return false;
+}
+
+awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Millis wait) {
+  const auto cfg = settings_.load();
+  std::vector<std::unique_ptr<ServerConnection>> expired_conns;
+  std::unique_ptr<ServerConnection> conn;
+  std::shared_ptr<Waiter> waiter;
+  bool open = false;
+  bool budget_blocked = false;
+  std::optional<ServerError> login_failure;
+  {
+    std::lock_guard lock(mutex_);
+    conn = take_idle_locked(worker, expired_conns);
+    if (conn) {
+      ++active_;
+    } else if (login_blocked_locked() && total_ == 0) {
+      // Nothing to wait for: the server refused the last login moments ago.
+      login_failure.emplace(login_error_state_,
+                            "server login has been failing (" + login_error_message_ +
+                                "); pgmux tries again after server_login_retry_ms (" +
+                                std::to_string(cfg->login_retry.count()) + " ms)");
+    } else if (!login_blocked_locked() && take_slot_locked(false)) {
+      ++connecting_;
+      open = true;
+    } else {
+      budget_blocked = total_ < cfg->size && !login_blocked_locked();
+      waiter = std::make_shared<Waiter>(io.get_executor());
+      waiters_.push_back(waiter);
+    }
+  }
+  for (auto& c : expired_conns) c->close();
+  if (!expired_conns.empty()) notify_budgets();
+  if (login_failure) throw *login_failure;
+  spdlog::debug("pool {}/{} acquire: total {} active {} open {} queued {}", database_, user_,
+                total_, active_, open, waiter != nullptr);
+  if (open) co_return co_await open_new(io, worker);
+  if (waiter) {
+    if (budget_blocked) reclaim_from_siblings();
+    const auto deadline = waiter->since + wait;
+    bool reserve_tried = cfg->reserve_size == 0 || cfg->reserve_timeout >= wait;
+    for (;;) {
+      waiter->timer.expires_at(
+          reserve_tried ? deadline : std::min(deadline, waiter->since + cfg->reserve_timeout));
+      co_await waiter->timer.async_wait(as_result);
+      std::lock_guard lock(mutex_);
+      if (waiter->done) break;
+      if (!reserve_tried) {
+        reserve_tried = true;
+        if (take_slot_locked(true)) {
+          std::erase(waiters_, waiter);
+          ++connecting_;
+          open = true;
+          spdlog::info(
+              "pool {}/{}: a client waited reserve_pool_timeout_ms ({} ms): opening a "
+              "reserve connection ({} of reserve_pool_size {})",
+              database_, user_, cfg->reserve_timeout.count(), total_ - cfg->size,
+              cfg->reserve_size);
+          break;
+        }
+        continue;
+      }
+      std::erase(waiters_, waiter);
+      ++total_timeouts_;
+      throw PoolTimeout("no server connection became available for pool " + database_ + "/" +
+                        user_ + " within query_wait_timeout_ms (" + std::to_string(wait.count()) +
+                        " ms): " + exhaustion_reason_locked());
+    }
+    if (!waiter->error_state.empty()) throw ServerError(waiter->error_state, waiter->error_message);
+    if (waiter->slot) open = true;
+    conn = std::move(waiter->conn);
+  }
+  if (open) co_return co_await open_new(io, worker);
+  bind_to(*conn, io, worker);
+  {
+    std::lock_guard lock(mutex_);
+    ++total_acquired_;
+  }
+  co_return ServerLease(this, std::move(conn));
+}
+
+awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
+  const auto cfg = settings_.load();
+  (void)io;
+  ServerLogin login;
+  {
+    std::lock_guard lock(mutex_);
+    login = login_;
+  }
+  const Endpoint endpoint = login.endpoint;
+  std::unique_ptr<ServerConnection> conn;
+  try {
+    conn = co_await with_timeout(ServerConnection::open(std::move(login), ++server_ids_),
+                                 cfg->connect_timeout);
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    if (dynamic_cast<const TimeoutError*>(&e) != nullptr) {
+      message = "timed out connecting to server " + endpoint.host + ":" +
+                std::to_string(endpoint.port) + " (server_connect_timeout_ms)";
+    }
+    const auto* se = dynamic_cast<const ServerError*>(&e);
+    const std::string sqlstate = se != nullptr ? se->sqlstate() : "08006";
+    bool freed = false;
+    {
+      std::lock_guard lock(mutex_);
+      --connecting_;
+      if (cfg->login_retry.count() > 0) {
+        if (!login_failing_) {
+          spdlog::warn(
+              "pool {}/{}: server login failed ({}); new connections wait "
+              "server_login_retry_ms ({} ms) between attempts",
+              database_, user_, message, cfg->login_retry.count());
+        }
+        login_failing_ = true;
+        login_retry_at_ = std::chrono::steady_clock::now() + cfg->login_retry;
+        login_error_state_ = sqlstate;
+        login_error_message_ = message;
+        release_slot_locked();
+        freed = true;
+        // With no connection left, queued clients could only time out: tell them now.
+        if (total_ == 0) fail_waiters_locked(sqlstate, message);
+      } else if (!waiters_.empty()) {
+        // The slot is free again: let the next waiter try to open it.
+        auto w = waiters_.front();
+        waiters_.pop_front();
+        ++connecting_;
+        w->slot = true;
+        wake_locked(w);
+      } else {
+        release_slot_locked();
+        freed = true;
+      }
+    }
+    if (freed) notify_budgets();
+    throw ServerError(sqlstate, message);
+  }
+  conn->set_bound_worker(worker);
+  spdlog::info("{} connected (backend pid {})", conn->label(), conn->backend_pid());
+  std::lock_guard lock(mutex_);
+  if (cfg->lifetime.count() > 0) {
+    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+    conn->set_retire_at(conn->created_at() + jittered_lifetime(cfg->lifetime, u));
+  }
+  if (!welcome_) welcome_ = std::make_shared<const ParameterMap>(conn->parameters());
+  if (login_failing_) spdlog::info("pool {}/{}: server login works again", database_, user_);
+  login_failing_ = false;
+  --connecting_;
+  ++active_;
+  ++total_acquired_;
+  co_return ServerLease(this, std::move(conn));
+}
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,244 @@
+// A bounded pool of server connections for one (database, user, target). The budget is shared
+// by all workers: the pool never holds more than `size` connections in total. Idle connections
+// are kept per worker so a worker normally reuses its own; when it has none and the budget is
+// spent, it takes another worker's idle connection (moving the socket) before it queues.
+// Waiters are served FIFO and time out with PoolTimeout. A waiter queued longer than
+// reserve_timeout may open one of `reserve_size` extra connections, which close again as soon
+// as they come back with nobody waiting. Shared caps (max_db_connections, max_user_connections)
+// are ConnectionBudgets every connection of the pool also counts against.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pooler/pool/connection_budget.hpp"
+#include "pooler/pool/server_connection.hpp"
+#include "pooler/pool/server_lifetime.hpp"
+#include "pooler/pool/traffic_stats.hpp"
+
+namespace pgmux::pooler {
+
+class Pool;
+
+class PoolTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// RAII checkout: a lease that is destroyed while still holding its connection discards it,
+// because nobody vouched that the connection is clean.
+class ServerLease {
+ public:
+  ServerLease() = default;
+  ServerLease(Pool* pool, std::unique_ptr<ServerConnection> conn)
+      : pool_(pool), conn_(std::move(conn)) {}
+  ServerLease(ServerLease&& o) noexcept = default;
+  ServerLease& operator=(ServerLease&& o) noexcept;
+  ~ServerLease();
+
+  ServerConnection* operator->() const { return conn_.get(); }
+  ServerConnection& operator*() const { return *conn_; }
+  explicit operator bool() const { return conn_ != nullptr; }
+  // The connection is quiescent and reset: back to the pool.
+  void give_back();
+  // The connection is in doubt: close it.
+  void discard();
+
+ private:
+  Pool* pool_ = nullptr;
+  std::unique_ptr<ServerConnection> conn_;
+};
+
+struct PoolStats {
+  std::string database, user;
+  int target = -1;  // -1 primary, else replica index
+  int size = 0;
+  int clients = 0;     // logged-in clients of this pool, with or without a server
+  int active = 0;      // leased to clients
+  int idle = 0;        // ready in the pool
+  int connecting = 0;  // being opened
+  int waiting = 0;     // clients queued
+  std::int64_t max_wait_us = 0;
+  std::uint64_t total_acquired = 0;
+  std::uint64_t total_timeouts = 0;
+  int reserve_in_use = 0;  // connections open beyond `size`
+};
+
+struct PoolSettingsView {
+  int size = 1;
+  Millis connect_timeout{5000};
+  Millis idle_timeout{600000};
+  Millis lifetime{3600000};
+  // A connection idle longer than check_delay runs check_query before it is handed out; one
+  // that fails it is closed and another taken. Empty query: no check.
+  std::string check_query;
+  Millis check_delay{30000};
+  int min_size = 0;  // connections kept open even when idle (min_pool_size)
+  int reserve_size = 0;
+  Millis reserve_timeout{5000};
+  // After a failed login, new connections are not attempted for this long; clients that would
+  // need one get the failure instead. 0: retry at once.
+  Millis login_retry{1000};
+};
+
+class Pool {
+ public:
+  Pool(std::string database, std::string user, ServerLogin login, PoolSettingsView settings,
+       int workers, std::atomic<std::uint64_t>& server_ids,
+       std::vector<std::shared_ptr<ConnectionBudget>> budgets = {}, int target = -1);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Leases a connection bound to `io` (worker `worker`). Throws PoolTimeout when `wait` passes
+  // with no connection, ServerError when opening a new one fails.
+  awaitable<ServerLease> acquire(asio::io_context& io, int worker, Millis wait);
+  // acquire()'s common case without a coroutine: an idle connection (this worker's first)
+  // that needs no server_check_query, when the pool is not paused. nullopt: call acquire().
+  std::optional<ServerLease> try_acquire_idle(asio::io_context& io, int worker);
+  // Closes idle connections of `worker` past their idle timeout or lifetime.
+  void sweep(int worker);
+  // Opens one connection on `worker` if the pool is below its minimum size and nobody waits;
+  // the sweep calls it every second, so a pool fills up gradually. Failures are logged.
+  awaitable<void> top_up(asio::io_context& io, int worker);
+  // Closes every idle connection (shutdown).
+  void close_idle();
+  // RECONNECT/KILL: closes the idle connections marked close_needed; returns how many. Marked
+  // connections in use are closed when they come back.
+  int close_marked_idle();
+  // KILL: clients queued or held by a pause get `sqlstate`/`message` instead of a connection.
+  void fail_waiters(const std::string& sqlstate, const std::string& message);
+  // Closes one idle connection to return its unit to the shared budgets; false when none.
+  bool close_one_idle();
+  // A shared budget has a unit again: hand it to the first waiter if this pool can use it.
+  void retry_waiters();
+
+  // RELOAD: new sizes, limits and timeouts. A larger pool serves queued clients at once; a
+  // smaller one closes connections as they come back until it fits.
+  void update_settings(PoolSettingsView settings);
+
+  // RELOAD: where and as whom new connections log in. Returns the previous login when the
+  // server itself changed (address or database name): the caller then has the connections to
+  // the old one closed as they come back (RECONNECT's mechanism).
+  std::optional<ServerLogin> update_login(ServerLogin fresh);
+  [[nodiscard]] ServerLogin login() const {
+    std::lock_guard lock(mutex_);
+    return login_;
+  }
+
+  // PAUSE: new acquisitions wait (without timing out) until resumed; leases held go on.
+  void set_paused(bool on) { paused_.store(on); }
+  [[nodiscard]] bool paused() const { return paused_.load(); }
+
+  // Counts a logged-in client for SHOW POOLS (cl_active = clients not waiting for a server).
+  void client_joined() { clients_.fetch_add(1, std::memory_order_relaxed); }
+  void client_left() { clients_.fetch_sub(1, std::memory_order_relaxed); }
+
+  [[nodiscard]] PoolStats stats() const;
+  // Ids of the connections idle in this pool now (SHOW SERVERS: the rest are in use).
+  [[nodiscard]] std::vector<std::uint64_t> idle_ids() const;
+  // Traffic of this pool's clients: worker `w` adds to its own slot; totals sum them.
+  TrafficCounters& traffic(int w) { return traffic_[static_cast<std::size_t>(w)]; }
+  [[nodiscard]] TrafficTotals traffic_totals() const;
+  // What a freshly logged-in server of this pool reports (ParameterStatus), cached from the
+  // first login: what pgmux tells a client at login, before the client has a server.
+  // nullopt until one server has logged in.
+  [[nodiscard]] std::shared_ptr<const ParameterMap> welcome_parameters() const;
+  [[nodiscard]] const std::string& database() const { return database_; }
+  [[nodiscard]] const std::string& user() const { return user_; }
+  // -1: the primary; otherwise the index of the replica this pool connects to.
+  [[nodiscard]] int target() const { return target_; }
+  // Connections leased right now (least_connections balancing).
+  [[nodiscard]] int active_count() const {
+    std::lock_guard lock(mutex_);
+    return active_;
+  }
+
+ private:
+  friend class ServerLease;
+  struct Waiter;
+
+  void give_back(std::unique_ptr<ServerConnection> conn);
+  void discard(std::unique_ptr<ServerConnection> conn);
+  std::unique_ptr<ServerConnection> take_idle_locked(
+      int worker, std::vector<std::unique_ptr<ServerConnection>>& expired);
+  static bool expired(const ServerConnection& c, ServerConnection::Clock::time_point now,
+                      Millis idle_timeout);
+  awaitable<ServerLease> open_new(asio::io_context& io, int worker);
+  // Counts a connection about to be opened against the pool size (plus the reserve when
+  // `reserve` is set) and the shared budgets; false when any of them is spent.
+  bool take_slot_locked(bool reserve);
+  // A connection is gone for good: its slot returns to the pool and the budgets.
+  void release_slot_locked();
+  // After release_slot_locked, outside the lock: let other pools' waiters use the units.
+  void notify_budgets();
+  // Asks the other pools sharing a spent budget to close an idle connection.
+  void reclaim_from_siblings();
+  // Inside the server_login_retry_ms window after a failed login.
+  bool login_blocked_locked() const;
+  bool has_waiters() const;
+  // Why a waiter is still without a connection, for its timeout error.
+  std::string exhaustion_reason_locked() const;
+  void fail_waiters_locked(const std::string& sqlstate, const std::string& message);
+  awaitable<ServerLease> acquire_once(asio::io_context& io, int worker, Millis wait);
+  // acquire() without the wait-time accounting: idle connections checked before use.
+  awaitable<ServerLease> acquire_checked(asio::io_context& io, int worker, Millis wait);
+  // Runs the check query on a connection idle past check_delay; false when it failed.
+  awaitable<bool> still_alive(ServerConnection& conn);
+  // A connection taken from an idle list: moved to `worker`'s event loop if another's.
+  static void bind_to(ServerConnection& conn, asio::io_context& io, int worker);
+  // False (and the lease discarded) when a reused connection was closed or spoke while idle.
+  static bool quiet_while_idle(ServerLease& lease);
+  void wake_locked(const std::shared_ptr<Waiter>& w);
+
+  const std::string database_, user_;
+  ServerLogin login_;  // under mutex_: RELOAD may move the pool to another server
+  // Replaced whole on RELOAD; each operation works with the snapshot it loaded.
+  std::atomic<std::shared_ptr<const PoolSettingsView>> settings_;
+  // What every lease and hand-back reads of settings_, copied under mutex_ when it changes:
+  // loading an atomic shared_ptr is a locked read-modify-write of a line all workers share.
+  struct HotSettings {
+    int size = 1;
+    Millis idle_timeout{0};
+    bool check = false;  // check_query is set
+    Millis check_delay{0};
+  };
+  HotSettings hot_;  // under mutex_
+  void set_hot_locked(const PoolSettingsView& s) {
+    hot_ = {s.size, s.idle_timeout, !s.check_query.empty(), s.check_delay};
+  }
+  std::atomic<std::uint64_t>& server_ids_;
+  const std::vector<std::shared_ptr<ConnectionBudget>> budgets_;
+  const int target_;
+  std::unique_ptr<TrafficCounters[]> traffic_;
+  std::size_t workers_;
+
+  mutable std::mutex mutex_;
+  std::vector<std::vector<std::unique_ptr<ServerConnection>>> idle_;  // per worker, LIFO
+  std::deque<std::shared_ptr<Waiter>> waiters_;
+  std::shared_ptr<const ParameterMap> welcome_;  // shared by every client's ReportedParameters
+  std::atomic<int> clients_{0};
+  std::atomic<bool> paused_{false};
+  std::atomic<int> held_by_pause_{0};  // clients waiting because the pool is paused
+  // Bumped by fail_waiters: a client held by a pause since before gives up with kill_error_.
+  std::atomic<std::uint64_t> kills_{0};
+  std::string kill_state_, kill_message_;  // under mutex_
+  int total_ = 0;                          // open + opening; never above settings_.size
+  int active_ = 0;
+  int connecting_ = 0;
+  std::uint64_t total_acquired_ = 0;
+  std::uint64_t total_timeouts_ = 0;
+  std::minstd_rand rng_{std::random_device{}()};
+  // The last failed login, for server_login_retry_ms.
+  bool login_failing_ = false;
+  std::chrono::steady_clock::time_point login_retry_at_;  // when a new login may be tried
+  std::string login_error_state_, login_error_message_;
+};
+
+}  // namespace pgmux::pooler

@@ -1,0 +1,128 @@
+// A client session between turns: parked in one socket wait, made dormant (its socket in the
+// worker's own epoll set, its state packed) and woken again; and the kill that reaches a
+// session in any of those states from another thread.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "pooler/runtime.hpp"
+#include "pooler/session/client_session.hpp"
+
+namespace pgmux::pooler {
+
+// Runs on the session's worker, where the session is still there while `alive` is set. Only
+// the receiving side is shut: the session's read (or parked or dormant wait) ends as if the
+// client had left, writes in flight complete, and a client between requests can still be
+// told why.
+void ClientInfo::kill(const char* why, bool only_if_idle) {
+  if (worker == nullptr) return;
+  asio::post(worker->io, [weak = weak_from_this(), why, only_if_idle] {
+    auto info = weak.lock();
+    if (!info || !info->alive || info->killed) return;
+    const ClientState state = info->state.load();
+    if (only_if_idle && state != ClientState::idle) return;
+    info->killed = true;
+    if (state != ClientState::active) info->farewell = why;
+    info->session->shut_receive();
+  });
+}
+
+// Waits for the client's next bytes holding nothing but this handler: no coroutine frame and
+// no buffer, so an idle client costs its session object and one reactor operation (from the
+// worker's slab: exactly its size, and apart from what stays when the client goes dormant). When
+// the wait ends, the next turn runs; its completion handler holds the session meanwhile (a
+// coroutine taking the shared_ptr by value would do, but GCC 12 mishandles such arguments).
+// The session is also linked for dormancy; a wait that a doze cancelled (or that completed
+// just before it) is stale and only lets go of the session.
+void ClientSession::park(std::shared_ptr<ClientSession> session) {
+  ClientSession& parked = *session;
+  parked.worker_.dormant.parked(parked, parked.config_->general.client_dormant_after_ms);
+  auto wake = [session = std::move(session),
+               serial = parked.park_serial_](boost::system::error_code ec) mutable {
+    ClientSession& s = *session;
+    if (serial != s.park_serial_) return;
+    s.worker_.dormant.unparked(s);
+    auto next = [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
+      if (e) {
+        Runtime::log_exception("client session", e);
+      } else if (t == ClientTurn::wait_for_client) {
+        park(std::move(session));
+      }
+    };
+    asio::co_spawn(s.worker_.io, s.turn(ec), std::move(next));
+  };
+  if (parked.client_.stream().has_buffered_input()) {
+    // TLS already holds the next bytes: the socket may never become readable for them.
+    asio::post(parked.worker_.io, [w = std::move(wake)]() mutable { w({}); });
+    return;
+  }
+  parked.client_.socket().async_wait(
+      tcp::socket::wait_read,
+      asio::bind_allocator(SlabAllocator<void>(parked.worker_.slabs), std::move(wake)));
+}
+
+int ClientSession::doze() {
+  if (closed_ || !info_ || info_->killed || client_.buffer().size() > 0) return -1;
+  if (client_.stream().is_tls()) return -1;  // its TLS session cannot be packed away
+  if (phase_ != Phase::serving || !transaction_ || !idle_between_requests(*transaction_)) {
+    return -1;
+  }
+  auto dormant = std::make_unique<Dormant>();
+  dormant->self = shared_from_this();
+  boost::system::error_code ec;
+  dormant->fd = client_.socket().release(ec);  // the parked wait ends (stale, see park())
+  if (ec) return -1;
+  ++park_serial_;
+  rt_.cancels().drop_target(cancel_key_.pid);
+  if (transaction_) {
+    dormant->carry = pack(take_idle_carry(*transaction_));
+    transaction_.reset();
+  }
+  dormant_ = std::move(dormant);
+  return dormant_->fd;
+}
+
+void ClientSession::wake_up() {
+  const std::unique_ptr<Dormant> dormant = std::move(dormant_);  // may hold the last reference
+  boost::system::error_code ec;
+  client_.socket().assign(v6_ ? tcp::v6() : tcp::v4(), dormant->fd, ec);
+  if (ec) {
+    spdlog::warn("{} closing: cannot take its socket back after dormancy: {}", label(),
+                 ec.message());
+    ::close(dormant->fd);
+    close();
+    return;
+  }
+  if (dormant->carry) {
+    try {
+      IdleCarry carry = unpack(std::move(*dormant->carry));
+      ParamList settings = std::move(carry.startup_settings);
+      ReportedParameters told = std::move(carry.told_client);
+      start_pooling(*db_, *user_, Config::mode_for(*db_, *user_), std::move(settings),
+                    std::move(told), &carry);
+    } catch (const std::exception& e) {
+      spdlog::error("{} closing: cannot resume after dormancy: {}", label(), e.what());
+      close();
+      return;
+    }
+  }
+  park(std::move(dormant->self));
+}
+
+void ClientSession::drop_dormant() {
+  const std::unique_ptr<Dormant> dormant = std::move(dormant_);
+  ::close(dormant->fd);
+  // `dormant` holds the session: it ends when this returns.
+}
+
+void ClientSession::shut_receive() {
+  if (dormant_) {
+    ::shutdown(dormant_->fd, SHUT_RD);  // readable at once: the worker wakes the session
+    return;
+  }
+  boost::system::error_code ec;
+  client_.socket().shutdown(tcp::socket::shutdown_receive, ec);
+}
+
+}  // namespace pgmux::pooler
