@@ -1,6 +1,7 @@
 // Pool bookkeeping, the acquiring side: budget, per-worker idle lists, FIFO waiters,
 // cross-worker hand-over, reserve connections, shared caps and the login retry window.
-// Connections coming back, maintenance and stats: pool_return.cpp.
+// Opening connections: pool_connect.cpp. Connections coming back, maintenance and stats:
+// pool_return.cpp.
 #include "pooler/pool/pool.hpp"
 
 #include <spdlog/spdlog.h>
@@ -257,56 +258,41 @@ bool Pool::quiet_while_idle(ServerLease& lease) {
   return false;
 }
 
-awaitable<bool> Pool::still_alive(ServerConnection& conn) {
-  const auto cfg = settings_.load();
-  try {
-    co_await with_timeout(conn.simple_query(cfg->check_query), cfg->connect_timeout);
-    conn.io().release_frame();
-    conn.touch();
-    co_return conn.tx_status() == 'I';
-  } catch (const std::exception& e) {
-    spdlog::info("{} failed server_check_query after idling ({}): closing it", conn.label(),
-                 e.what());
+Pool::AcquirePlan Pool::plan_acquire(asio::io_context& io, int worker,
+                                     const PoolSettingsView& cfg) {
+  AcquirePlan plan;
+  std::lock_guard lock(mutex_);
+  plan.conn = take_idle_locked(worker, plan.expired);
+  if (plan.conn) {
+    ++active_;
+  } else if (login_blocked_locked() && total_ == 0) {
+    // Nothing to wait for: the server refused the last login moments ago.
+    plan.login_failure.emplace(login_error_state_,
+                               "server login has been failing (" + login_error_message_ +
+                                   "); pgmux tries again after server_login_retry_ms (" +
+                                   std::to_string(cfg.login_retry.count()) + " ms)");
+  } else if (!login_blocked_locked() && take_slot_locked(false)) {
+    ++connecting_;
+    plan.open = true;
+  } else {
+    plan.budget_blocked = total_ < cfg.size && !login_blocked_locked();
+    plan.waiter = std::make_shared<Waiter>(io.get_executor());
+    waiters_.push_back(plan.waiter);
   }
-  co_return false;
+  return plan;
 }
 
 awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Millis wait) {
   const auto cfg = settings_.load();
-  std::vector<std::unique_ptr<ServerConnection>> expired_conns;
-  std::unique_ptr<ServerConnection> conn;
-  std::shared_ptr<Waiter> waiter;
-  bool open = false;
-  bool budget_blocked = false;
-  std::optional<ServerError> login_failure;
-  {
-    std::lock_guard lock(mutex_);
-    conn = take_idle_locked(worker, expired_conns);
-    if (conn) {
-      ++active_;
-    } else if (login_blocked_locked() && total_ == 0) {
-      // Nothing to wait for: the server refused the last login moments ago.
-      login_failure.emplace(login_error_state_,
-                            "server login has been failing (" + login_error_message_ +
-                                "); pgmux tries again after server_login_retry_ms (" +
-                                std::to_string(cfg->login_retry.count()) + " ms)");
-    } else if (!login_blocked_locked() && take_slot_locked(false)) {
-      ++connecting_;
-      open = true;
-    } else {
-      budget_blocked = total_ < cfg->size && !login_blocked_locked();
-      waiter = std::make_shared<Waiter>(io.get_executor());
-      waiters_.push_back(waiter);
-    }
-  }
-  for (auto& c : expired_conns) c->close();
-  if (!expired_conns.empty()) notify_budgets();
-  if (login_failure) throw *login_failure;
-  spdlog::debug("pool {}/{} acquire: total {} active {} open {} queued {}", database_, user_,
-                total_, active_, open, waiter != nullptr);
-  if (open) co_return co_await open_new(io, worker);
+  AcquirePlan plan = plan_acquire(io, worker, *cfg);
+  for (auto& c : plan.expired) c->close();
+  if (!plan.expired.empty()) notify_budgets();
+  if (plan.login_failure) throw *plan.login_failure;
+  const std::shared_ptr<Waiter>& waiter = plan.waiter;
   if (waiter) {
-    if (budget_blocked) reclaim_from_siblings();
+    // Queued: until a connection is handed over, a slot freed by a failed open is given to
+    // it, the reserve opens after reserve_pool_timeout_ms, or query_wait_timeout_ms passes.
+    if (plan.budget_blocked) reclaim_from_siblings();
     const auto deadline = waiter->since + wait;
     bool reserve_tried = cfg->reserve_size == 0 || cfg->reserve_timeout >= wait;
     for (;;) {
@@ -317,17 +303,7 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
       if (waiter->done) break;
       if (!reserve_tried) {
         reserve_tried = true;
-        if (take_slot_locked(true)) {
-          std::erase(waiters_, waiter);
-          ++connecting_;
-          open = true;
-          spdlog::info(
-              "pool {}/{}: a client waited reserve_pool_timeout_ms ({} ms): opening a "
-              "reserve connection ({} of reserve_pool_size {})",
-              database_, user_, cfg->reserve_timeout.count(), total_ - cfg->size,
-              cfg->reserve_size);
-          break;
-        }
+        if (take_reserve_slot_locked(waiter, *cfg)) break;
         continue;
       }
       std::erase(waiters_, waiter);
@@ -337,87 +313,29 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
                         " ms): " + exhaustion_reason_locked());
     }
     if (!waiter->error_state.empty()) throw ServerError(waiter->error_state, waiter->error_message);
-    if (waiter->slot) open = true;
-    conn = std::move(waiter->conn);
+    plan.open = waiter->slot;
+    plan.conn = std::move(waiter->conn);
   }
-  if (open) co_return co_await open_new(io, worker);
-  bind_to(*conn, io, worker);
+  if (plan.open) co_return co_await open_new(io, worker);
+  bind_to(*plan.conn, io, worker);
   {
     std::lock_guard lock(mutex_);
     ++total_acquired_;
   }
-  co_return ServerLease(this, std::move(conn));
+  co_return ServerLease(this, std::move(plan.conn));
 }
 
-awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
-  const auto cfg = settings_.load();
-  (void)io;
-  ServerLogin login;
-  {
-    std::lock_guard lock(mutex_);
-    login = login_;
-  }
-  const Endpoint endpoint = login.endpoint;
-  std::unique_ptr<ServerConnection> conn;
-  try {
-    conn = co_await with_timeout(ServerConnection::open(std::move(login), ++server_ids_),
-                                 cfg->connect_timeout);
-  } catch (const std::exception& e) {
-    std::string message = e.what();
-    if (dynamic_cast<const TimeoutError*>(&e) != nullptr) {
-      message = "timed out connecting to server " + endpoint.host + ":" +
-                std::to_string(endpoint.port) + " (server_connect_timeout_ms)";
-    }
-    const auto* se = dynamic_cast<const ServerError*>(&e);
-    const std::string sqlstate = se != nullptr ? se->sqlstate() : "08006";
-    bool freed = false;
-    {
-      std::lock_guard lock(mutex_);
-      --connecting_;
-      if (cfg->login_retry.count() > 0) {
-        if (!login_failing_) {
-          spdlog::warn(
-              "pool {}/{}: server login failed ({}); new connections wait "
-              "server_login_retry_ms ({} ms) between attempts",
-              database_, user_, message, cfg->login_retry.count());
-        }
-        login_failing_ = true;
-        login_retry_at_ = std::chrono::steady_clock::now() + cfg->login_retry;
-        login_error_state_ = sqlstate;
-        login_error_message_ = message;
-        release_slot_locked();
-        freed = true;
-        // With no connection left, queued clients could only time out: tell them now.
-        if (total_ == 0) fail_waiters_locked(sqlstate, message);
-      } else if (!waiters_.empty()) {
-        // The slot is free again: let the next waiter try to open it.
-        auto w = waiters_.front();
-        waiters_.pop_front();
-        ++connecting_;
-        w->slot = true;
-        wake_locked(w);
-      } else {
-        release_slot_locked();
-        freed = true;
-      }
-    }
-    if (freed) notify_budgets();
-    throw ServerError(sqlstate, message);
-  }
-  conn->set_bound_worker(worker);
-  spdlog::info("{} connected (backend pid {})", conn->label(), conn->backend_pid());
-  std::lock_guard lock(mutex_);
-  if (cfg->lifetime.count() > 0) {
-    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-    conn->set_retire_at(conn->created_at() + jittered_lifetime(cfg->lifetime, u));
-  }
-  if (!welcome_) welcome_ = std::make_shared<const ParameterMap>(conn->parameters());
-  if (login_failing_) spdlog::info("pool {}/{}: server login works again", database_, user_);
-  login_failing_ = false;
-  --connecting_;
-  ++active_;
-  ++total_acquired_;
-  co_return ServerLease(this, std::move(conn));
+bool Pool::take_reserve_slot_locked(const std::shared_ptr<Waiter>& waiter,
+                                    const PoolSettingsView& cfg) {
+  if (!take_slot_locked(true)) return false;
+  std::erase(waiters_, waiter);
+  ++connecting_;
+  waiter->slot = true;
+  spdlog::info(
+      "pool {}/{}: a client waited reserve_pool_timeout_ms ({} ms): opening a reserve "
+      "connection ({} of reserve_pool_size {})",
+      database_, user_, cfg.reserve_timeout.count(), total_ - cfg.size, cfg.reserve_size);
+  return true;
 }
 
 }  // namespace pgmux::pooler

@@ -171,6 +171,10 @@ class Pool {
   static bool expired(const ServerConnection& c, ServerConnection::Clock::time_point now,
                       Millis idle_timeout);
   awaitable<ServerLease> open_new(asio::io_context& io, int worker);
+  // A failed open: starts the login retry window (failing the waiters when nothing is left
+  // to wait for) or hands the slot to the next waiter.
+  void record_failed_open(const PoolSettingsView& cfg, const std::string& sqlstate,
+                          const std::string& message);
   // Counts a connection about to be opened against the pool size (plus the reserve when
   // `reserve` is set) and the shared budgets; false when any of them is spent.
   bool take_slot_locked(bool reserve);
@@ -187,6 +191,19 @@ class Pool {
   std::string exhaustion_reason_locked() const;
   void fail_waiters_locked(const std::string& sqlstate, const std::string& message);
   awaitable<ServerLease> acquire_once(asio::io_context& io, int worker, Millis wait);
+  // What acquire_once found under the lock: an idle connection, a slot to open one, a place
+  // in the queue, or the cached login failure; and expired connections to close outside it.
+  struct AcquirePlan {
+    std::unique_ptr<ServerConnection> conn;
+    std::shared_ptr<Waiter> waiter;
+    std::vector<std::unique_ptr<ServerConnection>> expired;
+    std::optional<ServerError> login_failure;
+    bool open = false;
+    bool budget_blocked = false;
+  };
+  AcquirePlan plan_acquire(asio::io_context& io, int worker, const PoolSettingsView& cfg);
+  // A queued client waited reserve_pool_timeout_ms: a reserve slot for it, if there is one.
+  bool take_reserve_slot_locked(const std::shared_ptr<Waiter>& waiter, const PoolSettingsView& cfg);
   // acquire() without the wait-time accounting: idle connections checked before use.
   awaitable<ServerLease> acquire_checked(asio::io_context& io, int worker, Millis wait);
   // Runs the check query on a connection idle past check_delay; false when it failed.
