@@ -77,7 +77,7 @@ awaitable<bool> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mod
                                      std::uint64_t lease) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
-  Socket socket(*executor.target<asio::io_context::executor_type>());
+  Socket socket(executor);
   auto eps = co_await resolver.async_resolve(target.endpoint.host,
                                              std::to_string(target.endpoint.port), use_awaitable);
   co_await asio::async_connect(socket, eps, use_awaitable);

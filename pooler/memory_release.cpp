@@ -9,7 +9,7 @@ awaitable<void> release_memory_after_departures(std::function<int()> open_now,
                                                 std::function<std::uint64_t()> accepted,
                                                 std::function<std::uint64_t()> dozed,
                                                 MemoryRelease settings) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+  Timer timer(co_await asio::this_coro::executor);
   std::int64_t open_before = open_now();
   std::uint64_t accepted_before = accepted();
   std::uint64_t dozed_before = dozed();

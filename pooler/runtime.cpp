@@ -177,7 +177,7 @@ awaitable<void> Runtime::accept_loop() {
   for (;;) {
     if (suspended_.load()) {
       // SUSPEND: connections wait in the kernel's listen backlog.
-      asio::steady_timer hold(main_io_, Millis(10));
+      Timer hold(main_io_, Millis(10));
       co_await hold.async_wait(as_result);
       if (!acceptor_.is_open()) co_return;
       continue;
@@ -188,7 +188,7 @@ awaitable<void> Runtime::accept_loop() {
       if (!acceptor_.is_open()) co_return;
       if (ec == asio::error::operation_aborted) continue;  // SUSPEND
       spdlog::warn("accept failed: {}", ec.message());     // e.g. out of file descriptors
-      asio::steady_timer pause(main_io_, Millis(50));
+      Timer pause(main_io_, Millis(50));
       co_await pause.async_wait(as_result);
       continue;
     }
@@ -200,7 +200,7 @@ awaitable<void> Runtime::accept_loop() {
 }
 
 awaitable<void> Runtime::sweep_loop(Worker& w) {
-  asio::steady_timer timer(w.io);
+  Timer timer(w.io);
   for (;;) {
     timer.expires_after(Millis(1000));
     if (auto [ec] = co_await timer.async_wait(as_result); ec) co_return;
@@ -230,7 +230,7 @@ Runtime::StatsPeriod Runtime::last_stats_period() const {
 }
 
 awaitable<void> Runtime::stats_loop() {
-  asio::steady_timer timer(main_io_);
+  Timer timer(main_io_);
   {
     std::lock_guard lock(stats_mutex_);
     stats_before_at_ = std::chrono::steady_clock::now();
@@ -313,7 +313,7 @@ void Runtime::begin_graceful_shutdown(Drain how) {
 awaitable<void> Runtime::drain() {
   const auto deadline =
       std::chrono::steady_clock::now() + Millis(config()->general.shutdown_timeout_ms);
-  asio::steady_timer timer(main_io_);
+  Timer timer(main_io_);
   for (;;) {
     const auto clients = client_registry_.snapshot();
     if (clients.empty()) break;

@@ -41,7 +41,7 @@ std::string scope(const std::string& db) {
 // Polls `done` every 10 ms on the console's executor.
 template <class Done>
 awaitable<void> poll_until(Done done) {
-  asio::steady_timer poll(co_await asio::this_coro::executor);
+  Timer poll(co_await asio::this_coro::executor);
   while (!done()) {
     poll.expires_after(Millis(10));
     co_await poll.async_wait(as_result);

@@ -15,18 +15,27 @@ namespace pgmux::pooler {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using boost::asio::awaitable;
-using boost::asio::use_awaitable;
 using namespace boost::asio::experimental::awaitable_operators;
 using Millis = std::chrono::milliseconds;
+
+// Every coroutine, socket and timer of pgmux lives on one io_context (a worker's or the main
+// thread's), so they all use that context's own executor type rather than the polymorphic
+// any_io_executor: starting an operation then copies one pointer instead of re-wrapping a
+// type-erased executor for Asio's work tracking, on every read, write and wait.
+using Executor = asio::io_context::executor_type;
+template <class T = void>
+using awaitable = boost::asio::awaitable<T, Executor>;
+inline constexpr asio::use_awaitable_t<Executor> use_awaitable;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                         asio::wait_traits<std::chrono::steady_clock>, Executor>;
 
 // A TCP socket bound to one worker's io_context. Its executor is one pointer, where
 // tcp::socket's polymorphic any_io_executor takes 32 bytes in the socket and again in every
 // operation queued on it (a parked client's wait among them).
-using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
 
 // Completion token that returns (error_code, value…) instead of throwing.
-inline constexpr auto as_result = asio::as_tuple(asio::use_awaitable);
+inline constexpr auto as_result = asio::as_tuple(use_awaitable);
 
 // Thrown when with_timeout's deadline passes first.
 class TimeoutError : public std::runtime_error {
@@ -67,7 +76,7 @@ awaitable<Outcome<T>> capture(awaitable<T> op) {
 // `op` propagate unchanged.
 template <class T>
 awaitable<T> with_timeout(awaitable<T> op, Millis limit) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, limit);
+  Timer timer(co_await asio::this_coro::executor, limit);
   auto winner = co_await (detail::capture(std::move(op)) || timer.async_wait(as_result));
   if (winner.index() == 1) throw TimeoutError();
   auto& outcome = std::get<0>(winner);

@@ -177,7 +177,7 @@ awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wa
     // Held until RESUME; polled, so pausing needs no wake-up bookkeeping across workers.
     const std::uint64_t kills = kills_.load();
     held_by_pause_.fetch_add(1);
-    asio::steady_timer poll(io);
+    Timer poll(io);
     while (paused_.load() && kills_.load() == kills) {
       poll.expires_after(Millis(5));
       co_await poll.async_wait(as_result);

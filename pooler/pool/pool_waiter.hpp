@@ -13,8 +13,8 @@ namespace pgmux::pooler {
 // cancels the timer on the waiter's own executor; the waiter decides under the mutex whether it
 // was served.
 struct Pool::Waiter {
-  explicit Waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
-  asio::steady_timer timer;
+  explicit Waiter(Executor ex) : timer(std::move(ex)) {}
+  Timer timer;
   std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
   std::unique_ptr<ServerConnection> conn;  // an idle connection handed over
   bool slot = false;                       // permission to open a new connection

@@ -131,7 +131,7 @@ awaitable<std::unique_ptr<ServerConnection>> ServerConnection::connect_once(
     const ServerLogin& login, TlsMode tls_mode, std::uint64_t id) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
-  Socket socket(*executor.target<asio::io_context::executor_type>());
+  Socket socket(executor);
   try {
     auto endpoints = co_await resolver.async_resolve(
         login.endpoint.host, std::to_string(login.endpoint.port), use_awaitable);

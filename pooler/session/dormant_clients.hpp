@@ -82,7 +82,7 @@ class DormantClients : public asio::execution_context::service {
   bool shut_ = false;
   int epoll_fd_ = -1;
   SlabSet* slabs_ = nullptr;
-  asio::steady_timer sweep_timer_;
+  Timer sweep_timer_;
   asio::posix::stream_descriptor ready_;  // readable when a dormant socket is
   std::atomic<std::size_t> dormant_count_{0};
   std::atomic<std::uint64_t> dozed_total_{0};

@@ -94,7 +94,7 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
             if (!causal_deadline) causal_deadline = now + s_.causal_wait;
             if (now < *causal_deadline) {
               s_.routing->kick();
-              asio::steady_timer pause(s_.worker.io, Millis(2));
+              Timer pause(s_.worker.io, Millis(2));
               co_await pause.async_wait(as_result);
               where.reason = router::Reason::causal_replica;
               continue;

@@ -184,8 +184,8 @@ class TransactionSession {
       s_.info->server_phase.store(now, std::memory_order_relaxed);
     }
   }
-  static awaitable<void> wait(asio::steady_timer& gate) {
-    gate.expires_at(asio::steady_timer::time_point::max());
+  static awaitable<void> wait(Timer& gate) {
+    gate.expires_at(Timer::time_point::max());
     co_await gate.async_wait(as_result);
   }
   awaitable<void> write_client(std::string_view bytes);

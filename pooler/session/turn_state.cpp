@@ -30,7 +30,7 @@ void TurnState::reset() {
   empty_out(held);
 }
 
-std::unique_ptr<TurnState> TurnStatePool::take(const asio::any_io_executor& ex) {
+std::unique_ptr<TurnState> TurnStatePool::take(const Executor& ex) {
   lent_.fetch_add(1, std::memory_order_relaxed);
   if (free_.empty()) return std::make_unique<TurnState>(ex);
   std::unique_ptr<TurnState> state = std::move(free_.back());

@@ -18,13 +18,13 @@
 namespace pgmux::pooler {
 
 struct TurnState : RewriteState {
-  explicit TurnState(const asio::any_io_executor& ex) : client_gate(ex), server_gate(ex) {}
+  explicit TurnState(const Executor& ex) : client_gate(ex), server_gate(ex) {}
 
   std::optional<std::pair<std::string, std::string>> server_failure;  // SQLSTATE, message
   std::vector<asio::const_buffer> segments;
   std::string out;
-  asio::steady_timer client_gate;  // the client loop waits here for the server loop
-  asio::steady_timer server_gate;  // the server loop waits here for client writes
+  Timer client_gate;  // the client loop waits here for the server loop
+  Timer server_gate;  // the server loop waits here for client writes
   // The 25006 safety net (see TransactionSession): the request and its held preamble.
   std::string retry_query;
   std::string held;
@@ -50,7 +50,7 @@ class TurnStatePool : public asio::execution_context::service {
   }
 
   // Only from the thread running the context (a session's own worker).
-  [[nodiscard]] std::unique_ptr<TurnState> take(const asio::any_io_executor& ex);
+  [[nodiscard]] std::unique_ptr<TurnState> take(const Executor& ex);
   void give(std::unique_ptr<TurnState> state);
   // Frees the free blocks no one took since the last call (the worker's idle sweep).
   void trim_unused();
