@@ -44,7 +44,7 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(
       static_cast<std::size_t>(s_.config.pool.max_prepared_statements));
-  co_await sync_settings();
+  if (!settings_in_step()) co_await sync_settings();
   s_.rt.cancels().set_target(s_.cancel_key.pid, lease_->login().endpoint, lease_->backend_pid(),
                              lease_->backend_secret());
   spdlog::debug("{} got server {}", label(), lease_->label());

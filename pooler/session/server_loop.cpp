@@ -55,16 +55,20 @@ awaitable<void> TransactionSession::sync_settings() {
     }
     applied = state_.wanted;
   }
-  co_await tell_client_parameters(false);
+  if (!client_told_in_step()) co_await tell_client_parameters(false);
+}
+
+bool TransactionSession::client_told_in_step() {
+  // The client was told its pool's welcome parameters plus its own differences: when this
+  // server differs from the same welcome in exactly those, there is nothing to tell.
+  const auto& base = s_.told_client.base();
+  return base && lease_->parameters_differing_from(base) == s_.told_client.own();
 }
 
 awaitable<void> TransactionSession::tell_client_parameters(bool before_held_rfq) {
   // Reported values that differ from what the client was told (ParameterStatus may arrive
-  // at any time). The client was told its pool's welcome parameters plus its own
-  // differences: when this server differs from the same welcome in exactly those, there is
-  // nothing to tell.
-  const auto& base = s_.told_client.base();
-  if (base && lease_->parameters_differing_from(base) == s_.told_client.own()) co_return;
+  // at any time).
+  if (client_told_in_step()) co_return;
   if (!before_held_rfq) live_->out.clear();
   for (const auto& [name, value] : lease_->parameters()) {
     // The client sees one server: whether this one is a standby is pgmux's business.

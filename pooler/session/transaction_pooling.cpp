@@ -120,7 +120,8 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
             co_await ensure_server(r->decision);
           }
         }
-        co_await ensure_server();
+        // Holding a settled server, ensure_server would find nothing to do: skip its frame.
+        if (!lease_ || internal_ || live_->server_failure) co_await ensure_server();
         const ScannedRequest request = scan_request(buf);
         if (request.forwardable > 0) {
           state_.server_write_cut = true;

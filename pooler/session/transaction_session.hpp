@@ -93,6 +93,12 @@ class TransactionSession {
   // could take a read that on_no_replica = "error" keeps off the primary.
   void count_primary_lease(router::Decision& where);
   awaitable<void> sync_settings();
+  // Nothing to sync: the server has the client's settings and reports what the client was
+  // told. Checked before sync_settings, so a lease that needs nothing costs no coroutine.
+  bool settings_in_step() {
+    return lease_->applied_settings() == state_.wanted && client_told_in_step();
+  }
+  bool client_told_in_step();
   // ParameterStatus for what the server reports differently from what the client was told:
   // written now, or, `before_held_rfq`, appended to live_->out ahead of the held
   // ReadyForQuery.
