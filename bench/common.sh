@@ -59,7 +59,8 @@ TOML
 }
 
 # start_bouncer NAME BINARY MODE POOL → sets bouncer_port/bouncer_pid; $bouncer_extra is added
-# to [pgbouncer] (files it names must be readable by the cluster user). PgBouncer refuses root;
+# to [pgbouncer] (files it names must be readable by the cluster user); $bouncer_prefix runs
+# before the binary (valgrind, for instructions.sh). PgBouncer refuses root;
 # setpriv (not runuser, whose PAM session drops the open-files limit to 1024) runs it as the
 # cluster user with this shell's limits.
 start_bouncer() {
@@ -89,8 +90,10 @@ INI
   echo '"app" "secret"' > "$dir/userlist.txt"
   chown -R pgmux "$dir"
   chmod o+x "$work"
-  setpriv --reuid pgmux --regid pgmux --init-groups "$binary" -q "$dir/pgbouncer.ini" &
-  for _ in $(seq 50); do [ -s "$dir/pgbouncer.pid" ] && break; sleep 0.1; done
+  # shellcheck disable=SC2086  # $bouncer_prefix: a command and its words (e.g. valgrind)
+  setpriv --reuid pgmux --regid pgmux --init-groups ${bouncer_prefix:-} "$binary" -q \
+    "$dir/pgbouncer.ini" &
+  for _ in $(seq 150); do [ -s "$dir/pgbouncer.pid" ] && break; sleep 0.1; done
   bouncer_pid=$(cat "$dir/pgbouncer.pid")
   pids+=("$bouncer_pid")
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# User-space instructions per transaction of pgmux binaries, counted by valgrind (callgrind):
+# User-space instructions per transaction of pgmux binaries and of PgBouncer 1.25.2 (built by
+# ../shared/anchors/build-pgbouncer.sh), counted by valgrind (callgrind):
 # the same pgbench workload (transaction mode, pool 10, 10 clients, -S simple and -S -M
 # prepared) runs a short and a long time against each binary, and the difference in
 # instructions is divided by the difference in transactions, so start-up and login costs
@@ -18,6 +19,7 @@ clients=10
 scripts/install-deps.sh
 command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null
 scripts/build.sh --target pgmux >/dev/null
+bouncer=$(../shared/anchors/build-pgbouncer.sh 2>/dev/null | tail -1)
 # shellcheck source=bench/common.sh
 source bench/common.sh
 bench_begin pgmux-bench-ir
@@ -41,6 +43,20 @@ instructions() {
   awk '/^totals:/ {print $2}' "$out"
 }
 
+# bouncer_instructions TX_PER_CLIENT ARGS… → total instructions of one PgBouncer 1.25.2 run
+# (the same pool and clients; callgrind writes its totals when PgBouncer exits).
+bouncer_instructions() {
+  local tx=$1 out="$work/pgb-ir/callgrind.out"; shift
+  rm -f "$out" "$work/pgb-ir/pgbouncer.pid"
+  bouncer_prefix="valgrind --tool=callgrind --callgrind-out-file=$out --log-file=$out.log" \
+    start_bouncer pgb-ir "$bouncer" transaction 10
+  wait_ready "$bouncer_port"
+  pgbench_checked "$bouncer_port" "$@" -c "$clients" -j 2 -t "$tx"
+  kill -INT "$bouncer_pid"
+  while kill -0 "$bouncer_pid" 2>/dev/null; do sleep 0.2; done
+  awk '/^totals:/ {print $2}' "$out"
+}
+
 printf '| binary | workload | instructions per transaction |\n|---|---|---:|\n'
 for binary in "${binaries[@]}"; do
   for workload in "-S:-S" "-S -M prepared:-S -M prepared"; do
@@ -50,4 +66,11 @@ for binary in "${binaries[@]}"; do
     b=$(instructions "$binary" "$long" "${args[@]}")
     printf '| %s | `%s` | %d |\n' "$binary" "$name" $(( (b - a) / ((long - short) * clients) ))
   done
+done
+for workload in "-S:-S" "-S -M prepared:-S -M prepared"; do
+  name=${workload%%:*}
+  read -r -a args <<< "${workload#*:}"
+  a=$(bouncer_instructions "$short" "${args[@]}")
+  b=$(bouncer_instructions "$long" "${args[@]}")
+  printf '| pgbouncer-1.25.2 | `%s` | %d |\n' "$name" $(( (b - a) / ((long - short) * clients) ))
 done
