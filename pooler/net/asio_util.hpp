@@ -34,8 +34,13 @@ using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
 // operation queued on it (a parked client's wait among them).
 using Socket = asio::basic_stream_socket<tcp, Executor>;
 
-// Completion token that returns (error_code, value…) instead of throwing.
-inline constexpr auto as_result = asio::as_tuple(use_awaitable);
+// Completion token that returns (error_code, value…) instead of throwing. Deferred: co_await
+// starts the operation from the awaiting coroutine's own frame, where use_awaitable wraps
+// every operation in a coroutine frame of its own (one allocation and resumption more per
+// read, write and wait).
+inline constexpr auto as_result = asio::as_tuple(asio::deferred);
+// The same as an awaitable object, where one must be combined (operator||) or passed on.
+inline constexpr auto as_result_awaitable = asio::as_tuple(use_awaitable);
 
 // Thrown when with_timeout's deadline passes first.
 class TimeoutError : public std::runtime_error {
@@ -77,7 +82,7 @@ awaitable<Outcome<T>> capture(awaitable<T> op) {
 template <class T>
 awaitable<T> with_timeout(awaitable<T> op, Millis limit) {
   Timer timer(co_await asio::this_coro::executor, limit);
-  auto winner = co_await (detail::capture(std::move(op)) || timer.async_wait(as_result));
+  auto winner = co_await (detail::capture(std::move(op)) || timer.async_wait(as_result_awaitable));
   if (winner.index() == 1) throw TimeoutError();
   auto& outcome = std::get<0>(winner);
   if (outcome.error) std::rethrow_exception(outcome.error);
