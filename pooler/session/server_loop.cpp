@@ -157,7 +157,10 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
       if (inspector.boundary) {
         inspector.boundary = false;
         if (!client_done_ && quiescent() && lease_->tx_status() == 'I') {
-          if (co_await finish_transaction()) co_return;
+          // Nothing of pgmux's own to run on the server (the common case): no coroutine.
+          if (session_reads_due() ? co_await finish_transaction() : settle_transaction()) {
+            co_return;
+          }
         }
         if (state_.boundary_pending) {
           state_.boundary_pending = false;  // kept the server after all
@@ -314,10 +317,10 @@ awaitable<bool> TransactionSession::finish_transaction() {
                  lease_->label(), e.what());
     live_->server_failure = {"08006", "pgmux could not read the session state from its server"};
   }
-  lease_->io().release_frame();
   if (state_.rfq_held) {
     // The write's ReadyForQuery, held back until its position was known (even if reading it
     // failed: the transaction did commit).
+    lease_->io().release_frame();
     state_.rfq_held = false;
     pr::append_ready_for_query(live_->out, 'I');
     try {
@@ -325,6 +328,17 @@ awaitable<bool> TransactionSession::finish_transaction() {
     } catch (const std::exception&) {
     }
   }
+  co_return settle_transaction();
+}
+
+bool TransactionSession::session_reads_due() const {
+  return state_.settings_changed || state_.rfq_held ||
+         (routing() && state_.lease_target < 0 && !s_.routing->catalog()->loaded()) ||
+         (state_.pin != PinReason::none && state_.check_pin);
+}
+
+bool TransactionSession::settle_transaction() {
+  lease_->io().release_frame();
   internal_ = false;
   publish_phase();
   live_->client_gate.cancel();
@@ -332,15 +346,15 @@ awaitable<bool> TransactionSession::finish_transaction() {
     boost::system::error_code ignored;
     s_.client.socket().cancel(ignored);
     server_loop_running_ = false;
-    co_return true;  // the client loop discards the server
+    return true;  // the client loop discards the server
   }
   // Bytes the server sent after the ReadyForQuery (a late notice) belong to this client.
   if (keeps_server() || !quiescent() || lease_->tx_status() != 'I' ||
       lease_->io().buffer().size() > 0) {
-    co_return false;
+    return false;
   }
   release_server();
-  co_return true;
+  return true;
 }
 
 void TransactionSession::release_server() {

@@ -172,6 +172,12 @@ class TransactionSession {
   awaitable<bool> refuse_transaction();
   // Post-transaction work; returns true when the server was handed back.
   awaitable<bool> finish_transaction();
+  // Whether finish_transaction has reads of its own to run on the server (below); when not,
+  // settle_transaction alone ends the transaction, without a coroutine.
+  [[nodiscard]] bool session_reads_due() const;
+  // The end of every transaction: the session out of pgmux's own work, and the server handed
+  // back unless the client keeps it (or lost it: true then too).
+  bool settle_transaction();
   // The parts of it that run only now and then: the session settings after a SET or RESET,
   // the side-effect-free functions (once per database), whether a pin still holds.
   awaitable<void> read_back_settings();
