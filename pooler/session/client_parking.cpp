@@ -43,14 +43,28 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
     ClientSession& s = *session;
     if (serial != s.park_serial_) return;
     s.worker_.dormant.unparked(s);
+    if (s.phase_ != Phase::serving || !s.transaction_) {
+      asio::co_spawn(s.worker_.io, s.turn(ec),
+                     [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
+                       if (e) Runtime::log_exception("client session", e);
+                       if (!e && t == ClientTurn::wait_for_client) park(std::move(session));
+                     });
+      return;
+    }
+    // Serving: the engine's turn runs as the spawned coroutine itself (no turn() frame
+    // around it); only a session that ends spawns end_session.
     auto next = [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
-      if (e) {
-        Runtime::log_exception("client session", e);
-      } else if (t == ClientTurn::wait_for_client) {
+      ClientSession& s = *session;
+      if (!e && t == ClientTurn::wait_for_client) {
+        s.client_.release_buffer();  // a parked client holds no buffer
         park(std::move(session));
+        return;
       }
+      asio::co_spawn(s.worker_.io, s.end_session(e), [session](std::exception_ptr e2) {
+        if (e2) Runtime::log_exception("client session", e2);
+      });
     };
-    asio::co_spawn(s.worker_.io, s.turn(ec), std::move(next));
+    asio::co_spawn(s.worker_.io, serve_transaction_pooling(*s.transaction_, ec), std::move(next));
   };
   if (parked.client_.stream().has_buffered_input()) {
     // TLS already holds the next bytes: the socket may never become readable for them.

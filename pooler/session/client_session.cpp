@@ -97,21 +97,26 @@ void ClientSession::leave() {
 }
 
 awaitable<ClientTurn> ClientSession::turn(std::optional<boost::system::error_code> wake) {
-  std::pair<std::string, std::string> farewell;  // SQLSTATE and message of a fatal error
+  std::exception_ptr failure;
   try {
-    ClientTurn outcome = ClientTurn::done;
-    switch (phase_) {
-      case Phase::login:
-        outcome = co_await login_and_serve();
-        break;
-      case Phase::serving:
-        outcome = co_await serve_transaction_pooling(*transaction_, wake);
-        break;
-    }
+    const ClientTurn outcome = phase_ == Phase::login
+                                   ? co_await login_and_serve()
+                                   : co_await serve_transaction_pooling(*transaction_, wake);
     if (outcome == ClientTurn::wait_for_client) {
       client_.release_buffer();  // a parked client holds no buffer
       co_return outcome;
     }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await end_session(failure);
+  co_return ClientTurn::done;
+}
+
+awaitable<void> ClientSession::end_session(std::exception_ptr failure) {
+  std::pair<std::string, std::string> farewell;  // SQLSTATE and message of a fatal error
+  try {
+    if (failure) std::rethrow_exception(failure);
   } catch (const SessionError& e) {
     spdlog::log(e.sqlstate() == "28P01" ? spdlog::level::warn : spdlog::level::info,
                 "{} closing: {} ({})", label(), e.what(), e.sqlstate());
@@ -128,15 +133,13 @@ awaitable<ClientTurn> ClientSession::turn(std::optional<boost::system::error_cod
   if (farewell.first.empty() && info_ && info_->farewell != nullptr) {
     farewell = {"57P01", info_->farewell};
   }
-  if (!farewell.first.empty()) rt_.count_fatal(farewell.first);
-  // Await is not allowed inside a handler, so the final error is sent here.
   if (!farewell.first.empty()) {
+    rt_.count_fatal(farewell.first);
     co_await send_error("FATAL", farewell.first, farewell.second);
     leave();  // the server, pool slot and client count are not held while draining
     co_await drain_before_close();
   }
   close();
-  co_return ClientTurn::done;
 }
 
 // A client told of a fatal error may still be sending (a Query over the size limit, the rest

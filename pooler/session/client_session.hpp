@@ -54,6 +54,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   // One turn: the first (`wake` empty) logs in and starts serving; a later one follows a
   // parked wait on the socket that ended with `wake`. Never throws.
   awaitable<ClientTurn> turn(std::optional<boost::system::error_code> wake);
+  // The end of a session: a fatal error (`failure`, if any, else a kill's farewell) told to
+  // the client, its remaining input drained, the socket closed. Never throws.
+  awaitable<void> end_session(std::exception_ptr failure);
   // Waits for the client's next bytes holding nothing but the wait's handler, then runs the
   // next turn (and parks again unless the session ended).
   static void park(std::shared_ptr<ClientSession> session);
