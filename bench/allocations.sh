@@ -16,16 +16,11 @@ short=${BENCH_SHORT_TX:-200}
 long=${BENCH_LONG_TX:-2200}
 clients=${BENCH_CLIENTS:-10}
 
-scripts/install-deps.sh
-scripts/build.sh --target pgmux >/dev/null
 # shellcheck source=bench/common.sh
 source bench/common.sh
-bench_begin pgmux-bench-alloc
+counting_begin pgmux-bench-alloc
 hook="$work/alloc_count.so"
 gcc -O2 -shared -fPIC -o "$hook" bench/alloc_count.c
-export PGPASSWORD=secret
-pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
-"${pgbench[@]}" -p "$PRIMARY_PORT" -i -s 10 -q app >/dev/null 2>&1
 
 # allocations BINARY TX_PER_CLIENT ARGS… → heap allocations of pgmux during one pgbench run
 allocations() {

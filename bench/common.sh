@@ -149,3 +149,18 @@ pgbench_checked() {
   grep -q "number of failed transactions: 0" "$work/pgbench.out" ||
     { echo "pgbench failed against port $port:" >&2; cat "$work/pgbench.out" >&2; }
 }
+
+# counting_begin NAME [TOOL] → for the scripts that count per transaction: the project's
+# packages (and TOOL, e.g. valgrind or strace), this checkout's pgmux built, the scratch
+# cluster (bench_begin NAME) with pgbench's tables at scale 10, `pgbench` and PGPASSWORD set.
+counting_begin() {
+  scripts/install-deps.sh
+  if [ -n "${2:-}" ]; then
+    command -v "$2" >/dev/null || apt-get install -y -q "$2" >/dev/null
+  fi
+  scripts/build.sh --target pgmux >/dev/null
+  bench_begin "$1"
+  export PGPASSWORD=secret
+  pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
+  "${pgbench[@]}" -p "$PRIMARY_PORT" -i -s 10 -q app >/dev/null 2>&1
+}

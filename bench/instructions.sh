@@ -16,16 +16,10 @@ short=${BENCH_SHORT_TX:-100}
 long=${BENCH_LONG_TX:-1100}
 clients=10
 
-scripts/install-deps.sh
-command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null
-scripts/build.sh --target pgmux >/dev/null
-bouncer=$(../shared/anchors/build-pgbouncer.sh 2>/dev/null | tail -1)
 # shellcheck source=bench/common.sh
 source bench/common.sh
-bench_begin pgmux-bench-ir
-export PGPASSWORD=secret
-pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
-"${pgbench[@]}" -p "$PRIMARY_PORT" -i -s 10 -q app >/dev/null 2>&1
+counting_begin pgmux-bench-ir valgrind
+bouncer=$(../shared/anchors/build-pgbouncer.sh 2>/dev/null | tail -1)
 
 # instructions BINARY TX_PER_CLIENT ARGS… → total instructions of one pgmux run
 instructions() {

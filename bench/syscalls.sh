@@ -15,16 +15,10 @@ long=${BENCH_LONG_TX:-2200}
 clients=10
 read -r -a workload <<< "${BENCH_PGBENCH_ARGS:--S}"
 
-scripts/install-deps.sh
-command -v strace >/dev/null || apt-get install -y -q strace >/dev/null
-scripts/build.sh --target pgmux >/dev/null
-bouncer=$(../shared/anchors/build-pgbouncer.sh 2>/dev/null | tail -1)
 # shellcheck source=bench/common.sh
 source bench/common.sh
-bench_begin pgmux-bench-syscalls
-export PGPASSWORD=secret
-pgbench=(/usr/lib/postgresql/15/bin/pgbench -U app -h 127.0.0.1)
-"${pgbench[@]}" -p "$PRIMARY_PORT" -i -s 10 -q app >/dev/null 2>&1
+counting_begin pgmux-bench-syscalls strace
+bouncer=$(../shared/anchors/build-pgbouncer.sh 2>/dev/null | tail -1)
 
 # traced PORT PID TX → "call count" lines of one traced run of TX transactions per client
 traced() {
