@@ -2,11 +2,13 @@
 // completion token, and the single timeout helper (Boost 1.81 has no cancel_after).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <optional>
 #include <stdexcept>
 #include <variant>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -41,6 +43,22 @@ using Socket = asio::basic_stream_socket<tcp, Executor>;
 inline constexpr auto as_result = asio::as_tuple(asio::deferred);
 // The same as an awaitable object, where one must be combined (operator||) or passed on.
 inline constexpr auto as_result_awaitable = asio::as_tuple(use_awaitable);
+
+// What is left of `buffers` after the first `skip` bytes (a write the socket took only part of:
+// rare, so the copy of the sequence may allocate).
+template <class ConstBuffers>
+std::vector<asio::const_buffer> buffers_after(const ConstBuffers& buffers, std::size_t skip) {
+  std::vector<asio::const_buffer> rest;
+  for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+       ++it) {
+    asio::const_buffer b(*it);
+    const std::size_t dropped = std::min(skip, b.size());
+    skip -= dropped;
+    b += dropped;
+    if (b.size() > 0) rest.push_back(b);
+  }
+  return rest;
+}
 
 // Thrown when with_timeout's deadline passes first.
 class TimeoutError : public std::runtime_error {

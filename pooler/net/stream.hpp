@@ -89,6 +89,25 @@ class Stream {
         token, buffers);
   }
 
+  // Writes what the socket takes at once, in one gather write: the usual request or answer of
+  // a few kB then costs one sendmsg, not an Asio operation completed through the scheduler.
+  // True when there is nothing left to do (all written, or a failure in ec); false when the
+  // rest, after `written` bytes, needs async_write (the socket's buffer was full, or TLS,
+  // whose records go through async_write_some).
+  template <class ConstBuffers>
+  bool try_write_all(const ConstBuffers& buffers, std::size_t& written,
+                     boost::system::error_code& ec) {
+    written = 0;
+    ec.clear();
+    if (ssl_ != nullptr) return false;
+    written = socket_.write_some(buffers, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec.clear();
+      return false;
+    }
+    return ec || written == asio::buffer_size(buffers);
+  }
+
   // TLS: sends close_notify (best effort, non-blocking). Then closes the socket.
   void close();
 

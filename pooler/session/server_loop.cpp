@@ -106,7 +106,12 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
         // A released preamble goes out in the same write as what follows it.
         const std::array<asio::const_buffer, 2> out{
             asio::buffer(live_->held), asio::buffer(buf.unread().data(), r.forwardable)};
-        auto [ec, n] = co_await asio::async_write(s_.client.stream(), out, as_result);
+        std::size_t written = 0;
+        boost::system::error_code ec;
+        if (!s_.client.stream().try_write_all(out, written, ec)) {
+          std::tie(ec, std::ignore) = co_await asio::async_write(
+              s_.client.stream(), buffers_after(out, written), as_result);
+        }
         writing_client_ = false;
         live_->server_gate.cancel();
         state_.meter.sent(live_->held.size() + r.forwardable);

@@ -41,4 +41,12 @@ struct StatementEffects {
 
 [[nodiscard]] StatementEffects scan_statement_effects(std::string_view sql);
 
+namespace detail {
+// The two halves of scan_statement_effects, apart for the tests: a single pass over the bytes
+// that proves a common statement (one SELECT, INSERT, UPDATE, DELETE, BEGIN, COMMIT, …, with no
+// function that locks or sets, no INTO, no dollar quote) has no effects; and the full lexer.
+[[nodiscard]] bool surely_without_effects(std::string_view sql);
+[[nodiscard]] StatementEffects lex_statement_effects(std::string_view sql);
+}  // namespace detail
+
 }  // namespace pgmux::pooler

@@ -62,7 +62,12 @@ TransactionSession::TransactionSession(TransactionSessionSetup s)
 awaitable<void> TransactionSession::write_client(std::string_view bytes) {
   while (writing_client_) co_await wait(live_->server_gate);
   writing_client_ = true;
-  auto [ec, n] = co_await asio::async_write(s_.client.stream(), asio::buffer(bytes), as_result);
+  std::size_t written = 0;
+  boost::system::error_code ec;
+  if (!s_.client.stream().try_write_all(asio::buffer(bytes), written, ec)) {
+    std::tie(ec, std::ignore) = co_await asio::async_write(
+        s_.client.stream(), asio::buffer(bytes.substr(written)), as_result);
+  }
   writing_client_ = false;
   live_->server_gate.cancel();
   if (ec) throw boost::system::system_error(ec);
@@ -125,8 +130,12 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
         const ScannedRequest request = scan_request(buf);
         if (request.forwardable > 0) {
           state_.server_write_cut = true;
-          auto [ec, n] =
-              co_await asio::async_write(lease_->io().stream(), segments_view(), as_result);
+          std::size_t written = 0;
+          boost::system::error_code ec;
+          if (!lease_->io().stream().try_write_all(segments_view(), written, ec)) {
+            std::tie(ec, std::ignore) = co_await asio::async_write(
+                lease_->io().stream(), buffers_after(segments_view(), written), as_result);
+          }
           if (ec) {
             fail("08006", "server connection lost: the server closed the connection unexpectedly");
           }

@@ -38,7 +38,24 @@ void check_cases(const std::vector<Case>& cases) {
     CHECK(fx.may_release_pin == c.may_release_pin);
     CHECK(fx.drops_all_prepared == c.drops_all_prepared);
     CHECK(fx.deallocate_name == std::string(c.deallocate_name));
+    // The one-pass shortcut never hides what the lexer finds.
+    const StatementEffects full = detail::lex_statement_effects(c.sql);
+    CHECK(full.changes_settings == fx.changes_settings);
+    CHECK(full.pin == fx.pin);
+    CHECK(full.may_release_pin == fx.may_release_pin);
+    CHECK(full.drops_all_prepared == fx.drops_all_prepared);
+    if (detail::surely_without_effects(c.sql)) {
+      CHECK_FALSE(c.changes_settings);
+      CHECK(c.pin == kNone);
+      CHECK_FALSE(c.may_release_pin);
+      CHECK_FALSE(c.drops_all_prepared);
+    }
   }
+}
+
+bool no_effects(const StatementEffects& fx) {
+  return !fx.changes_settings && !fx.may_reset_settings && fx.pin == kNone && !fx.may_release_pin &&
+         !fx.drops_all_prepared && fx.deallocate_name.empty();
 }
 
 }  // namespace
@@ -310,5 +327,60 @@ TEST_CASE("statement effects: which settings changes may reset a setting to its 
                                "DO $$BEGIN SET work_mem = '1MB'; END$$"}) {
     INFO("sql: ", std::string(sql));
     CHECK_FALSE(scan_statement_effects(sql).may_reset_settings);
+  }
+}
+
+TEST_CASE("statement effects: the one-pass shortcut takes the common statements, and only them") {
+  // What pgbench and ORMs send by the thousand: no lexer needed.
+  for (std::string_view sql : {
+           "SELECT abalance FROM pgbench_accounts WHERE aid = 1234;",
+           "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+           "UPDATE pgbench_accounts SET abalance = abalance + -7 WHERE aid = 5;",
+           "INSERT INTO pgbench_history (tid, bid) VALUES (1, 2)",
+           "  begin",
+           "END;  \n",
+           "COMMIT",
+           "rollback",
+           "SELECT 1 -- ;",
+           "with t as (select 1) select * from t",
+       }) {
+    INFO("sql: ", std::string(sql));
+    CHECK(detail::surely_without_effects(sql));
+    CHECK(no_effects(detail::lex_statement_effects(sql)));
+  }
+  // Anything that might matter goes to the lexer, which decides (some of these have no effect
+  // at all: the shortcut only has to be sure when it says yes).
+  for (std::string_view sql : {
+           "SELECT pg_advisory_lock(1)",
+           "select PG_TRY_ADVISORY_LOCK(1)",
+           "SELECT \"pg_advisory_lock\"(1)",
+           "SELECT set_config('a.b', '1', false)",
+           "SELECT * INTO TEMP t FROM x",
+           "select 1 into pg_temp.t",
+           "SELECT 1; SET x = 1",
+           "SELECT 1; LISTEN c",
+           "SELECT $$ LISTEN c $$",
+           "SELECT $a$ x $a$",
+           "SELECT 1 $",
+           "/* c */ SET x = 1",
+           "-- c\nLISTEN c",
+           "(SELECT 1)",
+           "\"select\" 1",
+           "SET x = 1",
+           "LISTEN c",
+           "DISCARD ALL",
+           "CREATE TEMP TABLE t (a int)",
+           "DECLARE c CURSOR WITH HOLD",
+           "PREPARE p AS SELECT 1",
+           "DEALLOCATE p",
+           "EXPLAIN ANALYZE SELECT 1 INTO TEMP t",
+           "selectx 1",
+           "SELECT 'x;' || $2",
+           "UPDATE t SET a = 1; SELECT pg_sleep(1)",
+           "",
+           "   ",
+       }) {
+    INFO("sql: ", std::string(sql));
+    CHECK_FALSE(detail::surely_without_effects(sql));
   }
 }
