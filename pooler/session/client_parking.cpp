@@ -51,8 +51,15 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
                      });
       return;
     }
-    // Serving: the engine's turn runs as the spawned coroutine itself (no turn() frame
-    // around it); only a session that ends spawns end_session.
+    // Serving: most turns need no wait but the sockets' and take no coroutine at all.
+    const QuickTurn quick = take_quick_turn(*s.transaction_, ec);
+    if (quick.wait_for_client) {
+      s.client_.release_buffer();  // a parked client holds no buffer
+      park(std::move(session));
+      return;
+    }
+    // The rest runs as the spawned coroutine itself (no turn() frame around it); only a
+    // session that ends spawns end_session.
     auto next = [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
       ClientSession& s = *session;
       if (!e && t == ClientTurn::wait_for_client) {
@@ -64,7 +71,8 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
         if (e2) Runtime::log_exception("client session", e2);
       });
     };
-    asio::co_spawn(s.worker_.io, serve_transaction_pooling(*s.transaction_, ec), std::move(next));
+    asio::co_spawn(s.worker_.io, serve_transaction_pooling(*s.transaction_, quick.wake),
+                   std::move(next));
   };
   if (parked.client_.stream().has_buffered_input()) {
     // TLS already holds the next bytes: the socket may never become readable for them.

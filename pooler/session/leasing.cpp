@@ -19,41 +19,60 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   // server back: wait for it to settle either way.
   while (internal_ || (server_loop_running_ && !lease_)) co_await wait(live_->client_gate);
   if (live_->server_failure) fail(live_->server_failure->first, live_->server_failure->second);
-  if (lease_) co_return;
+  if (lease_ || lease_idle_now()) co_return;
   // A killed client's socket is shut for reading, but a request it sent just before may
   // still be read: it must not wait for a server (KILL db pauses the pool) or run.
   if (s_.info != nullptr && s_.info->killed) {
     fail("57P01", s_.info->farewell != nullptr ? s_.info->farewell : kAdminFarewell);
   }
   WaitingFor waiting(s_.info);
-  if (!routing()) {
-    // Without replicas the primary's pool serves: an idle connection is taken at once,
-    // without the frames of a leasing coroutine.
-    if (auto idle = s_.pool->try_acquire_idle(s_.worker.io, s_.worker.index)) {
-      state_.start_lease(-1);
-      lease_ = std::move(*idle);
-    }
-  }
-  if (!lease_) lease_ = co_await lease_for(where);
+  lease_ = co_await lease_for(where);
   waiting.got_server();
   if (s_.info != nullptr && s_.info->killed) {
     // Killed while it waited: its request must not run. The server is untouched.
     lease_.give_back();
     fail("57P01", s_.info->farewell != nullptr ? s_.info->farewell : kAdminFarewell);
   }
+  prepare_lease();
+  if (!settings_in_step()) co_await sync_settings();
+  serve_with_lease();
+}
+
+bool TransactionSession::lease_idle_now() {
+  if (lease_ || routing() || internal_ || server_loop_running_ || live_->server_failure ||
+      (s_.info != nullptr && s_.info->killed)) {
+    return false;
+  }
+  auto idle = s_.pool->try_acquire_idle(s_.worker.io, s_.worker.index);
+  if (!idle) return false;
+  lease_ = std::move(*idle);
+  prepare_lease();
+  if (!settings_in_step()) {
+    // Its settings need a sync (a query): ensure_server leases again and waits for it.
+    lease_.give_back();
+    lease_ = ServerLease();
+    return false;
+  }
+  state_.start_lease(-1);
+  if (s_.info != nullptr) s_.info->state.store(ClientState::active);
+  serve_with_lease();
+  return true;
+}
+
+void TransactionSession::prepare_lease() {
   lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(
       static_cast<std::size_t>(s_.config.pool.max_prepared_statements));
-  if (!settings_in_step()) co_await sync_settings();
+}
+
+void TransactionSession::serve_with_lease() {
   s_.rt.cancels().set_target(s_.cancel_key.pid, lease_->login().endpoint, lease_->backend_pid(),
                              lease_->backend_secret());
   spdlog::debug("{} got server {}", label(), lease_->label());
   live_->expect.clear();
   state_.in_copy = state_.server_write_cut = false;
-  server_loop_running_ = true;
   publish_phase();
-  asio::co_spawn(s_.worker.io, server_loop(s_.owner.lock()),
-                 [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
+  start_server_side();
 }
 
 int TransactionSession::count_active(std::span<int> active) const {

@@ -78,112 +78,77 @@ awaitable<void> TransactionSession::restore_startup_settings() {
   co_await tell_client_parameters(state_.rfq_held);
 }
 
-awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr<void> owner) {
+awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr<void> owner,
+                                                ServerStep first) {
   // When the loop is done with the server and the client is parked, the active state goes
   // back (declared first: it runs after the locals below are gone).
   struct LendBack {
     TransactionSession& t;
     ~LendBack() { t.lend_back_if_idle(); }
   } lend_back{*this};
-  ServerInspector inspector{state_, *live_, *lease_};
-  pr::FrameScanner scanner(s_.client.max_message_size());
-  ByteBuffer& buf = lease_->io().buffer();
-  for (;;) {
-    if (buf.size() > 0) {
-      inspector.holding = state_.retry_armed;
-      const auto r = scanner.scan(buf.unread(), inspector);
-      if (inspector.ready_seen) {
-        inspector.ready_seen = false;
-        live_->client_gate.cancel();  // a wait of the client loop's may be over
-      }
-      if (r.forwardable > 0 && inspector.holding) {
-        // An armed request's preamble: kept until its fate is known, dropped on a retry.
-        if (!state_.retry_pending) live_->held.append(buf.unread().data(), r.forwardable);
-        buf.consume(r.forwardable);
-      } else if (r.forwardable > 0) {
-        while (writing_client_) co_await wait(live_->server_gate);
-        writing_client_ = true;
-        // A released preamble goes out in the same write as what follows it.
-        const std::array<asio::const_buffer, 2> out{
-            asio::buffer(live_->held), asio::buffer(buf.unread().data(), r.forwardable)};
-        std::size_t written = 0;
-        boost::system::error_code ec;
-        if (!s_.client.stream().try_write_all(out, written, ec)) {
-          std::tie(ec, std::ignore) = co_await asio::async_write(
-              s_.client.stream(), buffers_after(out, written), as_result);
+  for (ServerStep step = first;; step = advance_server()) {
+    switch (step) {
+      case ServerStep::go_on:
+        continue;  // (advance_server never returns it)
+      case ServerStep::done:
+        co_return;
+      case ServerStep::stop:
+        server_side_ended();
+        co_return;
+      case ServerStep::read: {
+        // Without a deadline the read is awaited directly: no wrapper frame per read.
+        auto [ec, n] = s_.config.pool.query_timeout_ms > 0 && !live_->expect.empty()
+                           ? co_await read_server()
+                           : co_await lease_->io().read_some();
+        if (ec == asio::error::timed_out) co_await cancel_timed_out_request();
+        if (after_server_read(ec) == ServerStep::stop) {
+          server_side_ended();
+          co_return;
         }
-        writing_client_ = false;
-        live_->server_gate.cancel();
-        state_.meter.sent(live_->held.size() + r.forwardable);
-        live_->held.clear();
-        buf.consume(r.forwardable);
-        if (ec) break;  // the client is gone; its loop will notice and clean up
-      }
-      if (state_.retry_pending) live_->held.clear();
-      if (inspector.release_held) {
-        inspector.release_held = false;
-        continue;  // the releasing frame is scanned again and forwarded, after live_->held
-      }
-      if (inspector.drop > 0) {
-        buf.consume(inspector.drop);
-        inspector.drop = 0;
-        if (inspector.refuse_transaction) {
-          inspector.refuse_transaction = false;
-          if (!co_await refuse_transaction()) break;
-          if (quiescent() && lease_->tx_status() == 'I' && co_await finish_transaction()) {
-            co_return;
-          }
-        }
-        if (!inspector.boundary) continue;
-      }
-      if (inspector.bad || r.error != pr::FrameError::none) {
-        server_out_of_step(inspector.why);
         break;
       }
-      if (r.forwardable > 0 && quiescent() && lease_->tx_status() != 'I') {
-        rearm_client_read(s_.config.pool.idle_transaction_timeout_ms > 0);
-      }
-      if (inspector.boundary) {
-        inspector.boundary = false;
-        if (!client_done_ && quiescent() && lease_->tx_status() == 'I') {
-          // Nothing of pgmux's own to run on the server (the common case): no coroutine.
-          if (session_reads_due() ? co_await finish_transaction() : settle_transaction()) {
-            co_return;
-          }
+      case ServerStep::wait_writer:
+        while (writing_client_) co_await wait(live_->server_gate);
+        break;  // on at forward
+      case ServerStep::write: {
+        const std::array<asio::const_buffer, 2> out{
+            asio::buffer(live_->held),
+            asio::buffer(lease_->io().buffer().unread().data(), server_scan_.forwardable)};
+        auto [ec, n] = co_await asio::async_write(s_.client.stream(),
+                                                  buffers_after(out, forward_written_), as_result);
+        forwarded();
+        if (ec) {  // the client is gone; its loop will notice and clean up
+          server_side_ended();
+          co_return;
         }
-        if (state_.boundary_pending) {
-          state_.boundary_pending = false;  // kept the server after all
-          live_->client_gate.cancel();
-        }
-        if (buf.size() > 0) continue;
+        break;
       }
-    }
-    if (client_done_) break;
-    publish_phase();
-    // Without a deadline the read is awaited directly: no wrapper frame per read.
-    auto [ec, n] = s_.config.pool.query_timeout_ms > 0 && !live_->expect.empty()
-                       ? co_await read_server()
-                       : co_await lease_->io().read_some();
-    if (ec == asio::error::operation_aborted && (client_done_ || rearm_server_read_)) {
-      rearm_server_read_ = false;
-      continue;
-    }
-    if (ec == asio::error::timed_out) {
-      co_await cancel_timed_out_request();
-      break;
-    }
-    if (ec) {
-      server_lost(ec);
-      break;
+      case ServerStep::refuse:
+        if (!co_await refuse_transaction()) {
+          server_side_ended();
+          co_return;
+        }
+        if (quiescent() && lease_->tx_status() == 'I' && co_await finish_transaction()) co_return;
+        server_stage_ = server_inspector_->boundary ? ServerStage::verdict : ServerStage::scan;
+        break;
+      case ServerStep::finish:
+        if (co_await finish_transaction()) co_return;
+        break;  // kept the server: on at after_boundary
     }
   }
-  // Failure or client gone: the client loop decides the server's fate.
-  server_loop_running_ = false;
-  if (live_->server_failure) {
-    boost::system::error_code ignored;
-    s_.client.socket().cancel(ignored);  // wake the client loop
+}
+
+TransactionSession::ServerStep TransactionSession::after_server_read(boost::system::error_code ec) {
+  if (ec == asio::error::operation_aborted && (client_done_ || rearm_server_read_)) {
+    rearm_server_read_ = false;
+    return ServerStep::go_on;  // scan: with nothing to scan, stop or read again
   }
-  live_->client_gate.cancel();
+  if (ec == asio::error::timed_out) return ServerStep::stop;  // the request was cancelled
+  if (ec) {
+    server_lost(ec);
+    return ServerStep::stop;
+  }
+  return ServerStep::go_on;
 }
 
 void TransactionSession::server_out_of_step(std::string_view why) {

@@ -35,6 +35,7 @@ bool mentions_deallocate(std::string_view sql) {
 
 TransactionSession::TransactionSession(TransactionSessionSetup s)
     : s_(std::move(s)),
+      server_scanner_(s_.client.max_message_size()),
       client_scanner_(s_.client.max_message_size()),
       turn_states_(TurnStatePool::of(s_.worker.io.get_executor())) {
   state_.settings = {.session_pooling = s_.session_pooling,
@@ -74,12 +75,15 @@ awaitable<void> TransactionSession::write_client(std::string_view bytes) {
 }
 
 awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error_code> wake) {
-  std::exception_ptr failure;
+  // What a quick turn (quick_turn.cpp) left: a failure to report, or a request to finish.
+  std::exception_ptr failure = std::exchange(carried_failure_, nullptr);
   parked_ = false;
   if (!live_) live_ = turn_states_.take(s_.worker.io.get_executor());
   try {
     ByteBuffer& buf = s_.client.buffer();
-    for (bool here = !wake || take_wake(*wake); here;) {
+    bool here = !failure && (!wake || take_wake(*wake));
+    if (here && unsent_) here = !co_await write_unsent_request();
+    while (here) {
       if (live_->server_failure) fail(live_->server_failure->first, live_->server_failure->second);
       if (state_.retry_pending) {
         co_await retry_on_primary();

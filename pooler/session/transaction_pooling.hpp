@@ -98,4 +98,16 @@ std::size_t transaction_session_size();
 awaitable<ClientTurn> serve_transaction_pooling(TransactionSession& session,
                                                 std::optional<boost::system::error_code> wake);
 
+// The start of a turn taken without a coroutine, from the parked wait's own completion handler
+// (session/quick_turn.cpp): the client's requests forwarded as long as they need no wait but
+// the sockets' own, which for most transactions is all of them. `wait_for_client` when the
+// client may be parked again at once; otherwise serve_transaction_pooling goes on with the
+// wake-up it returns (the parked wait's outcome, nullopt when that was taken in already, or
+// eof when the client has left).
+struct QuickTurn {
+  bool wait_for_client = false;
+  std::optional<boost::system::error_code> wake;
+};
+QuickTurn take_quick_turn(TransactionSession& session, boost::system::error_code wake);
+
 }  // namespace pgmux::pooler

@@ -1,11 +1,14 @@
-// The engine of one client's session, for every pool mode (see transaction_pooling.hpp): two
-// coroutines while the client holds a server. The client loop (transaction_pooling.cpp) reads
-// the client, routes and leases (session/leasing.cpp) and writes to the server; the server
-// loop (session/server_loop.cpp) forwards the server's answers and hands the server back at a
-// quiescent ReadyForQuery. Both run on the client's worker, so their shared state needs no
-// locks; they wake each other through cancelled timers. What the bytes mean is decided
-// without I/O by the inspectors (client_inspector.hpp, server_inspector.hpp) over the
-// session's SessionProtocol; this class does the I/O. Private to those three files.
+// The engine of one client's session, for every pool mode (see transaction_pooling.hpp). The
+// client side reads the client, routes and leases (session/leasing.cpp) and writes to the
+// server; the server side forwards the server's answers and hands the server back at a
+// quiescent ReadyForQuery (session/transaction_end.cpp). Each side runs in plain completion
+// handlers while its only waits are a socket's (session/quick_turn.cpp, server_pump.cpp) and
+// hands over to its coroutine at the first other wait (the client loop in
+// transaction_pooling.cpp, the server loop in server_loop.cpp), from the step it reached. Both
+// sides run on the client's worker, so their shared state needs no locks; they wake each
+// other through cancelled timers. What the bytes mean is decided without I/O by the
+// inspectors (client_inspector.hpp, server_inspector.hpp) over the session's SessionProtocol;
+// this class does the I/O. Private to the session/ files named here.
 #pragma once
 
 #include <algorithm>
@@ -20,6 +23,7 @@
 
 #include "lag_monitor/lsn.hpp"
 #include "pooler/pool/pool.hpp"
+#include "pooler/session/server_inspector.hpp"
 #include "pooler/session/session_protocol.hpp"
 #include "pooler/session/transaction_pooling.hpp"
 #include "pooler/session/turn_state.hpp"
@@ -42,6 +46,8 @@ class TransactionSession {
 
   // One turn of the client loop: see serve_transaction_pooling().
   awaitable<ClientTurn> run(std::optional<boost::system::error_code> wake);
+  // Its start without a coroutine: see take_quick_turn().
+  QuickTurn turn_now(boost::system::error_code wake);
 
   SlabSet& slabs() { return s_.worker.slabs; }
   // Log context (built when a line is logged).
@@ -83,6 +89,14 @@ class TransactionSession {
   // False when the client is gone.
   bool take_wake(boost::system::error_code wake);
   awaitable<void> ensure_server(router::Decision where = {});
+  // ensure_server without a wait: an idle server of the primary's pool (no replicas to choose
+  // among), already in step with the client's settings, taken and served at once. False, with
+  // nothing changed, when anything needs a wait.
+  bool lease_idle_now();
+  // A server just leased: its login's last frame dropped, the client's statement limit set.
+  void prepare_lease();
+  // A leased server in step with the client: the cancel target, and the server side started.
+  void serve_with_lease();
   // Leases from the pool `where` names; a replica that cannot be reached is banned and the
   // next candidate (or the primary) used, so the client sees no error for it.
   awaitable<ServerLease> lease_for(router::Decision where);
@@ -148,9 +162,60 @@ class TransactionSession {
   // After the scanned bytes were written to the server.
   void sent_request(ByteBuffer& buf, const ScannedRequest& request);
   awaitable<void> cleanup_after_client();
-  // --- server side ---
-  // `owner` keeps the client session alive while the loop runs.
-  awaitable<void> server_loop(std::shared_ptr<void> owner);
+  // A request turn_now() scanned but the server's socket did not take whole: run() writes the
+  // rest first. True when the client said Terminate (the turn ends).
+  struct UnsentRequest {
+    ScannedRequest request;
+    std::size_t written = 0;
+  };
+  awaitable<bool> write_unsent_request();
+  // One step of turn_now()'s loop: nullopt to go on, or how the turn continues.
+  std::optional<QuickTurn> quick_step();
+  // --- server side (server_pump.cpp, server_loop.cpp) ---
+  // What the server side must wait for before it can go on.
+  enum class ServerStep : std::uint8_t {
+    go_on,        // nothing: the next stage
+    read,         // the server's next bytes
+    wait_writer,  // another write to the client to end, before the forward
+    write,        // the client socket to take the rest of a forward
+    refuse,       // statement mode: pgmux's ROLLBACK of a transaction the client opened
+    finish,       // a transaction boundary with pgmux's own reads due (finish_transaction)
+    done,         // nothing: the server went back to its pool, the loop ends
+    stop,         // nothing: a failure, or the client left; the loop ends
+  };
+  // Where the server side is in handling what its last scan found: kept between steps, so a
+  // plain completion handler and the server_loop coroutine can take turns on one lease.
+  enum class ServerStage : std::uint8_t {
+    scan,            // what the server sent: scan it (when there is none, read)
+    forward,         // what the scan allows goes to the client
+    after_forward,   // drop pgmux's own answers, refuse a transaction (statement mode)
+    verdict,         // a bad server stops; a boundary ends the transaction
+    after_boundary,  // the server stayed: on with what it sent after the ReadyForQuery
+    read,            // what is left is part of a frame: read the rest
+  };
+  // Starts the server side of a new lease: a completion handler on the server's readiness
+  // while nothing needs a wait of more than the socket's (the common transaction costs no
+  // coroutine); the server_loop coroutine for the rest.
+  void start_server_side();
+  void on_server_readable(const std::shared_ptr<void>& owner, boost::system::error_code ec);
+  void serve_server_readiness(const std::shared_ptr<void>& owner, boost::system::error_code ec);
+  // Runs the stages that need no waiting; returns what the server side must wait for next.
+  ServerStep advance_server();
+  ServerStep scan_server_bytes();
+  ServerStep read_next();
+  ServerStep forward_now();
+  void forwarded();
+  ServerStep after_forward();
+  ServerStep verdict();
+  // The end of the server side's work on this lease (when the loop stops, not when it hands
+  // the server back).
+  void server_side_ended();
+  // `owner` keeps the client session alive while the loop runs; it starts by waiting for
+  // `first`.
+  awaitable<void> server_loop(std::shared_ptr<void> owner, ServerStep first);
+  // A read of the server (ServerStep::read) came back with `ec` (a timed-out request already
+  // cancelled): stop, or scan again.
+  ServerStep after_server_read(boost::system::error_code ec);
   // Gives the active state back once the client is parked and nothing is in flight: no
   // server leased, no loop running, no retry waiting.
   void lend_back_if_idle() {
@@ -214,7 +279,12 @@ class TransactionSession {
 
   TransactionSessionSetup s_;
   ServerLease lease_;
-  bool server_loop_running_ = false;
+  bool server_loop_running_ = false;  // the server side (handler or coroutine) is at work
+  ServerStage server_stage_ = ServerStage::scan;
+  protocol::ScanResult server_scan_{};               // the last scan of the server's bytes
+  std::size_t forward_written_ = 0;                  // of the forward in progress
+  std::optional<ServerInspector> server_inspector_;  // for the lease held
+  pr::FrameScanner server_scanner_;
   bool internal_ = false;     // the server loop is running pgmux's own queries
   bool client_done_ = false;  // the client loop has ended
   ServerPhase published_phase_ = ServerPhase::none;
@@ -224,6 +294,9 @@ class TransactionSession {
   TurnStatePool& turn_states_;
   std::unique_ptr<TurnState> live_;
   bool parked_ = false;  // the client's turn ended: its session waits for the client's bytes
+  // What turn_now() leaves to run(): a request's unsent rest, or the failure it ran into.
+  std::optional<UnsentRequest> unsent_;
+  std::exception_ptr carried_failure_;
 
   bool writing_client_ = false;
   bool rearm_read_ = false;  // the client read was cancelled to re-evaluate its time limit

@@ -1,0 +1,80 @@
+// A client's turn without a coroutine (see transaction_pooling.hpp): when its request needs
+// nothing but the sockets (no replica to choose, the server it holds or an idle one already in
+// step with its settings, a server socket that takes the request whole), it is forwarded from
+// the parked wait's completion handler and the client is parked again; the server side answers
+// it from its own handler (server_pump.cpp). Whatever needs another wait hands over to run(),
+// with the session as run() expects it at the top of its loop: nothing half done but a write
+// (unsent_) or a failure (carried_failure_), which run() takes up first.
+#include "pooler/runtime.hpp"
+#include "pooler/session/client_session.hpp"
+#include "pooler/session/transaction_session.hpp"
+
+namespace pgmux::pooler {
+
+QuickTurn take_quick_turn(TransactionSession& session, boost::system::error_code wake) {
+  return session.turn_now(wake);
+}
+
+QuickTurn TransactionSession::turn_now(boost::system::error_code wake) {
+  parked_ = false;
+  if (!live_) live_ = turn_states_.take(s_.worker.io.get_executor());
+  // A cancelled or failed wait, and sessions that route, are run()'s.
+  if (wake || routing()) return {.wake = wake};
+  if (!take_wake(wake)) return {.wake = asio::error::eof};
+  try {
+    for (;;) {
+      if (std::optional<QuickTurn> next = quick_step()) return *next;
+    }
+  } catch (...) {
+    carried_failure_ = std::current_exception();
+    return {};
+  }
+}
+
+std::optional<QuickTurn> TransactionSession::quick_step() {
+  ByteBuffer& buf = s_.client.buffer();
+  const bool mid_frame = client_scanner_.mid_frame();
+  const bool whole_header = mid_frame || buf.size() >= pr::kTaggedHeaderSize;
+  if (buf.size() > 0 && whole_header) {
+    if (live_->server_failure || state_.retry_pending) return QuickTurn{};
+    if (!mid_frame && !lease_ &&
+        (buf.unread()[0] == pr::fe::kTerminate || may_answer_without_server(buf.unread()[0]))) {
+      return QuickTurn{};
+    }
+    if ((!lease_ || internal_) && !lease_idle_now()) return QuickTurn{};
+    const ScannedRequest request = scan_request(buf);
+    if (request.forwardable > 0) {
+      state_.server_write_cut = true;
+      std::size_t written = 0;
+      boost::system::error_code ec;
+      if (!lease_->io().stream().try_write_all(segments_view(), written, ec)) {
+        unsent_ = UnsentRequest{request, written};
+        return QuickTurn{};
+      }
+      if (ec)
+        fail("08006", "server connection lost: the server closed the connection unexpectedly");
+      sent_request(buf, request);
+      publish_phase();
+    }
+    if (request.terminated) return QuickTurn{.wake = asio::error::eof};
+    if (request.forwardable > 0) return std::nullopt;
+  }
+  // Nothing (whole) to send: the client is parked again, unless a time limit applies to its
+  // next bytes (run() reads them under it).
+  if (client_read_limit().limit.count() > 0) return QuickTurn{};
+  parked_ = true;
+  lend_back_if_idle();
+  return QuickTurn{.wait_for_client = true};
+}
+
+awaitable<bool> TransactionSession::write_unsent_request() {
+  const UnsentRequest unsent = *std::exchange(unsent_, std::nullopt);
+  auto [ec, n] = co_await asio::async_write(
+      lease_->io().stream(), buffers_after(segments_view(), unsent.written), as_result);
+  if (ec) fail("08006", "server connection lost: the server closed the connection unexpectedly");
+  sent_request(s_.client.buffer(), unsent.request);
+  publish_phase();
+  co_return unsent.request.terminated;
+}
+
+}  // namespace pgmux::pooler
