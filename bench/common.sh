@@ -118,7 +118,8 @@ measure() {
 
 # For the scripts that count per transaction (instructions.sh, allocations.sh):
 # counting_config FILE → sets `port` and writes a transaction-mode config there (one worker,
-# pool 10, server TLS as $BENCH_SERVER_TLS or off); wait_ready PORT → until pgmux answers;
+# pool 10, server TLS as $BENCH_SERVER_TLS or off; reads routed to the replica when
+# BENCH_ROUTED=1); wait_ready PORT → until pgmux answers;
 # pgbench_checked PORT ARGS… → one pgbench run, reported if any transaction failed.
 counting_config() {
   port=$(free_port)
@@ -133,9 +134,12 @@ mode = "transaction"
 size = 10
 [databases.app]
 primary = { host = "127.0.0.1", port = $PRIMARY_PORT }
-[users.app]
-password = "secret"
 TOML
+  if [ "${BENCH_ROUTED:-0}" = 1 ]; then
+    printf 'replicas = [ { host = "127.0.0.1", port = %s } ]\nread_write_split = "on"\n' \
+      "$REPLICA_PORT" >> "$1"
+  fi
+  printf '[users.app]\npassword = "secret"\n' >> "$1"
 }
 wait_ready() {
   for _ in $(seq 150); do

@@ -6,7 +6,8 @@
 # instructions is divided by the difference in transactions, so start-up and login costs
 # cancel out. Deterministic where CPU time on a shared 2-core machine is not.
 #   bench/instructions.sh [BINARY ...]      (default: this checkout's build/pooler/pgmux)
-# Server TLS is off unless BENCH_SERVER_TLS names a mode (the test cluster has TLS).
+# Server TLS is off unless BENCH_SERVER_TLS names a mode (the test cluster has TLS); reads are
+# routed to the streaming replica with BENCH_ROUTED=1 (pgmux only).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -61,6 +62,7 @@ for binary in "${binaries[@]}"; do
     printf '| %s | `%s` | %d |\n' "$binary" "$name" $(( (b - a) / ((long - short) * clients) ))
   done
 done
+[ "${BENCH_ROUTED:-0}" = 1 ] && exit 0  # PgBouncer does not route
 for workload in "-S:-S" "-S -M prepared:-S -M prepared"; do
   name=${workload%%:*}
   read -r -a args <<< "${workload#*:}"

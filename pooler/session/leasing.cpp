@@ -59,6 +59,45 @@ bool TransactionSession::lease_idle_now() {
   return true;
 }
 
+bool TransactionSession::lease_routed_now(const FrontRoute& route) {
+  const router::Decision& where = route.decision;
+  // Reads the primary serves for want of a replica are counted (or refused) by lease_for.
+  if (live_->server_failure || (s_.info != nullptr && s_.info->killed) ||
+      where.reason == router::Reason::no_replica ||
+      where.reason == router::Reason::replica_lagging) {
+    return false;
+  }
+  int target = -1;
+  Pool* pool = s_.pool.get();
+  if (where.target == router::Target::replica) {
+    boost::container::small_vector<int, 8> active(s_.replica_pools.size(), 0);
+    const int primary_active = count_active(active);
+    // A pick whose replica has no idle server moves the balancer on once more than lease_for
+    // alone would: harmless to the spread.
+    const std::optional<int> pick =
+        s_.routing->pick(where.primary_may_serve, active, primary_active, required_lsn());
+    if (!pick || *pick < 0) return false;  // no replica now (lease_for may wait for one)
+    target = *pick;
+    pool = s_.replica_pools[static_cast<std::size_t>(target)].get();
+  }
+  auto idle = pool->try_acquire_idle(s_.worker.io, s_.worker.index);
+  if (!idle) return false;
+  lease_ = std::move(*idle);
+  prepare_lease();
+  if (!settings_in_step()) {
+    lease_.give_back();
+    lease_ = ServerLease();
+    return false;
+  }
+  state_.first_kind = route.kind;
+  state_.start_lease(target);
+  s_.routing->count(where.reason);
+  if (target >= 0) s_.routing->count_read(target);
+  if (s_.info != nullptr) s_.info->state.store(ClientState::active);
+  serve_with_lease();
+  return true;
+}
+
 void TransactionSession::prepare_lease() {
   lease_->io().release_frame();  // a fresh connection still holds its login's ReadyForQuery
   lease_->statements().set_capacity(

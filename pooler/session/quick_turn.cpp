@@ -18,8 +18,7 @@ QuickTurn take_quick_turn(TransactionSession& session, boost::system::error_code
 QuickTurn TransactionSession::turn_now(boost::system::error_code wake) {
   parked_ = false;
   if (!live_) live_ = turn_states_.take(s_.worker.io.get_executor());
-  // A cancelled or failed wait, and sessions that route, are run()'s.
-  if (wake || routing()) return {.wake = wake};
+  if (wake) return {.wake = wake};  // a cancelled or failed wait is run()'s
   if (!take_wake(wake)) return {.wake = asio::error::eof};
   try {
     for (;;) {
@@ -41,6 +40,18 @@ std::optional<QuickTurn> TransactionSession::quick_step() {
         (buf.unread()[0] == pr::fe::kTerminate || may_answer_without_server(buf.unread()[0]))) {
       return QuickTurn{};
     }
+    if (!mid_frame && routing()) {
+      // The cases where run() may wait before routing (see there) are left to it.
+      if ((lease_ && state_.lease_target >= 0 && !live_->expect.open_batch()) || internal_ ||
+          state_.boundary_pending || (server_loop_running_ && !lease_)) {
+        return QuickTurn{};
+      }
+      if (!lease_) {
+        const std::optional<FrontRoute> route = route_front();
+        if (!route) return read_more_now();
+        if (route->set_target || !lease_routed_now(*route)) return QuickTurn{};
+      }
+    }
     if ((!lease_ || internal_) && !lease_idle_now()) return QuickTurn{};
     const ScannedRequest request = scan_request(buf);
     if (request.forwardable > 0) {
@@ -59,6 +70,10 @@ std::optional<QuickTurn> TransactionSession::quick_step() {
     if (request.terminated) return QuickTurn{.wake = asio::error::eof};
     if (request.forwardable > 0) return std::nullopt;
   }
+  return read_more_now();
+}
+
+QuickTurn TransactionSession::read_more_now() {
   // Nothing (whole) to send: the client is parked again, unless a time limit applies to its
   // next bytes (run() reads them under it).
   if (client_read_limit().limit.count() > 0) return QuickTurn{};

@@ -93,6 +93,10 @@ class TransactionSession {
   // among), already in step with the client's settings, taken and served at once. False, with
   // nothing changed, when anything needs a wait.
   bool lease_idle_now();
+  // The same for a routed request (`route` from route_front()): an idle server of the pool
+  // the route names, without the waits, bans and causal pauses of lease_for.
+  struct FrontRoute;
+  bool lease_routed_now(const FrontRoute& route);
   // A server just leased: its login's last frame dropped, the client's statement limit set.
   void prepare_lease();
   // A leased server in step with the client: the cancel target, and the server side started.
@@ -171,6 +175,8 @@ class TransactionSession {
   awaitable<bool> write_unsent_request();
   // One step of turn_now()'s loop: nullopt to go on, or how the turn continues.
   std::optional<QuickTurn> quick_step();
+  // Nothing whole to send: park the client again, or let run() read under a time limit.
+  QuickTurn read_more_now();
   // --- server side (server_pump.cpp, server_loop.cpp) ---
   // What the server side must wait for before it can go on.
   enum class ServerStep : std::uint8_t {
