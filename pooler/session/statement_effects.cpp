@@ -7,6 +7,8 @@
 // a stack arena: a typical statement costs no heap allocation.
 #include "pooler/session/statement_effects.hpp"
 
+#include "pooler/session/sql_chars.hpp"
+
 #include <array>
 #include <cstdint>
 #include <memory_resource>
@@ -14,6 +16,8 @@
 #include <vector>
 
 namespace pgmux::pooler {
+
+using namespace sql_chars;
 
 const char* to_string(PinReason r) {
   switch (r) {
@@ -34,50 +38,6 @@ const char* to_string(PinReason r) {
 }
 
 namespace {
-
-// Character classes by table: the lexer looks at every character of every Query and Parse,
-// and one load per character costs less than the chain of comparisons it replaces. ASCII
-// letters only, as PostgreSQL folds identifiers in multi-byte encodings; bytes >= 0x80 may
-// start and continue a word.
-enum : std::uint8_t { kDigit = 1, kWordStart = 2, kWordChar = 4 };
-constexpr std::array<std::uint8_t, 256> kCharClass = [] {
-  std::array<std::uint8_t, 256> t{};
-  for (int c = 0; c < 256; ++c) {
-    const bool digit = c >= '0' && c <= '9';
-    const bool start = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
-    t[static_cast<std::size_t>(c)] =
-        static_cast<std::uint8_t>((digit ? kDigit : 0) | (start ? kWordStart : 0) |
-                                  (start || digit || c == '$' ? kWordChar : 0));
-  }
-  return t;
-}();
-bool has_class(char c, std::uint8_t cls) {
-  return (kCharClass[static_cast<unsigned char>(c)] & cls) != 0;
-}
-bool is_digit(char c) {
-  return has_class(c, kDigit);
-}
-bool is_word_start(char c) {
-  return has_class(c, kWordStart);
-}
-bool is_word_char(char c) {
-  return has_class(c, kWordChar);
-}
-char fold(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// `text` equals `lower` (a lower-case keyword) once folded.
-bool folds_to(std::string_view text, std::string_view lower) {
-  if (text.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (fold(text[i]) != lower[i]) return false;
-  }
-  return true;
-}
-bool folds_with_prefix(std::string_view text, std::string_view lower) {
-  return text.size() >= lower.size() && folds_to(text.substr(0, lower.size()), lower);
-}
 
 // A word as written: unquoted words compare without case, quoted ones exactly ("" escapes
 // are left doubled: no keyword contains a quote).
@@ -323,74 +283,6 @@ void classify(Statement st, bool only_statement, StatementEffects& fx) {
 }  // namespace
 
 namespace detail {
-
-namespace {
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-// A first word after which only function names (and, for SELECT and WITH, INTO) matter to
-// classify(): the statements applications send by the thousand.
-enum class FirstWord : std::uint8_t { other, plain, may_select_into };
-FirstWord first_word_kind(std::string_view w) {
-  static constexpr std::array<std::string_view, 11> kPlain = {
-      "insert",   "update", "delete", "begin", "commit",   "end",
-      "rollback", "values", "show",   "start", "savepoint"};
-  if (folds_to(w, "select") || folds_to(w, "with")) return FirstWord::may_select_into;
-  for (std::string_view k : kPlain) {
-    if (folds_to(w, k)) return FirstWord::plain;
-  }
-  return FirstWord::other;
-}
-
-}  // namespace
-
-// The bytes surely_without_effects() looks at twice; every other byte costs one load.
-constexpr std::array<std::uint8_t, 256> kAttention = [] {
-  std::array<std::uint8_t, 256> t{};
-  for (const char c : {';', '$', '_', 'i', 'I'}) t[static_cast<unsigned char>(c)] = 1;
-  return t;
-}();
-
-bool surely_without_effects(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size() && is_space(s[i])) ++i;
-  const std::size_t first = i;
-  while (i < s.size() && is_word_char(s[i]) && s[i] != '$') ++i;
-  if (first == i || !is_word_start(s[first])) return false;  // a comment, quote or symbol
-  const FirstWord kind = first_word_kind(s.substr(first, i - first));
-  if (kind == FirstWord::other) return false;
-  // The raw bytes, strings and comments included: anything that might matter sends the query
-  // to the lexer, which knows what is quoted (a false alarm costs only the full scan).
-  for (; i < s.size(); ++i) {
-    while (i < s.size() && kAttention[static_cast<unsigned char>(s[i])] == 0) ++i;
-    if (i == s.size()) break;
-    switch (s[i]) {
-      case ';':  // a second statement, unless only white space follows
-        for (std::size_t j = i + 1; j < s.size(); ++j) {
-          if (!is_space(s[j])) return false;
-        }
-        return true;
-      case '$':  // a dollar quote; $1 is a parameter
-        if (i + 1 >= s.size() || !is_digit(s[i + 1])) return false;
-        break;
-      case '_':  // pg_advisory_lock…, set_config
-        if (i >= 2 && fold(s[i - 2]) == 'p' && fold(s[i - 1]) == 'g') return false;
-        if (i >= 3 && folds_to(s.substr(i - 3, 3), "set")) return false;
-        break;
-      case 'i':
-      case 'I':
-        if (kind == FirstWord::may_select_into && folds_with_prefix(s.substr(i), "into")) {
-          return false;
-        }
-        break;
-      default:
-        break;
-    }
-  }
-  return true;
-}
 
 StatementEffects lex_statement_effects(std::string_view sql) {
   StatementEffects fx;
