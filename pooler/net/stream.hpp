@@ -89,17 +89,18 @@ class Stream {
         token, buffers);
   }
 
-  // Writes what the socket takes at once, in one gather write: the usual request or answer of
-  // a few kB then costs one sendmsg, not an Asio operation completed through the scheduler.
-  // True when there is nothing left to do (all written, or a failure in ec); false when the
-  // rest, after `written` bytes, needs async_write (the socket's buffer was full, or TLS,
-  // whose records go through async_write_some).
+  // Writes what the socket takes at once: the usual request or answer of a few kB then costs
+  // one sendmsg (plain TCP: one gather write; TLS: one SSL_write per buffer), not an Asio
+  // operation completed through the scheduler. True when there is nothing left to do (all
+  // written, or a failure in ec); false when the rest, after `written` bytes, needs
+  // async_write (the socket's buffer was full, or TLS wants to read first). A TLS write that
+  // must be retried is retried by async_write with the same bytes, as OpenSSL asks.
   template <class ConstBuffers>
   bool try_write_all(const ConstBuffers& buffers, std::size_t& written,
                      boost::system::error_code& ec) {
     written = 0;
     ec.clear();
-    if (ssl_ != nullptr) return false;
+    if (ssl_ != nullptr) return tls_write_all(buffers, written, ec);
     written = socket_.write_some(buffers, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       ec.clear();
@@ -117,6 +118,23 @@ class Stream {
   Want tls_step(bool writing, void* data, std::size_t size, std::size_t& n,
                 boost::system::error_code& ec);
   awaitable<void> handshake(bool as_server);
+  template <class ConstBuffers>
+  bool tls_write_all(const ConstBuffers& buffers, std::size_t& written,
+                     boost::system::error_code& ec) {
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+         ++it) {
+      const asio::const_buffer b(*it);
+      if (b.size() == 0) continue;
+      std::size_t n = 0;
+      if (tls_step(true, const_cast<void*>(b.data()), b.size(), n, ec) != Want::nothing) {
+        return false;
+      }
+      written += n;
+      if (ec) return true;
+      if (n < b.size()) return false;  // a partial write: the rest waits for the socket
+    }
+    return true;
+  }
 
   template <class Buffer, class Buffers>
   static Buffer first_non_empty(const Buffers& buffers) {

@@ -36,9 +36,21 @@ std::optional<QuickTurn> TransactionSession::quick_step() {
   const bool whole_header = mid_frame || buf.size() >= pr::kTaggedHeaderSize;
   if (buf.size() > 0 && whole_header) {
     if (live_->server_failure || state_.retry_pending) return QuickTurn{};
-    if (!mid_frame && !lease_ &&
-        (buf.unread()[0] == pr::fe::kTerminate || may_answer_without_server(buf.unread()[0]))) {
-      return QuickTurn{};
+    if (!mid_frame && !lease_ && buf.unread()[0] == pr::fe::kTerminate) return QuickTurn{};
+    if (!mid_frame && !lease_ && !server_loop_running_ && !internal_ && !s_.session_pooling &&
+        may_answer_without_server(buf.unread()[0])) {
+      if (const std::size_t used = answer_without_server(); used > 0) {
+        std::size_t written = 0;
+        boost::system::error_code ec;
+        if (writing_client_ ||
+            !s_.client.stream().try_write_all(asio::buffer(live_->out), written, ec)) {
+          unsent_answer_ = UnsentAnswer{used, written};
+          return QuickTurn{};
+        }
+        if (ec) throw boost::system::system_error(ec);
+        buf.consume(used);
+        return std::nullopt;
+      }
     }
     if (!mid_frame && routing()) {
       // The cases where run() may wait before routing (see there) are left to it.
@@ -80,6 +92,12 @@ QuickTurn TransactionSession::read_more_now() {
   parked_ = true;
   lend_back_if_idle();
   return QuickTurn{.wait_for_client = true};
+}
+
+awaitable<void> TransactionSession::write_unsent_answer() {
+  const UnsentAnswer unsent = *std::exchange(unsent_answer_, std::nullopt);
+  co_await write_client(std::string_view(live_->out).substr(unsent.written));
+  s_.client.buffer().consume(unsent.used);
 }
 
 awaitable<bool> TransactionSession::write_unsent_request() {

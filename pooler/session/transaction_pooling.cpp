@@ -19,18 +19,6 @@ namespace {
 // Larger Queries sent to a replica are not kept for the 25006 retry.
 constexpr std::size_t kMaxRetryQuery = 64 * 1024;
 
-// Whether "deallocate" appears in `sql` in any case: a cheap test before lexing it.
-bool mentions_deallocate(std::string_view sql) {
-  static constexpr std::string_view kWord = "deallocate";
-  for (std::size_t i = 0; i + kWord.size() <= sql.size(); ++i) {
-    if ((sql[i] | 0x20) != 'd') continue;
-    std::size_t k = 1;
-    while (k < kWord.size() && (sql[i + k] | 0x20) == kWord[k]) ++k;
-    if (k == kWord.size()) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 TransactionSession::TransactionSession(TransactionSessionSetup s)
@@ -80,8 +68,8 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
   parked_ = false;
   if (!live_) live_ = turn_states_.take(s_.worker.io.get_executor());
   try {
-    ByteBuffer& buf = s_.client.buffer();
     bool here = !failure && (!wake || take_wake(*wake));
+    if (here && unsent_answer_) co_await write_unsent_answer();
     if (here && unsent_) here = !co_await write_unsent_request();
     while (here) {
       if (live_->server_failure) fail(live_->server_failure->first, live_->server_failure->second);
@@ -89,67 +77,13 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
         co_await retry_on_primary();
         continue;
       }
-      const bool mid_frame = client_scanner_.mid_frame();
-      if (buf.size() > 0 && (mid_frame || buf.size() >= pr::kTaggedHeaderSize)) {
-        if (!mid_frame && buf.unread()[0] == pr::fe::kTerminate && !lease_) break;
-        if (!mid_frame && !lease_ && !server_loop_running_ && !internal_ && !s_.session_pooling &&
-            may_answer_without_server(buf.unread()[0])) {
-          if (const std::size_t used = co_await answer_without_server(); used > 0) {
-            buf.consume(used);
-            continue;
-          }
-        }
-        if (!mid_frame && routing()) {
-          if (lease_ && state_.lease_target >= 0 && !live_->expect.open_batch()) {
-            // Another request while on a replica: one bound for the primary waits until the
-            // replica is answered and handed back (it stays if a read-only transaction holds it).
-            const auto r = route_front();
-            if (!r) goto read_more;
-            // A Query armed for the 25006 retry must be answered before anything follows it.
-            if (r->decision.target == router::Target::primary || state_.retry_armed) {
-              while (lease_ && (!quiescent() || internal_ || state_.boundary_pending)) {
-                co_await wait(live_->client_gate);
-              }
-            }
-            if (state_.retry_pending) continue;
-          }
-          // A server about to be handed back is waited for, so this request is routed afresh
-          // (and after its write position was read).
-          while (internal_ || state_.boundary_pending || (server_loop_running_ && !lease_)) {
-            co_await wait(live_->client_gate);
-          }
-          if (!lease_) {
-            const auto r = route_front();
-            if (!r) goto read_more;
-            if (r->set_target) {
-              co_await answer_set_target(*r);
-              continue;
-            }
-            state_.first_kind = r->kind;
-            co_await ensure_server(r->decision);
-          }
-        }
-        // Holding a settled server, ensure_server would find nothing to do: skip its frame.
-        if (!lease_ || internal_ || live_->server_failure) co_await ensure_server();
-        const ScannedRequest request = scan_request(buf);
-        if (request.forwardable > 0) {
-          state_.server_write_cut = true;
-          std::size_t written = 0;
-          boost::system::error_code ec;
-          if (!lease_->io().stream().try_write_all(segments_view(), written, ec)) {
-            std::tie(ec, std::ignore) = co_await asio::async_write(
-                lease_->io().stream(), buffers_after(segments_view(), written), as_result);
-          }
-          if (ec) {
-            fail("08006", "server connection lost: the server closed the connection unexpectedly");
-          }
-          sent_request(buf, request);
-          publish_phase();
-        }
-        if (request.terminated) break;
-        if (request.forwardable > 0) continue;
-      }
-    read_more:
+      const ByteBuffer& buf = s_.client.buffer();
+      const ClientStep step =
+          buf.size() > 0 && (client_scanner_.mid_frame() || buf.size() >= pr::kTaggedHeaderSize)
+              ? co_await serve_request()
+              : ClientStep::read_more;
+      if (step == ClientStep::again) continue;
+      if (step == ClientStep::end) break;
       if (client_read_limit().limit.count() <= 0) {
         // Nothing to do until the client speaks: end the turn, so a client waiting (idle, or
         // for its server's answer) holds no coroutine frame, and an idle one no active state.
@@ -171,6 +105,73 @@ awaitable<ClientTurn> TransactionSession::run(std::optional<boost::system::error
   if (failure) std::rethrow_exception(failure);
   if (live_->server_failure) fail(live_->server_failure->first, live_->server_failure->second);
   co_return ClientTurn::done;
+}
+
+awaitable<TransactionSession::ClientStep> TransactionSession::serve_request() {
+  ByteBuffer& buf = s_.client.buffer();
+  const bool mid_frame = client_scanner_.mid_frame();
+  if (!mid_frame && buf.unread()[0] == pr::fe::kTerminate && !lease_) co_return ClientStep::end;
+  if (!mid_frame && !lease_ && !server_loop_running_ && !internal_ && !s_.session_pooling &&
+      may_answer_without_server(buf.unread()[0])) {
+    if (const std::size_t used = answer_without_server(); used > 0) {
+      co_await write_client(live_->out);
+      buf.consume(used);
+      co_return ClientStep::again;
+    }
+  }
+  if (!mid_frame && routing()) {
+    if (const ClientStep routed = co_await route_request(); routed != ClientStep::forward) {
+      co_return routed;
+    }
+  }
+  // Holding a settled server, ensure_server would find nothing to do: skip its frame.
+  if (!lease_ || internal_ || live_->server_failure) co_await ensure_server();
+  const ScannedRequest request = scan_request(buf);
+  if (request.forwardable > 0) {
+    state_.server_write_cut = true;
+    std::size_t written = 0;
+    boost::system::error_code ec;
+    if (!lease_->io().stream().try_write_all(segments_view(), written, ec)) {
+      std::tie(ec, std::ignore) = co_await asio::async_write(
+          lease_->io().stream(), buffers_after(segments_view(), written), as_result);
+    }
+    if (ec) fail("08006", "server connection lost: the server closed the connection unexpectedly");
+    sent_request(buf, request);
+    publish_phase();
+  }
+  if (request.terminated) co_return ClientStep::end;
+  co_return request.forwardable > 0 ? ClientStep::again : ClientStep::read_more;
+}
+
+awaitable<TransactionSession::ClientStep> TransactionSession::route_request() {
+  if (lease_ && state_.lease_target >= 0 && !live_->expect.open_batch()) {
+    // Another request while on a replica: one bound for the primary waits until the replica
+    // is answered and handed back (it stays if a read-only transaction holds it).
+    const auto r = route_front();
+    if (!r) co_return ClientStep::read_more;
+    // A Query armed for the 25006 retry must be answered before anything follows it.
+    if (r->decision.target == router::Target::primary || state_.retry_armed) {
+      while (lease_ && (!quiescent() || internal_ || state_.boundary_pending)) {
+        co_await wait(live_->client_gate);
+      }
+    }
+    if (state_.retry_pending) co_return ClientStep::again;
+  }
+  // A server about to be handed back is waited for, so this request is routed afresh (and
+  // after its write position was read).
+  while (internal_ || state_.boundary_pending || (server_loop_running_ && !lease_)) {
+    co_await wait(live_->client_gate);
+  }
+  if (lease_) co_return ClientStep::forward;
+  const auto r = route_front();
+  if (!r) co_return ClientStep::read_more;
+  if (r->set_target) {
+    co_await answer_set_target(*r);
+    co_return ClientStep::again;
+  }
+  state_.first_kind = r->kind;
+  co_await ensure_server(r->decision);
+  co_return ClientStep::forward;
 }
 
 TransactionSession::ScannedRequest TransactionSession::scan_request(ByteBuffer& buf) {
@@ -225,68 +226,6 @@ bool TransactionSession::take_wake(boost::system::error_code wake) {
   if (wake) return false;
   auto [ec, n] = s_.client.read_ready();
   return !ec || ec == asio::error::would_block || ec == asio::error::try_again;
-}
-
-awaitable<std::size_t> TransactionSession::answer_without_server() {
-  // A client that prepares a statement while holding no server (pgbench -M prepared does it
-  // synchronously, blocking every other client of its thread) must not wait for a server just
-  // for that: holding none, it cannot be in a transaction, so its statements go into its own
-  // map and reach a server with their first Bind.
-  const std::string_view unread = s_.client.buffer().unread();
-  std::size_t pos = 0;
-  live_->out.clear();
-  struct Pending {
-    bool parse;
-    std::string_view name, body, query;
-  };
-  std::vector<Pending> steps;
-  for (;;) {
-    if (unread.size() - pos < pr::kTaggedHeaderSize) co_return 0;
-    const char tag = unread[pos];
-    const std::uint32_t length = pr::read_be32(unread.data() + pos + 1);
-    if (length < 4 || length - 4 > 1024 * 1024) co_return 0;  // the normal path judges it
-    if (unread.size() - pos - pr::kTaggedHeaderSize < length - 4) co_return 0;
-    const std::string_view body = unread.substr(pos + pr::kTaggedHeaderSize, length - 4);
-    const std::size_t next = pos + pr::kTaggedHeaderSize + (length - 4);
-    if (tag == pr::fe::kParse) {
-      auto p = pr::decode_parse(body);
-      if (!p || p->name.empty()) co_return 0;
-      steps.push_back({true, p->name, body, p->query});
-    } else if (tag == pr::fe::kClose) {
-      auto c = pr::decode_close(body);
-      if (!c || c->kind != 'S' || c->name.empty()) co_return 0;
-      steps.push_back({false, c->name, body, {}});
-    } else if (tag == pr::fe::kSync && !steps.empty()) {
-      for (const Pending& st : steps) {
-        if (st.parse) {
-          state_.client_statements().define(st.name, st.body, scan_statement_effects(st.query));
-          state_.meter.client_parse();
-          live_->out.append("1\0\0\0\4", 5);  // ParseComplete
-        } else {
-          state_.erase_statement(st.name);
-          live_->out.append("3\0\0\0\4", 5);  // CloseComplete
-        }
-      }
-      pr::append_ready_for_query(live_->out, 'I');
-      co_await write_client(live_->out);
-      co_return next;
-    } else if (tag == pr::fe::kQuery && steps.empty()) {
-      // Only DEALLOCATE of a statement the client has is answered here: most Queries are not
-      // worth lexing twice (the inspector lexes each once).
-      if (!state_.statements || state_.statements->size() == 0) co_return 0;
-      auto sql = pr::decode_query(body);
-      if (!sql || !mentions_deallocate(*sql)) co_return 0;
-      const StatementEffects fx = scan_statement_effects(*sql);
-      if (fx.deallocate_name.empty() || !state_.erase_statement(fx.deallocate_name)) co_return 0;
-      pr::append_command_complete(live_->out, "DEALLOCATE");
-      pr::append_ready_for_query(live_->out, 'I');
-      co_await write_client(live_->out);
-      co_return next;
-    } else if (tag != pr::fe::kFlush) {
-      co_return 0;
-    }
-    pos = next;
-  }
 }
 
 TransactionSession::ReadLimit TransactionSession::client_read_limit() const {

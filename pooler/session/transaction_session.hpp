@@ -68,8 +68,9 @@ class TransactionSession {
   // --- client side ---
   // Answers, without a server, requests at the front of the client's buffer that need none:
   // Parse/Close of named statements up to a Sync (prepared on a server when first bound),
-  // and DEALLOCATE of a protocol-level statement. Returns the bytes consumed (0: none).
-  awaitable<std::size_t> answer_without_server();
+  // and DEALLOCATE of a protocol-level statement. Returns the bytes answered (0: none), their
+  // answer in live_->out, to be written before the bytes are consumed.
+  std::size_t answer_without_server();
   // Whether a request starting with `tag` could be one of those (checked before starting the
   // coroutine: most requests are not).
   [[nodiscard]] bool may_answer_without_server(char tag) const {
@@ -161,6 +162,19 @@ class TransactionSession {
     bool terminated = false;  // the client sent Terminate
     bool timed = false;       // a request now awaits its answer under query_timeout_ms
   };
+  // Where the client loop goes after a step.
+  enum class ClientStep : std::uint8_t {
+    forward,    // the request is routed and its server held: scan and write it
+    again,      // back to the top of the loop (more to send, a retry, an answered SET)
+    read_more,  // nothing whole to send: read the client (or park)
+    end,        // the client said Terminate, or the session is over
+  };
+  // The request at the front of the client's buffer: answered without a server, or routed,
+  // leased for, scanned and written.
+  awaitable<ClientStep> serve_request();
+  // A routing session's part of it: waits for a server being handed back, routes the request
+  // and leases from the pool it names.
+  awaitable<ClientStep> route_request();
   // Scans the client's unread bytes with the client inspector and arms the 25006 retry.
   ScannedRequest scan_request(ByteBuffer& buf);
   // After the scanned bytes were written to the server.
@@ -173,6 +187,13 @@ class TransactionSession {
     std::size_t written = 0;
   };
   awaitable<bool> write_unsent_request();
+  // An answer turn_now() made without a server that the client's socket did not take whole:
+  // run() writes the rest of live_->out first, then consumes the request's bytes.
+  struct UnsentAnswer {
+    std::size_t used = 0, written = 0;
+  };
+  std::optional<UnsentAnswer> unsent_answer_;
+  awaitable<void> write_unsent_answer();
   // One step of turn_now()'s loop: nullopt to go on, or how the turn continues.
   std::optional<QuickTurn> quick_step();
   // Nothing whole to send: park the client again, or let run() read under a time limit.

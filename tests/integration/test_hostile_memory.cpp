@@ -267,13 +267,13 @@ TEST_CASE("RSS returns near its baseline after a crowd of clients has left") {
     CHECK(crowd.back()->query_value("SELECT 'last'") == "last");
     crowd_kb = px.rss_kb();
   }
-  // pgmux gives the freed pages back within a few seconds of the count dropping. TLS clients
-  // (the suite's client-TLS run) leave more of the heap in partly used pages: OpenSSL builds
-  // each session from many small allocations. About 3 MB stayed after plain clients and
-  // 1.6-5.2 MB after TLS ones, before and after 2026-12-06's changes alike.
-  const char* client_tls = std::getenv("PGMUX_IT_CLIENT_TLS");
-  const long allowed_kb =
-      client_tls != nullptr && std::string(client_tls) == "1" ? 6 * 1024 : 4 * 1024;
+  // pgmux gives the freed pages back within a few seconds of the count dropping; what stays
+  // is heap pages that still hold a few live bytes. TLS clients (the suite's client-TLS run)
+  // leave more of them: OpenSSL builds each session from many small allocations. Measured
+  // after plain clients: 3.4-4.8 MB (three runs each at 2f62ea0 and at 6d0becd, 2026-12-06;
+  // the 4 MB bound this test had failed on unchanged code), after TLS ones 1.6-5.2 MB. The
+  // bound still fails if the crowd's 8 MB of statements stayed.
+  const long allowed_kb = 6 * 1024;
   const long crowd_cost_kb = crowd_kb - baseline_kb;
   const bool returned =
       wait_until([&] { return px.rss_kb() - baseline_kb < allowed_kb; }, milliseconds(8000));
