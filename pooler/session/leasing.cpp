@@ -43,20 +43,23 @@ bool TransactionSession::lease_idle_now() {
       (s_.info != nullptr && s_.info->killed)) {
     return false;
   }
-  auto idle = s_.pool->try_acquire_idle(s_.worker.io, s_.worker.index);
-  if (!idle) return false;
-  lease_ = std::move(*idle);
-  prepare_lease();
-  if (!settings_in_step()) {
-    // Its settings need a sync (a query): ensure_server leases again and waits for it.
-    lease_.give_back();
-    lease_ = ServerLease();
-    return false;
-  }
+  if (!take_idle_in_step(*s_.pool)) return false;
   state_.start_lease(-1);
   if (s_.info != nullptr) s_.info->state.store(ClientState::active);
   serve_with_lease();
   return true;
+}
+
+bool TransactionSession::take_idle_in_step(Pool& pool) {
+  auto idle = pool.try_acquire_idle(s_.worker.io, s_.worker.index);
+  if (!idle) return false;
+  lease_ = std::move(*idle);
+  prepare_lease();
+  if (settings_in_step()) return true;
+  // Its settings need a sync (a query): ensure_server leases again and waits for it.
+  lease_.give_back();
+  lease_ = ServerLease();
+  return false;
 }
 
 bool TransactionSession::lease_routed_now(const FrontRoute& route) {
@@ -80,15 +83,7 @@ bool TransactionSession::lease_routed_now(const FrontRoute& route) {
     target = *pick;
     pool = s_.replica_pools[static_cast<std::size_t>(target)].get();
   }
-  auto idle = pool->try_acquire_idle(s_.worker.io, s_.worker.index);
-  if (!idle) return false;
-  lease_ = std::move(*idle);
-  prepare_lease();
-  if (!settings_in_step()) {
-    lease_.give_back();
-    lease_ = ServerLease();
-    return false;
-  }
+  if (!take_idle_in_step(*pool)) return false;
   state_.first_kind = route.kind;
   state_.start_lease(target);
   s_.routing->count(where.reason);

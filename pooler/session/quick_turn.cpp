@@ -67,15 +67,11 @@ std::optional<QuickTurn> TransactionSession::quick_step() {
     if ((!lease_ || internal_) && !lease_idle_now()) return QuickTurn{};
     const ScannedRequest request = scan_request(buf);
     if (request.forwardable > 0) {
-      state_.server_write_cut = true;
       std::size_t written = 0;
-      boost::system::error_code ec;
-      if (!lease_->io().stream().try_write_all(segments_view(), written, ec)) {
+      if (!write_request_now(written)) {
         unsent_ = UnsentRequest{request, written};
         return QuickTurn{};
       }
-      if (ec)
-        fail("08006", "server connection lost: the server closed the connection unexpectedly");
       sent_request(buf, request);
       publish_phase();
     }

@@ -18,6 +18,8 @@ namespace {
 
 // Larger Queries sent to a replica are not kept for the 25006 retry.
 constexpr std::size_t kMaxRetryQuery = 64 * 1024;
+constexpr const char* kServerLost =
+    "server connection lost: the server closed the connection unexpectedly";
 
 }  // namespace
 
@@ -128,14 +130,11 @@ awaitable<TransactionSession::ClientStep> TransactionSession::serve_request() {
   if (!lease_ || internal_ || live_->server_failure) co_await ensure_server();
   const ScannedRequest request = scan_request(buf);
   if (request.forwardable > 0) {
-    state_.server_write_cut = true;
-    std::size_t written = 0;
-    boost::system::error_code ec;
-    if (!lease_->io().stream().try_write_all(segments_view(), written, ec)) {
-      std::tie(ec, std::ignore) = co_await asio::async_write(
-          lease_->io().stream(), buffers_after(segments_view(), written), as_result);
+    if (std::size_t written = 0; !write_request_now(written)) {
+      auto [ec, n] = co_await asio::async_write(lease_->io().stream(),
+                                                buffers_after(segments_view(), written), as_result);
+      if (ec) fail("08006", kServerLost);
     }
-    if (ec) fail("08006", "server connection lost: the server closed the connection unexpectedly");
     sent_request(buf, request);
     publish_phase();
   }
@@ -202,6 +201,14 @@ TransactionSession::ScannedRequest TransactionSession::scan_request(ByteBuffer& 
     live_->held.clear();
   }
   return {r.forwardable, inspector.terminated, timed};
+}
+
+bool TransactionSession::write_request_now(std::size_t& written) {
+  state_.server_write_cut = true;
+  boost::system::error_code ec;
+  const bool done = lease_->io().stream().try_write_all(segments_view(), written, ec);
+  if (ec) fail("08006", kServerLost);
+  return done;
 }
 
 void TransactionSession::sent_request(ByteBuffer& buf, const ScannedRequest& request) {

@@ -98,6 +98,9 @@ class TransactionSession {
   // the route names, without the waits, bans and causal pauses of lease_for.
   struct FrontRoute;
   bool lease_routed_now(const FrontRoute& route);
+  // An idle server of `pool` taken into lease_ when it is in step with the client's settings
+  // (given back otherwise: false).
+  bool take_idle_in_step(Pool& pool);
   // A server just leased: its login's last frame dropped, the client's statement limit set.
   void prepare_lease();
   // A leased server in step with the client: the cancel target, and the server side started.
@@ -177,6 +180,9 @@ class TransactionSession {
   awaitable<ClientStep> route_request();
   // Scans the client's unread bytes with the client inspector and arms the 25006 retry.
   ScannedRequest scan_request(ByteBuffer& buf);
+  // Writes the scanned request to the server at once; false when the rest, after `written`
+  // bytes, needs async_write. A failed write ends the session (08006).
+  bool write_request_now(std::size_t& written);
   // After the scanned bytes were written to the server.
   void sent_request(ByteBuffer& buf, const ScannedRequest& request);
   awaitable<void> cleanup_after_client();
