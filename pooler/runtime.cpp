@@ -71,14 +71,12 @@ void Runtime::release_client() {
   clients_.fetch_sub(1);
 }
 
-int Runtime::run() {
-  const auto cfg = config();
-  const auto& g = cfg->general;
+bool Runtime::listen(const GeneralSettings& g) {
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(g.listen_addr, ec);
   if (ec) {
     spdlog::error("invalid listen_addr \"{}\": {}", g.listen_addr, ec.message());
-    return 1;
+    return false;
   }
   const tcp::endpoint endpoint(address, g.listen_port);
   acceptor_.open(endpoint.protocol(), ec);
@@ -87,8 +85,12 @@ int Runtime::run() {
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     spdlog::error("cannot listen on {}:{}: {}", g.listen_addr, g.listen_port, ec.message());
-    return 1;
+    return false;
   }
+  return true;
+}
+
+void Runtime::start_loops() {
   for (auto& w : workers_) {
     w->thread = std::thread([&io = w->io] {
       auto guard = asio::make_work_guard(io);
@@ -104,6 +106,13 @@ int Runtime::run() {
                                                  [this] { return client_ids_.load(); },
                                                  [this] { return dozed_clients(); }),
                  [](std::exception_ptr e) { log_exception("memory release", e); });
+}
+
+int Runtime::run() {
+  const auto cfg = config();
+  const auto& g = cfg->general;
+  if (!listen(g)) return 1;
+  start_loops();
   if (!g.metrics_listen.empty()) {
     metrics_ = std::make_unique<MetricsServer>(main_io_, *this);
     if (!metrics_->start(g.metrics_listen)) {

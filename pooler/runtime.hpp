@@ -178,6 +178,10 @@ class Runtime {
  private:
   awaitable<void> accept_loop();
   awaitable<void> sweep_loop(Worker& w);
+  // run()'s start: the listening socket (false, logged, when it cannot be had), then the
+  // workers' threads and the loops of the main thread.
+  bool listen(const GeneralSettings& g);
+  void start_loops();
   void begin_graceful_shutdown(Drain how);
   void note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss);
   // Makes `fresh` the running configuration; `what` (RELOAD, SET) names the cause in logs.

@@ -2,6 +2,7 @@
 // literals: quotes, escapes, dollar quotes, comments, numbers.
 #include "router/statement_key.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace pgmux::router {
@@ -60,113 +61,114 @@ struct SpecialChars {
 constexpr SpecialChars kSpecial;
 
 // Appends the key; false when the text cannot be followed to its end.
+// Where the literal or comment that starts at `i` ends (one past its last byte); npos when it
+// is not terminated.
+std::size_t string_end(std::string_view sql, std::size_t i) {
+  // E'…' strings take backslash escapes.
+  const bool escapes =
+      i > 0 && (sql[i - 1] == 'e' || sql[i - 1] == 'E') && (i == 1 || !ident_char(sql[i - 2]));
+  for (std::size_t j = i + 1; j < sql.size();) {
+    if (escapes && sql[j] == '\\') {
+      j += 2;
+    } else if (sql[j] != '\'') {
+      ++j;
+    } else if (j + 1 < sql.size() && sql[j + 1] == '\'') {
+      j += 2;
+    } else {
+      return j + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+std::size_t quoted_identifier_end(std::string_view sql, std::size_t i) {
+  for (std::size_t j = i + 1;;) {
+    j = sql.find('"', j);
+    if (j == std::string_view::npos) return j;
+    if (j + 1 >= sql.size() || sql[j + 1] != '"') return j + 1;
+    j += 2;
+  }
+}
+std::size_t block_comment_end(std::string_view sql, std::size_t i) {
+  int depth = 1;  // block comments nest in PostgreSQL
+  std::size_t j = i + 2;
+  while (depth > 0) {
+    if (j + 1 >= sql.size()) return std::string_view::npos;
+    if (sql[j] == '/' && sql[j + 1] == '*') {
+      ++depth;
+      j += 2;
+    } else if (sql[j] == '*' && sql[j + 1] == '/') {
+      --depth;
+      j += 2;
+    } else {
+      ++j;
+    }
+  }
+  return j;
+}
+// A numeric literal (digits, a decimal point, an exponent with its sign).
+std::size_t number_end(std::string_view sql, std::size_t i) {
+  std::size_t j = i;
+  while (j < sql.size()) {
+    const char d = sql[j];
+    if (std::isalnum(static_cast<unsigned char>(d)) != 0 || d == '.' || d == '_') {
+      ++j;
+    } else if ((d == '+' || d == '-') && (sql[j - 1] == 'e' || sql[j - 1] == 'E')) {
+      ++j;
+    } else {
+      break;
+    }
+  }
+  return j;
+}
+bool is_digit_at(std::string_view sql, std::size_t i) {
+  return i < sql.size() && std::isdigit(static_cast<unsigned char>(sql[i])) != 0;
+}
+
 bool strip(std::string_view sql, std::string& out) {
+  constexpr std::size_t npos = std::string_view::npos;
   std::size_t i = 0;
   const std::size_t n = sql.size();
   while (i < n) {
     std::size_t plain = i;
     while (plain < n && !kSpecial.table[static_cast<unsigned char>(sql[plain])]) ++plain;
-    if (plain > i) {
-      out.append(sql.data() + i, plain - i);
-      i = plain;
-      if (i == n) break;
-    }
+    out.append(sql.data() + i, plain - i);  // the E of an E'…' string among it
+    i = plain;
+    if (i == n) break;
     const char c = sql[i];
     const bool token_start = i == 0 || !ident_char(sql[i - 1]);
+    std::size_t end = i + 1;  // what the token takes; a literal becomes the placeholder
+    bool literal = false;
     if (c == '\'') {
-      // E'…' strings take backslash escapes; the E was already copied.
-      const bool escapes =
-          i > 0 && (sql[i - 1] == 'e' || sql[i - 1] == 'E') && (i == 1 || !ident_char(sql[i - 2]));
-      std::size_t j = i + 1;
-      for (;;) {
-        if (j >= n) return false;
-        if (escapes && sql[j] == '\\') {
-          j += 2;
-          continue;
-        }
-        if (sql[j] == '\'') {
-          if (j + 1 < n && sql[j + 1] == '\'') {
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        ++j;
-      }
-      out += kPlaceholder;
-      i = j + 1;
+      end = string_end(sql, i);
+      literal = true;
     } else if (c == '"') {
-      std::size_t j = i + 1;
-      for (;;) {
-        j = sql.find('"', j);
-        if (j == std::string_view::npos) return false;
-        if (j + 1 < n && sql[j + 1] == '"') {
-          j += 2;
-          continue;
-        }
-        break;
-      }
-      out.append(sql.substr(i, j + 1 - i));
-      i = j + 1;
+      end = quoted_identifier_end(sql, i);
     } else if (c == '$' && token_start) {
-      const std::string_view tag = dollar_tag(sql, i);
-      if (tag.empty()) {
-        out += c;  // $1 and friends
-        ++i;
-        continue;
+      const std::string_view tag = dollar_tag(sql, i);  // empty for $1 and friends
+      if (!tag.empty()) {
+        end = sql.find(tag, i + tag.size());
+        if (end != npos) end += tag.size();
+        literal = true;
       }
-      const std::size_t end = sql.find(tag, i + tag.size());
-      if (end == std::string_view::npos) return false;
-      out += kPlaceholder;
-      i = end + tag.size();
     } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      const std::size_t end = sql.find('\n', i);
-      const std::size_t stop = end == std::string_view::npos ? n : end;
-      out.append(sql.substr(i, stop - i));
-      i = stop;
+      end = std::min(sql.find('\n', i), n);
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      int depth = 1;
-      std::size_t j = i + 2;
-      while (depth > 0) {
-        if (j + 1 >= n) return false;
-        if (sql[j] == '/' && sql[j + 1] == '*') {
-          ++depth;
-          j += 2;
-        } else if (sql[j] == '*' && sql[j + 1] == '/') {
-          --depth;
-          j += 2;
-        } else {
-          ++j;
-        }
-      }
-      out.append(sql.substr(i, j - i));
-      i = j;
-    } else if (token_start && (std::isdigit(static_cast<unsigned char>(c)) != 0 ||
-                               (c == '.' && i + 1 < n &&
-                                std::isdigit(static_cast<unsigned char>(sql[i + 1])) != 0))) {
-      std::size_t j = i;
-      while (j < n) {
-        const char d = sql[j];
-        if (std::isalnum(static_cast<unsigned char>(d)) != 0 || d == '.' || d == '_') {
-          ++j;
-        } else if ((d == '+' || d == '-') && (sql[j - 1] == 'e' || sql[j - 1] == 'E')) {
-          ++j;
-        } else {
-          break;
-        }
-      }
-      out += kPlaceholder;
-      i = j;
-    } else if (std::isdigit(static_cast<unsigned char>(c)) != 0) {
+      end = block_comment_end(sql, i);
+    } else if (token_start && (is_digit_at(sql, i) || (c == '.' && is_digit_at(sql, i + 1)))) {
+      end = number_end(sql, i);
+      literal = true;
+    } else if (is_digit_at(sql, i)) {
       // Digits inside an identifier (t1, col_2): copy the rest of the identifier.
-      std::size_t j = i;
-      while (j < n && ident_char(sql[j]) && sql[j] != '$') ++j;
-      out.append(sql.data() + i, j - i);
-      i = j;
-    } else {
-      out += c;
-      ++i;
+      end = i;
+      while (end < n && ident_char(sql[end]) && sql[end] != '$') ++end;
     }
+    if (end == npos) return false;  // not terminated: no key
+    if (literal) {
+      out += kPlaceholder;
+    } else {
+      out.append(sql.substr(i, end - i));
+    }
+    i = end;
   }
   return true;
 }

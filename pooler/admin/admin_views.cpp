@@ -141,47 +141,8 @@ void show_routing(Runtime& rt, std::string& out) {
 // SHOW STATS / STATS_TOTALS / STATS_AVERAGES, with PgBouncer's columns: totals since start,
 // and averages over the last completed stats period (per second for counts and bytes, per
 // transaction/query/wait for times, in microseconds).
-void show_stats(Runtime& rt, const Config& config, std::string& out, bool totals, bool averages) {
-  auto now = rt.traffic_by_database();
-  for (const auto& [name, db] : config.databases) now.try_emplace(name);
-  const Runtime::StatsPeriod period = rt.last_stats_period();
-  auto per_sec = [&](std::uint64_t v) {
-    return std::to_string(period.seconds > 0
-                              ? static_cast<std::uint64_t>(static_cast<double>(v) / period.seconds)
-                              : 0);
-  };
-  auto per = [](std::uint64_t v, std::uint64_t n) { return std::to_string(n > 0 ? v / n : 0); };
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& [db, t] : now) {
-    std::vector<std::string> row{db};
-    if (totals) {
-      for (std::uint64_t v : {t.wait_count, t.xact_count, t.query_count, t.bytes_received,
-                              t.bytes_sent, t.xact_time_us, t.query_time_us, t.wait_time_us,
-                              t.client_parse_count, t.server_parse_count, t.bind_count}) {
-        row.push_back(std::to_string(v));
-      }
-    }
-    if (averages) {
-      TrafficTotals d;
-      if (auto it = period.delta.find(db); it != period.delta.end()) d = it->second;
-      row.push_back(per_sec(d.wait_count));
-      row.push_back(per_sec(d.xact_count));
-      row.push_back(per_sec(d.query_count));
-      row.push_back(per_sec(d.bytes_received));
-      row.push_back(per_sec(d.bytes_sent));
-      row.push_back(per(d.xact_time_us, d.xact_count));
-      row.push_back(per(d.query_time_us, d.query_count));
-      row.push_back(per(d.wait_time_us, d.wait_count));
-      row.push_back(per_sec(d.client_parse_count));
-      row.push_back(per_sec(d.server_parse_count));
-      row.push_back(per_sec(d.bind_count));
-    }
-    // Exporters written for PgBouncer 1.7 and older (Debian's prometheus-pgbouncer-exporter)
-    // read total_requests, the old name of total_query_count.
-    if (totals && averages) row.push_back(std::to_string(t.query_count));
-    rows.push_back(std::move(row));
-  }
-  // PgBouncer 1.23's columns and order.
+// SHOW STATS's columns: PgBouncer 1.23's names and order.
+std::vector<std::string_view> stats_columns(bool totals, bool averages) {
   std::vector<std::string_view> cols{"database"};
   if (totals && averages) {
     for (auto c : {"total_server_assignment_count",
@@ -216,7 +177,55 @@ void show_stats(Runtime& rt, const Config& config, std::string& out, bool totals
       cols.emplace_back(c);
     }
   }
-  append_table(out, cols, rows);
+  return cols;
+}
+
+// The averages of one database over the last stats period: rates per second, and times per
+// transaction, query and wait.
+void append_average_cells(std::vector<std::string>& row, const TrafficTotals& d, double seconds) {
+  auto per_sec = [seconds](std::uint64_t v) {
+    return std::to_string(seconds > 0 ? static_cast<std::uint64_t>(static_cast<double>(v) / seconds)
+                                      : 0);
+  };
+  auto per = [](std::uint64_t v, std::uint64_t n) { return std::to_string(n > 0 ? v / n : 0); };
+  row.push_back(per_sec(d.wait_count));
+  row.push_back(per_sec(d.xact_count));
+  row.push_back(per_sec(d.query_count));
+  row.push_back(per_sec(d.bytes_received));
+  row.push_back(per_sec(d.bytes_sent));
+  row.push_back(per(d.xact_time_us, d.xact_count));
+  row.push_back(per(d.query_time_us, d.query_count));
+  row.push_back(per(d.wait_time_us, d.wait_count));
+  row.push_back(per_sec(d.client_parse_count));
+  row.push_back(per_sec(d.server_parse_count));
+  row.push_back(per_sec(d.bind_count));
+}
+
+void show_stats(Runtime& rt, const Config& config, std::string& out, bool totals, bool averages) {
+  auto now = rt.traffic_by_database();
+  for (const auto& [name, db] : config.databases) now.try_emplace(name);
+  const Runtime::StatsPeriod period = rt.last_stats_period();
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [db, t] : now) {
+    std::vector<std::string> row{db};
+    if (totals) {
+      for (std::uint64_t v : {t.wait_count, t.xact_count, t.query_count, t.bytes_received,
+                              t.bytes_sent, t.xact_time_us, t.query_time_us, t.wait_time_us,
+                              t.client_parse_count, t.server_parse_count, t.bind_count}) {
+        row.push_back(std::to_string(v));
+      }
+    }
+    if (averages) {
+      TrafficTotals d;
+      if (auto it = period.delta.find(db); it != period.delta.end()) d = it->second;
+      append_average_cells(row, d, period.seconds);
+    }
+    // Exporters written for PgBouncer 1.7 and older (Debian's prometheus-pgbouncer-exporter)
+    // read total_requests, the old name of total_query_count.
+    if (totals && averages) row.push_back(std::to_string(t.query_count));
+    rows.push_back(std::move(row));
+  }
+  append_table(out, stats_columns(totals, averages), rows);
 }
 
 // SHOW CONFIG: every [pgmux], [pool] and [routing] setting from the settings table, named
