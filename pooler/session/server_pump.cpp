@@ -20,10 +20,9 @@ void TransactionSession::start_server_side() {
   server_scanner_ = pr::FrameScanner(s_.client.max_message_size());
   server_inspector_.emplace(state_, *live_, *lease_);
   // The handler reads without a deadline and waits on the socket alone: a request under
-  // query_timeout_ms, TLS (whose decrypted input a readiness wait does not see) and bytes
-  // already buffered go to the coroutine.
-  const bool plain = !lease_->io().stream().is_tls() && lease_->io().buffer().size() == 0 &&
-                     s_.config.pool.query_timeout_ms <= 0;
+  // query_timeout_ms and bytes already buffered go to the coroutine.
+  const bool plain = lease_->io().buffer().size() == 0 && s_.config.pool.query_timeout_ms <= 0 &&
+                     !lease_->io().stream().has_buffered_input();
   if (!plain) {
     asio::co_spawn(s_.worker.io, server_loop(s_.owner.lock(), ServerStep::go_on),
                    [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
@@ -50,31 +49,36 @@ void TransactionSession::on_server_readable(const std::shared_ptr<void>& owner,
 
 void TransactionSession::serve_server_readiness(const std::shared_ptr<void>& owner,
                                                 boost::system::error_code ec) {
-  if (!ec) {
-    auto [read_ec, n] = lease_->io().read_ready();
-    ec = read_ec;
-  }
-  ServerStep step = ServerStep::read;  // a spurious wake-up: wait again
-  if (ec != asio::error::would_block && ec != asio::error::try_again) {
+  ServerStep step = ServerStep::read;
+  bool coroutine_reads = false;
+  for (bool again = true; again;) {
+    if (!ec) ec = lease_->io().read_ready().first;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      // A spurious wake-up: wait again. Over TLS it may also be a record's first part, or
+      // OpenSSL wanting to write first: the coroutine's read knows which to wait for.
+      coroutine_reads = lease_->io().stream().is_tls();
+      break;
+    }
     step = after_server_read(ec);
     if (step == ServerStep::go_on) step = advance_server();
+    // What OpenSSL has decrypted already, a readiness wait would not report. (Only while
+    // the lease holds: a server handed back may be closed already.)
+    again = step == ServerStep::read && lease_->io().stream().has_buffered_input();
+    ec.clear();
   }
-  switch (step) {
-    case ServerStep::read:
-      lease_->io().socket().async_wait(
-          tcp::socket::wait_read,
-          [this, owner](boost::system::error_code e) { on_server_readable(owner, e); });
-      return;
-    case ServerStep::done:
-      lend_back_if_idle();
-      return;
-    case ServerStep::stop:
-      server_side_ended();
-      lend_back_if_idle();
-      return;
-    default:
-      asio::co_spawn(s_.worker.io, server_loop(owner, step),
-                     [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
+  if (step == ServerStep::read && !coroutine_reads) {
+    lease_->io().release_buffer();  // a server waiting for its answer holds no buffer
+    lease_->io().socket().async_wait(
+        tcp::socket::wait_read,
+        [this, owner](boost::system::error_code e) { on_server_readable(owner, e); });
+  } else if (step == ServerStep::done) {
+    lend_back_if_idle();
+  } else if (step == ServerStep::stop) {
+    server_side_ended();
+    lend_back_if_idle();
+  } else {
+    asio::co_spawn(s_.worker.io, server_loop(owner, step),
+                   [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
   }
 }
 

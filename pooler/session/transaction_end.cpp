@@ -118,6 +118,7 @@ bool TransactionSession::settle_transaction() {
       lease_->io().buffer().size() > 0) {
     return false;
   }
+  lease_->io().release_buffer();  // an idle pooled server holds no receive buffer
   release_server();
   return true;
 }

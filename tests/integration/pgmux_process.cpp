@@ -48,6 +48,13 @@ bool client_tls_everywhere() {
   return on;
 }
 
+// PGMUX_IT_SERVER_TLS=disable (or another server_tls_mode): the mode of every instance whose
+// test does not choose one, so the engine's tests also run over plain TCP to the servers.
+std::string server_tls_everywhere() {
+  const char* v = std::getenv("PGMUX_IT_SERVER_TLS");
+  return v != nullptr ? std::string(v) : std::string();
+}
+
 std::string make_config(const PgCluster& cluster, const PgmuxOptions& o, std::uint16_t port) {
   // PGMUX_IT_LOG_LEVEL=debug (or trace) raises every instance's log level, for debugging.
   const char* level_override = std::getenv("PGMUX_IT_LOG_LEVEL");
@@ -65,6 +72,11 @@ std::string make_config(const PgCluster& cluster, const PgmuxOptions& o, std::ui
     const std::string tls = (cluster.dir() / "tls").string();
     c << "client_tls_mode = \"prefer\"\nclient_tls_cert_file = \"" << tls
       << "/pgmux.crt\"\nclient_tls_key_file = \"" << tls << "/pgmux.key\"\n";
+  }
+  const std::string server_tls = server_tls_everywhere();
+  if (!server_tls.empty() && o.pgmux_toml.find("server_tls_mode") == std::string::npos &&
+      o.extra_toml.find("server_tls_mode") == std::string::npos) {
+    c << "server_tls_mode = \"" << server_tls << "\"\n";
   }
   c << "\n[pool]\n"
     << "mode = \"" << o.mode << "\"\n"
