@@ -102,7 +102,10 @@ void TransactionSession::prepare_lease() {
 void TransactionSession::serve_with_lease() {
   s_.rt.cancels().set_target(s_.cancel_key.pid, lease_->login().endpoint, lease_->backend_pid(),
                              lease_->backend_secret());
-  spdlog::debug("{} got server {}", label(), lease_->label());
+  // Once per transaction: the labels are not even built unless debug lines are logged.
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("{} got server {}", label(), lease_->label());
+  }
   live_->expect.clear();
   state_.in_copy = state_.server_write_cut = false;
   publish_phase();

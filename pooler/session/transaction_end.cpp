@@ -124,7 +124,9 @@ bool TransactionSession::settle_transaction() {
 }
 
 void TransactionSession::release_server() {
-  spdlog::debug("{} released server {}", label(), lease_->label());
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("{} released server {}", label(), lease_->label());
+  }
   if (s_.info != nullptr) s_.info->state.store(ClientState::idle);
   state_.boundary_pending = false;
   s_.rt.cancels().clear_target(s_.cancel_key.pid);
