@@ -1,6 +1,8 @@
 // Whole-message reads over a TCP socket, and the buffer-lending read the relays use.
 #include "pooler/net/framed_socket.hpp"
 
+#include <utility>
+
 #include "pooler/net/buffer_pool.hpp"
 
 namespace pgmux::pooler {
@@ -54,6 +56,7 @@ awaitable<pr::Frame> FramedSocket::read_frame(const pr::FrameReader& reader, boo
 awaitable<std::pair<boost::system::error_code, std::size_t>> FramedSocket::read_some(
     std::size_t want) {
   boost::system::error_code ec;
+  drained_ = false;
   if (in_.size() == 0) {
     // Nothing unread: wait holding no buffer, so an idle connection costs none. (A queued
     // wait re-arms the descriptor in Asio's reactor, so bytes that arrived before it are
@@ -77,6 +80,7 @@ awaitable<std::pair<boost::system::error_code, std::size_t>> FramedSocket::read_
 
 std::pair<boost::system::error_code, std::size_t> FramedSocket::read_ready(std::size_t want) {
   boost::system::error_code ec;
+  if (std::exchange(drained_, false)) return {ec, 0};
   in_.reserve_tail(want);
   const std::size_t n = stream_.read_some(in_.tail(), ec);
   if (!ec) in_.commit(n);

@@ -51,6 +51,15 @@ class FramedSocket {
   // Reads, without waiting, what a socket known to be readable holds (a parked connection
   // woken by its wait); would_block when the wake-up was spurious.
   std::pair<boost::system::error_code, std::size_t> read_ready(std::size_t want = kReadChunk);
+  // Takes in bytes that a wait received into a small area of the caller's (a parked client
+  // waits with a landing of a few hundred bytes rather than a block: client_parking.cpp).
+  // A landing not filled means the socket held no more, so the next read_ready() says so
+  // without asking the socket.
+  void take_landed(std::string_view bytes, bool filled) {
+    in_.reserve_tail(kReadChunk);
+    in_.append(bytes);
+    drained_ = !filled;
+  }
   // Gives the buffer back if nothing is unread (a connection going idle).
   void release_buffer() {
     release_frame();
@@ -76,6 +85,7 @@ class FramedSocket {
   ByteBuffer in_;
   std::size_t max_message_size_;
   std::size_t pending_consume_ = 0;  // size of the frame handed out by the previous read
+  bool drained_ = false;             // take_landed() emptied the socket: see there
 };
 
 }  // namespace pgmux::pooler

@@ -251,7 +251,9 @@ void Pool::bind_to(ServerConnection& conn, asio::io_context& io, int worker) {
 }
 
 bool Pool::quiet_while_idle(ServerLease& lease) {
-  if (lease->last_used() == lease->created_at() || !lease->spoke_while_idle()) return true;
+  // A new connection may have heard from the server after its login (a TLS session ticket).
+  const bool fresh = lease->last_used() == lease->created_at();
+  if (!lease->spoke_while_idle(!fresh) || fresh) return true;
   spdlog::info("{} was closed or spoke while idle (server restart or termination): replacing it",
                lease->label());
   lease.discard();

@@ -38,6 +38,7 @@ void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
       return;
     }
     if (total_ <= hot_.size) {
+      conn->watch_while_idle();  // on its worker still: nobody else can take it yet
       idle_[static_cast<std::size_t>(conn->bound_worker())].push_back(std::move(conn));
     } else {
       release_slot_locked();  // a reserve connection nobody waits for: shrink back

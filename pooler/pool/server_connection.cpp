@@ -4,9 +4,11 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <utility>
 
 #include <strings.h>
 
+#include "pooler/net/drained_receive.hpp"
 #include "protocol/md5.hpp"
 #include "protocol/message_writer.hpp"
 #include "protocol/messages.hpp"
@@ -289,9 +291,30 @@ void ServerConnection::rebind(asio::io_context& io) {
   io_.rebind_pool();
 }
 
-bool ServerConnection::spoke_while_idle() {
-  char c;
+void ServerConnection::watch_while_idle() {
+  if (watching_ || io_.stream().is_tls() || !io_.socket().is_open()) return;
+  if (!idle_watch_) idle_watch_ = std::make_shared<IdleWatch>();
+  IdleWatch& watch = *idle_watch_;
+  const std::uint32_t generation = watch.generation.fetch_add(1) + 1;
+  watch.spoke.store(false);
+  watching_ = true;
+  auto report = [watch = idle_watch_, generation](boost::system::error_code ec, std::size_t) {
+    if (ec == asio::error::operation_aborted) return;
+    if (watch->generation.load() == generation) watch->spoke.store(true);
+  };
+  async_receive_drained(io_.socket(), asio::buffer(watch.landing),
+                        asio::bind_allocator(asio::recycling_allocator<void>(), std::move(report)));
+}
+
+bool ServerConnection::spoke_while_idle(bool peek) {
+  if (std::exchange(watching_, false)) {
+    boost::system::error_code ignored;
+    io_.socket().cancel(ignored);  // (a move to another worker cancelled it already)
+    return idle_watch_->spoke.load() || io_.stream().has_buffered_input();
+  }
   if (io_.stream().has_buffered_input()) return true;
+  if (!peek) return false;
+  char c;
   // Over TLS a byte here is the start of a record: the server spoke all the same.
   const ssize_t n = ::recv(io_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);

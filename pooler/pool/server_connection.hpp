@@ -3,6 +3,7 @@
 // reset. Its relay traffic goes through ClientSession; this class owns only the connection.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -79,10 +80,15 @@ class ServerConnection final : public HeldServer {
   void rebind(asio::io_context& io);
   // Sends Terminate (best effort, non-blocking) and closes.
   void close();
+  // While idle in the pool a receive stays queued on a plain socket, so the reactor notices a
+  // server that closes or speaks (a restart, pg_terminate_backend, idle_session_timeout)
+  // without a syscall per reuse. (Over TLS a record cannot be received that way.)
+  void watch_while_idle();
   // An idle connection has nothing to say: true if the server closed it or sent something
-  // (PostgreSQL's FATAL on shutdown or termination) while it sat in the pool. One
-  // non-blocking peek, so a dead connection is replaced before a client's request is sent.
-  [[nodiscard]] bool spoke_while_idle();
+  // (PostgreSQL's FATAL on shutdown or termination) while it sat in the pool, so a dead
+  // connection is replaced before a client's request is sent. Ends the idle watch, which
+  // answers; unwatched, one non-blocking peek does unless `peek` is false.
+  [[nodiscard]] bool spoke_while_idle(bool peek = true);
 
   FramedSocket& io() { return io_; }
   [[nodiscard]] const ParameterMap& parameters() const { return params_; }
@@ -150,6 +156,16 @@ class ServerConnection final : public HeldServer {
   int bound_worker_ = 0;
   std::atomic<bool> close_needed_{false};
   std::string out_;  // reusable write buffer
+  // What a watch_while_idle() receive reports into. Shared with its handler, which may run
+  // after the connection moved to another worker or closed; `generation` tells an old
+  // watch's late report from the current one's.
+  struct IdleWatch {
+    std::atomic<std::uint32_t> generation{0};
+    std::atomic<bool> spoke{false};
+    std::array<char, 64> landing{};
+  };
+  std::shared_ptr<IdleWatch> idle_watch_;
+  bool watching_ = false;
   std::pair<const char*, const char*> tls_names_{nullptr, nullptr};
 };
 

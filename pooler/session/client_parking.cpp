@@ -4,12 +4,38 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include <spdlog/spdlog.h>
 
+#include "pooler/net/drained_receive.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_session.hpp"
 
 namespace pgmux::pooler {
+
+namespace {
+
+// Where a parked client's next request lands (see park()); most requests are smaller.
+struct Landing {
+  static constexpr std::size_t kBytes = 256;
+  SlabSet* slabs = nullptr;
+  char* data = nullptr;
+
+  Landing() = default;
+  explicit Landing(SlabSet& set) : slabs(&set), data(static_cast<char*>(set.allocate(kBytes))) {}
+  Landing(Landing&& other) noexcept
+      : slabs(other.slabs), data(std::exchange(other.data, nullptr)) {}
+  Landing& operator=(Landing&&) = delete;
+  ~Landing() {
+    if (data != nullptr) slabs->deallocate(data, kBytes);
+  }
+};
+
+// The count a readiness wait's handler is called without.
+constexpr std::size_t kNothingLanded = ~std::size_t{0};
+
+}  // namespace
 
 // Runs on the session's worker, where the session is still there while `alive` is set. Only
 // the receiving side is shut: the session's read (or parked or dormant wait) ends as if the
@@ -35,14 +61,30 @@ void ClientInfo::kill(const char* why, bool only_if_idle) {
 // coroutine taking the shared_ptr by value would do, but GCC 12 mishandles such arguments).
 // The session is also linked for dormancy; a wait that a doze cancelled (or that completed
 // just before it) is stale and only lets go of the session.
+//
+// A serving session's wait receives the request itself, into a landing of a few hundred bytes
+// from the slab that the handler owns: a readiness wait would cost Asio an epoll_ctl per wait,
+// a receive into the session's buffer would make every parked client hold a block, and the
+// receive is one that needs no syscall to start (net/drained_receive.hpp).
 void ClientSession::park(std::shared_ptr<ClientSession> session) {
   ClientSession& parked = *session;
   parked.worker_.dormant.parked(parked, parked.config_->general.client_dormant_after_ms);
-  auto wake = [session = std::move(session),
-               serial = parked.park_serial_](boost::system::error_code ec) mutable {
+  const bool lands =
+      parked.phase_ == Phase::serving && parked.transaction_ && !parked.client_.stream().is_tls();
+  Landing landing = lands ? Landing(parked.worker_.slabs) : Landing();
+  char* const area = landing.data;
+  auto wake = [session = std::move(session), serial = parked.park_serial_,
+               landing = std::move(landing)](boost::system::error_code ec,
+                                             std::size_t landed = kNothingLanded) mutable {
     ClientSession& s = *session;
+    // (A receive that completed is never stale: the reactor runs its handler as it receives,
+    // or, for bytes there at park(), posts it ahead of any doze sweep, which takes only a
+    // session parked for client_dormant_after_ms.)
     if (serial != s.park_serial_) return;
     s.worker_.dormant.unparked(s);
+    if (landed != kNothingLanded && !ec) {
+      s.client_.take_landed({landing.data, landed}, landed == Landing::kBytes);
+    }
     if (s.phase_ != Phase::serving || !s.transaction_) {
       asio::co_spawn(s.worker_.io, s.turn(ec),
                      [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
@@ -79,9 +121,13 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
     asio::post(parked.worker_.io, [w = std::move(wake)]() mutable { w({}); });
     return;
   }
-  parked.client_.socket().async_wait(
-      tcp::socket::wait_read,
-      asio::bind_allocator(SlabAllocator<void>(parked.worker_.slabs), std::move(wake)));
+  auto handler = asio::bind_allocator(SlabAllocator<void>(parked.worker_.slabs), std::move(wake));
+  if (area != nullptr) {
+    async_receive_drained(parked.client_.socket(), asio::buffer(area, Landing::kBytes),
+                          std::move(handler));
+  } else {
+    parked.client_.socket().async_wait(tcp::socket::wait_read, std::move(handler));
+  }
 }
 
 int ClientSession::doze() {

@@ -8,6 +8,7 @@
 // (server_loop.cpp) at the first other wait.
 #include <array>
 
+#include "pooler/net/drained_receive.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_session.hpp"
 #include "pooler/session/transaction_session.hpp"
@@ -28,16 +29,36 @@ void TransactionSession::start_server_side() {
                    [](std::exception_ptr e) { Runtime::log_exception("server loop", e); });
     return;
   }
-  lease_->io().socket().async_wait(tcp::socket::wait_read,
-                                   [this, owner = s_.owner.lock()](boost::system::error_code ec) {
-                                     on_server_readable(owner, ec);
-                                   });
+  await_server_bytes(s_.owner.lock());
+}
+
+void TransactionSession::await_server_bytes(std::shared_ptr<void> owner) {
+  FramedSocket& io = lease_->io();
+  if (io.stream().is_tls()) {
+    io.release_buffer();  // a TLS server waiting for its answer holds no buffer
+    io.socket().async_wait(tcp::socket::wait_read,
+                           [this, owner = std::move(owner)](boost::system::error_code e) {
+                             on_server_readable(owner, e, false);
+                           });
+    return;
+  }
+  // The reactor receives the answer straight into the buffer: a readiness wait would cost
+  // Asio an epoll_ctl per wait, and a read after it the recv this one makes
+  // (net/drained_receive.hpp: no syscall to start it either).
+  io.buffer().reserve_tail(FramedSocket::kReadChunk);
+  async_receive_drained(io.socket(), io.buffer().tail(),
+                        asio::bind_allocator(SlabAllocator<void>(s_.worker.slabs),
+                                             [this, &io, owner = std::move(owner)](
+                                                 boost::system::error_code e, std::size_t n) {
+                                               if (!e) io.buffer().commit(n);
+                                               on_server_readable(owner, e, true);
+                                             }));
 }
 
 void TransactionSession::on_server_readable(const std::shared_ptr<void>& owner,
-                                            boost::system::error_code ec) {
+                                            boost::system::error_code ec, bool received) {
   try {
-    serve_server_readiness(owner, ec);
+    serve_server_readiness(owner, ec, received);
   } catch (...) {
     // A completion handler must not throw into the worker's run loop: the session ends as
     // the coroutine's failure would end it.
@@ -48,11 +69,11 @@ void TransactionSession::on_server_readable(const std::shared_ptr<void>& owner,
 }
 
 void TransactionSession::serve_server_readiness(const std::shared_ptr<void>& owner,
-                                                boost::system::error_code ec) {
+                                                boost::system::error_code ec, bool received) {
   ServerStep step = ServerStep::read;
   bool coroutine_reads = false;
-  for (bool again = true; again;) {
-    if (!ec) ec = lease_->io().read_ready().first;
+  for (bool again = true; again; received = false) {
+    if (!ec && !received) ec = lease_->io().read_ready().first;
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       // A spurious wake-up: wait again. Over TLS it may also be a record's first part, or
       // OpenSSL wanting to write first: the coroutine's read knows which to wait for.
@@ -67,10 +88,7 @@ void TransactionSession::serve_server_readiness(const std::shared_ptr<void>& own
     ec.clear();
   }
   if (step == ServerStep::read && !coroutine_reads) {
-    lease_->io().release_buffer();  // a server waiting for its answer holds no buffer
-    lease_->io().socket().async_wait(
-        tcp::socket::wait_read,
-        [this, owner](boost::system::error_code e) { on_server_readable(owner, e); });
+    await_server_bytes(owner);
   } else if (step == ServerStep::done) {
     lend_back_if_idle();
   } else if (step == ServerStep::stop) {

@@ -230,8 +230,13 @@ class TransactionSession {
   // while nothing needs a wait of more than the socket's (the common transaction costs no
   // coroutine); the server_loop coroutine for the rest.
   void start_server_side();
-  void on_server_readable(const std::shared_ptr<void>& owner, boost::system::error_code ec);
-  void serve_server_readiness(const std::shared_ptr<void>& owner, boost::system::error_code ec);
+  // Waits for the server's next bytes: received into its buffer (plain), or readiness (TLS).
+  void await_server_bytes(std::shared_ptr<void> owner);
+  // `received`: the wait brought the bytes already; otherwise they are read now.
+  void on_server_readable(const std::shared_ptr<void>& owner, boost::system::error_code ec,
+                          bool received);
+  void serve_server_readiness(const std::shared_ptr<void>& owner, boost::system::error_code ec,
+                              bool received);
   // Runs the stages that need no waiting; returns what the server side must wait for next.
   ServerStep advance_server();
   ServerStep scan_server_bytes();
