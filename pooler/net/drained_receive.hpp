@@ -92,16 +92,24 @@ class ReceiveOp final : public ad::reactor_op {
 
 }  // namespace drained_detail
 
+// The reactor of a socket's event loop: looked up in the loop's service registry (a mutex and
+// string compares), so callers keep it (FramedSocket does, per worker it is bound to).
+using Reactor = asio::detail::reactor;
+inline Reactor& reactor_of(Socket& socket) {
+  return asio::use_service<Reactor>(socket.get_executor().context());
+}
+
 // Receives into `buffer` (which must stay valid until the handler runs) once the socket has
-// bytes; handler(error_code, std::size_t), eof when the peer closed. The socket must be open.
+// bytes; handler(error_code, std::size_t), eof when the peer closed. The socket must be open
+// and `reactor` its event loop's.
 template <class Handler>
-void async_receive_drained(Socket& socket, asio::mutable_buffer buffer, Handler&& handler) {
+void async_receive_drained(Reactor& reactor, Socket& socket, asio::mutable_buffer buffer,
+                           Handler&& handler) {
   namespace dd = drained_detail;
   using Op = dd::ReceiveOp<std::decay_t<Handler>>;
   using Traits = std::allocator_traits<typename Op::Alloc>;
   if (!socket.non_blocking()) socket.non_blocking(true);
   auto& impl = dd::SocketImplAccess::of(socket);
-  auto& reactor = asio::use_service<dd::ad::reactor>(socket.get_executor().context());
   typename Op::Alloc alloc(asio::get_associated_allocator(handler));
   Op* op = Traits::allocate(alloc, 1);
   try {
@@ -110,7 +118,7 @@ void async_receive_drained(Socket& socket, asio::mutable_buffer buffer, Handler&
     Traits::deallocate(alloc, op, 1);
     throw;
   }
-  reactor.start_op(dd::ad::reactor::read_op, impl.socket_, impl.reactor_data_, op, false, true);
+  reactor.start_op(Reactor::read_op, impl.socket_, impl.reactor_data_, op, false, true);
 }
 
 }  // namespace pgmux::pooler

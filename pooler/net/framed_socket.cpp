@@ -20,6 +20,7 @@ void FramedSocket::rebind_pool() {
   boost::system::error_code ec;
   if (socket().is_open()) socket().non_blocking(true, ec);
   in_.set_pool(&BufferPool::of(socket().get_executor()));
+  reactor_ = &reactor_of(socket());
 }
 
 awaitable<pr::Frame> FramedSocket::read_tagged(std::size_t max_body) {

@@ -10,6 +10,7 @@
 
 #include "pooler/net/asio_util.hpp"
 #include "pooler/net/byte_buffer.hpp"
+#include "pooler/net/drained_receive.hpp"
 #include "pooler/net/stream.hpp"
 #include "protocol/frame_reader.hpp"
 
@@ -72,6 +73,11 @@ class FramedSocket {
   }
   // After the socket moved to another io_context: borrow from that worker's pool.
   void rebind_pool();
+  // async_receive_drained() on this socket (net/drained_receive.hpp), into `buffer`.
+  template <class Handler>
+  void receive_drained(asio::mutable_buffer buffer, Handler&& handler) {
+    async_receive_drained(*reactor_, socket(), buffer, std::forward<Handler>(handler));
+  }
 
   Socket& socket() { return stream_.socket(); }
   Stream& stream() { return stream_; }
@@ -86,6 +92,7 @@ class FramedSocket {
   std::size_t max_message_size_;
   std::size_t pending_consume_ = 0;  // size of the frame handed out by the previous read
   bool drained_ = false;             // take_landed() emptied the socket: see there
+  Reactor* reactor_ = nullptr;       // the event loop's, kept by rebind_pool()
 };
 
 }  // namespace pgmux::pooler

@@ -8,7 +8,6 @@
 
 #include <strings.h>
 
-#include "pooler/net/drained_receive.hpp"
 #include "protocol/md5.hpp"
 #include "protocol/message_writer.hpp"
 #include "protocol/messages.hpp"
@@ -302,8 +301,8 @@ void ServerConnection::watch_while_idle() {
     if (ec == asio::error::operation_aborted) return;
     if (watch->generation.load() == generation) watch->spoke.store(true);
   };
-  async_receive_drained(io_.socket(), asio::buffer(watch.landing),
-                        asio::bind_allocator(asio::recycling_allocator<void>(), std::move(report)));
+  io_.receive_drained(asio::buffer(watch.landing),
+                      asio::bind_allocator(asio::recycling_allocator<void>(), std::move(report)));
 }
 
 bool ServerConnection::spoke_while_idle(bool peek) {

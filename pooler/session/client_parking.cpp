@@ -8,7 +8,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "pooler/net/drained_receive.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_session.hpp"
 
@@ -123,8 +122,7 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
   }
   auto handler = asio::bind_allocator(SlabAllocator<void>(parked.worker_.slabs), std::move(wake));
   if (area != nullptr) {
-    async_receive_drained(parked.client_.socket(), asio::buffer(area, Landing::kBytes),
-                          std::move(handler));
+    parked.client_.receive_drained(asio::buffer(area, Landing::kBytes), std::move(handler));
   } else {
     parked.client_.socket().async_wait(tcp::socket::wait_read, std::move(handler));
   }

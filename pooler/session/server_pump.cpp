@@ -8,7 +8,6 @@
 // (server_loop.cpp) at the first other wait.
 #include <array>
 
-#include "pooler/net/drained_receive.hpp"
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_session.hpp"
 #include "pooler/session/transaction_session.hpp"
@@ -46,13 +45,13 @@ void TransactionSession::await_server_bytes(std::shared_ptr<void> owner) {
   // Asio an epoll_ctl per wait, and a read after it the recv this one makes
   // (net/drained_receive.hpp: no syscall to start it either).
   io.buffer().reserve_tail(FramedSocket::kReadChunk);
-  async_receive_drained(io.socket(), io.buffer().tail(),
-                        asio::bind_allocator(SlabAllocator<void>(s_.worker.slabs),
-                                             [this, &io, owner = std::move(owner)](
-                                                 boost::system::error_code e, std::size_t n) {
-                                               if (!e) io.buffer().commit(n);
-                                               on_server_readable(owner, e, true);
-                                             }));
+  io.receive_drained(io.buffer().tail(),
+                     asio::bind_allocator(SlabAllocator<void>(s_.worker.slabs),
+                                          [this, &io, owner = std::move(owner)](
+                                              boost::system::error_code e, std::size_t n) {
+                                            if (!e) io.buffer().commit(n);
+                                            on_server_readable(owner, e, true);
+                                          }));
 }
 
 void TransactionSession::on_server_readable(const std::shared_ptr<void>& owner,

@@ -62,7 +62,7 @@ struct Pair {
   };
   // Starts one receive of at most `size` bytes; the result fills in as the loop runs.
   void start(Result& r, std::size_t size, char* area) {
-    async_receive_drained(ours, asio::buffer(area, size),
+    async_receive_drained(reactor_of(ours), ours, asio::buffer(area, size),
                           [&r, area](boost::system::error_code ec, std::size_t n) {
                             r.done = true;
                             r.ec = ec;
@@ -152,7 +152,7 @@ TEST_CASE("drained receive: end of file, cancellation and the handler's allocato
     bool done = false;
     char area[16];
     p.send("x");
-    async_receive_drained(p.ours, asio::buffer(area),
+    async_receive_drained(reactor_of(p.ours), p.ours, asio::buffer(area),
                           asio::bind_allocator(CountingAllocator<void>(counts),
                                                [&](boost::system::error_code, std::size_t) {
                                                  done = true;
