@@ -3,9 +3,9 @@
 // what was pgmux's own, and end the transaction at a quiescent ReadyForQuery. A step that must
 // wait (for the server's next bytes, a client socket that took only part of a forward,
 // pgmux's own queries) says so, and the stage it stopped at is kept: a plain completion
-// handler on the server's readiness drives the steps while every wait is the socket's own,
-// which is the whole life of most transactions, and hands over to the server_loop coroutine
-// (server_loop.cpp) at the first other wait.
+// handler on the receive of the server's bytes drives the steps while every wait is the
+// socket's own, which is the whole life of most transactions, and hands over to the
+// server_loop coroutine (server_loop.cpp) at the first other wait.
 #include <array>
 
 #include "pooler/runtime.hpp"

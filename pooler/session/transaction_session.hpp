@@ -226,7 +226,7 @@ class TransactionSession {
     after_boundary,  // the server stayed: on with what it sent after the ReadyForQuery
     read,            // what is left is part of a frame: read the rest
   };
-  // Starts the server side of a new lease: a completion handler on the server's readiness
+  // Starts the server side of a new lease: a completion handler on the server's bytes
   // while nothing needs a wait of more than the socket's (the common transaction costs no
   // coroutine); the server_loop coroutine for the rest.
   void start_server_side();
