@@ -103,3 +103,30 @@ TEST_CASE("read_ready takes what a parked socket was woken for, and holds nothin
   CHECK(eof_ec == asio::error::eof);
   CHECK(p.ours->buffer().capacity() == 0);
 }
+
+TEST_CASE("take_landed: a request received into a landing, and the read after it skipped") {
+  Pair p;
+  // A landing not filled: the socket held no more, so the read that follows a wake-up is
+  // answered without asking the socket (bytes sent now stay there for the next read).
+  p.ours->take_landed(std::string_view("Q\0\0\0\x08x", 6), false);
+  asio::write(p.peer, asio::buffer(std::string("next")));
+  p.spin();
+  auto [ec, n] = p.ours->read_ready();
+  CHECK_FALSE(ec);
+  CHECK(n == 0);
+  CHECK(p.ours->buffer().unread() == std::string_view("Q\0\0\0\x08x", 6));
+  CHECK(p.ours->buffer().capacity() >= FramedSocket::kReadChunk);  // a block, not a sliver
+  // Only that one read is skipped: the next one finds the bytes.
+  auto [ec2, n2] = p.ours->read_ready();
+  CHECK_FALSE(ec2);
+  CHECK(n2 == 4);
+  p.ours->buffer().consume(p.ours->buffer().size());
+  // A filled landing: more may wait in the socket, and the read asks for it.
+  p.ours->take_landed("abcd", true);
+  asio::write(p.peer, asio::buffer(std::string("rest")));
+  p.spin();
+  auto [ec3, n3] = p.ours->read_ready();
+  CHECK_FALSE(ec3);
+  CHECK(n3 == 4);
+  CHECK(p.ours->buffer().unread() == "abcdrest");
+}
