@@ -310,9 +310,7 @@ awaitable<ServerLease> Pool::acquire_once(asio::io_context& io, int worker, Mill
       }
       std::erase(waiters_, waiter);
       ++total_timeouts_;
-      throw PoolTimeout("no server connection became available for pool " + database_ + "/" +
-                        user_ + " within query_wait_timeout_ms (" + std::to_string(wait.count()) +
-                        " ms): " + exhaustion_reason_locked());
+      throw PoolTimeout(timeout_message_locked(wait));
     }
     if (!waiter->error_state.empty()) throw ServerError(waiter->error_state, waiter->error_message);
     plan.open = waiter->slot;

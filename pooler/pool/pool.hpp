@@ -102,6 +102,24 @@ class Pool {
   // acquire()'s common case without a coroutine: an idle connection (this worker's first)
   // that needs no server_check_query, when the pool is not paused. nullopt: call acquire().
   std::optional<ServerLease> try_acquire_idle(asio::io_context& io, int worker);
+  struct Waiter;  // a queued acquire (pool_waiter.hpp)
+  // acquire()'s queue without a coroutine (pool_quick_wait.cpp), for the session engine's
+  // handlers: when the pool is full (no idle connection, no slot to open one, no reserve pool,
+  // not paused, logins not failing), a waiter is queued whose timer expires after `wait`;
+  // a worker that gives a connection back cancels it. The caller's handler on that timer
+  // calls end_quick_wait(). Null: the pool is not full that way, call acquire().
+  std::shared_ptr<Waiter> queue_when_full(asio::io_context& io, Millis wait);
+  static Timer& timer_of(Waiter& waiter);
+  // What a quick waiter got: a lease (bound to `worker`, quiet while idle), a failure (53300
+  // after `wait`, or a login failure handed over), or neither, when acquire() must take over
+  // (a slot to open a connection was handed over: it goes back for acquire() to take; or the
+  // connection was closed while idle).
+  struct QuickWaitEnd {
+    std::optional<ServerLease> lease;
+    std::optional<ServerError> failure;
+  };
+  QuickWaitEnd end_quick_wait(const std::shared_ptr<Waiter>& waiter, asio::io_context& io,
+                              int worker, Millis wait);
   // Closes idle connections of `worker` past their idle timeout or lifetime.
   void sweep(int worker);
   // Opens one connection on `worker` if the pool is below its minimum size and nobody waits;
@@ -162,7 +180,6 @@ class Pool {
 
  private:
   friend class ServerLease;
-  struct Waiter;
 
   void give_back(std::unique_ptr<ServerConnection> conn);
   void discard(std::unique_ptr<ServerConnection> conn);
@@ -189,6 +206,8 @@ class Pool {
   bool has_waiters() const;
   // Why a waiter is still without a connection, for its timeout error.
   std::string exhaustion_reason_locked() const;
+  // The 53300 message after `wait` in the queue.
+  std::string timeout_message_locked(Millis wait) const;
   void fail_waiters_locked(const std::string& sqlstate, const std::string& message);
   awaitable<ServerLease> acquire_once(asio::io_context& io, int worker, Millis wait);
   // What acquire_once found under the lock: an idle connection, a slot to open one, a place

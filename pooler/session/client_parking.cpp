@@ -93,27 +93,7 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
       return;
     }
     // Serving: most turns need no wait but the sockets' and take no coroutine at all.
-    const QuickTurn quick = take_quick_turn(*s.transaction_, ec);
-    if (quick.wait_for_client) {
-      s.client_.release_buffer();  // a parked client holds no buffer
-      park(std::move(session));
-      return;
-    }
-    // The rest runs as the spawned coroutine itself (no turn() frame around it); only a
-    // session that ends spawns end_session.
-    auto next = [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
-      ClientSession& s = *session;
-      if (!e && t == ClientTurn::wait_for_client) {
-        s.client_.release_buffer();  // a parked client holds no buffer
-        park(std::move(session));
-        return;
-      }
-      asio::co_spawn(s.worker_.io, s.end_session(e), [session](std::exception_ptr e2) {
-        if (e2) Runtime::log_exception("client session", e2);
-      });
-    };
-    asio::co_spawn(s.worker_.io, serve_transaction_pooling(*s.transaction_, quick.wake),
-                   std::move(next));
+    after_quick_turn(std::move(session), take_quick_turn(*s.transaction_, ec));
   };
   if (parked.client_.stream().has_buffered_input()) {
     // TLS already holds the next bytes: the socket may never become readable for them.
@@ -126,6 +106,31 @@ void ClientSession::park(std::shared_ptr<ClientSession> session) {
   } else {
     parked.client_.socket().async_wait(tcp::socket::wait_read, std::move(handler));
   }
+}
+
+void ClientSession::after_quick_turn(std::shared_ptr<ClientSession> session, QuickTurn quick) {
+  ClientSession& s = *session;
+  if (quick.queued) return;  // the pool's waiter holds the session until it is served
+  if (quick.wait_for_client) {
+    s.client_.release_buffer();  // a parked client holds no buffer
+    park(std::move(session));
+    return;
+  }
+  // The rest runs as the spawned coroutine itself (no turn() frame around it); only a
+  // session that ends spawns end_session.
+  auto next = [session = std::move(session)](std::exception_ptr e, ClientTurn t) mutable {
+    ClientSession& s = *session;
+    if (!e && t == ClientTurn::wait_for_client) {
+      s.client_.release_buffer();  // a parked client holds no buffer
+      park(std::move(session));
+      return;
+    }
+    asio::co_spawn(s.worker_.io, s.end_session(e), [session](std::exception_ptr e2) {
+      if (e2) Runtime::log_exception("client session", e2);
+    });
+  };
+  asio::co_spawn(s.worker_.io, serve_transaction_pooling(*s.transaction_, quick.wake),
+                 std::move(next));
 }
 
 int ClientSession::doze() {

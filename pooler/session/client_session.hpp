@@ -60,6 +60,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   // Waits for the client's next bytes holding nothing but the wait's handler, then runs the
   // next turn (and parks again unless the session ended).
   static void park(std::shared_ptr<ClientSession> session);
+  // Goes on after a turn taken without a coroutine (session/quick_turn.cpp,
+  // session/queued_turn.cpp): parks the client again, leaves it to the pool's queue, or runs
+  // the rest of the turn as a coroutine.
+  static void after_quick_turn(std::shared_ptr<ClientSession> session, QuickTurn quick);
 
   // Dormancy (session/dormant_clients.hpp), on the session's worker. doze() gives up the
   // socket's descriptor if the session is idle between requests (else -1), keeping itself

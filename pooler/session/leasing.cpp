@@ -19,6 +19,11 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
   // server back: wait for it to settle either way.
   while (internal_ || (server_loop_running_ && !lease_)) co_await wait(live_->client_gate);
   if (live_->server_failure) fail(live_->server_failure->first, live_->server_failure->second);
+  if (std::exchange(sync_pending_, false)) {  // a lease from the queue (queued_turn.cpp)
+    co_await sync_settings();
+    serve_with_lease();
+    co_return;
+  }
   if (lease_ || lease_idle_now()) co_return;
   // A killed client's socket is shut for reading, but a request it sent just before may
   // still be read: it must not wait for a server (KILL db pauses the pool) or run.

@@ -64,7 +64,7 @@ std::optional<QuickTurn> TransactionSession::quick_step() {
         if (route->set_target || !lease_routed_now(*route)) return QuickTurn{};
       }
     }
-    if ((!lease_ || internal_) && !lease_idle_now()) return QuickTurn{};
+    if ((!lease_ || internal_) && !lease_idle_now()) return queue_for_server();
     const ScannedRequest request = scan_request(buf);
     if (request.forwardable > 0) {
       std::size_t written = 0;

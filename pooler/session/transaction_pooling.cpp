@@ -127,7 +127,7 @@ awaitable<TransactionSession::ClientStep> TransactionSession::serve_request() {
     }
   }
   // Holding a settled server, ensure_server would find nothing to do: skip its frame.
-  if (!lease_ || internal_ || live_->server_failure) co_await ensure_server();
+  if (!lease_ || internal_ || live_->server_failure || sync_pending_) co_await ensure_server();
   const ScannedRequest request = scan_request(buf);
   if (request.forwardable > 0) {
     if (std::size_t written = 0; !write_request_now(written)) {

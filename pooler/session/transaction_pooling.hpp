@@ -106,6 +106,7 @@ awaitable<ClientTurn> serve_transaction_pooling(TransactionSession& session,
 // eof when the client has left).
 struct QuickTurn {
   bool wait_for_client = false;
+  bool queued = false;  // in a pool's queue: its waiter goes on (session/queued_turn.cpp)
   std::optional<boost::system::error_code> wake;
 };
 QuickTurn take_quick_turn(TransactionSession& session, boost::system::error_code wake);

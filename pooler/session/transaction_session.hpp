@@ -23,6 +23,7 @@
 
 #include "lag_monitor/lsn.hpp"
 #include "pooler/pool/pool.hpp"
+#include "pooler/session/client_registry.hpp"
 #include "pooler/session/server_inspector.hpp"
 #include "pooler/session/session_protocol.hpp"
 #include "pooler/session/transaction_pooling.hpp"
@@ -204,6 +205,17 @@ class TransactionSession {
   std::optional<QuickTurn> quick_step();
   // Nothing whole to send: park the client again, or let run() read under a time limit.
   QuickTurn read_more_now();
+  // --- a full pool's queue without a coroutine (queued_turn.cpp) ---
+  // No idle server: queue in the pool when it is full (QuickTurn::queued), else run()'s.
+  QuickTurn queue_for_server();
+  // The queued waiter's timer ended (served, failed or timed out): on with the turn.
+  void on_queue_end(const std::shared_ptr<void>& owner);
+  // Takes the lease the queue gave and goes on as turn_now() does.
+  QuickTurn serve_queued(ServerLease lease);
+  std::shared_ptr<Pool::Waiter> queued_;
+  std::optional<WaitingFor> queued_since_;  // SHOW CLIENTS: waiting
+  // A lease the queue gave whose settings need a sync (a query): run()'s ensure_server does it.
+  bool sync_pending_ = false;
   // --- server side (server_pump.cpp, server_loop.cpp) ---
   // What the server side must wait for before it can go on.
   enum class ServerStep : std::uint8_t {

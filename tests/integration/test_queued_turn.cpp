@@ -1,0 +1,107 @@
+// Transaction mode with the pool full: a client's request waits in the pool's queue from a
+// completion handler (session/queued_turn.cpp), is served in FIFO order by the server the
+// holder hands back, in step with the waiting client's own settings, shows as waiting in
+// SHOW CLIENTS meanwhile, and fails with 53300 after query_wait_timeout_ms.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "admin_stats.hpp"
+#include "helpers.hpp"
+#include "pgmux_process.hpp"
+#include "pq_client.hpp"
+
+using namespace pgmux::it;
+using std::chrono::milliseconds;
+
+namespace {
+
+PgmuxOptions queue_options(std::string name, std::int64_t wait_ms) {
+  return {.name = std::move(name),
+          .pool_size = 1,
+          .query_wait_timeout_ms = wait_ms,
+          .mode = "transaction"};
+}
+
+int clients_in_state(const PgmuxProcess& px, const std::string& state) {
+  int n = 0;
+  for (auto& row : console_rows(px, "SHOW CLIENTS")) {
+    if (row["state"] == state) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a full pool's queue: served by the server handed back, in the client's own settings") {
+  PgmuxProcess px(test_env(), queue_options("queued-turn", 15000));
+  INFO(px.log_tail());
+  PgConn holder(px.conninfo("app", "secret"));
+  PgConn waiter(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(holder.ok(), holder.error());
+  REQUIRE_MESSAGE(waiter.ok(), waiter.error());
+  // The waiting client's own setting: the server it is handed must be brought in step first.
+  waiter.run("SET statement_timeout = '123s'");
+  // The holder keeps the only server in a transaction.
+  holder.run("BEGIN");
+  const std::string holder_pid = holder.query_value("SELECT pg_backend_pid()");
+  REQUIRE(pool_stat(px, "sv_active") == 1);
+
+  std::string got_pid, got_setting, error;
+  std::jthread waiting([&] {
+    try {
+      const PgResult r =
+          waiter.exec("SELECT pg_backend_pid(), current_setting('statement_timeout')");
+      if (!r.ok()) {
+        error = r.describe();
+        return;
+      }
+      got_pid = r.value(0, 0);
+      got_setting = r.value(0, 1);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  REQUIRE(wait_until([&] { return pool_stat(px, "cl_waiting") == 1; }, milliseconds(10000)));
+  CHECK(clients_in_state(px, "waiting") == 1);
+  std::this_thread::sleep_for(milliseconds(200));
+  CHECK(got_pid.empty());  // still waiting while the holder's transaction is open
+  holder.run("COMMIT");
+  waiting.join();
+  CHECK_MESSAGE(error.empty(), error);
+  CHECK(got_pid == holder_pid);  // the one server, handed over
+  CHECK(got_setting == "123s");
+  CHECK(pool_stat(px, "cl_waiting") == 0);
+  // Both go on normally, each in its own settings.
+  CHECK(holder.query_value("SELECT current_setting('statement_timeout')") == "0");
+  CHECK(waiter.query_value("SELECT current_setting('statement_timeout')") == "123s");
+}
+
+TEST_CASE("a full pool's queue: 53300 after query_wait_timeout_ms, the holder unaffected") {
+  PgmuxProcess px(test_env(), queue_options("queued-timeout", 1000));
+  INFO(px.log_tail());
+  PgConn holder(px.conninfo("app", "secret"));
+  PgConn late(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(holder.ok(), holder.error());
+  REQUIRE_MESSAGE(late.ok(), late.error());
+  holder.run("BEGIN");
+  holder.run("SELECT 1");
+  const auto start = std::chrono::steady_clock::now();
+  const PgResult r = late.exec("SELECT 1");
+  const double took = seconds_since(start);
+  CAPTURE(took);
+  CHECK_FALSE(r.ok());
+  CHECK_MESSAGE(r.sqlstate() == "53300", r.describe());
+  CHECK_MESSAGE(r.error().find("query_wait_timeout_ms (1000 ms)") != std::string::npos,
+                r.describe());
+  CHECK(took >= 0.9);
+  CHECK(took < 5.0);
+  CHECK(pool_stat(px, "cl_waiting") == 0);
+  CHECK(holder.query_value("SELECT 'still here'") == "still here");
+  holder.run("COMMIT");
+  PgConn next(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(next.ok(), next.error());
+  CHECK(next.query_value("SELECT 2") == "2");
+}
