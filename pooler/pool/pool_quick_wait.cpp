@@ -59,7 +59,11 @@ Pool::QuickWaitEnd Pool::end_quick_wait(const std::shared_ptr<Waiter>& waiter, a
   if (!conn) return end;
   bind_to(*conn, io, worker);
   ServerLease lease(this, std::move(conn));
-  if (!quiet_while_idle(lease)) return end;
+  // Handed over by give_back() as its lease ended, so never idle: no peek at the socket.
+  if (lease->spoke_while_idle(false)) {
+    lease.discard();
+    return end;
+  }
   TrafficCounters& t = traffic(worker);
   TrafficCounters::add(t.wait_count, 1);
   TrafficCounters::add(t.wait_time_us, static_cast<std::uint64_t>(
