@@ -1,8 +1,6 @@
 // acquire()'s queue without a coroutine (see pool.hpp): the session engine's handlers queue a
 // waiter when the pool is full and go on from the handler of its timer, which a worker giving
 // a connection back cancels (wake_locked), as acquire_once() goes on from its co_await.
-#include <spdlog/spdlog.h>
-
 #include "pooler/pool/pool.hpp"
 #include "pooler/pool/pool_waiter.hpp"
 
