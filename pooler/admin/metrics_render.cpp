@@ -113,6 +113,11 @@ void render_pools(Writer& w, const std::vector<PoolStats>& stats) {
   for (const auto& s : stats) {
     w.sample("pgmux_pool_wait_timeouts_total", pool_labels(s), s.total_timeouts);
   }
+  w.family("pgmux_pool_server_moves_total", "counter",
+           "Leases that moved a server connection to another worker's event loop.");
+  for (const auto& s : stats) {
+    w.sample("pgmux_pool_server_moves_total", pool_labels(s), s.total_moves);
+  }
 }
 
 void render_traffic_counters(Writer& w, const TrafficByDatabase& traffic) {

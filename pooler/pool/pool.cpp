@@ -246,6 +246,7 @@ awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, M
 
 void Pool::bind_to(ServerConnection& conn, asio::io_context& io, int worker) {
   if (conn.bound_worker() == worker) return;
+  total_moves_.fetch_add(1, std::memory_order_relaxed);
   conn.rebind(io);
   conn.set_bound_worker(worker);
 }
@@ -278,7 +279,7 @@ Pool::AcquirePlan Pool::plan_acquire(asio::io_context& io, int worker,
     plan.open = true;
   } else {
     plan.budget_blocked = total_ < cfg.size && !login_blocked_locked();
-    plan.waiter = std::make_shared<Waiter>(io.get_executor());
+    plan.waiter = std::make_shared<Waiter>(io.get_executor(), worker);
     waiters_.push_back(plan.waiter);
   }
   return plan;

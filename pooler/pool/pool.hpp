@@ -2,7 +2,9 @@
 // by all workers: the pool never holds more than `size` connections in total. Idle connections
 // are kept per worker so a worker normally reuses its own; when it has none and the budget is
 // spent, it takes another worker's idle connection (moving the socket) before it queues.
-// Waiters are served FIFO and time out with PoolTimeout. A waiter queued longer than
+// Waiters are served FIFO per worker: a connection given back goes to the oldest waiter on its
+// own worker unless the queue's head waited clearly longer (pop_waiter_for_locked), so
+// connections settle where their clients are. Waiters time out with PoolTimeout. A waiter queued longer than
 // reserve_timeout may open one of `reserve_size` extra connections, which close again as soon
 // as they come back with nobody waiting. Shared caps (max_db_connections, max_user_connections)
 // are ConnectionBudgets every connection of the pool also counts against.
@@ -67,6 +69,9 @@ struct PoolStats {
   std::int64_t max_wait_us = 0;
   std::uint64_t total_acquired = 0;
   std::uint64_t total_timeouts = 0;
+  // Leases that moved a connection to another worker's event loop (each costs a
+  // de-registration, a registration and a wake-up across threads).
+  std::uint64_t total_moves = 0;
   int reserve_in_use = 0;  // connections open beyond `size`
 };
 
@@ -108,7 +113,7 @@ class Pool {
   // not paused, logins not failing), a waiter is queued whose timer expires after `wait`;
   // a worker that gives a connection back cancels it. The caller's handler on that timer
   // calls end_quick_wait(). Null: the pool is not full that way, call acquire().
-  std::shared_ptr<Waiter> queue_when_full(asio::io_context& io, Millis wait);
+  std::shared_ptr<Waiter> queue_when_full(asio::io_context& io, int worker, Millis wait);
   static Timer& timer_of(Waiter& waiter);
   // What a quick waiter got: a lease (bound to `worker`, quiet while idle), a failure (53300
   // after `wait`, or a login failure handed over), or neither, when acquire() must take over
@@ -228,10 +233,12 @@ class Pool {
   // Runs the check query on a connection idle past check_delay; false when it failed.
   awaitable<bool> still_alive(ServerConnection& conn);
   // A connection taken from an idle list: moved to `worker`'s event loop if another's.
-  static void bind_to(ServerConnection& conn, asio::io_context& io, int worker);
+  void bind_to(ServerConnection& conn, asio::io_context& io, int worker);
   // False (and the lease discarded) when a reused connection was closed or spoke while idle.
   static bool quiet_while_idle(ServerLease& lease);
   void wake_locked(const std::shared_ptr<Waiter>& w);
+  // Takes the waiter a connection given back on `worker` goes to (waiters_ not empty).
+  std::shared_ptr<Waiter> pop_waiter_for_locked(int worker);
 
   const std::string database_, user_;
   ServerLogin login_;  // under mutex_: RELOAD may move the pool to another server
@@ -270,6 +277,7 @@ class Pool {
   int connecting_ = 0;
   std::uint64_t total_acquired_ = 0;
   std::uint64_t total_timeouts_ = 0;
+  std::atomic<std::uint64_t> total_moves_{0};
   std::minstd_rand rng_{std::random_device{}()};
   // The last failed login, for server_login_retry_ms.
   bool login_failing_ = false;

@@ -6,7 +6,7 @@
 
 namespace pgmux::pooler {
 
-std::shared_ptr<Pool::Waiter> Pool::queue_when_full(asio::io_context& io, Millis wait) {
+std::shared_ptr<Pool::Waiter> Pool::queue_when_full(asio::io_context& io, int worker, Millis wait) {
   if (paused_.load() || wait.count() <= 0) return nullptr;
   const auto cfg = settings_.load();
   // A reserve connection after reserve_pool_timeout_ms is acquire_once()'s business.
@@ -18,7 +18,7 @@ std::shared_ptr<Pool::Waiter> Pool::queue_when_full(asio::io_context& io, Millis
   for (const auto& list : idle_) {
     if (!list.empty()) return nullptr;
   }
-  auto waiter = std::make_shared<Waiter>(io.get_executor());
+  auto waiter = std::make_shared<Waiter>(io.get_executor(), worker);
   waiter->timer.expires_at(waiter->since + wait);
   waiters_.push_back(waiter);
   return waiter;

@@ -1,6 +1,8 @@
 // Pool bookkeeping, the returning side: connections given back (to a waiter, to the worker's
 // idle list, or closed), discarded, topped up, swept and closed on command; the pool's login
 // and stats. The acquiring side: pool.cpp.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "pooler/pool/pool.hpp"
@@ -11,6 +13,36 @@ namespace pgmux::pooler {
 void Pool::wake_locked(const std::shared_ptr<Waiter>& w) {
   w->done = true;
   asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+}
+
+std::shared_ptr<Pool::Waiter> Pool::pop_waiter_for_locked(int worker) {
+  // Moving a connection to another worker's event loop costs a de-registration, a
+  // registration, a wake-up across threads and the receive state the loop knew. So a
+  // connection goes to the oldest waiter of its own worker, unless the queue's head (on
+  // another worker) has waited more than twice as long (and 2 ms longer): a worker whose
+  // clients wait longer draws connections over, connections settle where the demand is, and
+  // no client waits more than about twice as long as one on another worker. Looking at the first few
+  // waiters is enough: with clients spread over the workers, one of them is nearly always
+  // there; when none is, the head is served.
+  constexpr std::size_t kLookAhead = 32;
+  constexpr auto kSlack = std::chrono::milliseconds(2);
+  auto chosen = waiters_.begin();
+  if ((*chosen)->worker != worker) {
+    const auto end =
+        waiters_.begin() + static_cast<std::ptrdiff_t>(std::min(kLookAhead, waiters_.size()));
+    auto own = std::find_if(chosen + 1, end, [&](const auto& w) { return w->worker == worker; });
+    if (own != end) {
+      const auto now = std::chrono::steady_clock::now();
+      const auto own_wait = now - (*own)->since;
+      const auto head_lead = (*own)->since - (*chosen)->since;
+      if (head_lead <= std::max<std::chrono::steady_clock::duration>(own_wait, kSlack)) {
+        chosen = own;
+      }
+    }
+  }
+  auto w = std::move(*chosen);
+  waiters_.erase(chosen);
+  return w;
 }
 
 void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
@@ -30,8 +62,7 @@ void Pool::give_back(std::unique_ptr<ServerConnection> conn) {
     std::lock_guard lock(mutex_);
     --active_;
     if (!waiters_.empty()) {
-      auto w = waiters_.front();
-      waiters_.pop_front();
+      auto w = pop_waiter_for_locked(conn->bound_worker());
       ++active_;
       w->conn = std::move(conn);
       wake_locked(w);
@@ -223,6 +254,7 @@ PoolStats Pool::stats() const {
   }
   s.total_acquired = total_acquired_;
   s.total_timeouts = total_timeouts_;
+  s.total_moves = total_moves_.load(std::memory_order_relaxed);
   s.reserve_in_use = std::max(0, total_ - cfg->size);
   return s;
 }

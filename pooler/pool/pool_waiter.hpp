@@ -13,8 +13,9 @@ namespace pgmux::pooler {
 // cancels the timer on the waiter's own executor; the waiter decides under the mutex whether it
 // was served.
 struct Pool::Waiter {
-  explicit Waiter(Executor ex) : timer(std::move(ex)) {}
+  Waiter(Executor ex, int on_worker) : timer(std::move(ex)), worker(on_worker) {}
   Timer timer;
+  int worker;  // whose event loop the waiting client lives on
   std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
   std::unique_ptr<ServerConnection> conn;  // an idle connection handed over
   bool slot = false;                       // permission to open a new connection

@@ -16,7 +16,7 @@ QuickTurn TransactionSession::queue_for_server() {
     return QuickTurn{};
   }
   const Millis wait(s_.config.pool.query_wait_timeout_ms);
-  queued_ = s_.pool->queue_when_full(s_.worker.io, wait);
+  queued_ = s_.pool->queue_when_full(s_.worker.io, s_.worker.index, wait);
   if (!queued_) return QuickTurn{};
   queued_since_.emplace(s_.info);
   Pool::timer_of(*queued_).async_wait(asio::bind_allocator(

@@ -63,7 +63,7 @@ std::string make_config(const PgCluster& cluster, const PgmuxOptions& o, std::ui
   c << "[pgmux]\n"
     << "listen_addr = \"127.0.0.1\"\n"
     << "listen_port = " << port << "\n"
-    << "workers = 2\n"
+    << "workers = " << o.workers << "\n"
     << "admin_users = [\"admin\"]\n"
     << "log_level = \"" << log_level << "\"\n"
     << "shutdown_timeout_ms = " << o.shutdown_timeout_ms << "\n"

@@ -17,6 +17,7 @@ namespace pgmux::it {
 struct PgmuxOptions {
   std::string name = "pgmux";  // stem of the config and log file names
   int pool_size = 4;           // [databases.app] pool_size
+  int workers = 2;             // [pgmux] workers
   int max_client_conn = 1000;
   std::int64_t query_wait_timeout_ms = 1000;
   std::int64_t shutdown_timeout_ms = 5000;

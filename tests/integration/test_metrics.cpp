@@ -15,89 +15,11 @@
 #include "admin_stats.hpp"
 #include "command.hpp"
 #include "helpers.hpp"
+#include "metrics_scrape.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
 
 using namespace pgmux::it;
-
-namespace {
-
-struct HttpReply {
-  int status = 0;
-  std::string body;
-};
-
-// GET http://127.0.0.1:port/path (HTTP/1.0), bounded by a 5 s receive timeout.
-HttpReply http_get(std::uint16_t port, const std::string& path) {
-  HttpReply reply;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{.tv_sec = 5, .tv_usec = 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return reply;
-  }
-  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  (void)!::write(fd, req.data(), req.size());
-  std::string raw;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
-    raw.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  const auto head_end = raw.find("\r\n\r\n");
-  if (raw.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos) return reply;
-  reply.status = std::stoi(raw.substr(9, 3));
-  reply.body = raw.substr(head_end + 4);
-  return reply;
-}
-
-// A parsed exposition: sample ("name{labels}") → value, and the families declared.
-struct Exposition {
-  std::map<std::string, double> samples;
-  std::map<std::string, std::string> types;  // family → counter/gauge
-  std::vector<std::string> errors;
-};
-
-Exposition parse_exposition(const std::string& text) {
-  static const std::regex kSample(
-      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")*)?\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$)");
-  static const std::regex kType(
-      R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
-  Exposition e;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::smatch m;
-    if (line.rfind("# HELP ", 0) == 0) continue;
-    if (std::regex_match(line, m, kType)) {
-      e.types[m[1]] = m[2];
-      continue;
-    }
-    if (!std::regex_match(line, m, kSample)) {
-      e.errors.push_back(line);
-      continue;
-    }
-    // A histogram's samples are its family name + _bucket, _sum or _count.
-    std::string family = m[1];
-    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
-      const std::string base =
-          family.ends_with(suffix) ? family.substr(0, family.size() - std::strlen(suffix)) : "";
-      if (!base.empty() && e.types.contains(base) && e.types.at(base) == "histogram") {
-        family = base;
-      }
-    }
-    if (!e.types.contains(family)) e.errors.push_back("sample before its TYPE: " + line);
-    e.samples[m[1].str() + (m[2].matched ? m[2].str() : "")] = std::stod(m[m.size() - 1]);
-  }
-  return e;
-}
-
-}  // namespace
 
 TEST_CASE("/metrics parses as Prometheus text and agrees with SHOW STATS; /healthz") {
   const std::uint16_t mport = pick_free_port();
@@ -355,14 +277,13 @@ TEST_CASE("secrets never appear in logs, the admin console's views or /metrics")
   const std::string marker = "Sekr1t-Marker-7c1";  // a server password, plaintext
   const std::string client_secret = "Cl1ent-Pass-93a";
   const std::uint16_t mport = pick_free_port();
-  PgmuxProcess px(
-      test_env(),
-      {.name = "secrets",
-       .log_level = "debug",
-       .mode = "transaction",
-       .pgmux_toml = "metrics_listen = \"127.0.0.1:" + std::to_string(mport) + "\"",
-       .extra_toml = "[users.secretive]\npassword = \"" + client_secret +
-                     "\"\nserver_password = \"" + marker + "\"\n"});
+  PgmuxProcess px(test_env(),
+                  {.name = "secrets",
+                   .log_level = "debug",
+                   .mode = "transaction",
+                   .pgmux_toml = "metrics_listen = \"127.0.0.1:" + std::to_string(mport) + "\"",
+                   .extra_toml = "[users.secretive]\npassword = \"" + client_secret +
+                                 "\"\nserver_password = \"" + marker + "\"\n"});
   INFO(px.log_tail());
   // A good login, a failed one, and a server login with the server password (which the
   // server refuses: the role does not exist there, so pgmux's login attempt is logged).

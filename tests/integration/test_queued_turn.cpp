@@ -1,15 +1,19 @@
 // Transaction mode with the pool full: a client's request waits in the pool's queue from a
 // completion handler (session/queued_turn.cpp), is served in FIFO order by the server the
 // holder hands back, in step with the waiting client's own settings, shows as waiting in
-// SHOW CLIENTS meanwhile, and fails with 53300 after query_wait_timeout_ms.
+// SHOW CLIENTS meanwhile, and fails with 53300 after query_wait_timeout_ms. With two workers,
+// a server given back goes to a waiter on its own worker's event loop.
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 
 #include "admin_stats.hpp"
 #include "helpers.hpp"
+#include "metrics_scrape.hpp"
+#include "pgbench_runner.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
 
@@ -104,4 +108,40 @@ TEST_CASE("a full pool's queue: 53300 after query_wait_timeout_ms, the holder un
   PgConn next(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(next.ok(), next.error());
   CHECK(next.query_value("SELECT 2") == "2");
+}
+
+TEST_CASE("two workers: a server given back goes to a waiter on its own worker") {
+  // Clients alternate between the two workers; 16 of them share 2 servers, so nearly every
+  // transaction waits in the queue. Handing the server to the queue's head whatever its worker
+  // moved it to the other event loop on about every other transaction (43 % measured); a waiter
+  // of the server's own worker takes it unless the head waited clearly longer.
+  const std::uint16_t mport = pick_free_port();
+  PgmuxProcess px(test_env(),
+                  {.name = "queued-affinity",
+                   .pool_size = 2,
+                   .query_wait_timeout_ms = 30000,
+                   .mode = "transaction",
+                   .pgmux_toml = "metrics_listen = \"127.0.0.1:" + std::to_string(mport) + "\""});
+  INFO(px.log_tail());
+  const std::string script = test_env().unique_stem("select-one").string() + ".sql";
+  std::ofstream(script) << "SELECT 1;\n";
+  constexpr int kClients = 16, kTransactions = 150;
+  const CommandResult r =
+      run_command({.argv = pgbench_args(px, {"-n", "-f", script, "-c", std::to_string(kClients),
+                                             "-j", "2", "-t", std::to_string(kTransactions)}),
+                   .env = kAppEnv,
+                   .timeout = std::chrono::seconds(120)});
+  INFO("pgbench: ", r.describe());
+  REQUIRE(r.exit_code == 0);
+  CHECK(match(r.out, R"(number of failed transactions: (\d+))") == "0");
+
+  const HttpReply reply = http_get(mport, "/metrics");
+  REQUIRE(reply.status == 200);
+  const Exposition e = parse_exposition(reply.body);
+  const double transactions = e.samples.at("pgmux_transactions_total{database=\"app\"}");
+  const double moves = e.samples.at(
+      "pgmux_pool_server_moves_total{database=\"app\",user=\"app\",target=\"primary\"}");
+  MESSAGE("servers moved between workers on ", moves, " of ", transactions, " transactions");
+  CHECK(transactions >= kClients * kTransactions);
+  CHECK(moves * 10 < transactions);
 }
