@@ -146,6 +146,51 @@ std::string set_value(const PgQuery__VariableSetStmt* s) {
   return "";
 }
 
+Classification classify_one(const PgQuery__Node* stmt, const FunctionCatalog& functions);
+
+// EXPLAIN without ANALYZE executes nothing, and a standby explains even a write.
+StatementKind explain_kind(const PgQuery__ExplainStmt* e, const FunctionCatalog& functions) {
+  if (!option_true(e->options, e->n_options, "analyze")) return StatementKind::read;
+  if (e->query == nullptr) return StatementKind::write;
+  return classify_one(e->query, functions).kind == StatementKind::read ? StatementKind::read
+                                                                       : StatementKind::write;
+}
+
+StatementKind transaction_kind(const PgQuery__TransactionStmt* t) {
+  switch (t->kind) {
+    case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN:
+    case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START:
+      return option_true(t->options, t->n_options, "transaction_read_only")
+                 ? StatementKind::begin_read_only
+                 : StatementKind::begin_read_write;
+    case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE:
+    case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT_PREPARED:
+    case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_PREPARED:
+      return StatementKind::write;  // two-phase commit exists only on the primary
+    default:
+      return StatementKind::transaction_end;
+  }
+}
+
+// SET pgmux.* steers routing; SET TRANSACTION READ ONLY makes a read-only transaction; any
+// other SET is session state.
+Classification set_classification(const PgQuery__VariableSetStmt* s) {
+  Classification c;
+  const std::string name = lower(s->name);
+  if (name.starts_with("pgmux.")) {
+    c.kind = StatementKind::set_target;
+    c.setting_name = name;
+    c.target_value = s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE
+                         ? lower(set_value(s))
+                         : std::string();  // RESET / SET … TO DEFAULT
+  } else if (name == "transaction" && option_true(s->args, s->n_args, "transaction_read_only")) {
+    c.kind = StatementKind::begin_read_only;
+  } else {
+    c.kind = StatementKind::session;
+  }
+  return c;
+}
+
 Classification classify_one(const PgQuery__Node* stmt, const FunctionCatalog& functions) {
   Classification c;
   c.kind = StatementKind::write;
@@ -156,18 +201,9 @@ Classification classify_one(const PgQuery__Node* stmt, const FunctionCatalog& fu
     case PG_QUERY__NODE__NODE_VARIABLE_SHOW_STMT:
       c.kind = StatementKind::read;
       break;
-    case PG_QUERY__NODE__NODE_EXPLAIN_STMT: {
-      // Without ANALYZE nothing is executed, and a standby explains even a write.
-      const PgQuery__ExplainStmt* e = stmt->explain_stmt;
-      if (!option_true(e->options, e->n_options, "analyze")) {
-        c.kind = StatementKind::read;
-      } else if (e->query != nullptr) {
-        c.kind = classify_one(e->query, functions).kind == StatementKind::read
-                     ? StatementKind::read
-                     : StatementKind::write;
-      }
+    case PG_QUERY__NODE__NODE_EXPLAIN_STMT:
+      c.kind = explain_kind(stmt->explain_stmt, functions);
       break;
-    }
     case PG_QUERY__NODE__NODE_COPY_STMT: {
       const PgQuery__CopyStmt* cp = stmt->copy_stmt;
       if (!cp->is_from && !cp->is_program &&
@@ -176,39 +212,11 @@ Classification classify_one(const PgQuery__Node* stmt, const FunctionCatalog& fu
       }
       break;
     }
-    case PG_QUERY__NODE__NODE_TRANSACTION_STMT: {
-      const PgQuery__TransactionStmt* t = stmt->transaction_stmt;
-      if (t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN ||
-          t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START) {
-        c.kind = option_true(t->options, t->n_options, "transaction_read_only")
-                     ? StatementKind::begin_read_only
-                     : StatementKind::begin_read_write;
-      } else if (t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE ||
-                 t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT_PREPARED ||
-                 t->kind == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_PREPARED) {
-        c.kind = StatementKind::write;  // two-phase commit exists only on the primary
-      } else {
-        c.kind = StatementKind::transaction_end;
-      }
+    case PG_QUERY__NODE__NODE_TRANSACTION_STMT:
+      c.kind = transaction_kind(stmt->transaction_stmt);
       break;
-    }
-    case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT: {
-      const PgQuery__VariableSetStmt* s = stmt->variable_set_stmt;
-      const std::string name = lower(s->name);
-      if (name.starts_with("pgmux.")) {
-        c.kind = StatementKind::set_target;
-        c.setting_name = name;
-        c.target_value = s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE
-                             ? lower(set_value(s))
-                             : std::string();  // RESET / SET … TO DEFAULT
-      } else if (name == "transaction" &&
-                 option_true(s->args, s->n_args, "transaction_read_only")) {
-        c.kind = StatementKind::begin_read_only;  // SET TRANSACTION READ ONLY
-      } else {
-        c.kind = StatementKind::session;
-      }
-      break;
-    }
+    case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT:
+      return set_classification(stmt->variable_set_stmt);
     case PG_QUERY__NODE__NODE_DISCARD_STMT:
     case PG_QUERY__NODE__NODE_DEALLOCATE_STMT:
       c.kind = StatementKind::session;
@@ -250,6 +258,32 @@ Hint leading_hint(std::string_view sql) {
   return Hint::none;
 }
 
+namespace {
+
+// Folds each statement's classification into `result`: the first one's, then the strictest.
+void classify_statements(const PgQuery__ParseResult& tree, const FunctionCatalog& functions,
+                         Classification& result) {
+  bool first = true;
+  for (std::size_t i = 0; i < tree.n_stmts; ++i) {
+    const PgQuery__Node* stmt = tree.stmts[i]->stmt;
+    if (stmt == nullptr) continue;
+    Classification one = classify_one(stmt, functions);
+    if (first) {
+      result.kind = one.kind;
+      result.target_value = std::move(one.target_value);
+      result.setting_name = std::move(one.setting_name);
+      first = false;
+    } else {
+      result.kind = combine(result.kind, one.kind);
+      result.target_value.clear();
+      result.setting_name.clear();
+    }
+  }
+  if (first) result.kind = StatementKind::transaction_end;  // empty query: harmless anywhere
+}
+
+}  // namespace
+
 Classification classify(std::string_view sql, const FunctionCatalog& functions) {
   Classification result;
   result.hint = leading_hint(sql);
@@ -271,23 +305,7 @@ Classification classify(std::string_view sql, const FunctionCatalog& functions) 
     result.error = "unreadable parse tree";
     return result;
   }
-  bool first = true;
-  for (std::size_t i = 0; i < tree->n_stmts; ++i) {
-    const PgQuery__Node* stmt = tree->stmts[i]->stmt;
-    if (stmt == nullptr) continue;
-    Classification one = classify_one(stmt, functions);
-    if (first) {
-      result.kind = one.kind;
-      result.target_value = std::move(one.target_value);
-      result.setting_name = std::move(one.setting_name);
-      first = false;
-    } else {
-      result.kind = combine(result.kind, one.kind);
-      result.target_value.clear();
-      result.setting_name.clear();
-    }
-  }
-  if (first) result.kind = StatementKind::transaction_end;  // empty query: harmless anywhere
+  classify_statements(*tree, functions, result);
   pg_query__parse_result__free_unpacked(tree, nullptr);
   return result;
 }

@@ -5,16 +5,19 @@
 #include <algorithm>
 #include <cctype>
 
+#include "router/sql_lexing.hpp"
+
 namespace pgmux::router {
 
 namespace {
 
-constexpr char kPlaceholder = '\x01';  // cannot appear in SQL outside a literal
+using sql::block_comment_end;
+using sql::dollar_tag;
+using sql::ident_char;
+using sql::quoted_identifier_end;
+using sql::string_end;
 
-bool ident_char(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return std::isalnum(u) != 0 || c == '_' || c == '$' || u >= 0x80;
-}
+constexpr char kPlaceholder = '\x01';  // cannot appear in SQL outside a literal
 
 bool starts_with_keyword(std::string_view sql, std::string_view kw) {
   std::size_t i = 0;
@@ -38,18 +41,6 @@ bool starts_with_keyword(std::string_view sql, std::string_view kw) {
   return i + kw.size() == sql.size() || !ident_char(sql[i + kw.size()]);
 }
 
-// The dollar-quote tag starting at sql[i] ('$'), e.g. "$$" or "$fn$"; empty if none.
-std::string_view dollar_tag(std::string_view sql, std::size_t i) {
-  std::size_t j = i + 1;
-  if (j < sql.size() && std::isdigit(static_cast<unsigned char>(sql[j])) != 0) return {};
-  while (j < sql.size() && sql[j] != '$') {
-    if (!ident_char(sql[j])) return {};
-    ++j;
-  }
-  if (j >= sql.size()) return {};
-  return sql.substr(i, j - i + 1);
-}
-
 // Characters that may start something strip() must look at; runs of others are copied whole.
 struct SpecialChars {
   bool table[256] = {};
@@ -60,51 +51,6 @@ struct SpecialChars {
 };
 constexpr SpecialChars kSpecial;
 
-// Appends the key; false when the text cannot be followed to its end.
-// Where the literal or comment that starts at `i` ends (one past its last byte); npos when it
-// is not terminated.
-std::size_t string_end(std::string_view sql, std::size_t i) {
-  // E'…' strings take backslash escapes.
-  const bool escapes =
-      i > 0 && (sql[i - 1] == 'e' || sql[i - 1] == 'E') && (i == 1 || !ident_char(sql[i - 2]));
-  for (std::size_t j = i + 1; j < sql.size();) {
-    if (escapes && sql[j] == '\\') {
-      j += 2;
-    } else if (sql[j] != '\'') {
-      ++j;
-    } else if (j + 1 < sql.size() && sql[j + 1] == '\'') {
-      j += 2;
-    } else {
-      return j + 1;
-    }
-  }
-  return std::string_view::npos;
-}
-std::size_t quoted_identifier_end(std::string_view sql, std::size_t i) {
-  for (std::size_t j = i + 1;;) {
-    j = sql.find('"', j);
-    if (j == std::string_view::npos) return j;
-    if (j + 1 >= sql.size() || sql[j + 1] != '"') return j + 1;
-    j += 2;
-  }
-}
-std::size_t block_comment_end(std::string_view sql, std::size_t i) {
-  int depth = 1;  // block comments nest in PostgreSQL
-  std::size_t j = i + 2;
-  while (depth > 0) {
-    if (j + 1 >= sql.size()) return std::string_view::npos;
-    if (sql[j] == '/' && sql[j + 1] == '*') {
-      ++depth;
-      j += 2;
-    } else if (sql[j] == '*' && sql[j + 1] == '/') {
-      --depth;
-      j += 2;
-    } else {
-      ++j;
-    }
-  }
-  return j;
-}
 // A numeric literal (digits, a decimal point, an exponent with its sign).
 std::size_t number_end(std::string_view sql, std::size_t i) {
   std::size_t j = i;
@@ -124,6 +70,7 @@ bool is_digit_at(std::string_view sql, std::size_t i) {
   return i < sql.size() && std::isdigit(static_cast<unsigned char>(sql[i])) != 0;
 }
 
+// Appends the key; false when the text cannot be followed to its end.
 bool strip(std::string_view sql, std::string& out) {
   constexpr std::size_t npos = std::string_view::npos;
   std::size_t i = 0;

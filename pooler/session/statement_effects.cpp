@@ -8,6 +8,7 @@
 #include "pooler/session/statement_effects.hpp"
 
 #include "pooler/session/sql_chars.hpp"
+#include "router/sql_lexing.hpp"
 
 #include <array>
 #include <cstdint>
@@ -104,61 +105,22 @@ struct Lexed {
   }
 };
 
-// The position after the token that starts at `i`, for each kind the lexer skips or takes.
-std::size_t after_block_comment(std::string_view s, std::size_t i) {
-  int depth = 0;  // block comments nest in PostgreSQL
-  while (i < s.size()) {
-    if (s[i] == '/' && i + 1 < s.size() && s[i + 1] == '*') {
-      ++depth;
-      i += 2;
-    } else if (s[i] == '*' && i + 1 < s.size() && s[i + 1] == '/') {
-      i += 2;
-      if (--depth == 0) break;
-    } else {
-      ++i;
-    }
-  }
-  return i;
-}
-std::size_t after_string(std::string_view s, std::size_t i) {
-  // Standard string ('' escapes a quote); E'' strings may also use \' .
-  const bool escapes = i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e');
-  for (++i; i < s.size();) {
-    if (escapes && s[i] == '\\') {
-      i += 2;
-    } else if (s[i] == '\'') {
-      if (i + 1 >= s.size() || s[i + 1] != '\'') return i + 1;
-      i += 2;
-    } else {
-      ++i;
-    }
-  }
-  return i;
-}
-// The end of a quoted identifier's text (its closing quote, or the end of the string).
-std::size_t quoted_identifier_end(std::string_view s, std::size_t start) {
-  std::size_t i = start;
-  while (i < s.size()) {
-    if (s[i] == '"') {
-      if (i + 1 < s.size() && s[i + 1] == '"') {
-        i += 2;
-        continue;
-      }
-      break;
-    }
-    ++i;
-  }
-  return i;
+// The position after the token that starts at `i` (the end of the text when it is not
+// terminated).
+std::size_t or_end(std::size_t end, std::string_view s) {
+  return end == std::string_view::npos ? s.size() : end;
 }
 // $tag$ … $tag$ (the tag may be empty): its body's words are noted and it stands as one word.
 // A lone $1 is a parameter, skipped.
 std::size_t after_dollar(std::string_view s, std::size_t i, StatementEffects& fx, bool& quote) {
-  std::size_t j = i + 1;
-  while (j < s.size() && is_word_char(s[j]) && s[j] != '$') ++j;
-  quote = j < s.size() && s[j] == '$' && (j == i + 1 || !is_digit(s[i + 1]));
-  if (!quote) return j;
-  const std::string_view tag = s.substr(i, j - i + 1);
-  const std::size_t body_start = j + 1;
+  const std::string_view tag = router::sql::dollar_tag(s, i);
+  quote = !tag.empty();
+  if (!quote) {
+    std::size_t j = i + 1;
+    while (j < s.size() && is_word_char(s[j]) && s[j] != '$') ++j;
+    return j;
+  }
+  const std::size_t body_start = i + tag.size();
   const std::size_t close = s.find(tag, body_start);
   const std::size_t body_end = close == std::string_view::npos ? s.size() : close;
   note_body_words(s.substr(body_start, body_end - body_start), fx);
@@ -181,13 +143,14 @@ void lex(std::string_view s, StatementEffects& fx, Lexed& out) {
     } else if (c == '-' && i + 1 < n && s[i + 1] == '-') {
       while (i < n && s[i] != '\n') ++i;
     } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
-      i = after_block_comment(s, i);
+      i = or_end(router::sql::block_comment_end(s, i), s);
     } else if (c == '\'') {
-      i = after_string(s, i);
+      i = or_end(router::sql::string_end(s, i), s);
     } else if (c == '"') {
-      const std::size_t end = quoted_identifier_end(s, i + 1);
-      push({s.substr(i + 1, end - i - 1), true});
-      i = end < n ? end + 1 : end;  // past the closing quote
+      const std::size_t past = router::sql::quoted_identifier_end(s, i);
+      const bool closed = past != std::string_view::npos;
+      push({s.substr(i + 1, (closed ? past - 1 : n) - i - 1), true});
+      i = closed ? past : n;
     } else if (c == '$') {
       bool quote = false;
       i = after_dollar(s, i, fx, quote);
