@@ -238,7 +238,7 @@ struct LagMonitor::Impl {
           backoff = std::chrono::milliseconds(100);
           spdlog::info("{}: connected to the primary", label(primary));
         }
-        auto rows = co_await bounded(pg.query(kPrimaryQuery), settings.connect_timeout, "query");
+        auto rows = co_await bounded(pg.query(kPrimaryQuery), settings.query_timeout, "query");
         state->primary_samples.fetch_add(1, std::memory_order_relaxed);
         if (!rows.empty() && rows[0][0]) {
           if (auto lsn = parse_lsn(*rows[0][0])) {
@@ -258,7 +258,7 @@ struct LagMonitor::Impl {
       }
       if (connected) continue;
       if (!co_await pause(*primary_timer, backoff)) break;
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      backoff = std::min(backoff * 2, settings.max_backoff);
     }
   }
 
@@ -296,7 +296,7 @@ struct LagMonitor::Impl {
           failing = false;
           backoff = std::chrono::milliseconds(100);
         }
-        auto rows = co_await bounded(pg.query(kReplicaQuery), settings.connect_timeout, "query");
+        auto rows = co_await bounded(pg.query(kReplicaQuery), settings.query_timeout, "query");
         out.samples.fetch_add(1, std::memory_order_relaxed);
         if (rows.empty() || rows[0].size() != 4) throw MonitorError("unexpected answer");
         const Row& row = rows[0];
@@ -326,7 +326,7 @@ struct LagMonitor::Impl {
       }
       if (connected) continue;
       if (!co_await pause(timer, backoff)) break;
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      backoff = std::min(backoff * 2, settings.max_backoff);
     }
   }
 };
@@ -340,6 +340,9 @@ LagMonitor::LagMonitor(asio::any_io_executor ex, MonitorTarget primary,
   impl_->replicas = std::move(replicas);
   impl_->settings = std::move(settings);
   impl_->state = std::move(state);
+  impl_->state->stale_after_ns.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(impl_->settings.limits.stale_after)
+          .count());
   impl_->primary_timer = std::make_unique<asio::steady_timer>(impl_->ex);
   for (std::size_t i = 0; i < impl_->replicas.size(); ++i) {
     impl_->replica_timers.push_back(std::make_unique<asio::steady_timer>(impl_->ex));

@@ -29,7 +29,13 @@ struct MonitorSettings {
   // libpq's sslmode and certificate files (empty: unset), as the database's server_tls_*.
   std::string sslmode = "disable", sslrootcert, sslcert, sslkey;
   std::chrono::milliseconds interval{200};
+  // The monitor's own deadlines: a login, and one sampling query. A sample that takes longer
+  // than lag_stale_after_ms would be stale when it came, so the runtime bounds the query by
+  // it; a hanging server is then noticed, logged and reconnected to within that time.
   std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds query_timeout{1000};
+  // The longest pause between attempts to reach a server that failed.
+  std::chrono::milliseconds max_backoff{2000};
   LagLimits limits;
 };
 

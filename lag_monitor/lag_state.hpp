@@ -33,6 +33,17 @@ class LagState {
   std::atomic<std::int64_t> primary_sampled_at_ns{0};  // steady clock; 0: never
   std::atomic<std::uint64_t> primary_samples{0};
   std::atomic<std::uint64_t> generation{0};  // bumped after every round of samples
+  // lag_stale_after_ms, set by the monitor when it starts; 0: samples never go stale.
+  std::atomic<std::int64_t> stale_after_ns{0};
+
+  // The replica's last sample is older than lag_stale_after_ms (or there is none). Checked on
+  // every routing decision, so a replica whose monitor query hangs (a frozen server, a cut
+  // link) is out as soon as its sample is too old, not when that query gives up.
+  [[nodiscard]] bool stale(const ReplicaLagState& r, std::int64_t now_ns) const {
+    const std::int64_t limit = stale_after_ns.load(std::memory_order_relaxed);
+    const std::int64_t at = r.sampled_at_ns.load(std::memory_order_relaxed);
+    return limit > 0 && (at == 0 || now_ns - at > limit);
+  }
 
  private:
   int count_;

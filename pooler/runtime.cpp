@@ -2,6 +2,7 @@
 // RELOAD and SET: runtime_reload.cpp.
 #include "pooler/runtime.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 
@@ -286,7 +287,11 @@ void Runtime::start_lag_monitors() {
         .sslcert = db.server_tls.cert_file,
         .sslkey = db.server_tls.key_file,
         .interval = Millis(r.lag_check_interval_ms),
-        .connect_timeout = Millis(cfg.pool.server_connect_timeout_ms),
+        // A login gets lag_stale_after_ms (at least a second: TLS and SCRAM take round
+        // trips), never more than the pools' server_connect_timeout_ms.
+        .connect_timeout = std::min(Millis(cfg.pool.server_connect_timeout_ms),
+                                    std::max(Millis(r.lag_stale_after_ms), Millis(1000))),
+        .query_timeout = Millis(r.lag_stale_after_ms),
         .limits = {.max_lag_ms = r.max_replica_lag_ms >= 0
                                      ? std::optional<std::int64_t>(r.max_replica_lag_ms)
                                      : std::nullopt,

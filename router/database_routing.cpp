@@ -78,7 +78,10 @@ bool DatabaseRouting::eligible(int replica, lag::Lsn min_lsn) const {
   if (until != 0 && Clock::now().time_since_epoch().count() < until) return false;
   if (!monitored_.load(relaxed)) return true;
   const lag::ReplicaLagState& s = lag_->replica(replica);
-  return s.eligible.load(relaxed) && s.replay_lsn.load(relaxed) >= min_lsn;
+  if (!s.eligible.load(relaxed) || s.replay_lsn.load(relaxed) < min_lsn) return false;
+  const auto now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  return !lag_->stale(s, now_ns);
 }
 
 std::int64_t DatabaseRouting::ban_left_ms(int replica) const {

@@ -104,7 +104,10 @@ void show_replicas(Runtime& rt, std::string& out) {
       const lag::ReplicaLagState& lag = r->lag()->replica(i);
       const bool monitored = r->monitored();
       const auto sampled = lag.sampled_at_ns.load();
-      const lag::Exclusion why = lag.reason.load();
+      lag::Exclusion why = lag.reason.load();
+      // The monitor publishes a reason when its query returns; a sample that aged past
+      // lag_stale_after_ms meanwhile already keeps reads away (DatabaseRouting::eligible).
+      if (why == lag::Exclusion::none && r->lag()->stale(lag, now_ns)) why = lag::Exclusion::stale;
       const std::int64_t ban = r->ban_left_ms(i);
       std::string reason = !monitored ? "not monitored" : std::string(lag::to_string(why));
       if (ban > 0) reason = "banned (" + std::to_string(ban) + " ms left)";

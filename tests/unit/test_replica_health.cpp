@@ -1,7 +1,10 @@
-// Replica eligibility from lag samples: staleness, promotion, limits and hysteresis.
+// Replica eligibility from lag samples: staleness, promotion, limits and hysteresis; the
+// sample's age checked on every routing decision.
 #include <doctest/doctest.h>
 
+#include "lag_monitor/lag_state.hpp"
 #include "lag_monitor/replica_health.hpp"
+#include "router/database_routing.hpp"
 
 using namespace pgmux::lag;
 using std::chrono::milliseconds;
@@ -89,4 +92,38 @@ TEST_CASE("eligibility: byte and time limits with hysteresis, no flapping near a
   CHECK(t.eligible());
   t.update(sample(now, 200, 100, std::nullopt), limits, now);  // behind, time unknown
   CHECK(t.reason() == Exclusion::lag_ms);
+}
+
+TEST_CASE("routing: a replica whose sample aged past lag_stale_after_ms is out at once") {
+  // The monitor's query to a frozen replica may hang; the published verdict still says
+  // eligible, but the sample's age alone must keep reads away.
+  pgmux::router::DatabaseRouting routing("app", {pgmux::router::Endpoint{.host = "r", .port = 1}},
+                                         {});
+  routing.set_monitored([] {});
+  LagState& lag = *routing.lag();
+  ReplicaLagState& r = lag.replica(0);
+  const auto now_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  };
+  r.eligible = true;
+  r.replay_lsn = 100;
+  r.sampled_at_ns = now_ns();
+  lag.stale_after_ns = std::chrono::nanoseconds(milliseconds(500)).count();
+  CHECK(routing.eligible(0));
+  CHECK(routing.eligible(0, 100));
+  CHECK_FALSE(routing.eligible(0, 101));  // not yet past the client's write
+  CHECK_FALSE(lag.stale(r, now_ns()));
+
+  r.sampled_at_ns = now_ns() - std::chrono::nanoseconds(milliseconds(600)).count();
+  CHECK(lag.stale(r, now_ns()));
+  CHECK_FALSE(routing.eligible(0));
+  CHECK_FALSE(routing.any_eligible());
+
+  // A fresh sample readmits it; a monitor that never started sets no limit.
+  r.sampled_at_ns = now_ns();
+  CHECK(routing.eligible(0));
+  lag.stale_after_ns = 0;
+  r.sampled_at_ns = now_ns() - std::chrono::nanoseconds(std::chrono::hours(1)).count();
+  CHECK(routing.eligible(0));
 }

@@ -1,0 +1,126 @@
+// Faults on the replica while reads are routed to it: a frozen replica (SIGSTOP of its
+// postmaster and every backend, as a hung VM or a stalled disk look to pgmux) must stop
+// receiving new reads as soon as its last lag sample is older than lag_stale_after_ms, even
+// though the lag monitor's own query to it has not returned, and must be readmitted once it
+// runs again.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "admin_stats.hpp"
+#include "helpers.hpp"
+#include "pgmux_process.hpp"
+#include "pq_client.hpp"
+#include "primary_watch.hpp"
+
+using namespace pgmux::it;
+using std::chrono::milliseconds;
+
+namespace {
+
+// The replica's postmaster and its children (backends, startup, walreceiver), from /proc.
+std::vector<pid_t> replica_processes() {
+  std::ifstream pidfile(test_env().cluster().dir() / "replica" / "postmaster.pid");
+  pid_t postmaster = 0;
+  pidfile >> postmaster;
+  std::vector<pid_t> pids;
+  if (postmaster <= 0) return pids;
+  pids.push_back(postmaster);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid …: comm may hold blanks, so read after the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    char state = 0;
+    pid_t parent = 0;
+    rest >> state >> parent;
+    if (parent == postmaster) pids.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return pids;
+}
+
+// Freezes the replica while alive; thaws it when destroyed, whatever the test did.
+class ReplicaFreeze {
+ public:
+  ReplicaFreeze() : pids_(replica_processes()) {
+    REQUIRE(pids_.size() >= 2);
+    for (pid_t p : pids_) ::kill(p, SIGSTOP);
+  }
+  ~ReplicaFreeze() { thaw(); }
+  void thaw() {
+    for (pid_t p : pids_) ::kill(p, SIGCONT);
+    pids_.clear();
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+std::string replica_column(const PgmuxProcess& px, const std::string& column) {
+  for (auto& row : console_rows(px, "SHOW REPLICAS")) return row[column];
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("fault: a frozen replica gets no new reads once its lag sample is stale") {
+  PgmuxProcess px(test_env(), {.name = "replica-frozen",
+                               .pool_size = 4,
+                               .query_wait_timeout_ms = 10000,
+                               .mode = "transaction",
+                               .routing_toml = "read_write_split = \"on\"\n"
+                                               "read_your_writes = \"off\"\n"
+                                               "max_replica_lag_bytes = 100000000\n"
+                                               "lag_check_interval_ms = 100\n"
+                                               "lag_stale_after_ms = 500\n"});
+  INFO(px.log_tail());
+  REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
+  PgConn c(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  REQUIRE(where(c) == "replica");
+
+  ReplicaFreeze freeze;
+  const auto frozen_at = Clock::now();
+  // Within a sampling interval plus lag_stale_after_ms the replica is out, whatever the
+  // monitor's query is doing.
+  std::this_thread::sleep_for(milliseconds(100 + 500 + 200));
+  // Reads from now on go to the primary, each at once. They run on another thread so that a
+  // read sent to the frozen replica fails the test instead of hanging it.
+  auto reads = std::async(std::launch::async, [&] {
+    std::vector<std::string> places;
+    double longest = 0;
+    for (int i = 0; i < 20; ++i) {
+      const auto start = Clock::now();
+      places.push_back(where(c));
+      longest = std::max(longest, seconds_since(start));
+    }
+    return std::make_pair(places, longest);
+  });
+  const bool finished = reads.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  CHECK_MESSAGE(finished, "reads hung on the frozen replica");
+  CHECK(replica_column(px, "eligible") == "f");
+  const std::string reason = replica_column(px, "reason");
+  CHECK_MESSAGE((reason == "sample stale" || reason == "no sample"), reason);
+  freeze.thaw();
+  const auto [places, longest] = reads.get();
+  MESSAGE("frozen replica: longest read ", longest, " s, over ", places.size(), " reads");
+  for (const std::string& p : places) CHECK(p == "primary");
+  CHECK(longest < 2.0);
+
+  // Running again, it is readmitted (the monitor's back-off is at most 2 s).
+  const auto thawed_at = Clock::now();
+  CHECK(wait_until([&] { return where(c) == "replica"; }, milliseconds(15000)));
+  MESSAGE("readmitted ", seconds_since(thawed_at), " s after it resumed (frozen for ",
+          std::chrono::duration<double>(thawed_at - frozen_at).count(), " s)");
+}
