@@ -38,14 +38,48 @@ class AsyncPg {
   awaitable<void> connect(const MonitorTarget& t, const MonitorSettings& s) {
     close();
     const std::string port = std::to_string(t.port);
+    // The pools' TCP keepalive and user timeout, so a cut link fails the monitor's
+    // connection too (its query deadline ends the wait; these free the socket).
+    const std::string keepalives = s.keepalive_idle_s > 0 ? "1" : "0";
+    const std::string idle = std::to_string(s.keepalive_idle_s);
+    const std::string interval = std::to_string(s.keepalive_interval_s);
+    const std::string count = std::to_string(s.keepalive_count);
+    const std::string user_timeout = std::to_string(s.tcp_user_timeout_ms);
     // libpq ignores empty values: an unset certificate file stays unset.
-    const char* keys[] = {"host",     "port",       "dbname",           "user",
-                          "password", "sslmode",    "sslrootcert",      "sslcert",
-                          "sslkey",   "gssencmode", "application_name", nullptr};
-    const char* values[] = {
-        t.host.c_str(),     port.c_str(),      s.dbname.c_str(),      s.user.c_str(),
-        s.password.c_str(), s.sslmode.c_str(), s.sslrootcert.c_str(), s.sslcert.c_str(),
-        s.sslkey.c_str(),   "disable",         "pgmux lag monitor",   nullptr};
+    const char* keys[] = {"host",
+                          "port",
+                          "dbname",
+                          "user",
+                          "password",
+                          "sslmode",
+                          "sslrootcert",
+                          "sslcert",
+                          "sslkey",
+                          "gssencmode",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          nullptr};
+    const char* values[] = {t.host.c_str(),
+                            port.c_str(),
+                            s.dbname.c_str(),
+                            s.user.c_str(),
+                            s.password.c_str(),
+                            s.sslmode.c_str(),
+                            s.sslrootcert.c_str(),
+                            s.sslcert.c_str(),
+                            s.sslkey.c_str(),
+                            "disable",
+                            "pgmux lag monitor",
+                            keepalives.c_str(),
+                            idle.c_str(),
+                            interval.c_str(),
+                            count.c_str(),
+                            user_timeout.c_str(),
+                            nullptr};
     conn_ = PQconnectStartParams(keys, values, 0);
     if (conn_ == nullptr) throw MonitorError("out of memory");
     if (PQstatus(conn_) == CONNECTION_BAD) throw MonitorError(error());

@@ -34,6 +34,9 @@ struct MonitorSettings {
   // it; a hanging server is then noticed, logged and reconnected to within that time.
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds query_timeout{1000};
+  // TCP keepalive (idle 0: off) and TCP_USER_TIMEOUT (0: the kernel's) of its connections.
+  int keepalive_idle_s = 15, keepalive_interval_s = 5, keepalive_count = 3;
+  int tcp_user_timeout_ms = 0;
   // The longest pause between attempts to reach a server that failed.
   std::chrono::milliseconds max_backoff{2000};
   LagLimits limits;

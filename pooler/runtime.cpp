@@ -204,6 +204,7 @@ awaitable<void> Runtime::accept_loop() {
     }
     boost::system::error_code opt_ec;
     socket.set_option(tcp::no_delay(true), opt_ec);
+    apply_tcp_keepalive(socket.native_handle(), config()->general.tcp_keepalive);
     asio::co_spawn(w.io, run_client_session(*this, w, std::move(socket)),
                    [](std::exception_ptr e) { log_exception("client session", e); });
   }
@@ -292,6 +293,10 @@ void Runtime::start_lag_monitors() {
         .connect_timeout = std::min(Millis(cfg.pool.server_connect_timeout_ms),
                                     std::max(Millis(r.lag_stale_after_ms), Millis(1000))),
         .query_timeout = Millis(r.lag_stale_after_ms),
+        .keepalive_idle_s = cfg.general.tcp_keepalive.idle_s,
+        .keepalive_interval_s = cfg.general.tcp_keepalive.interval_s,
+        .keepalive_count = cfg.general.tcp_keepalive.count,
+        .tcp_user_timeout_ms = cfg.general.server_tcp_user_timeout_ms,
         .limits = {.max_lag_ms = r.max_replica_lag_ms >= 0
                                      ? std::optional<std::int64_t>(r.max_replica_lag_ms)
                                      : std::nullopt,

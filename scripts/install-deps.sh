@@ -10,6 +10,7 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-contrib
   libpg-query-dev libprotobuf-c-dev
   python3-psycopg pgbouncer
+  iproute2  # ss: the keepalive timers of pgmux's sockets (integration tests)
   prometheus-pgbouncer-exporter  # compatibility check of the admin console's SHOW output
 )
 

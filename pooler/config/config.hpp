@@ -14,6 +14,7 @@
 
 #include "pooler/config/hba.hpp"
 #include "pooler/config/setting_kind.hpp"
+#include "pooler/net/tcp_keepalive.hpp"
 #include "pooler/net/tls_context.hpp"
 #include "protocol/scram.hpp"
 #include "router/endpoint.hpp"
@@ -95,6 +96,10 @@ struct GeneralSettings {
       "FROM pg_catalog.pg_shadow WHERE usename = $1";
   std::int64_t auth_cache_ttl_ms = 60000;
   ServerTlsSettings server_tls;  // server_tls_*: defaults for every database
+  // tcp_keepalive_*: probes on idle client and server sockets (user_timeout_ms unused here).
+  TcpKeepalive tcp_keepalive;
+  // TCP_USER_TIMEOUT on server sockets: unacknowledged data this old drops the connection.
+  int server_tcp_user_timeout_ms = 30000;
   ServerAuthSettings server_auth;
 };
 

@@ -57,6 +57,7 @@ Setting<GeneralSettings> server_auth_methods_row() {
 
 using G = GeneralSettings;
 using CT = ClientTlsSettings;
+using TK = TcpKeepalive;
 using ST = ServerTlsSettings;
 
 }  // namespace
@@ -190,6 +191,30 @@ std::span<const Setting<GeneralSettings>> general_settings() {
           {.key = "auth_query",
            .doc = "$1 is the user name; pg_shadow needs a superuser, so a SECURITY DEFINER "
                   "function owned by one is the least-privileged choice"}),
+      bind<&G::tcp_keepalive, &TK::idle_s>(
+          {.key = "tcp_keepalive_idle_s",
+           .doc = "client and server sockets idle this long get TCP keepalive probes, so a peer "
+                  "that vanished (a cut link, a dead host) is noticed; 0 = no keepalive. "
+                  "Applies to connections made after a change (the lag monitor's after a "
+                  "restart)",
+           .min = 0,
+           .max = 32767}),
+      bind<&G::tcp_keepalive, &TK::interval_s>({.key = "tcp_keepalive_interval_s",
+                                                .doc = "seconds between keepalive probes",
+                                                .min = 1,
+                                                .max = 32767}),
+      bind<&G::tcp_keepalive, &TK::count>(
+          {.key = "tcp_keepalive_count",
+           .doc = "unanswered probes after which the kernel drops the connection",
+           .min = 1,
+           .max = 127}),
+      bind<&G::server_tcp_user_timeout_ms>(
+          {.key = "server_tcp_user_timeout_ms",
+           .doc = "a server connection whose sent data stays unacknowledged this long is "
+                  "dropped by the kernel (TCP_USER_TIMEOUT; keepalive only probes idle "
+                  "links); 0 = the kernel's retransmission limit, about 15 minutes",
+           .min = 0,
+           .max = 3600000}),
       bind<&G::auth_cache_ttl_ms>(
           {.key = "auth_cache_ttl_ms",
            .doc = "auth_query answers are kept this long (at most 10,000); after half of it a "

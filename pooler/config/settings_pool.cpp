@@ -186,7 +186,9 @@ std::span<const Setting<RoutingSettings>> routing_settings() {
       bind<&R::lag_stale_after_ms>(
           {.key = "lag_stale_after_ms",
            .applies = after_restart,
-           .doc = "a replica whose last lag sample is older than this is not used",
+           .doc = "a replica whose last lag sample is older than this gets no new reads, even "
+                  "while the monitor's query to it has not returned; that query, too, is given "
+                  "this long",
            .min = 10,
            .max = kMaxMs,
            .per_database = true}),

@@ -4,10 +4,10 @@
 // spent, it takes another worker's idle connection (moving the socket) before it queues.
 // Waiters are served FIFO per worker: a connection given back goes to the oldest waiter on its
 // own worker unless the queue's head waited clearly longer (pop_waiter_for_locked), so
-// connections settle where their clients are. Waiters time out with PoolTimeout. A waiter queued longer than
-// reserve_timeout may open one of `reserve_size` extra connections, which close again as soon
-// as they come back with nobody waiting. Shared caps (max_db_connections, max_user_connections)
-// are ConnectionBudgets every connection of the pool also counts against.
+// connections settle where their clients are. Waiters time out with PoolTimeout. A waiter queued
+// longer than reserve_timeout may open one of `reserve_size` extra connections, which close again
+// as soon as they come back with nobody waiting. Shared caps (max_db_connections,
+// max_user_connections) are ConnectionBudgets every connection of the pool also counts against.
 #pragma once
 
 #include <atomic>

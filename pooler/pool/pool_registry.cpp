@@ -36,6 +36,16 @@ std::shared_ptr<ServerCredentials> PoolRegistry::credentials_locked(const UserCo
   return slot;
 }
 
+namespace {
+
+TcpKeepalive server_keepalive(const GeneralSettings& g) {
+  TcpKeepalive k = g.tcp_keepalive;
+  k.user_timeout_ms = g.server_tcp_user_timeout_ms;
+  return k;
+}
+
+}  // namespace
+
 ServerLogin PoolRegistry::login_for(const Config& config, const DatabaseConfig& db,
                                     const UserConfig& user, int target) {
   return {.endpoint = target >= 0 ? db.replicas.at(static_cast<std::size_t>(target)) : db.primary,
@@ -47,7 +57,8 @@ ServerLogin PoolRegistry::login_for(const Config& config, const DatabaseConfig& 
           .max_message_size = config.general.max_message_size_bytes,
           .registry = &servers_,
           .tls_mode = db.server_tls.mode,
-          .tls = db.server_tls_context};
+          .tls = db.server_tls_context,
+          .keepalive = server_keepalive(config.general)};
 }
 
 void PoolRegistry::reconfigure(const Config& config) {

@@ -21,8 +21,8 @@ std::shared_ptr<Pool::Waiter> Pool::pop_waiter_for_locked(int worker) {
   // connection goes to the oldest waiter of its own worker, unless the queue's head (on
   // another worker) has waited more than twice as long (and 2 ms longer): a worker whose
   // clients wait longer draws connections over, connections settle where the demand is, and
-  // no client waits more than about twice as long as one on another worker. Looking at the first few
-  // waiters is enough: with clients spread over the workers, one of them is nearly always
+  // no client waits more than about twice as long as one on another worker. Looking at the first
+  // few waiters is enough: with clients spread over the workers, one of them is nearly always
   // there; when none is, the head is served.
   constexpr std::size_t kLookAhead = 32;
   constexpr auto kSlack = std::chrono::milliseconds(2);

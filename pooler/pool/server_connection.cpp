@@ -142,7 +142,7 @@ awaitable<std::unique_ptr<ServerConnection>> ServerConnection::connect_once(
                                    std::to_string(login.endpoint.port) + ": " + e.code().message());
   }
   socket.set_option(tcp::no_delay(true));
-  socket.set_option(asio::socket_base::keep_alive(true));
+  apply_tcp_keepalive(socket.native_handle(), login.keepalive);
   auto conn = std::make_unique<ServerConnection>(std::move(socket), login, id);
   co_await negotiate_server_tls(conn->io_.stream(), tls_mode, conn->login_.tls.get(),
                                 conn->login_.endpoint);

@@ -12,6 +12,7 @@
 
 #include "pooler/config/config.hpp"
 #include "pooler/net/framed_socket.hpp"
+#include "pooler/net/tcp_keepalive.hpp"
 #include "pooler/pool/server_credentials.hpp"
 #include "pooler/pool/server_registry.hpp"
 #include "pooler/session/held_server.hpp"
@@ -45,6 +46,7 @@ struct ServerLogin {
   ServerRegistry* registry = nullptr;  // SHOW SERVERS; the connection registers itself
   TlsMode tls_mode = TlsMode::disable;
   std::shared_ptr<const TlsContext> tls;  // set unless tls_mode is disable
+  TcpKeepalive keepalive;                 // with the server's user timeout
 };
 
 // Asks the server for TLS as `mode` says: an SSLRequest, then the handshake if the server
