@@ -37,6 +37,8 @@ std::string_view to_string(Reason r) {
       return "catalog_pending";
     case Reason::retried_on_primary:
       return "retried_on_primary";
+    case Reason::retried_after_replica_loss:
+      return "retried_after_replica_loss";
     case Reason::replica_lagging:
       return "replica_lagging";
     case Reason::causal_primary:

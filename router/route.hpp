@@ -27,8 +27,11 @@ enum class Reason : std::uint8_t {
   replica_lagging,        // a replica was wanted but every one is over its lag limits/unknown
   causal_primary,         // no eligible replica has replayed the client's writes yet
   causal_replica,         // a replica caught up with the client's writes within causal_wait_ms
+  // a replica failed before answering a read (lost connection, 57P01-57P03): it ran again on
+  // the primary
+  retried_after_replica_loss,
 };
-inline constexpr int kReasonCount = 17;
+inline constexpr int kReasonCount = 18;
 
 // A routing decision is a value computed at a transaction boundary.
 struct Decision {

@@ -340,6 +340,7 @@ awaitable<void> TransactionSession::record_write_position() {
 }
 
 awaitable<void> TransactionSession::retry_on_primary() {
+  if (state_.retry_lost) co_await drop_lost_replica();
   // The replica refused the last request as a write: wait for it to be handed back (the
   // server loop does at the dropped ReadyForQuery), then run the request on the primary.
   while (lease_ || internal_ || server_loop_running_) {
@@ -350,14 +351,20 @@ awaitable<void> TransactionSession::retry_on_primary() {
   live_->held.clear();
   const std::string_view frame(live_->retry_query);
   const std::uint32_t length = pr::read_be32(frame.data() + 1);
-  if (auto sql = request_sql(frame[0], frame.substr(pr::kTaggedHeaderSize, length - 4))) {
-    s_.worker.classifications.mark_write(*sql);  // next time straight to the primary
+  router::Reason reason = router::Reason::retried_after_replica_loss;
+  if (std::exchange(state_.retry_lost, false)) {
+    spdlog::info("{} its replica failed before answering a read: running it on the primary",
+                 label());
+  } else {
+    if (auto sql = request_sql(frame[0], frame.substr(pr::kTaggedHeaderSize, length - 4))) {
+      s_.worker.classifications.mark_write(*sql);  // next time straight to the primary
+    }
+    spdlog::info("{} a replica refused a statement as a write (25006): running it on the primary",
+                 label());
+    state_.first_kind = router::StatementKind::write;
+    reason = router::Reason::retried_on_primary;
   }
-  spdlog::info("{} a replica refused a statement as a write (25006): running it on the primary",
-               label());
-  state_.first_kind = router::StatementKind::write;
-  co_await ensure_server(
-      {.target = router::Target::primary, .reason = router::Reason::retried_on_primary});
+  co_await ensure_server({.target = router::Target::primary, .reason = reason});
   live_->edits.clear();
   live_->scratch.clear();
   ClientInspector inspector{state_, *live_, *lease_, label(), live_->retry_query.data()};
@@ -372,6 +379,19 @@ awaitable<void> TransactionSession::retry_on_primary() {
   auto [ec, n] = co_await asio::async_write(lease_->io().stream(), segments_view(), as_result);
   if (ec) fail("08006", "server connection lost: the server closed the connection unexpectedly");
   state_.server_write_cut = false;
+}
+
+awaitable<void> TransactionSession::drop_lost_replica() {
+  // The server loop ends at the lost connection (or the error before it); then the broken
+  // server is closed, with what was expected of it.
+  while (server_loop_running_ || internal_) co_await wait(live_->client_gate);
+  if (!lease_) co_return;
+  s_.rt.cancels().clear_target(s_.cancel_key.pid);
+  lease_.discard();
+  lease_ = ServerLease();
+  live_->expect.clear();
+  state_.in_copy = state_.server_write_cut = state_.boundary_pending = false;
+  publish_phase();
 }
 
 }  // namespace pgmux::pooler

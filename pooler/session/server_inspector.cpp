@@ -69,8 +69,13 @@ bool ServerInspector::on_armed_answer(char tag, std::string_view body) {
   state.retry_armed = false;
   if (tag == pr::be::kErrorResponse) {
     auto fields = pr::decode_error_fields(body);
-    if (fields && fields->sqlstate == "25006") {
+    // 57P01-57P03: the replica is shutting down, crashed or not accepting connections; its
+    // connection ends after this error.
+    const bool going_away = fields && (fields->sqlstate == "57P01" || fields->sqlstate == "57P02" ||
+                                       fields->sqlstate == "57P03");
+    if (fields && (fields->sqlstate == "25006" || going_away)) {
       state.retry_pending = true;
+      state.retry_lost = going_away;
       on_error(body);  // the usual bookkeeping (skip to Sync); the client never sees it
       return drop_frame(body);
     }

@@ -162,6 +162,12 @@ void TransactionSession::server_lost(boost::system::error_code ec) {
   spdlog::warn("{} lost its server {}: {}", label(), lease_->label(), ec.message());
   if (state_.lease_target >= 0) {
     s_.routing->ban(state_.lease_target, "connection lost: " + ec.message());
+    if (state_.retry_armed || state_.retry_pending) {
+      // A read the replica never answered (no byte of it reached the client): run it again.
+      state_.retry_armed = false;
+      state_.retry_pending = state_.retry_lost = true;
+      return;
+    }
   }
   live_->server_failure = {"08006",
                            "server connection lost: the server closed the connection "

@@ -106,6 +106,7 @@ void TransactionSession::server_side_ended() {
     boost::system::error_code ignored;
     s_.client.socket().cancel(ignored);  // wake the client loop
   }
+  if (state_.retry_lost) rearm_client_read(true);  // the client loop re-runs the read
   live_->client_gate.cancel();
 }
 

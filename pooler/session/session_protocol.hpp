@@ -52,12 +52,15 @@ struct SessionProtocol {
   int requests_on_lease = 0;
   bool in_copy = false;           // the server is in COPY IN/BOTH
   bool server_write_cut = false;  // a write to the server is under way
-  // The 25006 safety net: a request sent to a replica when nothing else was pending is kept
+  // The replica safety net: a request sent to a replica when nothing else was pending is kept
   // until the first frame of its answer with content. If that is ErrorResponse 25006
-  // read_only_sql_transaction, the client never sees the answer and the request is re-run on
-  // the primary.
-  bool retry_armed = false;       // the kept request awaits its first answer from the replica
-  bool retry_pending = false;     // the replica refused it: re-run once the replica is back
+  // read_only_sql_transaction, or the replica shuts down or its connection is lost first, the
+  // client never sees the answer and the request is re-run on the primary.
+  bool retry_armed = false;    // the kept request awaits its first answer from the replica
+  bool retry_pending = false;  // the replica refused it: re-run once the replica is back
+  // The replica failed before answering (its connection lost, or 57P01-57P03): the request is
+  // re-run on the primary and the broken server discarded instead of handed back.
+  bool retry_lost = false;
   bool rfq_held = false;          // a write's final ReadyForQuery awaits its WAL position
   bool boundary_pending = false;  // the server is about to be handed back
 

@@ -149,6 +149,8 @@ class TransactionSession {
   std::optional<std::string_view> request_sql(char tag, std::string_view body) const;
   awaitable<void> answer_set_target(const FrontRoute& r);
   awaitable<void> retry_on_primary();
+  // A replica lost before it answered the kept read: discards its lease.
+  awaitable<void> drop_lost_replica();
   [[nodiscard]] lag::Lsn required_lsn() const;
   // Why no replica could take a read: banned, over its lag limits, or behind this client.
   [[nodiscard]] router::Reason why_no_replica() const;

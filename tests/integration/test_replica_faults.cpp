@@ -1,16 +1,21 @@
-// Faults on the replica while reads are routed to it: a frozen replica (SIGSTOP of its
+// Faults on the replica while reads are routed to it. A frozen replica (SIGSTOP of its
 // postmaster and every backend, as a hung VM or a stalled disk look to pgmux) must stop
 // receiving new reads as soon as its last lag sample is older than lag_stale_after_ms, even
 // though the lag monitor's own query to it has not returned, and must be readmitted once it
-// runs again.
+// runs again. A replica killed (kill -9 of its postmaster) under reads costs no read: one it
+// never answered runs again on the primary.
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "admin_stats.hpp"
@@ -123,4 +128,78 @@ TEST_CASE("fault: a frozen replica gets no new reads once its lag sample is stal
   CHECK(wait_until([&] { return where(c) == "replica"; }, milliseconds(15000)));
   MESSAGE("readmitted ", seconds_since(thawed_at), " s after it resumed (frozen for ",
           std::chrono::duration<double>(thawed_at - frozen_at).count(), " s)");
+}
+
+TEST_CASE("fault: a replica killed under reads costs no read; it serves again once restarted") {
+  PgmuxProcess px(test_env(), {.name = "replica-killed",
+                               .pool_size = 4,
+                               .query_wait_timeout_ms = 10000,
+                               .mode = "transaction",
+                               .routing_toml = "read_write_split = \"on\"\n"
+                                               "read_your_writes = \"off\"\n"
+                                               "replica_ban_ms = 1000\n"
+                                               "max_replica_lag_bytes = 100000000\n"
+                                               "lag_check_interval_ms = 100\n"
+                                               "lag_stale_after_ms = 500\n"});
+  INFO(px.log_tail());
+  REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
+
+  // Four readers, each on its own connection, until told to stop (bounded in count too).
+  constexpr int kReaders = 4;
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::map<std::string, int> outcomes;  // "replica", "primary" or the error
+  std::vector<std::jthread> readers;
+  for (int i = 0; i < kReaders; ++i) {
+    readers.emplace_back([&] {
+      PgConn c(px.conninfo("app", "secret"));
+      for (int n = 0; n < 20000 && !stop.load() && c.ok(); ++n) {
+        const std::string place = where(c);
+        std::lock_guard lock(mutex);
+        ++outcomes[place];
+      }
+    });
+  }
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard lock(mutex);
+        return outcomes["replica"] > 100;
+      },
+      milliseconds(10000)));
+  const std::vector<pid_t> processes = replica_processes();
+  REQUIRE(processes.size() >= 2);
+  ::kill(processes.front(), SIGKILL);  // the postmaster; its backends follow it out
+  std::this_thread::sleep_for(milliseconds(1500));
+  stop = true;
+  readers.clear();  // joined
+  int failed = 0;
+  for (const auto& [place, n] : outcomes) {
+    MESSAGE("replica killed: ", n, " reads ", place);
+    if (place != "replica" && place != "primary") failed += n;
+  }
+  CHECK(failed == 0);
+  CHECK(outcomes["primary"] > 0);  // reads went on, on the primary
+  for (auto& row : console_rows(px, "SHOW ROUTING")) {
+    if (row["reason"] == "retried_after_replica_loss") {
+      MESSAGE("reads re-run on the primary after the replica failed: ", row["decisions"]);
+    }
+  }
+
+  // Restart it once every old process is gone (shared memory in use blocks a new postmaster).
+  CHECK(wait_until(
+      [&] {
+        for (pid_t p : processes) {
+          if (::kill(p, 0) == 0) return false;
+        }
+        return true;
+      },
+      milliseconds(10000)));
+  test_env().cluster().start_replica();
+  const auto restarted = Clock::now();
+  PgConn c(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  CHECK(wait_until([&] { return where(c) == "replica"; }, milliseconds(20000)));
+  MESSAGE("reads returned to the restarted replica ", seconds_since(restarted),
+          " s after it "
+          "accepted connections again");
 }
