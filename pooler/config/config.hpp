@@ -120,6 +120,9 @@ struct PoolSettings {
   // After a failed server login, a pool waits this long before trying again; meanwhile a
   // client that needs a new connection gets the login failure at once.
   std::int64_t server_login_retry_ms = 1000;
+  // A client that needs a primary connection while the primary is down or restarting (57P03,
+  // connection refused or lost) waits this long for it instead of failing.
+  std::int64_t primary_wait_ms = 5000;
   int replica_pool_size = 0;  // server connections per replica pool; 0 = same as size
   std::int64_t query_wait_timeout_ms = 120000;
   std::int64_t server_idle_timeout_ms = 600000;

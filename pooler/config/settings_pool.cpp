@@ -78,6 +78,12 @@ std::span<const Setting<PoolSettings>> pool_settings() {
           {.key = "server_login_retry_ms",
            .doc = "after a failed server login, no new attempt for this long: a client that "
                   "needs a new connection gets the failure at once (0 = retry at once)"})),
+      bind<&P::primary_wait_ms>(pool_ms(
+          {.key = "primary_wait_ms",
+           .doc = "while the primary refuses or drops connections (a restart: 57P03, 08006), a "
+                  "client that starts a transaction waits this long for it, retrying, instead "
+                  "of failing; then it gets the primary's error naming this setting (0 = fail "
+                  "at once)"})),
       bind<&P::replica_pool_size>(
           {.key = "replica_pool_size",
            .doc = "server connections per replica pool (0 = same as the pool size)",

@@ -188,7 +188,7 @@ awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wa
       throw ServerError(kill_state_, kill_message_);
     }
   }
-  ServerLease lease = co_await acquire_checked(io, worker, wait);
+  ServerLease lease = co_await acquire_through_restart(io, worker, wait);
   TrafficCounters& t = traffic(worker);
   TrafficCounters::add(t.wait_count, 1);
   TrafficCounters::add(t.wait_time_us, static_cast<std::uint64_t>(
@@ -224,6 +224,42 @@ std::optional<ServerLease> Pool::try_acquire_idle(asio::io_context& io, int work
   if (!quiet_while_idle(lease)) return std::nullopt;
   TrafficCounters::add(traffic(worker).wait_count, 1);  // waited for nothing
   return lease;
+}
+
+namespace {
+
+// The server is there but not taking connections now (starting up, shutting down, a
+// restart), or cannot be reached: worth waiting for, unlike a refused login.
+bool server_unavailable(const std::string& sqlstate) {
+  return sqlstate == "57P03" || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "08006";
+}
+
+}  // namespace
+
+awaitable<ServerLease> Pool::acquire_through_restart(asio::io_context& io, int worker,
+                                                     Millis wait) {
+  const Millis hold = settings_.load()->server_wait;
+  const auto deadline = std::chrono::steady_clock::now() + hold;
+  Millis pause(50);
+  for (;;) {
+    std::optional<ServerError> failure;
+    try {
+      co_return co_await acquire_checked(io, worker, wait);
+    } catch (const ServerError& e) {
+      if (hold.count() <= 0 || !server_unavailable(e.sqlstate())) throw;
+      failure = e;
+    }
+    const auto left =
+        std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      throw ServerError(failure->sqlstate(),
+                        std::string(failure->what()) + " (waited primary_wait_ms, " +
+                            std::to_string(hold.count()) + " ms, for it to come back)");
+    }
+    Timer timer(io, std::min(pause, left));
+    co_await timer.async_wait(as_result);
+    pause = std::min(pause * 2, Millis(500));
+  }
 }
 
 awaitable<ServerLease> Pool::acquire_checked(asio::io_context& io, int worker, Millis wait) {

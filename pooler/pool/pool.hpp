@@ -90,6 +90,8 @@ struct PoolSettingsView {
   // After a failed login, new connections are not attempted for this long; clients that would
   // need one get the failure instead. 0: retry at once.
   Millis login_retry{1000};
+  // The primary's pool only: how long a client waits through a restart (primary_wait_ms).
+  Millis server_wait{0};
 };
 
 class Pool {
@@ -228,6 +230,9 @@ class Pool {
   AcquirePlan plan_acquire(asio::io_context& io, int worker, const PoolSettingsView& cfg);
   // A queued client waited reserve_pool_timeout_ms: a reserve slot for it, if there is one.
   bool take_reserve_slot_locked(const std::shared_ptr<Waiter>& waiter, const PoolSettingsView& cfg);
+  // acquire_checked() again while the server is unavailable (refusing, restarting), for up
+  // to the pool's server_wait; its error then names primary_wait_ms.
+  awaitable<ServerLease> acquire_through_restart(asio::io_context& io, int worker, Millis wait);
   // acquire() without the wait-time accounting: idle connections checked before use.
   awaitable<ServerLease> acquire_checked(asio::io_context& io, int worker, Millis wait);
   // Runs the check query on a connection idle past check_delay; false when it failed.

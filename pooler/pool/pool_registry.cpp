@@ -18,7 +18,8 @@ PoolSettingsView PoolRegistry::settings_for(const Config& config, const Database
           .min_size = std::min(config.pool.min_pool_size, size),
           .reserve_size = replica ? 0 : db.reserve_pool_size,
           .reserve_timeout = Millis(config.pool.reserve_pool_timeout_ms),
-          .login_retry = Millis(config.pool.server_login_retry_ms)};
+          .login_retry = Millis(config.pool.server_login_retry_ms),
+          .server_wait = replica ? Millis(0) : Millis(config.pool.primary_wait_ms)};
 }
 
 std::shared_ptr<ServerCredentials> PoolRegistry::credentials(const UserConfig& user) {

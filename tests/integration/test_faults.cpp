@@ -1,5 +1,7 @@
-// Faults on the replica while reads are routed to it. A frozen replica (SIGSTOP of its
-// postmaster and every backend, as a hung VM or a stalled disk look to pgmux) must stop
+// Faults on the servers under load. A primary restart (pg_ctl restart -m fast) fails only the
+// transactions in flight on it: those that start while it is down wait (primary_wait_ms) and
+// run once it is back. On the replica, while reads are routed to it: A frozen replica (SIGSTOP of
+// its postmaster and every backend, as a hung VM or a stalled disk look to pgmux) must stop
 // receiving new reads as soon as its last lag sample is older than lag_stale_after_ms, even
 // though the lag monitor's own query to it has not returned, and must be readmitted once it
 // runs again. A replica killed (kill -9 of its postmaster) under reads costs no read: one it
@@ -202,4 +204,70 @@ TEST_CASE("fault: a replica killed under reads costs no read; it serves again on
   MESSAGE("reads returned to the restarted replica ", seconds_since(restarted),
           " s after it "
           "accepted connections again");
+}
+
+TEST_CASE("fault: a primary restart under writes fails only the transactions in flight") {
+  {
+    PgConn p = direct_primary();
+    REQUIRE_MESSAGE(p.ok(), p.error());
+    p.run("CREATE TABLE IF NOT EXISTS fault_items (id bigserial PRIMARY KEY, writer int)");
+    p.run("GRANT ALL ON fault_items, fault_items_id_seq TO app");
+    p.run("TRUNCATE fault_items");
+  }
+  PgmuxProcess px(test_env(), {.name = "primary-restart",
+                               .pool_size = 4,
+                               .query_wait_timeout_ms = 10000,
+                               .mode = "transaction",
+                               .pool_toml = "primary_wait_ms = 15000"});
+  INFO(px.log_tail());
+
+  // Writers insert one row per transaction until told to stop; a writer whose connection was
+  // closed connects again (pgmux closes a client whose transaction failed with its server).
+  constexpr int kWriters = 6;
+  std::atomic<bool> stop{false};
+  std::atomic<int> committed{0};
+  std::mutex mutex;
+  std::map<std::string, int> failures;  // by SQLSTATE
+  double longest = 0;                   // the longest single transaction, in seconds
+  std::vector<std::jthread> writers;
+  for (int i = 0; i < kWriters; ++i) {
+    writers.emplace_back([&, i] {
+      auto conn = std::make_unique<PgConn>(px.conninfo("app", "secret"));
+      for (int n = 0; n < 50000 && !stop.load(); ++n) {
+        if (!conn->ok()) conn = std::make_unique<PgConn>(px.conninfo("app", "secret"));
+        const auto start = Clock::now();
+        const PgResult r =
+            conn->exec("INSERT INTO fault_items (writer) VALUES (" + std::to_string(i) + ")");
+        std::lock_guard lock(mutex);
+        longest = std::max(longest, seconds_since(start));
+        if (r.ok()) {
+          committed.fetch_add(1);
+        } else {
+          ++failures[r.sqlstate().empty() ? "(none)" : r.sqlstate()];
+        }
+      }
+    });
+  }
+  REQUIRE(wait_until([&] { return committed.load() > 200; }, milliseconds(10000)));
+  const auto restart = Clock::now();
+  test_env().cluster().stop_primary();
+  test_env().cluster().start_primary();
+  const double down = seconds_since(restart);
+  const int at_restart_end = committed.load();
+  CHECK(wait_until([&] { return committed.load() > at_restart_end + 200; }, milliseconds(15000)));
+  stop = true;
+  writers.clear();
+
+  int failed = 0;
+  for (const auto& [sqlstate, n] : failures) {
+    MESSAGE("primary restart: ", n, " transactions failed with ", sqlstate);
+    failed += n;
+  }
+  MESSAGE("primary restart: ", committed.load(), " committed, the longest took ", longest,
+          " s; stop and start took ", down, " s");
+  // At most the one transaction each writer had in flight when the primary went down.
+  CHECK(failed <= kWriters);
+  PgConn p = direct_primary();
+  REQUIRE_MESSAGE(p.ok(), p.error());
+  CHECK(std::stoi(p.query_value("SELECT count(*) FROM fault_items")) >= committed.load());
 }
