@@ -1,7 +1,7 @@
 // Server connection limits beyond one pool's size: reserve_pool_size, max_db_connections,
 // max_user_connections; the server connection lifecycle: server_lifetime_ms,
-// server_idle_timeout_ms, server_connect_timeout_ms, server_login_retry_ms. Counts are read on
-// the primary itself (pg_stat_activity), not from pgmux.
+// server_idle_timeout_ms, server_connect_timeout_ms, server_login_retry_ms, primary_wait_ms.
+// Counts are read on the primary itself (pg_stat_activity), not from pgmux.
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -248,7 +248,9 @@ TEST_CASE("server_lifetime_ms and server_idle_timeout_ms retire server connectio
 
 TEST_CASE("server_connect_timeout_ms bounds a server that accepts but never answers") {
   SilentServer silent;
-  PgmuxProcess px(test_env(), tx_limits("connect-timeout", 2, "server_connect_timeout_ms = 500",
+  // primary_wait_ms = 0: the client gets the first failure instead of waiting for a retry.
+  PgmuxProcess px(test_env(), tx_limits("connect-timeout", 2,
+                                        "server_connect_timeout_ms = 500\nprimary_wait_ms = 0",
                                         database_at("hangs", silent.port())));
   INFO(px.log_tail());
   const auto start = Clock::now();
@@ -267,8 +269,9 @@ TEST_CASE(
     "server_login_retry_ms: after a failed server login, clients get the failure at "
     "once until the window passes") {
   const std::uint16_t dead_port = pick_free_port();
-  PgmuxProcess px(test_env(), tx_limits("login-retry", 2, "server_login_retry_ms = 1500",
-                                        database_at("down", dead_port)));
+  PgmuxProcess px(test_env(),
+                  tx_limits("login-retry", 2, "server_login_retry_ms = 1500\nprimary_wait_ms = 0",
+                            database_at("down", dead_port)));
   INFO(px.log_tail());
   const RawLogin first =
       raw_login(px.port(), "md5user", "down", "md5pass", milliseconds(5000), "SELECT 1");
@@ -294,6 +297,28 @@ TEST_CASE(
       raw_login(px.port(), "md5user", "down", "md5pass", milliseconds(5000), "SELECT 1");
   CHECK_MESSAGE(third.message.find("could not connect") != std::string::npos, third.message);
   CHECK_MESSAGE(third.message.find("has been failing") == std::string::npos, third.message);
+  const RawLogin healthy =
+      raw_login(px.port(), "md5user", "app", "md5pass", milliseconds(5000), "SELECT 1");
+  CHECK_MESSAGE(healthy.query_done, healthy.sqlstate, " ", healthy.message);
+}
+
+TEST_CASE("primary_wait_ms: a client waits that long for a primary that is down, then fails") {
+  const std::uint16_t dead_port = pick_free_port();
+  PgmuxProcess px(test_env(), tx_limits("primary-wait", 2,
+                                        "server_login_retry_ms = 200\nprimary_wait_ms = 1500",
+                                        database_at("down", dead_port)));
+  INFO(px.log_tail());
+  const auto start = Clock::now();
+  const RawLogin r =
+      raw_login(px.port(), "md5user", "down", "md5pass", milliseconds(8000), "SELECT 1");
+  const double took = seconds_since(start);
+  CAPTURE(took);
+  CHECK_FALSE(r.query_done);
+  CHECK_MESSAGE(r.sqlstate == "08006", r.message);
+  CHECK_MESSAGE(r.message.find("primary_wait_ms, 1500 ms") != std::string::npos, r.message);
+  CHECK(took >= 1.4);
+  CHECK(took < 5.0);
+  // Another database of the same pgmux is served meanwhile and after.
   const RawLogin healthy =
       raw_login(px.port(), "md5user", "app", "md5pass", milliseconds(5000), "SELECT 1");
   CHECK_MESSAGE(healthy.query_done, healthy.sqlstate, " ", healthy.message);
