@@ -126,6 +126,14 @@ bool ServerInspector::on_ready_for_query(std::string_view body) {
 }
 
 bool ServerInspector::on_error(std::string_view body) {
+  if (live.expect.empty() && !live.expect.open_batch() && server.tx_status() == 'I' &&
+      !state.settings.session_pooling && state.pin == PinReason::none) {
+    // Nothing asked for it and no transaction is open: the server is ending its session
+    // (shutdown, crash, termination) between the client's transactions. The client is not
+    // told; its next transaction gets another server.
+    state.server_closing = true;
+    return drop_frame(body);
+  }
   std::string_view sqlstate;
   if (auto fields = pr::decode_error_fields(body)) {
     sqlstate = fields->sqlstate;

@@ -159,6 +159,11 @@ void TransactionSession::server_out_of_step(std::string_view why) {
 }
 
 void TransactionSession::server_lost(boost::system::error_code ec) {
+  if (state_.server_closing || (quiescent() && !internal_ && lease_->tx_status() == 'I' &&
+                                !keeps_server() && !state_.retry_armed && !state_.retry_pending)) {
+    server_closed_quietly(ec);
+    return;
+  }
   spdlog::warn("{} lost its server {}: {}", label(), lease_->label(), ec.message());
   if (state_.lease_target >= 0) {
     s_.routing->ban(state_.lease_target, "connection lost: " + ec.message());
@@ -172,6 +177,21 @@ void TransactionSession::server_lost(boost::system::error_code ec) {
   live_->server_failure = {"08006",
                            "server connection lost: the server closed the connection "
                            "unexpectedly"};
+}
+
+void TransactionSession::server_closed_quietly(boost::system::error_code ec) {
+  spdlog::info("{} server {} closed between transactions ({}): discarded, the client goes on",
+               label(), lease_->label(), ec.message());
+  if (state_.lease_target >= 0) {
+    s_.routing->ban(state_.lease_target, "connection lost: " + ec.message());
+  }
+  if (s_.info != nullptr) s_.info->state.store(ClientState::idle);
+  state_.server_closing = state_.boundary_pending = false;
+  s_.rt.cancels().clear_target(s_.cancel_key.pid);
+  lease_.discard();
+  lease_ = ServerLease();
+  live_->expect.clear();
+  publish_phase();
 }
 
 awaitable<void> TransactionSession::cancel_timed_out_request() {

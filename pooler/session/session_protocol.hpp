@@ -61,6 +61,9 @@ struct SessionProtocol {
   // The replica failed before answering (its connection lost, or 57P01-57P03): the request is
   // re-run on the primary and the broken server discarded instead of handed back.
   bool retry_lost = false;
+  // The server sent an error nobody asked for between the client's transactions (a FATAL as
+  // it shuts down or crashes): it is ending, and not the client's business.
+  bool server_closing = false;
   bool rfq_held = false;          // a write's final ReadyForQuery awaits its WAL position
   bool boundary_pending = false;  // the server is about to be handed back
 

@@ -283,6 +283,9 @@ class TransactionSession {
   // a replica that failed.
   void server_out_of_step(std::string_view why);
   void server_lost(boost::system::error_code ec);
+  // The server went away with nothing pending and no transaction open: the lease is
+  // discarded on the spot and the client's next request leases another.
+  void server_closed_quietly(boost::system::error_code ec);
   awaitable<void> cancel_timed_out_request();
   // Statement mode: rolls back the transaction the client opened and answers its request with
   // an error and ReadyForQuery Idle in place of the server's. False if the server failed.

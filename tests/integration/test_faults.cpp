@@ -79,18 +79,26 @@ std::string replica_column(const PgmuxProcess& px, const std::string& column) {
   return "";
 }
 
+// Transaction mode with reads routed to the replica, sampled every 100 ms, a sample stale
+// after 500 ms, a failing replica banned for 1 s.
+PgmuxOptions routed(std::string name) {
+  return {.name = std::move(name),
+          .pool_size = 4,
+          .query_wait_timeout_ms = 10000,
+          .mode = "transaction",
+          .routing_toml =
+              "read_write_split = \"on\"\n"
+              "read_your_writes = \"off\"\n"
+              "replica_ban_ms = 1000\n"
+              "max_replica_lag_bytes = 100000000\n"
+              "lag_check_interval_ms = 100\n"
+              "lag_stale_after_ms = 500\n"};
+}
+
 }  // namespace
 
 TEST_CASE("fault: a frozen replica gets no new reads once its lag sample is stale") {
-  PgmuxProcess px(test_env(), {.name = "replica-frozen",
-                               .pool_size = 4,
-                               .query_wait_timeout_ms = 10000,
-                               .mode = "transaction",
-                               .routing_toml = "read_write_split = \"on\"\n"
-                                               "read_your_writes = \"off\"\n"
-                                               "max_replica_lag_bytes = 100000000\n"
-                                               "lag_check_interval_ms = 100\n"
-                                               "lag_stale_after_ms = 500\n"});
+  PgmuxProcess px(test_env(), routed("replica-frozen"));
   INFO(px.log_tail());
   REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
   PgConn c(px.conninfo("app", "secret"));
@@ -133,16 +141,7 @@ TEST_CASE("fault: a frozen replica gets no new reads once its lag sample is stal
 }
 
 TEST_CASE("fault: a replica killed under reads costs no read; it serves again once restarted") {
-  PgmuxProcess px(test_env(), {.name = "replica-killed",
-                               .pool_size = 4,
-                               .query_wait_timeout_ms = 10000,
-                               .mode = "transaction",
-                               .routing_toml = "read_write_split = \"on\"\n"
-                                               "read_your_writes = \"off\"\n"
-                                               "replica_ban_ms = 1000\n"
-                                               "max_replica_lag_bytes = 100000000\n"
-                                               "lag_check_interval_ms = 100\n"
-                                               "lag_stale_after_ms = 500\n"});
+  PgmuxProcess px(test_env(), routed("replica-killed"));
   INFO(px.log_tail());
   REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
 
