@@ -4,6 +4,8 @@
 // a pin still holds), and the hand-back itself.
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_session.hpp"
 #include "pooler/session/transaction_session.hpp"
@@ -130,7 +132,12 @@ void TransactionSession::release_server() {
   if (s_.info != nullptr) s_.info->state.store(ClientState::idle);
   state_.boundary_pending = false;
   s_.rt.cancels().clear_target(s_.cancel_key.pid);
-  lease_.give_back();
+  // A server that sent an error nobody asked for is ending: it does not go back to the pool.
+  if (std::exchange(state_.server_closing, false)) {
+    lease_.discard();
+  } else {
+    lease_.give_back();
+  }
   lease_ = ServerLease();
   publish_phase();
   server_loop_running_ = false;
