@@ -3,7 +3,10 @@
 // be reached is banned and the next candidate used), pgmux's own SET pgmux.*, read-your-writes
 // positions and the re-run on the primary of a request a replica refused (25006).
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
 #include <boost/container/small_vector.hpp>
+#include <cerrno>
 
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_inspector.hpp"
@@ -38,9 +41,21 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
     lease_.give_back();
     fail("57P01", s_.info->farewell != nullptr ? s_.info->farewell : kAdminFarewell);
   }
+  if (client_left()) {
+    lease_.give_back();  // untouched: the request of a client that left must not run
+    fail("08006", kClientLeft);
+  }
   prepare_lease();
   if (!settings_in_step()) co_await sync_settings();
   serve_with_lease();
+}
+
+bool TransactionSession::client_left() const {
+  // A waiting client's socket is not watched (a parked read would cost every client a
+  // reactor operation), so it is looked at once, without blocking, when the wait ends.
+  char byte = 0;
+  const ssize_t n = ::recv(s_.client.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 bool TransactionSession::lease_idle_now() {

@@ -51,6 +51,11 @@ QuickTurn TransactionSession::serve_queued(ServerLease lease) {
     lease_ = ServerLease();
     fail("57P01", s_.info->farewell != nullptr ? s_.info->farewell : kAdminFarewell);
   }
+  if (client_left()) {
+    lease_.give_back();  // untouched: the request of a client that left must not run
+    lease_ = ServerLease();
+    fail("08006", kClientLeft);
+  }
   state_.start_lease(-1);
   prepare_lease();
   if (!settings_in_step()) {

@@ -283,6 +283,11 @@ class TransactionSession {
   // a replica that failed.
   void server_out_of_step(std::string_view why);
   void server_lost(boost::system::error_code ec);
+  // The client closed or reset its connection (a non-blocking peek at its socket): asked when
+  // a wait for a server ends, so a request queued by a client that left never runs.
+  [[nodiscard]] bool client_left() const;
+  static constexpr const char* kClientLeft =
+      "the client closed its connection while it waited for a server";
   // The server went away with nothing pending and no transaction open: the lease is
   // discarded on the spot and the client's next request leases another.
   void server_closed_quietly(boost::system::error_code ec);

@@ -16,6 +16,8 @@
 #include "pgbench_runner.hpp"
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
+#include "primary_watch.hpp"
+#include "raw_client.hpp"
 
 using namespace pgmux::it;
 using std::chrono::milliseconds;
@@ -144,4 +146,34 @@ TEST_CASE("two workers: a server given back goes to a waiter on its own worker")
   MESSAGE("servers moved between workers on ", moves, " of ", transactions, " transactions");
   CHECK(transactions >= kClients * kTransactions);
   CHECK(moves * 10 < transactions);
+}
+
+TEST_CASE("a client that leaves while queued: its request never runs") {
+  {
+    PgConn p = direct_primary();
+    REQUIRE_MESSAGE(p.ok(), p.error());
+    p.run("CREATE TABLE IF NOT EXISTS queued_gone (id int)");
+    p.run("GRANT ALL ON queued_gone TO md5user");
+    p.run("TRUNCATE queued_gone");
+  }
+  PgmuxProcess px(test_env(), queue_options("queued-gone", 15000));
+  INFO(px.log_tail());
+  PgConn holder(px.conninfo("md5user", "md5pass"));
+  REQUIRE_MESSAGE(holder.ok(), holder.error());
+  holder.run("BEGIN");
+  holder.run("SELECT 1");  // the pool's one server is held
+  // A raw client logs in, sends an INSERT that must wait for the server, and closes its
+  // socket when raw_login gives up after 1.5 s.
+  const RawLogin gone = raw_login(px.port(), "md5user", "app", "md5pass", milliseconds(1500),
+                                  "INSERT INTO queued_gone VALUES (1)");
+  CHECK(gone.ready);
+  CHECK_FALSE(gone.query_done);
+  std::this_thread::sleep_for(milliseconds(300));
+  holder.run("COMMIT");
+  // The server is handed on; the INSERT of the client that left must not run.
+  std::this_thread::sleep_for(milliseconds(1000));
+  PgConn p = direct_primary();
+  REQUIRE_MESSAGE(p.ok(), p.error());
+  CHECK(p.query_value("SELECT count(*) FROM queued_gone") == "0");
+  CHECK(holder.query_value("SELECT 'still served'") == "still served");
 }
