@@ -38,7 +38,14 @@ echo "sanitize ($kind): integration tests ${filter:-(all)} against $dir/pooler/p
 args=(--minimal "--test-case-exclude=*RSS*")
 [ -n "$filter" ] && args+=("--test-case=$filter")
 status=0
-PGMUX_TEST_BINARY="$root/$dir/pooler/pgmux" "$harness" "${args[@]}" || status=$?
+PGMUX_TEST_BINARY="$root/$dir/pooler/pgmux" "$harness" "${args[@]}" 2>&1 | tee "$reports.out" ||
+  status=${PIPESTATUS[0]}
+# The harness's output is long; a CI log keeps only its ends, so name the failures last.
+if [ "$status" -ne 0 ]; then
+  echo "sanitize ($kind): failed checks:"
+  grep -E '^(TEST CASE:|.*: ERROR:|  values:)' "$reports.out" | head -40 || true
+fi
+rm -f "$reports.out"
 if compgen -G "$reports/*" >/dev/null; then
   echo "sanitize ($kind): reports in $reports:"
   head -c 20000 "$reports"/*

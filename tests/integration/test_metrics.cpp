@@ -32,6 +32,14 @@ TEST_CASE("/metrics parses as Prometheus text and agrees with SHOW STATS; /healt
   REQUIRE_MESSAGE(c.ok(), c.error());
   for (int i = 0; i < 25; ++i) c.run("SELECT 1");
 
+  // The client has its last ReadyForQuery before pgmux has put the session and its server
+  // away (the reply is forwarded first), so wait, bounded, for that to happen before comparing.
+  const auto settled = [&] {
+    const Exposition now = parse_exposition(http_get(mport, "/metrics").body);
+    const auto lent = now.samples.find("pgmux_turn_states{state=\"lent\"}");
+    return lent != now.samples.end() && lent->second == 0;
+  };
+  CHECK(wait_until(settled, std::chrono::seconds(5)));
   const HttpReply r = http_get(mport, "/metrics");
   REQUIRE(r.status == 200);
   const Exposition e = parse_exposition(r.body);
@@ -114,6 +122,14 @@ TEST_CASE(
   PgConn wrong(px.conninfo("app", "not-the-password"));
   CHECK_FALSE(wrong.ok());
 
+  // The client has its last ReadyForQuery before pgmux has put the session and its server
+  // away (the reply is forwarded first), so wait, bounded, for that to happen before comparing.
+  const auto settled = [&] {
+    const Exposition now = parse_exposition(http_get(mport, "/metrics").body);
+    const auto lent = now.samples.find("pgmux_turn_states{state=\"lent\"}");
+    return lent != now.samples.end() && lent->second == 0;
+  };
+  CHECK(wait_until(settled, std::chrono::seconds(5)));
   const HttpReply r = http_get(mport, "/metrics");
   REQUIRE(r.status == 200);
   const Exposition e = parse_exposition(r.body);
