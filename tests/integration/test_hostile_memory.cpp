@@ -208,10 +208,16 @@ TEST_CASE("idle clients and idle pooled servers hold no receive buffer") {
         CHECK(prep.status() == PGRES_COMMAND_OK);
       }
     }
-    std::this_thread::sleep_for(milliseconds(200));
-    const long after_kb = px.rss_kb();
+    // Each client parks its session state after its last reply has gone out: wait for that.
+    const std::string parked_turns = std::string(mode) == "transaction" ? "0" : "10";
     std::map<std::string, std::map<std::string, std::string>> mem;
-    for (const auto& row : console_rows(px, "SHOW MEM")) mem[row.at("name")] = row;
+    const auto parked = [&] {
+      mem.clear();
+      for (const auto& row : console_rows(px, "SHOW MEM")) mem[row.at("name")] = row;
+      return mem.contains("turn_states") && mem["turn_states"].at("used") == parked_turns;
+    };
+    CHECK(wait_until(parked, milliseconds(5000)));
+    const long after_kb = px.rss_kb();
     REQUIRE(mem.contains("buffers"));
     // Only the console's own request holds a buffer while SHOW MEM runs.
     CHECK(std::stoll(mem["buffers"].at("used")) <= 1);
@@ -222,7 +228,7 @@ TEST_CASE("idle clients and idle pooled servers hold no receive buffer") {
           kClients);
     // Parked clients hold no active-session state either, but for the session-mode clients
     // that keep a server (their server loops wait on it).
-    CHECK(mem["turn_states"].at("used") == (std::string(mode) == "transaction" ? "0" : "10"));
+    CHECK(mem["turn_states"].at("used") == parked_turns);
     if (std::string(mode) == "transaction") {
       // Each client's statement definition is counted with the bytes it holds.
       CHECK(mem["client_statements"].at("used") == std::to_string(kClients));

@@ -36,8 +36,10 @@ TEST_CASE("/metrics parses as Prometheus text and agrees with SHOW STATS; /healt
   // away (the reply is forwarded first), so wait, bounded, for that to happen before comparing.
   const auto settled = [&] {
     const Exposition now = parse_exposition(http_get(mport, "/metrics").body);
-    const auto lent = now.samples.find("pgmux_turn_states{state=\"lent\"}");
-    return lent != now.samples.end() && lent->second == 0;
+    const auto turns = now.samples.find("pgmux_turn_states{state=\"lent\"}");
+    const auto buffers = now.samples.find("pgmux_buffers{state=\"lent\"}");
+    return turns != now.samples.end() && turns->second == 0 && buffers != now.samples.end() &&
+           buffers->second == 0;
   };
   CHECK(wait_until(settled, std::chrono::seconds(5)));
   const HttpReply r = http_get(mport, "/metrics");
@@ -126,8 +128,10 @@ TEST_CASE(
   // away (the reply is forwarded first), so wait, bounded, for that to happen before comparing.
   const auto settled = [&] {
     const Exposition now = parse_exposition(http_get(mport, "/metrics").body);
-    const auto lent = now.samples.find("pgmux_turn_states{state=\"lent\"}");
-    return lent != now.samples.end() && lent->second == 0;
+    const auto turns = now.samples.find("pgmux_turn_states{state=\"lent\"}");
+    const auto buffers = now.samples.find("pgmux_buffers{state=\"lent\"}");
+    return turns != now.samples.end() && turns->second == 0 && buffers != now.samples.end() &&
+           buffers->second == 0;
   };
   CHECK(wait_until(settled, std::chrono::seconds(5)));
   const HttpReply r = http_get(mport, "/metrics");

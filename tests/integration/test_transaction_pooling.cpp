@@ -302,7 +302,8 @@ TEST_CASE("LISTEN and session advisory locks pin the client until released") {
   CHECK(pinned_rows[0].at("user") == "app");
   a.run("UNLISTEN *");
   CHECK(px.wait_for_log("unpinned", milliseconds(5000)));
-  CHECK(console_rows(px, "SHOW PINNED").empty());
+  // The line is logged just before the pin is cleared.
+  CHECK(wait_until([&] { return console_rows(px, "SHOW PINNED").empty(); }, milliseconds(5000)));
 
   a.run("SELECT pg_advisory_lock(4242)");
   const std::string holder = server_pid(a);
