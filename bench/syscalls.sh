@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System calls per transaction, by call, of pgmux binaries beside PgBouncer 1.25.2 (built by
 # ../shared/anchors/build-pgbouncer.sh): `strace -c -f` attached to the pooler during a short
-# and a long pgbench run (transaction mode, pool 10, 10 clients), and the difference in calls
+# and a long pgbench run (transaction mode, pool 10, BENCH_CLIENTS clients, default 10), and the difference in calls
 # divided by the difference in transactions, so logins and start-up cancel out.
 #   bench/syscalls.sh [BINARY ...]      (default: this checkout's build/pooler/pgmux)
 # BENCH_PGBENCH_ARGS (default "-S") picks the workload, e.g. "-S -M prepared".
@@ -12,7 +12,7 @@ binaries=("$@")
 [ ${#binaries[@]} -gt 0 ] || binaries=(build/pooler/pgmux)
 short=${BENCH_SHORT_TX:-200}
 long=${BENCH_LONG_TX:-2200}
-clients=10
+clients=${BENCH_CLIENTS:-10}
 read -r -a workload <<< "${BENCH_PGBENCH_ARGS:--S}"
 
 # shellcheck source=bench/common.sh

@@ -7,6 +7,7 @@
 
 #include <boost/container/small_vector.hpp>
 #include <cerrno>
+#include <chrono>
 
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_inspector.hpp"
@@ -52,7 +53,19 @@ awaitable<void> TransactionSession::ensure_server(router::Decision where) {
 
 bool TransactionSession::client_left() const {
   // A waiting client's socket is not watched (a parked read would cost every client a
-  // reactor operation), so it is looked at once, without blocking, when the wait ends.
+  // reactor operation), so it is looked at once, without blocking, when the wait ends. Only
+  // after a wait long enough for a client to give up: PostgreSQL, too, runs a request whose
+  // client closed just after sending it, and a look per short wait is a syscall per
+  // transaction under a busy pool.
+  constexpr std::int64_t kLongWaitUs = 100'000;
+  if (s_.info != nullptr) {
+    const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count();
+    if (now_us - s_.info->waiting_since_us.load(std::memory_order_relaxed) < kLongWaitUs) {
+      return false;
+    }
+  }
   char byte = 0;
   const ssize_t n = ::recv(s_.client.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
