@@ -6,8 +6,10 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <optional>
+#include <vector>
 
 #include "lag_monitor/async_pg.hpp"
+#include "lag_monitor/primary_election.hpp"
 
 namespace pgmux::lag {
 
@@ -60,12 +62,29 @@ std::int64_t now_ns() {
       .count();
 }
 
-constexpr const char* kPrimaryQuery = "SELECT pg_catalog.pg_current_wal_lsn()";
+// The timeline of a server out of recovery: the first 8 hex digits of its current WAL file's
+// name (pg_control_checkpoint() learns of a promotion only at the next checkpoint).
+#define PGMUX_TIMELINE                                       \
+  "CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE " \
+  "substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8) END"
+constexpr const char* kPrimaryQuery =
+    "SELECT pg_catalog.pg_is_in_recovery(), CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL "
+    "ELSE pg_catalog.pg_current_wal_lsn() END, " PGMUX_TIMELINE;
 constexpr const char* kReplicaQuery =
     "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.pg_last_wal_receive_lsn(), "
     "pg_catalog.pg_last_wal_replay_lsn(), "
     "(extract(epoch FROM clock_timestamp() - pg_catalog.pg_last_xact_replay_timestamp()) * "
-    "1000)::bigint";
+    "1000)::bigint, " PGMUX_TIMELINE;
+#undef PGMUX_TIMELINE
+
+std::uint32_t parse_timeline(const std::optional<std::string>& hex) {
+  if (!hex || hex->empty()) return 0;
+  try {
+    return static_cast<std::uint32_t>(std::stoul(*hex, nullptr, 16));
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
 
 }  // namespace
 
@@ -76,7 +95,9 @@ struct LagMonitor::Impl {
   MonitorSettings settings;
   std::shared_ptr<LagState> state;
   bool stopped = false;
-  bool primary_moved = false;  // set_primary: reconnect to the new primary
+  bool primary_moved = false;                        // set_primary: reconnect to the new primary
+  std::function<void(int, std::uint32_t)> promoted;  // roles = "auto"
+  std::optional<int> reported;  // the promotion last reported, until set_primary
   std::vector<std::unique_ptr<asio::steady_timer>> replica_timers;
   std::unique_ptr<asio::steady_timer> primary_timer;
 
@@ -90,6 +111,32 @@ struct LagMonitor::Impl {
     timer.expires_after(d);
     co_await timer.async_wait(kNoThrow);
     co_return !stopped;
+  }
+
+  // roles = "auto": after each sample, whether a promoted replica should take the writes.
+  void elect() {
+    if (!promoted) return;
+    const std::int64_t now = now_ns();
+    const std::int64_t stale = state->stale_after_ns.load();
+    auto fresh = [&](std::int64_t at) { return at != 0 && (stale <= 0 || now - at <= stale); };
+    const ServerRole current{.fresh = fresh(state->primary_answered_at_ns.load()),
+                             .in_recovery = state->primary_in_recovery.load(),
+                             .timeline = state->primary_timeline.load()};
+    std::vector<ServerRole> roles;
+    int current_replica = -1;
+    for (int i = 0; i < static_cast<int>(replicas.size()); ++i) {
+      const ReplicaLagState& r = state->replica(i);
+      const std::uint32_t timeline = r.timeline.load();
+      roles.push_back({.fresh = fresh(r.sampled_at_ns.load()),
+                       .in_recovery = timeline == 0,
+                       .timeline = timeline});
+      const MonitorTarget& t = replicas[static_cast<std::size_t>(i)];
+      if (t.host == primary.host && t.port == primary.port) current_replica = i;
+    }
+    const std::optional<int> winner = promoted_replica(current, current_replica, roles);
+    if (!winner || winner == reported) return;
+    reported = winner;
+    promoted(*winner, roles[static_cast<std::size_t>(*winner)].timeline);
   }
 
   std::optional<Lsn> fresh_primary_lsn() const {
@@ -123,12 +170,18 @@ struct LagMonitor::Impl {
         }
         auto rows = co_await bounded(pg.query(kPrimaryQuery), settings.query_timeout, "query");
         state->primary_samples.fetch_add(1, std::memory_order_relaxed);
-        if (!rows.empty() && rows[0][0]) {
-          if (auto lsn = parse_lsn(*rows[0][0])) {
+        if (rows.empty() || rows[0].size() != 3) throw MonitorError("unexpected answer");
+        const Row& row = rows[0];
+        state->primary_in_recovery.store(row[0] && *row[0] == "t");
+        state->primary_timeline.store(parse_timeline(row[2]));
+        if (row[1]) {
+          if (auto lsn = parse_lsn(*row[1])) {
             state->primary_lsn.store(*lsn);
             state->primary_sampled_at_ns.store(now_ns());
           }
         }
+        state->primary_answered_at_ns.store(now_ns());
+        elect();
         if (!co_await pause(*primary_timer, settings.interval)) break;
       } catch (const std::exception& e) {
         // Once per outage: when a working connection breaks, or the first attempt fails.
@@ -181,7 +234,7 @@ struct LagMonitor::Impl {
         }
         auto rows = co_await bounded(pg.query(kReplicaQuery), settings.query_timeout, "query");
         out.samples.fetch_add(1, std::memory_order_relaxed);
-        if (rows.empty() || rows[0].size() != 4) throw MonitorError("unexpected answer");
+        if (rows.empty() || rows[0].size() != 5) throw MonitorError("unexpected answer");
         const Row& row = rows[0];
         ReplicaSample s;
         s.taken_at = Clock::now();
@@ -192,8 +245,10 @@ struct LagMonitor::Impl {
         s.primary_lsn = fresh_primary_lsn();
         last = s;
         out.replay_lsn.store(s.replay_lsn);
+        out.timeline.store(s.in_recovery ? 0 : parse_timeline(row[4]));
         out.sampled_at_ns.store(now_ns());
         publish();
+        elect();
         state->generation.fetch_add(1, std::memory_order_release);
         if (!co_await pause(timer, settings.interval)) break;
       } catch (const std::exception& e) {
@@ -266,8 +321,13 @@ void LagMonitor::set_primary(MonitorTarget primary) {
                  self->impl_->settings.database, primary.host, primary.port);
     self->impl_->primary = primary;
     self->impl_->primary_moved = true;
+    self->impl_->reported.reset();
     self->impl_->primary_timer->cancel();
   });
+}
+
+void LagMonitor::on_promotion(std::function<void(int, std::uint32_t)> promoted) {
+  impl_->promoted = std::move(promoted);
 }
 
 void LagMonitor::kick() {

@@ -9,6 +9,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,10 @@ class LagMonitor : public std::enable_shared_from_this<LagMonitor> {
   void kick();
   // RELOAD moved the database's primary: sample the new one from now on (thread-safe).
   void set_primary(MonitorTarget primary);
+  // roles = "auto": called on the monitor's executor with the index of a replica that was
+  // promoted and should take the writes (primary_election.hpp); the caller moves the primary
+  // (set_primary follows). Set before start().
+  void on_promotion(std::function<void(int replica, std::uint32_t timeline)> promoted);
 
  private:
   struct Impl;

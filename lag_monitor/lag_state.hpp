@@ -18,6 +18,8 @@ struct ReplicaLagState {
   std::atomic<std::int64_t> lag_bytes{-1}, lag_ms{-1};
   std::atomic<std::int64_t> sampled_at_ns{0};  // steady clock; 0: never
   std::atomic<std::uint64_t> samples{0};       // queries run on this server
+  // Out of recovery (promoted): the timeline of its current WAL (0: in recovery, unknown).
+  std::atomic<std::uint32_t> timeline{0};
 };
 
 class LagState {
@@ -32,6 +34,11 @@ class LagState {
   std::atomic<Lsn> primary_lsn{0};
   std::atomic<std::int64_t> primary_sampled_at_ns{0};  // steady clock; 0: never
   std::atomic<std::uint64_t> primary_samples{0};
+  // What the server writes go to said of itself: in recovery (demoted: fenced), and the
+  // timeline of its WAL.
+  std::atomic<bool> primary_in_recovery{false};
+  std::atomic<std::int64_t> primary_answered_at_ns{0};  // its last answer, in recovery or not
+  std::atomic<std::uint32_t> primary_timeline{0};
   std::atomic<std::uint64_t> generation{0};  // bumped after every round of samples
   // lag_stale_after_ms, set by the monitor when it starts; 0: samples never go stale.
   std::atomic<std::int64_t> stale_after_ns{0};

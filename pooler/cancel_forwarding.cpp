@@ -16,9 +16,16 @@ awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
     note_failed_cancel(key, lookup.miss);
     co_return;
   }
-  const auto& target = lookup.target;
+  co_await deliver_cancel(*lookup.target, Delivery{.key = key, .lease = lookup.lease});
+}
+
+awaitable<void> Runtime::cancel_abandoned_server(CancelTarget target) {
+  co_await deliver_cancel(target, std::nullopt);
+}
+
+awaitable<void> Runtime::deliver_cancel(CancelTarget target, std::optional<Delivery> for_client) {
   const auto cfg = config();
-  const Endpoint& to = target->endpoint;
+  const Endpoint& to = target.endpoint;
   // The cancel travels like the connection it cancels: TLS as its database's server_tls_mode.
   TlsMode tls_mode = TlsMode::disable;
   const TlsContext* tls = nullptr;
@@ -34,16 +41,16 @@ awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
     }
   }
   try {
-    const bool sent = co_await with_timeout(send_cancel(*target, tls_mode, tls, key, lookup.lease),
+    const bool sent = co_await with_timeout(send_cancel(target, tls_mode, tls, for_client),
                                             Millis(cfg->pool.server_connect_timeout_ms));
     if (sent) {
-      spdlog::info("cancel forwarded to backend pid {} at {}:{}", target->server_pid, to.host,
+      spdlog::info("cancel forwarded to backend pid {} at {}:{}", target.server_pid, to.host,
                    to.port);
     } else {
       spdlog::info(
           "cancel for key {} dropped: the client's transaction ended before it could "
           "be delivered",
-          key.pid);
+          for_client->key.pid);
     }
   } catch (const std::exception& e) {
     spdlog::warn("cancel to {}:{} failed: {}", to.host, to.port, e.what());
@@ -73,8 +80,7 @@ void Runtime::note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss
 }
 
 awaitable<bool> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mode,
-                                     const TlsContext* tls, const CancelKey& key,
-                                     std::uint64_t lease) {
+                                     const TlsContext* tls, std::optional<Delivery> for_client) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
   Socket socket(executor);
@@ -86,7 +92,7 @@ awaitable<bool> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mod
   Stream stream(std::move(socket));
   co_await negotiate_server_tls(stream, tls_mode, tls, target.endpoint);
   // The connection took time: the server may be serving another client by now.
-  if (!cancels_.still_leased(key.pid, lease)) {
+  if (for_client && !cancels_.still_leased(for_client->key.pid, for_client->lease)) {
     stream.close();
     co_return false;
   }

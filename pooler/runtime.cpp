@@ -98,6 +98,8 @@ void Runtime::start_loops() {
       io.run();
     });
     asio::co_spawn(w->io, sweep_loop(*w), [](std::exception_ptr e) { log_exception("sweep", e); });
+    asio::co_spawn(w->io, replica_watch_loop(*w),
+                   [](std::exception_ptr e) { log_exception("replica watch", e); });
   }
   asio::co_spawn(main_io_, accept_loop(), [](std::exception_ptr e) { log_exception("accept", e); });
   start_lag_monitors();
@@ -221,6 +223,19 @@ awaitable<void> Runtime::sweep_loop(Worker& w) {
   }
 }
 
+awaitable<void> Runtime::replica_watch_loop(Worker& w) {
+  Timer timer(w.io);
+  for (;;) {
+    // Without replicas (until a RELOAD adds some) nothing is watched: a slower beat.
+    const auto cfg = config();
+    const bool replicas = std::any_of(cfg->databases.begin(), cfg->databases.end(),
+                                      [](const auto& db) { return !db.second.replicas.empty(); });
+    timer.expires_after(replicas ? ReplicaReadWatch::kTick : Millis(1000));
+    if (auto [ec] = co_await timer.async_wait(as_result); ec) co_return;
+    if (!w.replica_reads.empty()) w.replica_reads.tick(std::chrono::steady_clock::now());
+  }
+}
+
 std::map<std::string, TrafficTotals> Runtime::traffic_by_database() {
   std::map<std::string, TrafficTotals> out;
   for (const auto& pool : pools_.all()) out[pool->database()] += pool->traffic_totals();
@@ -311,6 +326,11 @@ void Runtime::start_lag_monitors() {
     auto monitor = std::make_shared<lag::LagMonitor>(
         main_io_.get_executor(), lag::MonitorTarget{db.primary.host, db.primary.port},
         std::move(replicas), std::move(settings), routing->lag());
+    if (db.follow_promotion) {
+      monitor->on_promotion([this, name = name](int replica, std::uint32_t timeline) {
+        follow_promotion(name, replica, timeline);
+      });
+    }
     routing->set_monitored([weak = std::weak_ptr<lag::LagMonitor>(monitor)] {
       if (auto m = weak.lock()) m->kick();
     });

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "pooler/session/auth_query.hpp"
 #include "pooler/session/client_registry.hpp"
 #include "pooler/session/dormant_clients.hpp"
+#include "pooler/session/replica_read_watch.hpp"
 #include "router/classification_cache.hpp"
 
 namespace pgmux::pooler {
@@ -46,6 +48,8 @@ struct Worker {
   // Transaction sessions and parked waits (net/slab.hpp); declared before the event loop,
   // whose destruction frees what its pending handlers hold.
   SlabSet slabs;
+  // Replica reads not yet answered (replica_read_timeout_ms); outlives the sessions in `io`.
+  ReplicaReadWatch replica_reads;
   EventLoop io;
   BufferPool& buffers;      // receive buffers lent to this worker's sockets
   DormantClients& dormant;  // this worker's parked and dormant clients
@@ -86,10 +90,19 @@ class Runtime {
   [[nodiscard]] std::uint64_t failed_cancels() const { return failed_cancels_.load(); }
   // The random key of this process's made-up SCRAM secrets for unknown users.
   [[nodiscard]] const std::string& instance_key() const { return instance_key_; }
-  // One CancelRequest to a server, over TLS when `tls_mode` asks for it, unless the client
-  // `key` has given up the lease `lease` by the time the connection is up. False then.
+  // A CancelRequest for a server pgmux is closing in the middle of a request (its client
+  // vanished, or a replica stopped answering): the backend stops working for nobody. No lease
+  // check: the connection is closed, so the backend serves no other client.
+  awaitable<void> cancel_abandoned_server(CancelTarget target);
+  // A cancel on behalf of the client `key`, valid while it holds its lease `lease`.
+  struct Delivery {
+    CancelKey key;
+    std::uint64_t lease = 0;
+  };
+  // One CancelRequest to a server, over TLS when `tls_mode` asks for it, unless `for_client`
+  // has given up its lease by the time the connection is up. False then.
   awaitable<bool> send_cancel(const CancelTarget& target, TlsMode tls_mode, const TlsContext* tls,
-                              const CancelKey& key, std::uint64_t lease);
+                              std::optional<Delivery> for_client);
   // How a graceful shutdown waits. Both stop accepting at once.
   enum class Drain : std::uint8_t {
     // SHUTDOWN WAIT_FOR_CLIENTS: until every client has left on its own (no time limit).
@@ -178,12 +191,19 @@ class Runtime {
  private:
   awaitable<void> accept_loop();
   awaitable<void> sweep_loop(Worker& w);
+  // Looks at the worker's unanswered replica reads every ReplicaReadWatch::kTick.
+  awaitable<void> replica_watch_loop(Worker& w);
   // run()'s start: the listening socket (false, logged, when it cannot be had), then the
   // workers' threads and the loops of the main thread.
   bool listen(const GeneralSettings& g);
   void start_loops();
   void begin_graceful_shutdown(Drain how);
   void note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss);
+  // roles = "auto": the lag monitor found replica `replica` of `database` promoted; writes go
+  // there from now on (the configuration's primary moves, as a RELOAD would move it).
+  void follow_promotion(const std::string& database, int replica, std::uint32_t timeline);
+  // Over TLS as the target's database asks, bounded by server_connect_timeout_ms.
+  awaitable<void> deliver_cancel(CancelTarget target, std::optional<Delivery> for_client);
   // Makes `fresh` the running configuration; `what` (RELOAD, SET) names the cause in logs.
   void apply_config(const std::shared_ptr<const Config>& fresh, const char* what);
   // The drain after begin_graceful_shutdown: closes idle clients (for_servers), stops when no

@@ -65,6 +65,23 @@ Runtime::SetResult Runtime::set_setting(std::string_view key, std::string_view v
   return {};
 }
 
+void Runtime::follow_promotion(const std::string& database, int replica, std::uint32_t timeline) {
+  const auto cfg = config();
+  auto moved = std::make_shared<Config>(*cfg);
+  const auto it = moved->databases.find(database);
+  if (it == moved->databases.end() || replica >= static_cast<int>(it->second.replicas.size())) {
+    return;  // a RELOAD took the database or the replica away meanwhile
+  }
+  DatabaseConfig& db = it->second;
+  const Endpoint old = db.primary;
+  db.primary = db.replicas[static_cast<std::size_t>(replica)];
+  spdlog::warn(
+      "database {}: replica {}:{} was promoted (timeline {}): writes go to it from now on, "
+      "none to {}:{} (roles = \"auto\")",
+      database, db.primary.host, db.primary.port, timeline, old.host, old.port);
+  apply_config(moved, "failover");
+}
+
 void Runtime::apply_config(const std::shared_ptr<const Config>& fresh, const char* what) {
   const auto old = config();
   // What running parts were built from and only a restart rebuilds.

@@ -84,6 +84,14 @@ bool DatabaseRouting::eligible(int replica, lag::Lsn min_lsn) const {
   return !lag_->stale(s, now_ns);
 }
 
+bool DatabaseRouting::answering(int replica) const {
+  if (ban_left_ms(replica) > 0) return false;
+  if (!monitored_.load(relaxed)) return true;
+  const auto now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  return !lag_->stale(lag_->replica(replica), now_ns);
+}
+
 std::int64_t DatabaseRouting::ban_left_ms(int replica) const {
   const auto until = banned_until_[static_cast<std::size_t>(replica)].load(relaxed);
   const auto now = Clock::now().time_since_epoch().count();

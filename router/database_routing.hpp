@@ -59,6 +59,10 @@ class DatabaseRouting {
   // given, past that WAL position (the client's last write).
   [[nodiscard]] bool eligible(int replica, lag::Lsn min_lsn = 0) const;
   [[nodiscard]] bool any_eligible(lag::Lsn min_lsn = 0) const;
+  // Worth waiting for, for a read already sent to it: not banned and, when the lag monitor
+  // runs, its last sample fresh (a replica that is only lagging still answers). Without a
+  // monitor nothing says otherwise, so only a ban gives up on it.
+  [[nodiscard]] bool answering(int replica) const;
   // The lag monitor publishes here; until monitored() the lag does not count.
   [[nodiscard]] const std::shared_ptr<lag::LagState>& lag() const { return lag_; }
   void set_monitored(std::function<void()> kick) {

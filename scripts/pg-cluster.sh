@@ -8,6 +8,7 @@
 #   pg-cluster.sh status  DIR
 #   pg-cluster.sh stop-replica DIR | start-replica DIR   (failover tests)
 #   pg-cluster.sh stop-primary DIR | start-primary DIR
+#   pg-cluster.sh promote-replica DIR                   (failover tests)
 #
 # `start` prints (and writes to DIR/cluster.env) PRIMARY_PORT=, REPLICA_PORT=,
 # PGMUX_CLUSTER_DIR= and PG_BIN= lines; all progress goes to stderr. Running
@@ -313,6 +314,12 @@ case "$CMD" in
   stop-replica | start-replica | stop-primary | start-primary)
     [ $# -eq 2 ] || usage
     cmd_server "${CMD#*-}" "${CMD%%-*}" ;;
+  promote-replica)
+    # Failover tests: the replica leaves recovery (a new timeline); the primary keeps running.
+    [ $# -eq 2 ] || usage
+    DIR=$(cd "$DIR" && pwd -P)
+    as_pg "$PG_BIN/pg_ctl" -D "$DIR/replica" -w -t "$PGCTL_TIMEOUT" promote >/dev/null ||
+      die "could not promote $DIR/replica" ;;
   destroy)
     [ $# -eq 2 ] || usage
     # Guard against rm -rf of a wrong directory: it must look like one of ours.

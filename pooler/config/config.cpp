@@ -148,6 +148,12 @@ DatabaseConfig read_database(const std::string& name, const toml::value& v, cons
       t.fail(*t.find("target"), "target", "\"replica\" needs at least one entry in replicas");
     }
   }
+  if (int i = t.get_choice("roles", {"fixed", "auto"}); i >= 0) {
+    d.follow_promotion = i == 1;
+    if (d.follow_promotion && d.replicas.empty()) {
+      t.fail(*t.find("roles"), "roles", "\"auto\" needs at least one entry in replicas");
+    }
+  }
   d.routing = routing;
   read_settings(t, routing_settings(), d.routing, true);
   if (int i = t.get_choice("mode", kModes); i >= 0) d.mode = static_cast<PoolMode>(i);

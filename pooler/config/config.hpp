@@ -44,6 +44,9 @@ struct RoutingSettings {
   router::PrimaryReads primary_reads = router::PrimaryReads::fallback;
   router::Balancing load_balancing = router::Balancing::round_robin;
   std::int64_t replica_ban_ms = 15000;
+  // A read sent to a replica with no answer after this long is re-run on the primary if the
+  // replica has stopped answering its lag monitor too (checked again at each period).
+  std::int64_t replica_read_timeout_ms = 1000;
   bool read_only_transactions_to_replicas = true;
   std::vector<std::string> write_functions, read_functions;
   // Replica lag (lag_monitor/): sampling, staleness, limits (-1: unset) with hysteresis.
@@ -143,6 +146,9 @@ struct PoolSettings {
   // Transaction mode: a request unanswered this long is cancelled and the client
   // disconnected (57014); its server is closed. 0 = never.
   std::int64_t query_timeout_ms = 0;
+  // A client that has not taken the answer being forwarded to it for this long is closed and
+  // its server's request cancelled: it must not hold a server by not reading. 0 = never.
+  std::int64_t client_write_timeout_ms = 60000;
   PinPolicy pin_session_state = PinPolicy::pin;
 };
 
@@ -157,6 +163,9 @@ struct DatabaseConfig {
   int replica_pool_size = 0;   // resolved: database override, [pool].replica_pool_size or size
   // Session mode: "replica" makes this entry a read-only alias served by the replicas.
   router::Target target = router::Target::primary;
+  // roles = "auto": a replica that is promoted (out of recovery, on a newer timeline) takes
+  // the writes in place of `primary`, found by the lag monitor (lag_monitor/primary_election).
+  bool follow_promotion = false;
   RoutingSettings routing;  // resolved: [routing] with this database's overrides
   PoolMode mode = PoolMode::session;
   ServerTlsSettings server_tls;  // resolved: [pgmux] server_tls_* with this database's

@@ -131,6 +131,11 @@ std::span<const Setting<PoolSettings>> pool_settings() {
           {.key = "query_timeout_ms",
            .doc = "a request unanswered this long is cancelled on the server and its client "
                   "disconnected (57014); 0 = never"})),
+      bind<&P::client_write_timeout_ms>(pool_ms(
+          {.key = "client_write_timeout_ms",
+           .doc = "a client whose socket has had no room for the answer being forwarded to it "
+                  "for this long (it stopped reading) is closed and its server's request "
+                  "cancelled, so it cannot hold a server; 0 = never"})),
       bind<&P::pin_session_state>(
           {.key = "pin_session_state",
            .doc = "transaction mode, for LISTEN, session advisory locks, temp tables, WITH HOLD "
@@ -161,6 +166,15 @@ std::span<const Setting<RoutingSettings>> routing_settings() {
            .doc = "`round_robin` (smooth, weighted) or `least_connections` (fewest leased "
                   "connections per weight)",
            .choices = kBalancing,
+           .per_database = true}),
+      bind<&R::replica_read_timeout_ms>(
+          {.key = "replica_read_timeout_ms",
+           .doc = "a read a replica has not begun to answer after this long is cancelled there "
+                  "and run on the primary when the replica's lag samples have gone stale (it "
+                  "is frozen or cut off); a replica still answering its monitor is slow, not "
+                  "gone, and is waited for another period; 0: never",
+           .min = 0,
+           .max = kMaxMs,
            .per_database = true}),
       bind<&R::replica_ban_ms>(
           {.key = "replica_ban_ms",

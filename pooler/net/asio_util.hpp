@@ -107,4 +107,35 @@ awaitable<T> with_timeout(awaitable<T> op, Millis limit) {
   if constexpr (!std::is_void_v<T>) co_return std::move(*outcome.value);
 }
 
+// Thrown when while_holds's condition stopped holding first.
+class ConditionEnded : public std::runtime_error {
+ public:
+  ConditionEnded() : std::runtime_error("condition no longer holds") {}
+};
+
+namespace detail {
+// Completes when `holds()` is false, looked at every `period`.
+template <class Pred>
+awaitable<void> until_false(Millis period, Pred holds) {
+  Timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(period);
+    auto [ec] = co_await timer.async_wait(as_result_awaitable);
+    if (ec || !holds()) co_return;
+  }
+}
+}  // namespace detail
+
+// Runs `op`, cancelling it and throwing ConditionEnded once `holds()` is false (looked at every
+// `period`): for waits worth finishing only while something stays true.
+template <class T, class Pred>
+awaitable<T> while_holds(awaitable<T> op, Millis period, Pred holds) {
+  auto winner =
+      co_await (detail::capture(std::move(op)) || detail::until_false(period, std::move(holds)));
+  if (winner.index() == 1) throw ConditionEnded();
+  auto& outcome = std::get<0>(winner);
+  if (outcome.error) std::rethrow_exception(outcome.error);
+  if constexpr (!std::is_void_v<T>) co_return std::move(*outcome.value);
+}
+
 }  // namespace pgmux::pooler

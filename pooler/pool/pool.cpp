@@ -106,8 +106,19 @@ bool Pool::has_waiters() const {
   return !waiters_.empty();
 }
 
+bool Pool::server_unavailable(const std::string& sqlstate) {
+  return sqlstate == "57P03" || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "08006";
+}
+
 bool Pool::login_blocked_locked() const {
-  return login_failing_ && std::chrono::steady_clock::now() < login_retry_at_;
+  if (!login_failing_ || std::chrono::steady_clock::now() >= login_retry_at_) return false;
+  // The server was down rather than refusing this user: once the lag monitor has sampled it
+  // since, it takes connections again, and server_login_retry_ms need not run out.
+  if (server_sampled_at_ns_ && server_unavailable(login_error_state_) &&
+      server_sampled_at_ns_() > login_failed_at_ns_) {
+    return false;
+  }
+  return true;
 }
 
 std::string Pool::exhaustion_reason_locked() const {
@@ -225,16 +236,6 @@ std::optional<ServerLease> Pool::try_acquire_idle(asio::io_context& io, int work
   TrafficCounters::add(traffic(worker).wait_count, 1);  // waited for nothing
   return lease;
 }
-
-namespace {
-
-// The server is there but not taking connections now (starting up, shutting down, a
-// restart), or cannot be reached: worth waiting for, unlike a refused login.
-bool server_unavailable(const std::string& sqlstate) {
-  return sqlstate == "57P03" || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "08006";
-}
-
-}  // namespace
 
 awaitable<ServerLease> Pool::acquire_through_restart(asio::io_context& io, int worker,
                                                      Millis wait) {

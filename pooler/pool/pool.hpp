@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -157,6 +158,21 @@ class Pool {
     return login_;
   }
 
+  // A replica's pool: whether the replica answers (DatabaseRouting::answering). One that does
+  // not (frozen, cut off) gets no new connection: a login would hang in the client's path
+  // until server_connect_timeout_ms, so the open fails at once and the read goes elsewhere.
+  // Set once, before the pool is shared.
+  void set_answering(std::function<bool()> answering) { answering_ = std::move(answering); }
+  // The primary's pool: when the lag monitor last sampled the primary. After a failed login
+  // that found the server down (57P0x, 08006), a sample since says it is back, and logins
+  // are tried again before server_login_retry_ms has run out. Set once, before sharing.
+  void set_server_sampled(std::function<std::int64_t()> at_ns) {
+    server_sampled_at_ns_ = std::move(at_ns);
+  }
+  // The server is there but not taking connections now (starting up, shutting down, a
+  // restart), or cannot be reached: worth waiting for, unlike a refused login.
+  static bool server_unavailable(const std::string& sqlstate);
+
   // PAUSE: new acquisitions wait (without timing out) until resumed; leases held go on.
   void set_paused(bool on) { paused_.store(on); }
   [[nodiscard]] bool paused() const { return paused_.load(); }
@@ -288,6 +304,11 @@ class Pool {
   bool login_failing_ = false;
   std::chrono::steady_clock::time_point login_retry_at_;  // when a new login may be tried
   std::string login_error_state_, login_error_message_;
+  std::function<bool()> answering_;  // replica pools only
+  // When the lag monitor last sampled this pool's server (steady clock, ns; 0: never).
+  std::function<std::int64_t()> server_sampled_at_ns_;
+  std::int64_t login_failed_at_ns_ = 0;          // the last failed login (steady clock, ns)
+  static constexpr Millis kAnsweringCheck{100};  // looked at this often while a login runs
 };
 
 }  // namespace pgmux::pooler

@@ -32,8 +32,28 @@ awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
   const Endpoint endpoint = login.endpoint;
   std::unique_ptr<ServerConnection> conn;
   try {
-    conn = co_await with_timeout(ServerConnection::open(std::move(login), ++server_ids_),
-                                 cfg->connect_timeout);
+    if (answering_ && !answering_()) throw ConditionEnded();
+    auto opening =
+        with_timeout(ServerConnection::open(std::move(login), ++server_ids_), cfg->connect_timeout);
+    // A replica that stops answering while a login to it is under way (frozen, cut off)
+    // would hold the client until server_connect_timeout_ms: the login is given up on.
+    // (Not `?:` around the two co_awaits: GCC 12 miscompiles that.)
+    if (answering_) {
+      conn = co_await while_holds(std::move(opening), kAnsweringCheck, answering_);
+    } else {
+      conn = co_await std::move(opening);
+    }
+  } catch (const ConditionEnded&) {
+    const std::string message = "replica " + endpoint.host + ":" + std::to_string(endpoint.port) +
+                                " is not answering (its lag samples have stopped): no new "
+                                "connection to it";
+    record_failed_open(*cfg, "08006", message);
+    {
+      // Its queued clients would wait for connections that will not come: they go elsewhere.
+      std::lock_guard lock(mutex_);
+      fail_waiters_locked("08006", message);
+    }
+    throw ServerError("08006", message);
   } catch (const std::exception& e) {
     std::string message = e.what();
     if (dynamic_cast<const TimeoutError*>(&e) != nullptr) {
@@ -75,7 +95,10 @@ void Pool::record_failed_open(const PoolSettingsView& cfg, const std::string& sq
             database_, user_, message, cfg.login_retry.count());
       }
       login_failing_ = true;
-      login_retry_at_ = std::chrono::steady_clock::now() + cfg.login_retry;
+      const auto now = std::chrono::steady_clock::now();
+      login_retry_at_ = now + cfg.login_retry;
+      login_failed_at_ns_ =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
       login_error_state_ = sqlstate;
       login_error_message_ = message;
       release_slot_locked();

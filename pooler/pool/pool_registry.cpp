@@ -98,6 +98,10 @@ void PoolRegistry::reconfigure(const Config& config) {
 
 std::shared_ptr<DatabaseRouting> PoolRegistry::routing(const DatabaseConfig& db) {
   std::lock_guard lock(mutex_);
+  return routing_locked(db);
+}
+
+std::shared_ptr<DatabaseRouting> PoolRegistry::routing_locked(const DatabaseConfig& db) {
   auto& slot = routing_[db.name];
   if (!slot) {
     slot = std::make_shared<DatabaseRouting>(
@@ -140,6 +144,18 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
     slot = std::make_shared<Pool>(db.name, user.name, std::move(login), settings, workers_,
                                   server_ids_, budgets, target);
     for (const auto& b : budgets) b->add_pool(slot);
+    const std::weak_ptr<DatabaseRouting> routing = routing_locked(db);
+    if (replica) {
+      slot->set_answering([routing, target] {
+        const auto r = routing.lock();
+        return !r || r->answering(target);
+      });
+    } else {
+      slot->set_server_sampled([routing] {
+        const auto r = routing.lock();
+        return r ? r->lag()->primary_sampled_at_ns.load(std::memory_order_relaxed) : 0;
+      });
+    }
     if (paused_.contains("") || paused_.contains(db.name)) slot->set_paused(true);
   }
   return slot;

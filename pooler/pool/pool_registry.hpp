@@ -62,6 +62,7 @@ class PoolRegistry {
                         int target);
 
   std::shared_ptr<ServerCredentials> credentials_locked(const UserConfig& user);
+  std::shared_ptr<DatabaseRouting> routing_locked(const DatabaseConfig& db);
   int workers_;
   // SCRAM key derivation (PBKDF2) for server logins: one thread, off every worker. Declared
   // before the pools, whose connections may be awaiting it, so it outlives them.

@@ -285,6 +285,7 @@ void ClientSession::start_pooling(const DatabaseConfig& db, const UserConfig& us
                                 .balancing = db.routing.load_balancing,
                                 .read_your_writes = db.routing.read_your_writes,
                                 .causal_wait = Millis(db.routing.causal_wait_ms),
+                                .replica_read_timeout = Millis(db.routing.replica_read_timeout_ms),
                                 .on_no_replica_error = db.routing.on_no_replica_error,
                                 .info = info_.get()};
   if (mode == PoolMode::session) {

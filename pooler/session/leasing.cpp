@@ -201,9 +201,14 @@ awaitable<ServerLease> TransactionSession::lease_for(router::Decision where) {
           s_.routing->count_read(*pick);
           co_return lease;
         } catch (const ServerError& e) {
-          if (e.sqlstate() == "57P01") throw;  // KILL, not a replica failure
-          // Nothing was sent yet: the client need not know.
-          s_.routing->ban(*pick, e.what());
+          // KILL (of this client or its database), not a replica failure. A replica's own
+          // 57P01 (its postmaster died during the login) is one.
+          const bool killed = (s_.info != nullptr && s_.info->killed) ||
+                              std::string_view(e.what()) == kAdminFarewell;
+          if (e.sqlstate() == "57P01" && killed) throw;
+          // Nothing was sent yet: the client need not know. (A replica that stopped answering
+          // is out already, and comes back with its next lag sample: no ban.)
+          if (s_.routing->answering(*pick)) s_.routing->ban(*pick, e.what());
           ++attempt;
         }
       }

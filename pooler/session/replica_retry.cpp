@@ -1,14 +1,19 @@
 // The re-run on the primary of a read a replica refused as a write (25006) or failed before
-// answering (57P01-57P03, or its connection lost): the server inspector keeps the request
-// (session_protocol.hpp, the replica safety net) and the client loop runs it here.
+// answering (57P01-57P03, its connection lost, or frozen past replica_read_timeout_ms): the
+// server inspector keeps the request (session_protocol.hpp, the replica safety net) and the
+// client loop runs it here. Also the deadlines on a server's answer: query_timeout_ms on any
+// request (cancelled, the client told 57014) and replica_read_timeout_ms on a replica read.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_inspector.hpp"
 #include "pooler/session/client_session.hpp"
 #include "pooler/session/transaction_session.hpp"
+#include "router/database_routing.hpp"
 
 namespace pgmux::pooler {
 
@@ -65,6 +70,83 @@ awaitable<void> TransactionSession::drop_lost_replica() {
   live_->expect.clear();
   state_.in_copy = state_.server_write_cut = state_.boundary_pending = false;
   publish_phase();
+}
+
+awaitable<void> TransactionSession::cancel_timed_out_request() {
+  const auto limit = s_.config.pool.query_timeout_ms;
+  spdlog::info("{} request on server {} exceeded query_timeout_ms ({} ms): cancelling", label(),
+               lease_->label(), limit);
+  co_await s_.rt.forward_cancel(s_.cancel_key);
+  live_->server_failure = {
+      "57014", "canceling statement due to query_timeout_ms (" + std::to_string(limit) + " ms)"};
+}
+
+awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::read_server() {
+  auto read = [this]() { return lease_->io().read_some(); };
+  const Millis limit(s_.config.pool.query_timeout_ms);
+  if (limit.count() <= 0 || live_->expect.empty()) co_return co_await read();
+  const auto left = std::chrono::duration_cast<Millis>(request_started_ + limit -
+                                                       std::chrono::steady_clock::now());
+  try {
+    co_return co_await with_timeout(read(), std::max(left, Millis(1)));
+  } catch (const TimeoutError&) {
+  }
+  co_return std::pair{boost::system::error_code(asio::error::timed_out), std::size_t{0}};
+}
+
+void ReplicaReadWatch::tick(Clock::time_point now) {
+  // Due entries are taken out first: a session looked at may put its entry back.
+  List due;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    Entry& e = *it++;
+    if (e.due > now) continue;
+    e.unlink();
+    due.push_back(e);
+  }
+  while (!due.empty()) {
+    Entry& e = due.front();
+    due.pop_front();
+    e.session->check_replica_read(now);
+  }
+}
+
+void TransactionSession::check_replica_read(std::chrono::steady_clock::time_point now) {
+  // Answered, handed back or already given up on: nothing to watch.
+  if (!watching_replica() || !server_loop_running_ || replica_unanswered_) return;
+  if (s_.routing->answering(state_.lease_target)) {
+    s_.worker.replica_reads.watch(replica_watch_, now + s_.replica_read_timeout);  // only slow
+    return;
+  }
+  if (state_.server_write_cut) return;  // (a frozen replica takes a small request whole)
+  replica_unanswered_ = true;
+  // The pending receive ends with operation_aborted; after_server_read gives up on it.
+  boost::system::error_code ignored;
+  lease_->io().socket().cancel(ignored);
+}
+
+void TransactionSession::cancel_abandoned_request() {
+  // The connection is about to be discarded, so its backend serves no one else: the cancel
+  // needs no lease check, and is sent in the background so that a frozen server cannot hold
+  // the client (or its clean-up) up.
+  asio::co_spawn(
+      s_.worker.io,
+      s_.rt.cancel_abandoned_server(CancelTarget{.endpoint = lease_->login().endpoint,
+                                                 .server_pid = lease_->backend_pid(),
+                                                 .server_secret = lease_->backend_secret()}),
+      asio::detached);
+}
+
+void TransactionSession::abandon_replica_read() {
+  // (Only a monitored replica is given up on: its stale samples keep new reads away, and its
+  // next sample readmits it, so no ban.)
+  spdlog::warn(
+      "{} replica server {} has not begun to answer a read within replica_read_timeout_ms ({} "
+      "ms) and its lag samples have stopped: cancelling the read there, running it on the "
+      "primary",
+      label(), lease_->label(), s_.replica_read_timeout.count());
+  cancel_abandoned_request();
+  state_.retry_armed = false;
+  state_.retry_pending = state_.retry_lost = true;
 }
 
 }  // namespace pgmux::pooler

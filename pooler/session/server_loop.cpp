@@ -114,8 +114,7 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
         const std::array<asio::const_buffer, 2> out{
             asio::buffer(live_->held),
             asio::buffer(lease_->io().buffer().unread().data(), server_scan_.forwardable)};
-        auto [ec, n] = co_await asio::async_write(s_.client.stream(),
-                                                  buffers_after(out, forward_written_), as_result);
+        auto [ec, n] = co_await write_forward(buffers_after(out, forward_written_));
         forwarded();
         if (ec) {  // the client is gone; its loop will notice and clean up
           server_side_ended();
@@ -139,6 +138,10 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
 }
 
 TransactionSession::ServerStep TransactionSession::after_server_read(boost::system::error_code ec) {
+  if (std::exchange(replica_unanswered_, false) && ec == asio::error::operation_aborted) {
+    abandon_replica_read();  // check_replica_read gave up on a frozen or cut-off replica
+    return ServerStep::stop;
+  }
   if (ec == asio::error::operation_aborted && (client_done_ || rearm_server_read_)) {
     rearm_server_read_ = false;
     return ServerStep::go_on;  // scan: with nothing to scan, stop or read again
@@ -194,28 +197,6 @@ void TransactionSession::server_closed_quietly(boost::system::error_code ec) {
   publish_phase();
 }
 
-awaitable<void> TransactionSession::cancel_timed_out_request() {
-  const auto limit = s_.config.pool.query_timeout_ms;
-  spdlog::info("{} request on server {} exceeded query_timeout_ms ({} ms): cancelling", label(),
-               lease_->label(), limit);
-  co_await s_.rt.forward_cancel(s_.cancel_key);
-  live_->server_failure = {
-      "57014", "canceling statement due to query_timeout_ms (" + std::to_string(limit) + " ms)"};
-}
-
-awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::read_server() {
-  auto read = [this]() { return lease_->io().read_some(); };
-  const Millis limit(s_.config.pool.query_timeout_ms);
-  if (limit.count() <= 0 || live_->expect.empty()) co_return co_await read();
-  const auto left = std::chrono::duration_cast<Millis>(request_started_ + limit -
-                                                       std::chrono::steady_clock::now());
-  try {
-    co_return co_await with_timeout(read(), std::max(left, Millis(1)));
-  } catch (const TimeoutError&) {
-  }
-  co_return std::pair{boost::system::error_code(asio::error::timed_out), std::size_t{0}};
-}
-
 awaitable<bool> TransactionSession::refuse_transaction() {
   internal_ = true;
   publish_phase();
@@ -241,6 +222,30 @@ awaitable<bool> TransactionSession::refuse_transaction() {
   co_return true;
 }
 
+awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::write_forward(
+    std::vector<asio::const_buffer> buffers) {
+  const Millis limit(s_.config.pool.client_write_timeout_ms);
+  if (limit.count() <= 0) {
+    auto [ec, n] = co_await asio::async_write(s_.client.stream(), buffers, as_result);
+    co_return std::pair{ec, n};
+  }
+  try {
+    auto [ec, n] = co_await with_timeout(
+        asio::async_write(s_.client.stream(), buffers, as_result_awaitable), limit);
+    co_return std::pair{ec, n};
+  } catch (const TimeoutError&) {
+  }
+  spdlog::warn(
+      "{} stopped reading: the answer from server {} waited client_write_timeout_ms ({} ms) "
+      "for room in its socket; closing the client, cancelling the request",
+      label(), lease_->label(), limit.count());
+  // The client loop sees the connection end and cleans up (cleanup_after_client): the server,
+  // mid-request, gets a CancelRequest and is closed.
+  boost::system::error_code ignored;
+  s_.client.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  co_return std::pair{boost::system::error_code(asio::error::timed_out), std::size_t{0}};
+}
+
 awaitable<void> TransactionSession::cleanup_after_client() {
   client_done_ = true;
   if (server_loop_running_ && lease_) {
@@ -252,7 +257,11 @@ awaitable<void> TransactionSession::cleanup_after_client() {
   s_.rt.cancels().clear_target(s_.cancel_key.pid);
   if (live_->server_failure || !quiescent()) {
     if (!live_->server_failure) {
-      spdlog::info("{} left with server {} busy: closing the server", label(), lease_->label());
+      // Closing the connection alone would leave the backend running the request until it
+      // next writes (a long query could run for hours for nobody): it is cancelled first.
+      spdlog::info("{} left with server {} busy: cancelling its request, closing the server",
+                   label(), lease_->label());
+      cancel_abandoned_request();
     }
     lease_.discard();
     co_return;

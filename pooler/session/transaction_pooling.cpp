@@ -199,6 +199,10 @@ TransactionSession::ScannedRequest TransactionSession::scan_request(ByteBuffer& 
   if (state_.retry_armed) {
     live_->retry_query.assign(buf.unread().data(), r.forwardable);
     live_->held.clear();
+    if (s_.replica_read_timeout.count() > 0) {
+      s_.worker.replica_reads.watch(replica_watch_,
+                                    std::chrono::steady_clock::now() + s_.replica_read_timeout);
+    }
   }
   return {r.forwardable, inspector.terminated, timed};
 }

@@ -61,6 +61,7 @@ struct TransactionSessionSetup {
   // Replica lag and read-your-writes ([routing] / [databases.X]).
   ReadYourWrites read_your_writes = ReadYourWrites::client;
   Millis causal_wait{0};
+  Millis replica_read_timeout{0};  // replica_read_timeout_ms (0: never)
   bool on_no_replica_error = false;
   ClientInfo* info = nullptr;  // SHOW CLIENTS state of this client
 };

@@ -24,6 +24,7 @@
 #include "lag_monitor/lsn.hpp"
 #include "pooler/pool/pool.hpp"
 #include "pooler/session/client_registry.hpp"
+#include "pooler/session/replica_read_watch.hpp"
 #include "pooler/session/server_inspector.hpp"
 #include "pooler/session/session_protocol.hpp"
 #include "pooler/session/transaction_pooling.hpp"
@@ -56,6 +57,7 @@ class TransactionSession {
 
   friend bool idle_between_requests(const TransactionSession& session);
   friend IdleCarry take_idle_carry(TransactionSession& session);
+  friend class ReplicaReadWatch;  // check_replica_read
   // The rest of what an idle session kept (the setup brought its settings and what the client
   // was told).
   void restore(IdleCarry carry) {
@@ -279,6 +281,20 @@ class TransactionSession {
   // Reads the server's next bytes; while a request is unanswered, at most until
   // query_timeout_ms after it was sent (then: timed_out).
   awaitable<std::pair<boost::system::error_code, std::size_t>> read_server();
+  // A read sent to a replica that has not begun to answer (replica_read_timeout_ms): the
+  // worker's ReplicaReadWatch calls check_replica_read when its time has come. A replica that
+  // still answers its lag monitor is only slow (watched another period); one that does not
+  // is given up on: the pending receive is cancelled, and abandon_replica_read then cancels
+  // the read there (in the background), discards the connection and has the read re-run on
+  // the primary (replica_retry.cpp).
+  [[nodiscard]] bool watching_replica() const {
+    return state_.retry_armed && state_.lease_target >= 0 && s_.replica_read_timeout.count() > 0;
+  }
+  void check_replica_read(std::chrono::steady_clock::time_point now);
+  void abandon_replica_read();
+  // A CancelRequest, in the background, for the request running on the held server, which is
+  // about to be discarded mid-request (its client left, or its replica stopped answering).
+  void cancel_abandoned_request();
   // How the server loop ends on a failure: the failure the client loop reports, and a ban of
   // a replica that failed.
   void server_out_of_step(std::string_view why);
@@ -292,6 +308,10 @@ class TransactionSession {
   // discarded on the spot and the client's next request leases another.
   void server_closed_quietly(boost::system::error_code ec);
   awaitable<void> cancel_timed_out_request();
+  // The rest of a forward the client's socket did not take at once, bounded by
+  // client_write_timeout_ms (then the client is closed: timed_out).
+  awaitable<std::pair<boost::system::error_code, std::size_t>> write_forward(
+      std::vector<asio::const_buffer> buffers);
   // Statement mode: rolls back the transaction the client opened and answers its request with
   // an error and ReadyForQuery Idle in place of the server's. False if the server failed.
   awaitable<bool> refuse_transaction();
@@ -362,6 +382,8 @@ class TransactionSession {
   bool rearm_read_ = false;  // the client read was cancelled to re-evaluate its time limit
   std::chrono::steady_clock::time_point request_started_;  // oldest unanswered request
   bool rearm_server_read_ = false;  // the server read was cancelled to apply query_timeout_ms
+  ReplicaReadWatch::Entry replica_watch_{this};  // in the worker's watch while a read waits
+  bool replica_unanswered_ = false;              // check_replica_read gave up on the replica
 
   // What the session knows of the client and of the held server (sans-I/O).
   SessionProtocol state_;

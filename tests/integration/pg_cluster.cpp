@@ -70,6 +70,10 @@ void PgCluster::stop_replica() const {
 void PgCluster::start_replica() const {
   run_script("start-replica");
 }
+void PgCluster::promote_replica() const {
+  run_script("promote-replica");
+}
+
 void PgCluster::stop_primary() const {
   run_script("stop-primary");
 }

@@ -26,7 +26,8 @@ class PgCluster {
   void stop_replica() const;
   void start_replica() const;
   void stop_primary() const;
-  void start_primary() const;  // …and waits until the replica streams again
+  void start_primary() const;    // …and waits until the replica streams again
+  void promote_replica() const;  // pg_ctl promote: a second primary, on a new timeline
 
  private:
   void run_script(const std::string& command) const;  // pg-cluster.sh COMMAND DIR

@@ -88,7 +88,8 @@ std::string make_config(const PgCluster& cluster, const PgmuxOptions& o, std::ui
     << "\n[databases.app]\n"
     << "primary = { host = \"127.0.0.1\", port = " << cluster.primary_port() << " }\n"
     << "replicas = [ { host = \"127.0.0.1\", port = " << cluster.replica_port() << " } ]\n"
-    << "pool_size = " << o.pool_size << "\n";
+    << "pool_size = " << o.pool_size << "\n"
+    << o.database_toml << (o.database_toml.empty() ? "" : "\n");
   if (o.users_toml.empty()) {
     c << "\n[users.app]\npassword = \"secret\"\n"
       << "\n[users.md5user]\nauth = \"md5\"\npassword = \"md5pass\"\n"
@@ -158,7 +159,8 @@ bool PgmuxProcess::start_once(std::string& failure) {
   config_path_ = stem.string() + ".toml";
   log_path_ = stem.string() + ".log";
   port_ = pick_free_port();
-  config_text_ = make_config(env_.cluster(), options_, port_);
+  config_text_ = make_config(options_.cluster != nullptr ? *options_.cluster : env_.cluster(),
+                             options_, port_);
   {
     std::ofstream out(config_path_);
     out << config_text_;
@@ -260,6 +262,19 @@ long PgmuxProcess::peak_rss_kb() const {
 
 long PgmuxProcess::rss_kb() const {
   return status_field_kb(pid_, "VmRSS:");
+}
+
+int PgmuxProcess::open_fds() const {
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/proc/" + std::to_string(pid_) + "/fd", ec);
+  if (ec) return -1;
+  int n = 0;
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) ++n;
+  return n;
+}
+
+std::string PgmuxProcess::resources() const {
+  return "RSS " + std::to_string(rss_kb()) + " kB, " + std::to_string(open_fds()) + " fds";
 }
 
 void PgmuxProcess::send_signal(int sig) const {

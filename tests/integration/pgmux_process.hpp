@@ -31,6 +31,10 @@ struct PgmuxOptions {
   std::string extra_toml;  // appended verbatim, e.g. more [users.X] tables
   // Replaces the standard [users.*] tables (app, md5user, pwuser, admin) when not empty.
   std::string users_toml;
+  // More [databases.app] lines, e.g. "roles = \"auto\"".
+  std::string database_toml;
+  // The servers pgmux fronts: a test's own cluster (failover tests), else the run's.
+  const PgCluster* cluster = nullptr;
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it back).
@@ -68,6 +72,10 @@ class PgmuxProcess {
   [[nodiscard]] long peak_rss_kb() const;
   // Resident set size now (VmRSS) in kB; -1 if unavailable.
   [[nodiscard]] long rss_kb() const;
+  // Open file descriptors now (/proc/PID/fd); -1 if unavailable.
+  [[nodiscard]] int open_fds() const;
+  // "RSS N kB, M fds": what a fault test prints before and after its fault.
+  [[nodiscard]] std::string resources() const;
 
   void send_signal(int sig) const;
   // True while the process has not exited (reaps it when it has).

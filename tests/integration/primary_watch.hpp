@@ -11,6 +11,11 @@
 namespace pgmux::it {
 
 // A direct connection to the primary as the admin role.
+inline PgConn direct_server(std::uint16_t port, const std::string& user = "admin",
+                            const std::string& password = "adminpass") {
+  return PgConn("host=127.0.0.1 port=" + std::to_string(port) + " dbname=app user=" + user +
+                " password=" + password + " sslmode=disable gssencmode=disable");
+}
 inline PgConn direct_primary(const std::string& user = "admin",
                              const std::string& password = "adminpass") {
   return PgConn("host=127.0.0.1 port=" + std::to_string(test_env().cluster().primary_port()) +

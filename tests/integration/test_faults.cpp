@@ -4,8 +4,10 @@
 // its postmaster and every backend, as a hung VM or a stalled disk look to pgmux) must stop
 // receiving new reads as soon as its last lag sample is older than lag_stale_after_ms, even
 // though the lag monitor's own query to it has not returned, and must be readmitted once it
-// runs again. A replica killed (kill -9 of its postmaster) under reads costs no read: one it
-// never answered runs again on the primary.
+// runs again; reads already sent to it run again on the primary once replica_read_timeout_ms
+// has passed with its samples stopped, and no client waits on a login to it. A replica killed
+// (kill -9 of its postmaster) under reads costs no read: one it never answered runs again on
+// the primary.
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -25,6 +27,7 @@
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
 #include "primary_watch.hpp"
+#include "write_load.hpp"
 
 using namespace pgmux::it;
 using std::chrono::milliseconds;
@@ -104,6 +107,7 @@ TEST_CASE("fault: a frozen replica gets no new reads once its lag sample is stal
   PgConn c(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(c.ok(), c.error());
   REQUIRE(where(c) == "replica");
+  const std::string before = px.resources();
 
   ReplicaFreeze freeze;
   const auto frozen_at = Clock::now();
@@ -138,6 +142,74 @@ TEST_CASE("fault: a frozen replica gets no new reads once its lag sample is stal
   CHECK(wait_until([&] { return where(c) == "replica"; }, milliseconds(15000)));
   MESSAGE("readmitted ", seconds_since(thawed_at), " s after it resumed (frozen for ",
           std::chrono::duration<double>(thawed_at - frozen_at).count(), " s)");
+  MESSAGE("frozen replica: before ", before, "; after ", px.resources());
+}
+
+TEST_CASE("fault: reads in flight on a frozen replica run again on the primary") {
+  PgmuxOptions options = routed("replica-frozen-reads");
+  options.routing_toml += "replica_read_timeout_ms = 400\n";
+  PgmuxProcess px(test_env(), options);
+  INFO(px.log_tail());
+  REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
+  {
+    // Slow is not gone: a read that outlasts replica_read_timeout_ms on a replica that still
+    // answers its lag monitor finishes there.
+    PgConn c(px.conninfo("app", "secret"));
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    CHECK(where(c, "SELECT pg_is_in_recovery() FROM pg_sleep(1)") == "replica");
+  }
+  // Eight readers, half with reads of 0.2 s so that some are in flight when the replica
+  // stops; each read is timed.
+  constexpr int kReaders = 8;
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::map<std::string, int> outcomes;
+  double longest = 0;
+  std::vector<std::jthread> readers;
+  for (int i = 0; i < kReaders; ++i) {
+    readers.emplace_back([&, slow = i % 2 == 0] {
+      PgConn c(px.conninfo("app", "secret"));
+      const std::string sql =
+          slow ? "SELECT pg_is_in_recovery() FROM pg_sleep(0.2)" : "SELECT pg_is_in_recovery()";
+      for (int n = 0; n < 20000 && !stop.load() && c.ok(); ++n) {
+        const auto start = Clock::now();
+        const std::string place = where(c, sql);
+        std::lock_guard lock(mutex);
+        ++outcomes[place];
+        longest = std::max(longest, seconds_since(start));
+      }
+    });
+  }
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard lock(mutex);
+        return outcomes["replica"] > 50;
+      },
+      milliseconds(10000)));
+  const std::string before = px.resources();
+  {
+    ReplicaFreeze freeze;
+    std::this_thread::sleep_for(milliseconds(2500));
+  }  // thawed: a read still stuck on it would finish now, and be counted as too long
+  stop = true;
+  readers.clear();
+  int failed = 0;
+  for (const auto& [place, n] : outcomes) {
+    MESSAGE("replica frozen under reads: ", n, " reads ", place);
+    if (place != "replica" && place != "primary") failed += n;
+  }
+  MESSAGE("longest read: ", longest, " s (replica_read_timeout_ms 400, lag_stale_after_ms 500)");
+  CHECK(failed == 0);
+  // Given up on within a period or two after its samples went stale (100 + 500 ms).
+  CHECK(longest < 2.0);
+  long long rerun = 0;
+  for (auto& row : console_rows(px, "SHOW ROUTING")) {
+    if (row["reason"] == "retried_after_replica_loss") rerun = std::stoll(row["decisions"]);
+  }
+  MESSAGE("reads re-run on the primary: ", rerun);
+  MESSAGE("replica frozen under reads: before ", before, "; after ", px.resources());
+  CHECK(rerun >= 1);
+  CHECK(px.wait_for_log("has not begun to answer a read", milliseconds(1000)));
 }
 
 TEST_CASE("fault: a replica killed under reads costs no read; it serves again once restarted") {
@@ -169,6 +241,7 @@ TEST_CASE("fault: a replica killed under reads costs no read; it serves again on
       milliseconds(10000)));
   const std::vector<pid_t> processes = replica_processes();
   REQUIRE(processes.size() >= 2);
+  const std::string before = px.resources();
   ::kill(processes.front(), SIGKILL);  // the postmaster; its backends follow it out
   std::this_thread::sleep_for(milliseconds(1500));
   stop = true;
@@ -200,6 +273,7 @@ TEST_CASE("fault: a replica killed under reads costs no read; it serves again on
   PgConn c(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(c.ok(), c.error());
   CHECK(wait_until([&] { return where(c) == "replica"; }, milliseconds(20000)));
+  MESSAGE("replica killed: before ", before, "; after ", px.resources());
   MESSAGE("reads returned to the restarted replica ", seconds_since(restarted),
           " s after it "
           "accepted connections again");
@@ -208,65 +282,50 @@ TEST_CASE("fault: a replica killed under reads costs no read; it serves again on
 TEST_CASE("fault: a primary restart under writes fails only the transactions in flight") {
   {
     PgConn p = direct_primary();
-    REQUIRE_MESSAGE(p.ok(), p.error());
-    p.run("CREATE TABLE IF NOT EXISTS fault_items (id bigserial PRIMARY KEY, writer int)");
-    p.run("GRANT ALL ON fault_items, fault_items_id_seq TO app");
-    p.run("TRUNCATE fault_items");
+    fresh_write_table(p, "fault_items");
   }
   PgmuxProcess px(test_env(), {.name = "primary-restart",
                                .pool_size = 4,
                                .query_wait_timeout_ms = 10000,
                                .mode = "transaction",
-                               .pool_toml = "primary_wait_ms = 15000"});
+                               .pool_toml = "primary_wait_ms = 15000",
+                               // The lag monitor runs: its samples of the primary tell the
+                               // pool that the primary is back before server_login_retry_ms.
+                               .routing_toml = "read_write_split = \"on\"\n"
+                                               "lag_check_interval_ms = 100\n"});
   INFO(px.log_tail());
 
-  // Writers insert one row per transaction until told to stop; a writer whose connection was
-  // closed connects again (pgmux closes a client whose transaction failed with its server).
+  // Writers insert one row per transaction; a writer whose connection was closed connects
+  // again (pgmux closes a client whose transaction failed with its server).
   constexpr int kWriters = 6;
-  std::atomic<bool> stop{false};
-  std::atomic<int> committed{0};
-  std::mutex mutex;
-  std::map<std::string, int> failures;  // by SQLSTATE
-  double longest = 0;                   // the longest single transaction, in seconds
-  std::vector<std::jthread> writers;
-  for (int i = 0; i < kWriters; ++i) {
-    writers.emplace_back([&, i] {
-      auto conn = std::make_unique<PgConn>(px.conninfo("app", "secret"));
-      for (int n = 0; n < 50000 && !stop.load(); ++n) {
-        if (!conn->ok()) conn = std::make_unique<PgConn>(px.conninfo("app", "secret"));
-        const auto start = Clock::now();
-        const PgResult r =
-            conn->exec("INSERT INTO fault_items (writer) VALUES (" + std::to_string(i) + ")");
-        std::lock_guard lock(mutex);
-        longest = std::max(longest, seconds_since(start));
-        if (r.ok()) {
-          committed.fetch_add(1);
-        } else {
-          ++failures[r.sqlstate().empty() ? "(none)" : r.sqlstate()];
-        }
-      }
-    });
-  }
-  REQUIRE(wait_until([&] { return committed.load() > 200; }, milliseconds(10000)));
+  WriteLoad load(px, kWriters, [](int i) {
+    return "INSERT INTO fault_items (writer) VALUES (" + std::to_string(i) + ")";
+  });
+  REQUIRE(wait_until([&] { return load.committed() > 200; }, milliseconds(10000)));
+  const std::string before = px.resources();
   const auto restart = Clock::now();
   test_env().cluster().stop_primary();
   test_env().cluster().start_primary();
   const double down = seconds_since(restart);
-  const int at_restart_end = committed.load();
-  CHECK(wait_until([&] { return committed.load() > at_restart_end + 200; }, milliseconds(15000)));
-  stop = true;
-  writers.clear();
+  const auto back = Clock::now();
+  const int at_restart_end = load.committed();
+  CHECK(wait_until([&] { return load.committed() > at_restart_end; }, milliseconds(15000)));
+  MESSAGE("primary restart: the first commit came ", seconds_since(back),
+          " s after the primary accepted connections again");
+  CHECK(wait_until([&] { return load.committed() > at_restart_end + 200; }, milliseconds(15000)));
+  load.stop();
 
   int failed = 0;
-  for (const auto& [sqlstate, n] : failures) {
+  for (const auto& [sqlstate, n] : load.failures()) {
     MESSAGE("primary restart: ", n, " transactions failed with ", sqlstate);
     failed += n;
   }
-  MESSAGE("primary restart: ", committed.load(), " committed, the longest took ", longest,
+  MESSAGE("primary restart: ", load.committed(), " committed, the longest took ", load.longest(),
           " s; stop and start took ", down, " s");
+  MESSAGE("primary restart: before ", before, "; after ", px.resources());
   // At most the one transaction each writer had in flight when the primary went down.
   CHECK(failed <= kWriters);
   PgConn p = direct_primary();
   REQUIRE_MESSAGE(p.ok(), p.error());
-  CHECK(std::stoi(p.query_value("SELECT count(*) FROM fault_items")) >= committed.load());
+  CHECK(std::stoi(p.query_value("SELECT count(*) FROM fault_items")) >= load.committed());
 }
