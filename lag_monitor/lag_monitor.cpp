@@ -113,6 +113,22 @@ struct LagMonitor::Impl {
     co_return !stopped;
   }
 
+  // What the primary's sample said of recovery; a change is logged once.
+  void note_primary_recovery(bool in_recovery) {
+    if (state->primary_in_recovery.exchange(in_recovery) == in_recovery) return;
+    if (!in_recovery) {
+      spdlog::info("{}: the primary left recovery", label(primary));
+    } else if (promoted) {
+      spdlog::warn(
+          "{}: the primary is in recovery (demoted, or back as a standby): writes "
+          "wait for a promoted server (roles = \"auto\")",
+          label(primary));
+    } else {
+      spdlog::warn("{}: the primary is in recovery (a standby): writes to it fail with 25006",
+                   label(primary));
+    }
+  }
+
   // roles = "auto": after each sample, whether a promoted replica should take the writes.
   void elect() {
     if (!promoted) return;
@@ -172,7 +188,7 @@ struct LagMonitor::Impl {
         state->primary_samples.fetch_add(1, std::memory_order_relaxed);
         if (rows.empty() || rows[0].size() != 3) throw MonitorError("unexpected answer");
         const Row& row = rows[0];
-        state->primary_in_recovery.store(row[0] && *row[0] == "t");
+        note_primary_recovery(row[0] && *row[0] == "t");
         state->primary_timeline.store(parse_timeline(row[2]));
         if (row[1]) {
           if (auto lsn = parse_lsn(*row[1])) {
@@ -316,6 +332,11 @@ void LagMonitor::stop() {
 }
 
 void LagMonitor::set_primary(MonitorTarget primary) {
+  // What was seen of the old primary says nothing of the new one (a demoted primary's
+  // recovery would fence the promoted server until its first sample).
+  impl_->state->primary_in_recovery.store(false);
+  impl_->state->primary_answered_at_ns.store(0);
+  impl_->state->primary_timeline.store(0);
   asio::post(impl_->ex, [self = shared_from_this(), primary = std::move(primary)] {
     spdlog::info("database {}: lag monitor now watches the primary at {}:{}",
                  self->impl_->settings.database, primary.host, primary.port);
@@ -328,6 +349,12 @@ void LagMonitor::set_primary(MonitorTarget primary) {
 
 void LagMonitor::on_promotion(std::function<void(int, std::uint32_t)> promoted) {
   impl_->promoted = std::move(promoted);
+}
+
+void LagMonitor::recheck_primary() {
+  asio::post(impl_->ex, [self = shared_from_this()] {
+    if (self->impl_->primary_timer) self->impl_->primary_timer->cancel();
+  });
 }
 
 void LagMonitor::kick() {

@@ -59,6 +59,8 @@ class LagMonitor : public std::enable_shared_from_this<LagMonitor> {
   // Samples every replica now instead of at the next interval (thread-safe). Clients waiting
   // for a replica to replay their writes (causal_wait_ms) use it.
   void kick();
+  // Samples the primary now (thread-safe): roles = "auto" and it refused a write.
+  void recheck_primary();
   // RELOAD moved the database's primary: sample the new one from now on (thread-safe).
   void set_primary(MonitorTarget primary);
   // roles = "auto": called on the monitor's executor with the index of a replica that was

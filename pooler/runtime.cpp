@@ -330,6 +330,9 @@ void Runtime::start_lag_monitors() {
       monitor->on_promotion([this, name = name](int replica, std::uint32_t timeline) {
         follow_promotion(name, replica, timeline);
       });
+      routing->set_follows_promotion([weak = std::weak_ptr<lag::LagMonitor>(monitor)] {
+        if (auto m = weak.lock()) m->recheck_primary();
+      });
     }
     routing->set_monitored([weak = std::weak_ptr<lag::LagMonitor>(monitor)] {
       if (auto m = weak.lock()) m->kick();

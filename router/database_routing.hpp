@@ -74,6 +74,23 @@ class DatabaseRouting {
   void kick() const {
     if (kick_) kick_();
   }
+  // roles = "auto": the monitor follows promotions; `recheck` has it sample the primary now.
+  // Set once, with set_monitored.
+  void set_follows_promotion(std::function<void()> recheck) {
+    recheck_primary_ = std::move(recheck);
+    follows_promotion_.store(true);
+  }
+  // roles = "auto" and the server writes go to said at its last sample that it is in recovery
+  // (demoted, or back as a standby): no write may reach it until the monitor finds the
+  // promoted server (or it leaves recovery).
+  [[nodiscard]] bool primary_fenced() const {
+    return follows_promotion_.load(relaxed) && lag_->primary_in_recovery.load(relaxed);
+  }
+  // The primary refused a write with 25006: it may have been demoted. Under roles = "auto"
+  // the monitor looks now rather than at its next interval.
+  void recheck_primary() const {
+    if (follows_promotion_.load(relaxed) && recheck_primary_) recheck_primary_();
+  }
 
   // --- read-your-writes, per database user ---
   void note_user_write(const std::string& user, lag::Lsn lsn);
@@ -134,6 +151,8 @@ class DatabaseRouting {
   std::shared_ptr<lag::LagState> lag_;
   std::atomic<bool> monitored_{false};
   std::function<void()> kick_;  // set once, before clients arrive
+  std::atomic<bool> follows_promotion_{false};
+  std::function<void()> recheck_primary_;  // likewise
 
   mutable std::mutex user_writes_mutex_;
   std::map<std::string, lag::Lsn, std::less<>> user_writes_;

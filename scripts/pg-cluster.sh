@@ -9,6 +9,7 @@
 #   pg-cluster.sh stop-replica DIR | start-replica DIR   (failover tests)
 #   pg-cluster.sh stop-primary DIR | start-primary DIR
 #   pg-cluster.sh promote-replica DIR                   (failover tests)
+#   pg-cluster.sh demote-primary DIR                    (switchover tests)
 #
 # `start` prints (and writes to DIR/cluster.env) PRIMARY_PORT=, REPLICA_PORT=,
 # PGMUX_CLUSTER_DIR= and PG_BIN= lines; all progress goes to stderr. Running
@@ -320,6 +321,14 @@ case "$CMD" in
     DIR=$(cd "$DIR" && pwd -P)
     as_pg "$PG_BIN/pg_ctl" -D "$DIR/replica" -w -t "$PGCTL_TIMEOUT" promote >/dev/null ||
       die "could not promote $DIR/replica" ;;
+  demote-primary)
+    # Switchover tests: the primary restarts as a standby of nothing (standby.signal, no
+    # primary_conninfo): it answers, read-only, on its old timeline, until destroyed.
+    [ $# -eq 2 ] || usage
+    DIR=$(cd "$DIR" && pwd -P)
+    stop_server "$DIR/primary"
+    as_pg touch "$DIR/primary/standby.signal"
+    start_server "$DIR/primary" "$DIR/primary.log" ;;
   destroy)
     [ $# -eq 2 ] || usage
     # Guard against rm -rf of a wrong directory: it must look like one of ours.

@@ -111,14 +111,22 @@ bool Pool::server_unavailable(const std::string& sqlstate) {
 }
 
 bool Pool::login_blocked_locked() const {
-  if (!login_failing_ || std::chrono::steady_clock::now() >= login_retry_at_) return false;
+  if (!login_failing_) return false;
   // The server was down rather than refusing this user: once the lag monitor has sampled it
   // since, it takes connections again, and server_login_retry_ms need not run out.
-  if (server_sampled_at_ns_ && server_unavailable(login_error_state_) &&
-      server_sampled_at_ns_() > login_failed_at_ns_) {
-    return false;
+  const bool was_down = server_sampled_at_ns_ && server_unavailable(login_error_state_);
+  if (was_down && server_sampled_at_ns_() > login_failed_at_ns_) return false;
+  const auto now = std::chrono::steady_clock::now();
+  // roles = "auto": until the monitor has seen it back, nobody knows whether it came back as
+  // the primary or as a standby (a login then would take a write to a standby), for up to
+  // primary_wait_ms.
+  if (was_down && fenced_) {
+    const auto failed_at = std::chrono::steady_clock::time_point(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::nanoseconds(login_failed_at_ns_)));
+    if (now < failed_at + settings_.load()->server_wait) return true;
   }
-  return true;
+  return now < login_retry_at_;
 }
 
 std::string Pool::exhaustion_reason_locked() const {
@@ -244,11 +252,20 @@ awaitable<ServerLease> Pool::acquire_through_restart(asio::io_context& io, int w
   Millis pause(50);
   for (;;) {
     std::optional<ServerError> failure;
-    try {
-      co_return co_await acquire_checked(io, worker, wait);
-    } catch (const ServerError& e) {
-      if (hold.count() <= 0 || !server_unavailable(e.sqlstate())) throw;
-      failure = e;
+    if (fenced_ && fenced_()) {
+      failure = ServerError(
+          "25006",
+          "the primary is in recovery (demoted, or back as a standby): no write goes to it "
+          "until the lag monitor finds the promoted server (roles = \"auto\")");
+      if (hold.count() <= 0) throw *failure;
+      pause = Millis(50);  // the promotion is seen at a lag sample: look again soon
+    } else {
+      try {
+        co_return co_await acquire_checked(io, worker, wait);
+      } catch (const ServerError& e) {
+        if (hold.count() <= 0 || !server_unavailable(e.sqlstate())) throw;
+        failure = e;
+      }
     }
     const auto left =
         std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());

@@ -163,12 +163,17 @@ class Pool {
   // until server_connect_timeout_ms, so the open fails at once and the read goes elsewhere.
   // Set once, before the pool is shared.
   void set_answering(std::function<bool()> answering) { answering_ = std::move(answering); }
-  // The primary's pool: when the lag monitor last sampled the primary. After a failed login
-  // that found the server down (57P0x, 08006), a sample since says it is back, and logins
-  // are tried again before server_login_retry_ms has run out. Set once, before sharing.
+  // The primary's pool: when the lag monitor last had an answer from the primary. After a
+  // failed login that found the server down (57P0x, 08006), an answer since says it is back,
+  // and logins are tried again before server_login_retry_ms has run out (under roles =
+  // "auto", not before: see login_blocked_locked). Set once, before sharing.
   void set_server_sampled(std::function<std::int64_t()> at_ns) {
     server_sampled_at_ns_ = std::move(at_ns);
   }
+  // The primary's pool under roles = "auto" (only then): whether the server it logs in to is
+  // fenced (DatabaseRouting::primary_fenced). New leases then wait, as through a restart, for
+  // the promoted server. Set once, before sharing.
+  void set_fenced(std::function<bool()> fenced) { fenced_ = std::move(fenced); }
   // The server is there but not taking connections now (starting up, shutting down, a
   // restart), or cannot be reached: worth waiting for, unlike a refused login.
   static bool server_unavailable(const std::string& sqlstate);
@@ -305,6 +310,7 @@ class Pool {
   std::chrono::steady_clock::time_point login_retry_at_;  // when a new login may be tried
   std::string login_error_state_, login_error_message_;
   std::function<bool()> answering_;  // replica pools only
+  std::function<bool()> fenced_;     // the primary's pool only
   // When the lag monitor last sampled this pool's server (steady clock, ns; 0: never).
   std::function<std::int64_t()> server_sampled_at_ns_;
   std::int64_t login_failed_at_ns_ = 0;          // the last failed login (steady clock, ns)

@@ -153,8 +153,14 @@ std::shared_ptr<Pool> PoolRegistry::get(const Config& config, const DatabaseConf
     } else {
       slot->set_server_sampled([routing] {
         const auto r = routing.lock();
-        return r ? r->lag()->primary_sampled_at_ns.load(std::memory_order_relaxed) : 0;
+        return r ? r->lag()->primary_answered_at_ns.load(std::memory_order_relaxed) : 0;
       });
+      if (db.follow_promotion) {
+        slot->set_fenced([routing] {
+          const auto r = routing.lock();
+          return r && r->primary_fenced();
+        });
+      }
     }
     if (paused_.contains("") || paused_.contains(db.name)) slot->set_paused(true);
   }

@@ -137,6 +137,7 @@ bool ServerInspector::on_error(std::string_view body) {
   std::string_view sqlstate;
   if (auto fields = pr::decode_error_fields(body)) {
     sqlstate = fields->sqlstate;
+    if (sqlstate == "25006" && state.lease_target < 0) state.primary_refused_write = true;
     if (fields->sqlstate == "0A000" &&
         fields->message.find("cached plan must not change result type") != std::string_view::npos &&
         !live.last_bound.empty()) {

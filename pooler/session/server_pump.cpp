@@ -228,6 +228,9 @@ TransactionSession::ServerStep TransactionSession::verdict() {
   if (inspector.boundary) {
     inspector.boundary = false;
     server_stage_ = ServerStage::after_boundary;
+    if (std::exchange(state_.primary_refused_write, false) && s_.routing) {
+      s_.routing->recheck_primary();  // roles = "auto": was the primary demoted?
+    }
     if (!client_done_ && quiescent() && lease_->tx_status() == 'I') {
       // Nothing of pgmux's own to run on the server (the common case): no coroutine.
       if (session_reads_due()) return ServerStep::finish;

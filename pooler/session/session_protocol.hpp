@@ -64,6 +64,9 @@ struct SessionProtocol {
   // The server sent an error nobody asked for between the client's transactions (a FATAL as
   // it shuts down or crashes): it is ending, and not the client's business.
   bool server_closing = false;
+  // The primary refused a write with 25006 read_only_sql_transaction: it may have been
+  // demoted (roles = "auto" then has the lag monitor look at once).
+  bool primary_refused_write = false;
   bool rfq_held = false;          // a write's final ReadyForQuery awaits its WAL position
   bool boundary_pending = false;  // the server is about to be handed back
 

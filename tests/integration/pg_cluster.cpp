@@ -74,6 +74,10 @@ void PgCluster::promote_replica() const {
   run_script("promote-replica");
 }
 
+void PgCluster::demote_primary() const {
+  run_script("demote-primary");
+}
+
 void PgCluster::stop_primary() const {
   run_script("stop-primary");
 }

@@ -28,6 +28,8 @@ class PgCluster {
   void stop_primary() const;
   void start_primary() const;    // …and waits until the replica streams again
   void promote_replica() const;  // pg_ctl promote: a second primary, on a new timeline
+  // The primary restarted as a standby of nothing: in recovery, read-only, for good.
+  void demote_primary() const;
 
  private:
   void run_script(const std::string& command) const;  // pg-cluster.sh COMMAND DIR

@@ -1,8 +1,10 @@
 // Following a failover (roles = "auto"): the replica of a cluster of the test's own is
 // promoted under a write load while the old primary keeps running (the worst case: two
 // servers that both accept writes). Once the lag monitor sees the promoted replica on a newer
-// timeline, every write goes to it and none to the old primary. (Its own cluster: promoting
-// the run's replica would leave the other tests without one.)
+// timeline, every write goes to it and none to the old primary. A switchover (the primary
+// restarted as a standby, then the replica promoted) fails no write with 25006: writes wait
+// while the primary answers in recovery. (Clusters of their own: promoting the run's replica
+// would leave the other tests without one.)
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -93,4 +95,66 @@ TEST_CASE("fault: a promoted replica takes the writes; the old primary gets none
   REQUIRE_MESSAGE(promoted_server.ok(), promoted_server.error());
   CHECK(std::stoi(promoted_server.query_value("SELECT count(*) FROM failover_items")) >=
         load.count(new_port));
+}
+
+TEST_CASE("fault: writes wait while the primary is demoted, then go to the promoted replica") {
+  // A switchover as an operator runs one: the primary is restarted as a standby first (it
+  // answers, read-only), then the replica is promoted. In between, no write may fail with
+  // 25006: they wait (primary_wait_ms) for the promotion.
+  PgCluster own(test_env().unique_stem("switchover-cluster"));
+  {
+    PgConn p = direct_server(own.primary_port());
+    fresh_write_table(p, "switchover_items");
+  }
+  PgmuxProcess px(test_env(), {.name = "switchover",
+                               .pool_size = 4,
+                               .query_wait_timeout_ms = 20000,
+                               .mode = "transaction",
+                               .pool_toml = "primary_wait_ms = 15000",
+                               .routing_toml = "read_write_split = \"on\"\n"
+                                               "lag_check_interval_ms = 100\n"
+                                               "lag_stale_after_ms = 500\n",
+                               .database_toml = "roles = \"auto\"",
+                               .cluster = &own});
+  INFO(px.log_tail());
+  REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
+  constexpr int kWriters = 4;
+  const std::string old_port = std::to_string(own.primary_port());
+  const std::string new_port = std::to_string(own.replica_port());
+  WriteLoad load(px, kWriters, [](int i) {
+    return "INSERT INTO switchover_items (writer) VALUES (" + std::to_string(i) +
+           ") RETURNING inet_server_port()";
+  });
+  REQUIRE(wait_until([&] { return load.count(old_port) > 200; }, milliseconds(10000)));
+  const std::string before = px.resources();
+  const auto demoting = Clock::now();
+  own.demote_primary();
+  CHECK(px.wait_for_log("the primary is in recovery", milliseconds(5000)));
+  MESSAGE("switchover: the demoted primary was fenced ", seconds_since(demoting),
+          " s after its restart as a standby began");
+  const int held_at = load.committed();
+  std::this_thread::sleep_for(milliseconds(1000));
+  CHECK(load.committed() == held_at);  // fenced: nothing can commit on a standby
+  own.promote_replica();
+  const auto promoted = Clock::now();
+  CHECK(wait_until([&] { return load.count(new_port) > 0; }, milliseconds(10000)));
+  MESSAGE("switchover: the first write on the promoted replica came ", seconds_since(promoted),
+          " s after pg_ctl promote returned");
+  const int at_switch = load.count(new_port);
+  CHECK(wait_until([&] { return load.count(new_port) > at_switch + 200; }, milliseconds(10000)));
+  load.stop();
+
+  int failed = 0;
+  for (const auto& [sqlstate, n] : load.failures()) {
+    MESSAGE("switchover: ", n, " writes failed with ", sqlstate);
+    failed += n;
+  }
+  MESSAGE("switchover: ", load.count(old_port), " writes on the old primary, ",
+          load.count(new_port), " on the promoted replica; the longest took ", load.longest(),
+          " s");
+  MESSAGE("switchover: before ", before, "; after ", px.resources());
+  // Only those in flight when the primary stopped; none refused by the standby it became.
+  CHECK(failed <= kWriters);
+  CHECK(load.failures().count("25006") == 0);
+  CHECK(load.committed() == load.count(old_port) + load.count(new_port));
 }

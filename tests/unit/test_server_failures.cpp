@@ -1,7 +1,8 @@
 // The session engine when a server fails or refuses (without sockets, as in
 // test_session_engine.cpp): a replica's 25006 refusal and its going away before it answers
 // are re-run elsewhere unseen by the client; an error nobody asked for between transactions
-// marks the server as ending; an answer nobody asked for puts the server out of step.
+// marks the server as ending; an answer nobody asked for puts the server out of step; the
+// primary's own 25006 is noted (roles = "auto" looks at once whether it was demoted).
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -103,5 +104,23 @@ TEST_CASE(
     s.server_sends(answer + error("57P01"));
     CHECK(s.to_client == answer + error("57P01"));
     CHECK_FALSE(s.state.server_closing);
+  }
+}
+
+TEST_CASE("the primary's 25006 reaches the client and says the primary may have been demoted") {
+  Script s;
+  s.state.start_lease(-1);  // the primary
+  s.client_sends(query("INSERT INTO t VALUES (1)"));
+  s.server_sends(error("25006") + ready('I'));
+  CHECK_FALSE(s.to_client.empty());  // the client's error: nothing re-runs a write
+  CHECK(s.state.primary_refused_write);
+  CHECK_FALSE(s.state.retry_pending);
+  // Another error on the primary, or a replica's refusal, says nothing of the primary's role.
+  for (int target : {-1, 0}) {
+    Script other;
+    other.state.start_lease(target);
+    other.client_sends(query("INSERT INTO t VALUES (1)"));
+    other.server_sends(error(target < 0 ? "23505" : "25006") + ready('I'));
+    CHECK_FALSE(other.state.primary_refused_write);
   }
 }
