@@ -8,6 +8,7 @@
 #include <boost/container/small_vector.hpp>
 #include <cerrno>
 #include <chrono>
+#include <limits>
 
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_inspector.hpp"
@@ -335,7 +336,21 @@ awaitable<void> TransactionSession::answer_set_target(const FrontRoute& r) {
   co_await write_client(live_->out);
 }
 
-lag::Lsn TransactionSession::required_lsn() const {
+lag::Lsn TransactionSession::required_lsn() {
+  if (write_position_unknown_since_ns_ != 0) {
+    // A write whose position could not be read is behind any position the primary reported
+    // after it (sampled_at is stored after the position it stamps).
+    const lag::LagState& lag = *s_.routing->lag();
+    if (lag.primary_sampled_at_ns.load() <= write_position_unknown_since_ns_) {
+      return std::numeric_limits<lag::Lsn>::max();  // no replica is known to have it yet
+    }
+    const lag::Lsn after = lag.primary_lsn.load();
+    min_lsn_ = std::max(min_lsn_, after);
+    if (s_.read_your_writes == ReadYourWrites::user) {
+      s_.routing->note_user_write(s_.pool->user(), after);
+    }
+    write_position_unknown_since_ns_ = 0;
+  }
   lag::Lsn need = min_lsn_;
   if (s_.read_your_writes == ReadYourWrites::user) {
     need = std::max(need, s_.routing->user_write(s_.pool->user()));

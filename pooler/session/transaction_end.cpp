@@ -74,7 +74,13 @@ awaitable<bool> TransactionSession::finish_transaction() {
   if (state_.rfq_held) live_->out.clear();  // collects what goes out before the held ReadyForQuery
   try {
     if (state_.settings_changed) co_await read_back_settings();
-    if (state_.rfq_held) co_await record_write_position();
+    if (state_.rfq_held) {
+      try {
+        co_await record_write_position();
+      } catch (const std::exception& e) {
+        write_position_lost(e);
+      }
+    }
     if (routing() && state_.lease_target < 0 && s_.routing->begin_catalog_load()) {
       co_await load_function_catalog();
     }
@@ -96,6 +102,19 @@ awaitable<bool> TransactionSession::finish_transaction() {
     }
   }
   co_return settle_transaction();
+}
+
+void TransactionSession::write_position_lost(const std::exception& e) {
+  // The write committed and its answer is whole: the client goes on (a failure now would fail
+  // its next statement, which never reached a server). Only the server is done for.
+  spdlog::warn(
+      "{} server {}: reading the write's WAL position failed ({}): the server is "
+      "discarded, the client goes on; its reads wait for the primary's next lag sample",
+      label(), lease_->label(), e.what());
+  state_.server_closing = true;
+  write_position_unknown_since_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now().time_since_epoch())
+                                         .count();
 }
 
 bool TransactionSession::session_reads_due() const {

@@ -153,11 +153,12 @@ class TransactionSession {
   awaitable<void> retry_on_primary();
   // A replica lost before it answered the kept read: discards its lease.
   awaitable<void> drop_lost_replica();
-  [[nodiscard]] lag::Lsn required_lsn() const;
+  [[nodiscard]] lag::Lsn required_lsn();
   // Why no replica could take a read: banned, over its lag limits, or behind this client.
   [[nodiscard]] router::Reason why_no_replica() const;
   // After a transaction that wrote, on the primary: its WAL position (read-your-writes).
   awaitable<void> record_write_position();
+  void write_position_lost(const std::exception& e);
   void build_segments(const char* base, std::size_t forwardable);
   // What build_segments() gathered, as a view: a composed write copies its buffer sequence,
   // and a copy of the vector would allocate once per request.
@@ -388,8 +389,10 @@ class TransactionSession {
   // What the session knows of the client and of the held server (sans-I/O).
   SessionProtocol state_;
   // Read-your-writes: the WAL position this client's reads must see (its last write on the
-  // primary, or what it set with pgmux.min_lsn).
+  // primary, or what it set with pgmux.min_lsn); while a write's position is unknown, the
+  // primary's first lag sample after this time (steady ns) stands in for it.
   lag::Lsn min_lsn_ = 0;
+  std::int64_t write_position_unknown_since_ns_ = 0;
   router::SessionTarget session_target_ = router::SessionTarget::automatic;
   std::shared_ptr<const router::FunctionCatalog> catalog_;
   std::uint64_t catalog_generation_ = 0;

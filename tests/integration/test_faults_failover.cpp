@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,33 +26,81 @@
 using namespace pgmux::it;
 using std::chrono::milliseconds;
 
-TEST_CASE("fault: a promoted replica takes the writes; the old primary gets none after") {
-  PgCluster own(test_env().unique_stem("failover-cluster"));
-  {
-    PgConn p = direct_server(own.primary_port());
-    fresh_write_table(p, "failover_items");
-  }
-  PgmuxProcess px(test_env(), {.name = "failover",
-                               .pool_size = 4,
-                               .query_wait_timeout_ms = 10000,
-                               .mode = "transaction",
-                               .routing_toml = "read_write_split = \"on\"\n"
-                                               "lag_check_interval_ms = 100\n"
-                                               "lag_stale_after_ms = 500\n",
-                               .database_toml = "roles = \"auto\"",
-                               .cluster = &own});
-  INFO(px.log_tail());
-  REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
+namespace {
 
-  // Writers insert one row per transaction and note the port of the server that took it.
-  constexpr int kWriters = 4;
-  const std::string old_port = std::to_string(own.primary_port());
-  const std::string new_port = std::to_string(own.replica_port());
-  WriteLoad load(px, kWriters, [](int i) {
-    return "INSERT INTO failover_items (writer) VALUES (" + std::to_string(i) +
-           ") RETURNING inet_server_port()";
-  });
-  REQUIRE(wait_until([&] { return load.count(old_port) > 200; }, milliseconds(10000)));
+// A cluster of the test's own with an empty table `table`, and pgmux in front of it in
+// transaction mode following promotions (roles = "auto"), its replica taking reads.
+struct FailoverRig {
+  static constexpr int kWriters = 4;
+
+  FailoverRig(const std::string& name, const std::string& table, const std::string& pool_toml)
+      : table(table),
+        cluster(test_env().unique_stem(name + "-cluster")),
+        px(test_env(), {.name = name,
+                        .pool_size = 4,
+                        .query_wait_timeout_ms = 20000,
+                        .mode = "transaction",
+                        .pool_toml = pool_toml,
+                        .routing_toml = "read_write_split = \"on\"\n"
+                                        "lag_check_interval_ms = 100\n"
+                                        "lag_stale_after_ms = 500\n",
+                        .database_toml = "roles = \"auto\"",
+                        .cluster = &cluster}) {
+    PgConn p = direct_server(cluster.primary_port());
+    fresh_write_table(p, table);
+    REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
+  }
+  // kWriters writers, each inserting one row per transaction into `table` and noting
+  // the port of the server that took it; returns once 200 went to the primary.
+  WriteLoad& start_writes() {
+    load = std::make_unique<WriteLoad>(px, kWriters, [this](int i) {
+      return "INSERT INTO " + table + " (writer) VALUES (" + std::to_string(i) +
+             ") RETURNING inet_server_port()";
+    });
+    REQUIRE(wait_until([&] { return load->count(old_port()) > 200; }, milliseconds(10000)));
+    return *load;
+  }
+  [[nodiscard]] std::string old_port() const { return std::to_string(cluster.primary_port()); }
+  [[nodiscard]] std::string new_port() const { return std::to_string(cluster.replica_port()); }
+
+  // Promotes the replica under `load`, waits for 200 writes on it, stops the load and prints
+  // what it measured; returns the number of failed writes.
+  int promote_and_count(WriteLoad& load, const std::string& what, const std::string& before) {
+    cluster.promote_replica();
+    const auto promoted = Clock::now();
+    CHECK(wait_until([&] { return load.count(new_port()) > 0; }, milliseconds(10000)));
+    MESSAGE(what, ": the first write on the promoted replica came ", seconds_since(promoted),
+            " s after pg_ctl promote returned");
+    const int at_switch = load.count(new_port());
+    CHECK(
+        wait_until([&] { return load.count(new_port()) > at_switch + 200; }, milliseconds(10000)));
+    load.stop();
+    int failed = 0;
+    for (const auto& [sqlstate, n] : load.failures()) {
+      MESSAGE(what, ": ", n, " writes failed with ", sqlstate);
+      failed += n;
+    }
+    MESSAGE(what, ": ", load.count(old_port()), " writes on the old primary, ",
+            load.count(new_port()), " on the promoted replica; the longest took ", load.longest(),
+            " s");
+    MESSAGE(what, ": before ", before, "; after ", px.resources());
+    return failed;
+  }
+
+  const std::string table;
+  PgCluster cluster;
+  PgmuxProcess px;
+  std::unique_ptr<WriteLoad> load;  // stopped before px goes
+};
+
+}  // namespace
+
+TEST_CASE("fault: a promoted replica takes the writes; the old primary gets none after") {
+  FailoverRig rig("failover", "failover_items", "");
+  PgCluster& own = rig.cluster;
+  PgmuxProcess& px = rig.px;
+  INFO(px.log_tail());
+  WriteLoad& load = rig.start_writes();
   {
     // The replica follows: the table and rows are there before it is promoted.
     PgConn replica = direct_server(own.replica_port());
@@ -64,29 +113,13 @@ TEST_CASE("fault: a promoted replica takes the writes; the old primary gets none
         milliseconds(10000)));
   }
   const std::string before = px.resources();
-  own.promote_replica();
-  const auto promoted = Clock::now();
-  CHECK(wait_until([&] { return load.count(new_port) > 0; }, milliseconds(10000)));
-  MESSAGE("failover: the first write on the promoted replica came ", seconds_since(promoted),
-          " s after pg_ctl promote returned");
-  const int at_switch = load.count(new_port);
-  CHECK(wait_until([&] { return load.count(new_port) > at_switch + 200; }, milliseconds(10000)));
-  load.stop();
-
-  int failed = 0;
-  for (const auto& [sqlstate, n] : load.failures()) {
-    MESSAGE("failover: ", n, " writes failed with ", sqlstate);
-    failed += n;
-  }
-  MESSAGE("failover: ", load.count(old_port), " writes on the old primary, ", load.count(new_port),
-          " on the promoted replica; the longest took ", load.longest(), " s");
-  MESSAGE("failover: before ", before, "; after ", px.resources());
-  CHECK(failed <= kWriters);
+  const int failed = rig.promote_and_count(load, "failover", before);
+  CHECK(failed <= FailoverRig::kWriters);
   // Each writer's writes: the old primary's, then only the promoted replica's.
-  for (int i = 0; i < kWriters; ++i) {
+  for (int i = 0; i < FailoverRig::kWriters; ++i) {
     const auto& seq = load.answers(i);
-    const auto first_new = std::find(seq.begin(), seq.end(), new_port);
-    CHECK_MESSAGE(std::count(first_new, seq.end(), old_port) == 0, "writer ", i,
+    const auto first_new = std::find(seq.begin(), seq.end(), rig.new_port());
+    CHECK_MESSAGE(std::count(first_new, seq.end(), rig.old_port()) == 0, "writer ", i,
                   " wrote to the old primary after the failover");
   }
   CHECK(px.wait_for_log("was promoted (timeline 2)", milliseconds(1000)));
@@ -94,38 +127,18 @@ TEST_CASE("fault: a promoted replica takes the writes; the old primary gets none
   PgConn promoted_server = direct_server(own.replica_port());
   REQUIRE_MESSAGE(promoted_server.ok(), promoted_server.error());
   CHECK(std::stoi(promoted_server.query_value("SELECT count(*) FROM failover_items")) >=
-        load.count(new_port));
+        load.count(rig.new_port()));
 }
 
 TEST_CASE("fault: writes wait while the primary is demoted, then go to the promoted replica") {
   // A switchover as an operator runs one: the primary is restarted as a standby first (it
   // answers, read-only), then the replica is promoted. In between, no write may fail with
   // 25006: they wait (primary_wait_ms) for the promotion.
-  PgCluster own(test_env().unique_stem("switchover-cluster"));
-  {
-    PgConn p = direct_server(own.primary_port());
-    fresh_write_table(p, "switchover_items");
-  }
-  PgmuxProcess px(test_env(), {.name = "switchover",
-                               .pool_size = 4,
-                               .query_wait_timeout_ms = 20000,
-                               .mode = "transaction",
-                               .pool_toml = "primary_wait_ms = 15000",
-                               .routing_toml = "read_write_split = \"on\"\n"
-                                               "lag_check_interval_ms = 100\n"
-                                               "lag_stale_after_ms = 500\n",
-                               .database_toml = "roles = \"auto\"",
-                               .cluster = &own});
+  FailoverRig rig("switchover", "switchover_items", "primary_wait_ms = 15000");
+  PgCluster& own = rig.cluster;
+  PgmuxProcess& px = rig.px;
   INFO(px.log_tail());
-  REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
-  constexpr int kWriters = 4;
-  const std::string old_port = std::to_string(own.primary_port());
-  const std::string new_port = std::to_string(own.replica_port());
-  WriteLoad load(px, kWriters, [](int i) {
-    return "INSERT INTO switchover_items (writer) VALUES (" + std::to_string(i) +
-           ") RETURNING inet_server_port()";
-  });
-  REQUIRE(wait_until([&] { return load.count(old_port) > 200; }, milliseconds(10000)));
+  WriteLoad& load = rig.start_writes();
   const std::string before = px.resources();
   const auto demoting = Clock::now();
   own.demote_primary();
@@ -135,26 +148,10 @@ TEST_CASE("fault: writes wait while the primary is demoted, then go to the promo
   const int held_at = load.committed();
   std::this_thread::sleep_for(milliseconds(1000));
   CHECK(load.committed() == held_at);  // fenced: nothing can commit on a standby
-  own.promote_replica();
-  const auto promoted = Clock::now();
-  CHECK(wait_until([&] { return load.count(new_port) > 0; }, milliseconds(10000)));
-  MESSAGE("switchover: the first write on the promoted replica came ", seconds_since(promoted),
-          " s after pg_ctl promote returned");
-  const int at_switch = load.count(new_port);
-  CHECK(wait_until([&] { return load.count(new_port) > at_switch + 200; }, milliseconds(10000)));
-  load.stop();
-
-  int failed = 0;
-  for (const auto& [sqlstate, n] : load.failures()) {
-    MESSAGE("switchover: ", n, " writes failed with ", sqlstate);
-    failed += n;
-  }
-  MESSAGE("switchover: ", load.count(old_port), " writes on the old primary, ",
-          load.count(new_port), " on the promoted replica; the longest took ", load.longest(),
-          " s");
-  MESSAGE("switchover: before ", before, "; after ", px.resources());
+  const int failed = rig.promote_and_count(load, "switchover", before);
   // Only those in flight when the primary stopped; none refused by the standby it became.
-  CHECK(failed <= kWriters);
+  CHECK(failed <= FailoverRig::kWriters);
   CHECK(load.failures().count("25006") == 0);
-  CHECK(load.committed() == load.count(old_port) + load.count(new_port));
+  CHECK(load.failures().count("(none)") == 0);
+  CHECK(load.committed() == load.count(rig.old_port()) + load.count(rig.new_port()));
 }
