@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lag_monitor/lag_monitor.hpp"
@@ -137,6 +138,11 @@ class AsyncPg {
     if (conn_ != nullptr) PQfinish(conn_);
     conn_ = nullptr;
     raw_fd_ = -1;
+  }
+  // The server reported (ParameterStatus is_superuser) that the login is a superuser's.
+  [[nodiscard]] bool superuser() const {
+    const char* v = conn_ != nullptr ? PQparameterStatus(conn_, "is_superuser") : nullptr;
+    return v != nullptr && std::string_view(v) == "on";
   }
 
  private:

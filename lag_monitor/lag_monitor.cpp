@@ -113,6 +113,18 @@ struct LagMonitor::Impl {
     co_return !stopped;
   }
 
+  // Its queries read only functions every role may call: a superuser login is a needless
+  // risk (its password in pgmux's config opens everything). Said once per monitor.
+  bool superuser_warned = false;
+  void warn_if_superuser(const AsyncPg& pg) {
+    if (superuser_warned || !pg.superuser()) return;
+    superuser_warned = true;
+    spdlog::warn(
+        "database {}: the lag monitor logs in as {}, a superuser; its queries need no "
+        "privileges: a role with LOGIN only is enough ([routing] lag_monitor_user)",
+        settings.database, settings.user);
+  }
+
   // What the primary's sample said of recovery; a change is logged once.
   void note_primary_recovery(bool in_recovery) {
     if (state->primary_in_recovery.exchange(in_recovery) == in_recovery) return;
@@ -183,6 +195,7 @@ struct LagMonitor::Impl {
           failing = false;
           backoff = std::chrono::milliseconds(100);
           spdlog::info("{}: connected to the primary", label(primary));
+          warn_if_superuser(pg);
         }
         auto rows = co_await bounded(pg.query(kPrimaryQuery), settings.query_timeout, "query");
         state->primary_samples.fetch_add(1, std::memory_order_relaxed);

@@ -258,7 +258,9 @@ std::span<const Setting<RoutingSettings>> routing_settings() {
            .choices = kOnNoReplica,
            .per_database = true}),
       bind<&R::lag_monitor_user>({.key = "lag_monitor_user",
-                                  .doc = "whose credentials the lag monitor logs in with",
+                                  .doc = "whose credentials the lag monitor logs in with; "
+                                         "its queries need only LOGIN (a superuser is warned "
+                                         "about at start)",
                                   .default_doc = "the first user with a password",
                                   .example = "\"app\""}),
   };

@@ -343,3 +343,23 @@ TEST_CASE("read-your-writes per user; primary_reads = never with on_no_replica =
       },
       milliseconds(3000)));
 }
+
+TEST_CASE("lag monitor: a LOGIN-only role is enough to run it; a superuser login is warned about") {
+  {
+    // app has no privileges beyond LOGIN: the monitor's queries still sample both servers.
+    PgmuxProcess px(test_env(), lag_routed("monitor-app",
+                                           "lag_monitor_user = \"app\"\n"
+                                           "lag_check_interval_ms = 100\n"));
+    INFO(px.log_tail());
+    REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
+    PgConn c(px.conninfo("app", "secret"));
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    CHECK(where(c) == "replica");
+    // Logged at connection, before the first sample: it would be there by now.
+    CHECK_FALSE(px.wait_for_log("a superuser", milliseconds(200)));
+  }
+  // The default, the first admin, is one (admin is a superuser in the test cluster).
+  PgmuxProcess px(test_env(), lag_routed("monitor-admin", "lag_check_interval_ms = 100\n"));
+  INFO(px.log_tail());
+  CHECK(px.wait_for_log("the lag monitor logs in as admin, a superuser", milliseconds(5000)));
+}
