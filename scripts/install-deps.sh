@@ -11,6 +11,7 @@ packages=(
   libpg-query-dev libprotobuf-c-dev
   python3-psycopg pgbouncer
   iproute2  # ss: the keepalive timers of pgmux's sockets (integration tests)
+  nftables  # a replica link cut by dropping its packets (fault tests)
   prometheus-pgbouncer-exporter  # compatibility check of the admin console's SHOW output
 )
 

@@ -27,6 +27,7 @@
 #include "pgmux_process.hpp"
 #include "pq_client.hpp"
 #include "primary_watch.hpp"
+#include "read_load.hpp"
 #include "write_load.hpp"
 
 using namespace pgmux::it;
@@ -80,22 +81,6 @@ class ReplicaFreeze {
 std::string replica_column(const PgmuxProcess& px, const std::string& column) {
   for (auto& row : console_rows(px, "SHOW REPLICAS")) return row[column];
   return "";
-}
-
-// Transaction mode with reads routed to the replica, sampled every 100 ms, a sample stale
-// after 500 ms, a failing replica banned for 1 s.
-PgmuxOptions routed(std::string name) {
-  return {.name = std::move(name),
-          .pool_size = 4,
-          .query_wait_timeout_ms = 10000,
-          .mode = "transaction",
-          .routing_toml =
-              "read_write_split = \"on\"\n"
-              "read_your_writes = \"off\"\n"
-              "replica_ban_ms = 1000\n"
-              "max_replica_lag_bytes = 100000000\n"
-              "lag_check_interval_ms = 100\n"
-              "lag_stale_after_ms = 500\n"};
 }
 
 }  // namespace
@@ -160,52 +145,23 @@ TEST_CASE("fault: reads in flight on a frozen replica run again on the primary")
   }
   // Eight readers, half with reads of 0.2 s so that some are in flight when the replica
   // stops; each read is timed.
-  constexpr int kReaders = 8;
-  std::atomic<bool> stop{false};
-  std::mutex mutex;
-  std::map<std::string, int> outcomes;
-  double longest = 0;
-  std::vector<std::jthread> readers;
-  for (int i = 0; i < kReaders; ++i) {
-    readers.emplace_back([&, slow = i % 2 == 0] {
-      PgConn c(px.conninfo("app", "secret"));
-      const std::string sql =
-          slow ? "SELECT pg_is_in_recovery() FROM pg_sleep(0.2)" : "SELECT pg_is_in_recovery()";
-      for (int n = 0; n < 20000 && !stop.load() && c.ok(); ++n) {
-        const auto start = Clock::now();
-        const std::string place = where(c, sql);
-        std::lock_guard lock(mutex);
-        ++outcomes[place];
-        longest = std::max(longest, seconds_since(start));
-      }
-    });
-  }
-  REQUIRE(wait_until(
-      [&] {
-        std::lock_guard lock(mutex);
-        return outcomes["replica"] > 50;
-      },
-      milliseconds(10000)));
+  ReadLoad load(px, 8, slow_or_quick_read);
+  REQUIRE(wait_until([&] { return load.count("replica") > 50; }, milliseconds(10000)));
   const std::string before = px.resources();
   {
     ReplicaFreeze freeze;
     std::this_thread::sleep_for(milliseconds(2500));
   }  // thawed: a read still stuck on it would finish now, and be counted as too long
-  stop = true;
-  readers.clear();
-  int failed = 0;
-  for (const auto& [place, n] : outcomes) {
+  load.stop();
+  for (const auto& [place, n] : load.outcomes()) {
     MESSAGE("replica frozen under reads: ", n, " reads ", place);
-    if (place != "replica" && place != "primary") failed += n;
   }
-  MESSAGE("longest read: ", longest, " s (replica_read_timeout_ms 400, lag_stale_after_ms 500)");
-  CHECK(failed == 0);
+  MESSAGE("longest read: ", load.longest(),
+          " s (replica_read_timeout_ms 400, lag_stale_after_ms 500)");
+  CHECK(load.failed() == 0);
   // Given up on within a period or two after its samples went stale (100 + 500 ms).
-  CHECK(longest < 2.0);
-  long long rerun = 0;
-  for (auto& row : console_rows(px, "SHOW ROUTING")) {
-    if (row["reason"] == "retried_after_replica_loss") rerun = std::stoll(row["decisions"]);
-  }
+  CHECK(load.longest() < 2.0);
+  const long long rerun = reads_rerun(px);
   MESSAGE("reads re-run on the primary: ", rerun);
   MESSAGE("replica frozen under reads: before ", before, "; after ", px.resources());
   CHECK(rerun >= 1);
@@ -218,46 +174,18 @@ TEST_CASE("fault: a replica killed under reads costs no read; it serves again on
   REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
 
   // Four readers, each on its own connection, until told to stop (bounded in count too).
-  constexpr int kReaders = 4;
-  std::atomic<bool> stop{false};
-  std::mutex mutex;
-  std::map<std::string, int> outcomes;  // "replica", "primary" or the error
-  std::vector<std::jthread> readers;
-  for (int i = 0; i < kReaders; ++i) {
-    readers.emplace_back([&] {
-      PgConn c(px.conninfo("app", "secret"));
-      for (int n = 0; n < 20000 && !stop.load() && c.ok(); ++n) {
-        const std::string place = where(c);
-        std::lock_guard lock(mutex);
-        ++outcomes[place];
-      }
-    });
-  }
-  REQUIRE(wait_until(
-      [&] {
-        std::lock_guard lock(mutex);
-        return outcomes["replica"] > 100;
-      },
-      milliseconds(10000)));
+  ReadLoad load(px, 4, [](int) { return std::string("SELECT pg_is_in_recovery()"); });
+  REQUIRE(wait_until([&] { return load.count("replica") > 100; }, milliseconds(10000)));
   const std::vector<pid_t> processes = replica_processes();
   REQUIRE(processes.size() >= 2);
   const std::string before = px.resources();
   ::kill(processes.front(), SIGKILL);  // the postmaster; its backends follow it out
   std::this_thread::sleep_for(milliseconds(1500));
-  stop = true;
-  readers.clear();  // joined
-  int failed = 0;
-  for (const auto& [place, n] : outcomes) {
-    MESSAGE("replica killed: ", n, " reads ", place);
-    if (place != "replica" && place != "primary") failed += n;
-  }
-  CHECK(failed == 0);
-  CHECK(outcomes["primary"] > 0);  // reads went on, on the primary
-  for (auto& row : console_rows(px, "SHOW ROUTING")) {
-    if (row["reason"] == "retried_after_replica_loss") {
-      MESSAGE("reads re-run on the primary after the replica failed: ", row["decisions"]);
-    }
-  }
+  load.stop();
+  for (const auto& [place, n] : load.outcomes()) MESSAGE("replica killed: ", n, " reads ", place);
+  CHECK(load.failed() == 0);
+  CHECK(load.count("primary") > 0);  // reads went on, on the primary
+  MESSAGE("reads re-run on the primary after the replica failed: ", reads_rerun(px));
 
   // Restart it once every old process is gone (shared memory in use blocks a new postmaster).
   CHECK(wait_until(
