@@ -13,6 +13,7 @@
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_inspector.hpp"
 #include "pooler/session/client_session.hpp"
+#include "pooler/session/sql_chars.hpp"
 #include "pooler/session/transaction_session.hpp"
 #include "protocol/message_writer.hpp"
 #include "router/database_routing.hpp"
@@ -233,7 +234,7 @@ std::optional<TransactionSession::FrontRoute> TransactionSession::route_front() 
       .replica_eligible = s_.routing->any_eligible(),  // lag and bans; LSNs in lease_for
   };
   if (auto it = state_.wanted.find("default_transaction_read_only"); it != state_.wanted.end()) {
-    facts.session_read_only = iequals(it->second, "on");
+    facts.session_read_only = sql_chars::folds_to(it->second, "on");
   }
   FrontRoute out;
   const char tag = unread[0];
@@ -286,11 +287,11 @@ std::optional<std::string_view> TransactionSession::request_sql(char tag,
 }
 
 bool TransactionSession::apply_target(std::string_view value) {
-  if (iequals(value, "primary")) {
+  if (sql_chars::folds_to(value, "primary")) {
     session_target_ = router::SessionTarget::primary;
-  } else if (iequals(value, "replica")) {
+  } else if (sql_chars::folds_to(value, "replica")) {
     session_target_ = router::SessionTarget::replica;
-  } else if (iequals(value, "auto") || value.empty()) {
+  } else if (sql_chars::folds_to(value, "auto") || value.empty()) {
     session_target_ = router::SessionTarget::automatic;
   } else {
     return false;

@@ -8,6 +8,7 @@
 #include "pooler/runtime.hpp"
 #include "pooler/session/client_inspector.hpp"
 #include "pooler/session/client_session.hpp"
+#include "pooler/session/sql_chars.hpp"
 #include "pooler/session/transaction_session.hpp"
 #include "protocol/message_writer.hpp"
 #include "router/database_routing.hpp"
@@ -22,6 +23,13 @@ constexpr const char* kServerLost =
     "server connection lost: the server closed the connection unexpectedly";
 
 }  // namespace
+
+void TransactionSession::restore(IdleCarry carry) {
+  state_.statements = std::move(carry.statements);
+  state_.wanted = std::move(carry.wanted);
+  min_lsn_ = carry.min_lsn;
+  session_target_ = carry.session_target;
+}
 
 TransactionSession::TransactionSession(TransactionSessionSetup s)
     : s_(std::move(s)),
@@ -38,9 +46,9 @@ TransactionSession::TransactionSession(TransactionSessionSetup s)
   state_.meter = TrafficMeter(&s_.pool->traffic(s_.worker.index));
   // pgmux.target is pgmux's own setting (options=-c pgmux.target=primary): never sent on.
   std::erase_if(s_.startup_settings, [this](const auto& setting) {
-    if (iequals(setting.first, "pgmux.target")) {
+    if (sql_chars::folds_to(setting.first, "pgmux.target")) {
       apply_target(setting.second);
-    } else if (iequals(setting.first, "pgmux.min_lsn")) {
+    } else if (sql_chars::folds_to(setting.first, "pgmux.min_lsn")) {
       if (auto lsn = lag::parse_lsn(setting.second)) min_lsn_ = *lsn;
     } else {
       return false;

@@ -12,7 +12,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -60,12 +59,7 @@ class TransactionSession {
   friend class ReplicaReadWatch;  // check_replica_read
   // The rest of what an idle session kept (the setup brought its settings and what the client
   // was told).
-  void restore(IdleCarry carry) {
-    state_.statements = std::move(carry.statements);
-    state_.wanted = std::move(carry.wanted);
-    min_lsn_ = carry.min_lsn;
-    session_target_ = carry.session_target;
-  }
+  void restore(IdleCarry carry);
 
  private:
   // --- client side ---
@@ -347,13 +341,6 @@ class TransactionSession {
     co_await gate.async_wait(as_result);
   }
   awaitable<void> write_client(std::string_view bytes);
-  // ASCII case-insensitive equality (setting names and pgmux's own values).
-  static bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-             return std::tolower(static_cast<unsigned char>(x)) ==
-                    std::tolower(static_cast<unsigned char>(y));
-           });
-  }
   [[noreturn]] void fail(std::string sqlstate, std::string message) {
     throw SessionError(std::move(sqlstate), message);
   }

@@ -36,6 +36,14 @@ inline PgmuxOptions routed(std::string name) {
               "lag_stale_after_ms = 500\n"};
 }
 
+// routed(), with reads that get no answer from a replica whose samples stopped given up
+// after 400 ms (replica_read_timeout_ms).
+inline PgmuxOptions routed_with_read_timeout(std::string name) {
+  PgmuxOptions options = routed(std::move(name));
+  options.routing_toml += "replica_read_timeout_ms = 400\n";
+  return options;
+}
+
 class ReadLoad {
  public:
   ReadLoad(const PgmuxProcess& px, int readers, const std::function<std::string(int)>& sql) {

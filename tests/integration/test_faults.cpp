@@ -131,9 +131,7 @@ TEST_CASE("fault: a frozen replica gets no new reads once its lag sample is stal
 }
 
 TEST_CASE("fault: reads in flight on a frozen replica run again on the primary") {
-  PgmuxOptions options = routed("replica-frozen-reads");
-  options.routing_toml += "replica_read_timeout_ms = 400\n";
-  PgmuxProcess px(test_env(), options);
+  PgmuxProcess px(test_env(), routed_with_read_timeout("replica-frozen-reads"));
   INFO(px.log_tail());
   REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
   {

@@ -48,9 +48,7 @@ class LinkCut {
 }  // namespace
 
 TEST_CASE("fault: a replica whose link is cut stalls no client and costs no read") {
-  PgmuxOptions options = routed("replica-cut");
-  options.routing_toml += "replica_read_timeout_ms = 400\n";
-  PgmuxProcess px(test_env(), options);
+  PgmuxProcess px(test_env(), routed_with_read_timeout("replica-cut"));
   INFO(px.log_tail());
   REQUIRE(px.wait_for_log("replica eligible for reads", milliseconds(5000)));
   ReadLoad load(px, 8, slow_or_quick_read);
