@@ -95,8 +95,8 @@ struct LagMonitor::Impl {
   MonitorSettings settings;
   std::shared_ptr<LagState> state;
   bool stopped = false;
-  bool primary_moved = false;                        // set_primary: reconnect to the new primary
-  std::function<void(int, std::uint32_t)> promoted;  // roles = "auto"
+  bool primary_moved = false;  // set_primary: reconnect to the new primary
+  std::function<void(const MonitorTarget&, std::uint32_t)> promoted;  // roles = "auto"
   std::optional<int> reported;  // the promotion last reported, until set_primary
   std::vector<std::unique_ptr<asio::steady_timer>> replica_timers;
   std::unique_ptr<asio::steady_timer> primary_timer;
@@ -163,8 +163,9 @@ struct LagMonitor::Impl {
     }
     const std::optional<int> winner = promoted_replica(current, current_replica, roles);
     if (!winner || winner == reported) return;
-    reported = winner;
-    promoted(*winner, roles[static_cast<std::size_t>(*winner)].timeline);
+    const auto i = static_cast<std::size_t>(*winner);
+    promoted(replicas[i], roles[i].timeline);
+    reported = winner;  // (after: a promotion that could not be applied is reported again)
   }
 
   std::optional<Lsn> fresh_primary_lsn() const {
@@ -198,6 +199,7 @@ struct LagMonitor::Impl {
           warn_if_superuser(pg);
         }
         auto rows = co_await bounded(pg.query(kPrimaryQuery), settings.query_timeout, "query");
+        if (primary_moved) continue;  // the old primary's answer: not the new one's
         state->primary_samples.fetch_add(1, std::memory_order_relaxed);
         if (rows.empty() || rows[0].size() != 3) throw MonitorError("unexpected answer");
         const Row& row = rows[0];
@@ -360,7 +362,7 @@ void LagMonitor::set_primary(MonitorTarget primary) {
   });
 }
 
-void LagMonitor::on_promotion(std::function<void(int, std::uint32_t)> promoted) {
+void LagMonitor::on_promotion(std::function<void(const MonitorTarget&, std::uint32_t)> promoted) {
   impl_->promoted = std::move(promoted);
 }
 

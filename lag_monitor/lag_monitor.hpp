@@ -66,7 +66,7 @@ class LagMonitor : public std::enable_shared_from_this<LagMonitor> {
   // roles = "auto": called on the monitor's executor with the index of a replica that was
   // promoted and should take the writes (primary_election.hpp); the caller moves the primary
   // (set_primary follows). Set before start().
-  void on_promotion(std::function<void(int replica, std::uint32_t timeline)> promoted);
+  void on_promotion(std::function<void(const MonitorTarget&, std::uint32_t timeline)> promoted);
 
  private:
   struct Impl;

@@ -16,14 +16,17 @@ awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
     note_failed_cancel(key, lookup.miss);
     co_return;
   }
-  co_await deliver_cancel(*lookup.target, Delivery{.key = key, .lease = lookup.lease});
+  const std::optional<Delivery> for_client = Delivery{.key = key, .lease = lookup.lease};
+  co_await deliver_cancel(*lookup.target, for_client);
 }
 
 awaitable<void> Runtime::cancel_abandoned_server(CancelTarget target) {
-  co_await deliver_cancel(target, std::nullopt);
+  const std::optional<Delivery> no_client;
+  co_await deliver_cancel(target, no_client);
 }
 
-awaitable<void> Runtime::deliver_cancel(CancelTarget target, std::optional<Delivery> for_client) {
+awaitable<void> Runtime::deliver_cancel(const CancelTarget& target,
+                                        const std::optional<Delivery>& for_client) {
   const auto cfg = config();
   const Endpoint& to = target.endpoint;
   // The cancel travels like the connection it cancels: TLS as its database's server_tls_mode.
@@ -80,7 +83,8 @@ void Runtime::note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss
 }
 
 awaitable<bool> Runtime::send_cancel(const CancelTarget& target, TlsMode tls_mode,
-                                     const TlsContext* tls, std::optional<Delivery> for_client) {
+                                     const TlsContext* tls,
+                                     const std::optional<Delivery>& for_client) {
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
   Socket socket(executor);

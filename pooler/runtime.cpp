@@ -327,9 +327,10 @@ void Runtime::start_lag_monitors() {
         main_io_.get_executor(), lag::MonitorTarget{db.primary.host, db.primary.port},
         std::move(replicas), std::move(settings), routing->lag());
     if (db.follow_promotion) {
-      monitor->on_promotion([this, name = name](int replica, std::uint32_t timeline) {
-        follow_promotion(name, replica, timeline);
-      });
+      monitor->on_promotion(
+          [this, name = name](const lag::MonitorTarget& promoted, std::uint32_t timeline) {
+            follow_promotion(name, promoted, timeline);
+          });
       routing->set_follows_promotion([weak = std::weak_ptr<lag::LagMonitor>(monitor)] {
         if (auto m = weak.lock()) m->recheck_primary();
       });

@@ -102,7 +102,7 @@ class Runtime {
   // One CancelRequest to a server, over TLS when `tls_mode` asks for it, unless `for_client`
   // has given up its lease by the time the connection is up. False then.
   awaitable<bool> send_cancel(const CancelTarget& target, TlsMode tls_mode, const TlsContext* tls,
-                              std::optional<Delivery> for_client);
+                              const std::optional<Delivery>& for_client);
   // How a graceful shutdown waits. Both stop accepting at once.
   enum class Drain : std::uint8_t {
     // SHUTDOWN WAIT_FOR_CLIENTS: until every client has left on its own (no time limit).
@@ -199,11 +199,18 @@ class Runtime {
   void start_loops();
   void begin_graceful_shutdown(Drain how);
   void note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss);
-  // roles = "auto": the lag monitor found replica `replica` of `database` promoted; writes go
-  // there from now on (the configuration's primary moves, as a RELOAD would move it).
-  void follow_promotion(const std::string& database, int replica, std::uint32_t timeline);
+  // roles = "auto": the lag monitor found `promoted`, a replica of `database`, promoted;
+  // writes go there from now on (the configuration's primary moves, as a RELOAD would move
+  // it, and stays moved through later RELOADs and SETs: keep_promotions).
+  void follow_promotion(const std::string& database, const lag::MonitorTarget& promoted,
+                        std::uint32_t timeline);
+  // `fresh` with the primaries promoted at run time still in place, unless the file now names
+  // them as primary or no longer lists them (under reload_mutex_).
+  std::shared_ptr<const Config> keep_promotions(std::shared_ptr<const Config> fresh);
   // Over TLS as the target's database asks, bounded by server_connect_timeout_ms.
-  awaitable<void> deliver_cancel(CancelTarget target, std::optional<Delivery> for_client);
+  // (Arguments by reference: by value inside a co_await miscompiles with GCC 12.)
+  awaitable<void> deliver_cancel(const CancelTarget& target,
+                                 const std::optional<Delivery>& for_client);
   // Makes `fresh` the running configuration; `what` (RELOAD, SET) names the cause in logs.
   void apply_config(const std::shared_ptr<const Config>& fresh, const char* what);
   // The drain after begin_graceful_shutdown: closes idle clients (for_servers), stops when no
@@ -240,7 +247,8 @@ class Runtime {
   std::size_t next_worker_ = 0;
   std::map<std::string, std::shared_ptr<lag::LagMonitor>> monitors_;  // by database; main thread
   std::unique_ptr<MetricsServer> metrics_;
-  std::mutex reload_mutex_;  // one reload at a time
+  std::mutex reload_mutex_;                   // one reload at a time
+  std::map<std::string, Endpoint> promoted_;  // by database, under reload_mutex_
   mutable std::mutex disabled_mutex_;
   std::set<std::string> disabled_;
   // SHOW STATS averages: totals at the last two period ends.

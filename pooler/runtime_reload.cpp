@@ -3,6 +3,8 @@
 // TLS contexts take over without dropping connected clients.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "pooler/config/settings.hpp"
 #include "pooler/runtime.hpp"
 
@@ -17,6 +19,7 @@ std::string Runtime::reload() {
     spdlog::error("RELOAD refused, the running configuration stays: {}", e.what());
     return e.what();
   }
+  fresh = keep_promotions(fresh);
   apply_config(fresh, "RELOAD");
   spdlog::info("RELOAD: configuration reloaded from {} ({} database(s), {} user(s))",
                fresh->source_file, fresh->databases.size(), fresh->users.size());
@@ -60,26 +63,60 @@ Runtime::SetResult Runtime::set_setting(std::string_view key, std::string_view v
     if (const auto at = why.find("key '"); at != std::string::npos) why.erase(0, at);
     return {"22023", "invalid value for parameter \"" + std::string(key) + "\": " + why};
   }
-  apply_config(fresh, "SET");
+  apply_config(keep_promotions(fresh), "SET");
   spdlog::info("SET {} = {}", key, value);
   return {};
 }
 
-void Runtime::follow_promotion(const std::string& database, int replica, std::uint32_t timeline) {
-  const auto cfg = config();
-  auto moved = std::make_shared<Config>(*cfg);
+void Runtime::follow_promotion(const std::string& database, const lag::MonitorTarget& promoted,
+                               std::uint32_t timeline) {
+  std::lock_guard serial(reload_mutex_);
+  auto moved = std::make_shared<Config>(*config());
   const auto it = moved->databases.find(database);
-  if (it == moved->databases.end() || replica >= static_cast<int>(it->second.replicas.size())) {
-    return;  // a RELOAD took the database or the replica away meanwhile
-  }
+  if (it == moved->databases.end() || !it->second.follow_promotion) return;  // a RELOAD since
   DatabaseConfig& db = it->second;
+  const auto replica = std::find_if(db.replicas.begin(), db.replicas.end(), [&](const Endpoint& e) {
+    return e.host == promoted.host && e.port == promoted.port;
+  });
+  if (replica == db.replicas.end()) {
+    spdlog::warn(
+        "database {}: {}:{} was promoted but is no longer one of its replicas: writes "
+        "stay where they are",
+        database, promoted.host, promoted.port);
+    return;
+  }
   const Endpoint old = db.primary;
-  db.primary = db.replicas[static_cast<std::size_t>(replica)];
+  db.primary = *replica;
+  promoted_[database] = db.primary;
   spdlog::warn(
       "database {}: replica {}:{} was promoted (timeline {}): writes go to it from now on, "
       "none to {}:{} (roles = \"auto\")",
       database, db.primary.host, db.primary.port, timeline, old.host, old.port);
   apply_config(moved, "failover");
+}
+
+std::shared_ptr<const Config> Runtime::keep_promotions(std::shared_ptr<const Config> fresh) {
+  if (promoted_.empty()) return fresh;
+  auto kept = std::make_shared<Config>(*fresh);
+  for (auto it = promoted_.begin(); it != promoted_.end();) {
+    const auto db = kept->databases.find(it->first);
+    const auto same = [&](const Endpoint& e) {
+      return e.host == it->second.host && e.port == it->second.port;
+    };
+    const bool listed = db != kept->databases.end() && db->second.follow_promotion &&
+                        std::any_of(db->second.replicas.begin(), db->second.replicas.end(), same);
+    if (!listed || same(db->second.primary)) {
+      it = promoted_.erase(it);  // the file names it as primary now, or no longer lists it
+      continue;
+    }
+    spdlog::warn(
+        "database {}: {}:{} stays the primary (promoted at run time); name it as the "
+        "primary in the configuration file",
+        it->first, it->second.host, it->second.port);
+    db->second.primary = it->second;
+    ++it;
+  }
+  return kept;
 }
 
 void Runtime::apply_config(const std::shared_ptr<const Config>& fresh, const char* what) {

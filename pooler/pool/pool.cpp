@@ -120,7 +120,7 @@ bool Pool::login_blocked_locked() const {
   // roles = "auto": until the monitor has seen it back, nobody knows whether it came back as
   // the primary or as a standby (a login then would take a write to a standby), for up to
   // primary_wait_ms.
-  if (was_down && fenced_) {
+  if (was_down && fenced_ && server_sampled_at_ns_() != 0) {  // (a monitor that answers)
     const auto failed_at = std::chrono::steady_clock::time_point(
         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
             std::chrono::nanoseconds(login_failed_at_ns_)));
@@ -218,7 +218,8 @@ awaitable<ServerLease> Pool::acquire(asio::io_context& io, int worker, Millis wa
 }
 
 std::optional<ServerLease> Pool::try_acquire_idle(asio::io_context& io, int worker) {
-  if (paused_.load()) return std::nullopt;
+  // A fenced primary's idle connections are not handed out: acquire() waits for the promotion.
+  if (paused_.load() || (fenced_ && fenced_())) return std::nullopt;
   std::vector<std::unique_ptr<ServerConnection>> expired_conns;
   std::unique_ptr<ServerConnection> conn;
   {

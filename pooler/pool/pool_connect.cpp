@@ -47,12 +47,15 @@ awaitable<ServerLease> Pool::open_new(asio::io_context& io, int worker) {
     const std::string message = "replica " + endpoint.host + ":" + std::to_string(endpoint.port) +
                                 " is not answering (its lag samples have stopped): no new "
                                 "connection to it";
-    record_failed_open(*cfg, "08006", message);
     {
-      // Its queued clients would wait for connections that will not come: they go elsewhere.
+      // Not a failed login (no server_login_retry_ms: the next sample may readmit it). Its
+      // queued clients would wait for connections that will not come: they go elsewhere.
       std::lock_guard lock(mutex_);
+      --connecting_;
+      release_slot_locked();
       fail_waiters_locked("08006", message);
     }
+    notify_budgets();
     throw ServerError("08006", message);
   } catch (const std::exception& e) {
     std::string message = e.what();

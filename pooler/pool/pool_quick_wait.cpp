@@ -7,7 +7,7 @@
 namespace pgmux::pooler {
 
 std::shared_ptr<Pool::Waiter> Pool::queue_when_full(asio::io_context& io, int worker, Millis wait) {
-  if (paused_.load() || wait.count() <= 0) return nullptr;
+  if (paused_.load() || wait.count() <= 0 || (fenced_ && fenced_())) return nullptr;
   const auto cfg = settings_.load();
   // A reserve connection after reserve_pool_timeout_ms is acquire_once()'s business.
   if (cfg->reserve_size > 0 && cfg->reserve_timeout < wait) return nullptr;

@@ -117,7 +117,12 @@ void TransactionSession::check_replica_read(std::chrono::steady_clock::time_poin
     s_.worker.replica_reads.watch(replica_watch_, now + s_.replica_read_timeout);  // only slow
     return;
   }
-  if (state_.server_write_cut) return;  // (a frozen replica takes a small request whole)
+  if (state_.server_write_cut) {
+    // The request is half sent (a frozen replica takes a small one whole): the write's own
+    // end decides; looked at again meanwhile.
+    s_.worker.replica_reads.watch(replica_watch_, now + s_.replica_read_timeout);
+    return;
+  }
   replica_unanswered_ = true;
   // The pending receive ends with operation_aborted; after_server_read gives up on it.
   boost::system::error_code ignored;

@@ -114,7 +114,8 @@ awaitable<void> TransactionSession::server_loop([[maybe_unused]] std::shared_ptr
         const std::array<asio::const_buffer, 2> out{
             asio::buffer(live_->held),
             asio::buffer(lease_->io().buffer().unread().data(), server_scan_.forwardable)};
-        auto [ec, n] = co_await write_forward(buffers_after(out, forward_written_));
+        const auto rest = buffers_after(out, forward_written_);
+        auto [ec, n] = co_await write_forward(rest);
         forwarded();
         if (ec) {  // the client is gone; its loop will notice and clean up
           server_side_ended();
@@ -223,7 +224,7 @@ awaitable<bool> TransactionSession::refuse_transaction() {
 }
 
 awaitable<std::pair<boost::system::error_code, std::size_t>> TransactionSession::write_forward(
-    std::vector<asio::const_buffer> buffers) {
+    const std::vector<asio::const_buffer>& buffers) {
   const Millis limit(s_.config.pool.client_write_timeout_ms);
   if (limit.count() <= 0) {
     auto [ec, n] = co_await asio::async_write(s_.client.stream(), buffers, as_result);

@@ -81,10 +81,13 @@ awaitable<bool> TransactionSession::finish_transaction() {
         write_position_lost(e);
       }
     }
-    if (routing() && state_.lease_target < 0 && s_.routing->begin_catalog_load()) {
-      co_await load_function_catalog();
+    // (After a lost write position the server is gone: nothing more is asked of it.)
+    if (!state_.server_closing) {
+      if (routing() && state_.lease_target < 0 && s_.routing->begin_catalog_load()) {
+        co_await load_function_catalog();
+      }
+      if (state_.pin != PinReason::none && state_.check_pin) co_await check_pin_released();
     }
-    if (state_.pin != PinReason::none && state_.check_pin) co_await check_pin_released();
   } catch (const std::exception& e) {
     spdlog::warn("{} server {}: reading session state failed ({}): closing the server", label(),
                  lease_->label(), e.what());

@@ -306,7 +306,7 @@ class TransactionSession {
   // The rest of a forward the client's socket did not take at once, bounded by
   // client_write_timeout_ms (then the client is closed: timed_out).
   awaitable<std::pair<boost::system::error_code, std::size_t>> write_forward(
-      std::vector<asio::const_buffer> buffers);
+      const std::vector<asio::const_buffer>& buffers);
   // Statement mode: rolls back the transaction the client opened and answers its request with
   // an error and ReadyForQuery Idle in place of the server's. False if the server failed.
   awaitable<bool> refuse_transaction();

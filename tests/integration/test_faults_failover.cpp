@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "admin_stats.hpp"
 #include "helpers.hpp"
 #include "pg_cluster.hpp"
 #include "pgmux_process.hpp"
@@ -128,6 +129,16 @@ TEST_CASE("fault: a promoted replica takes the writes; the old primary gets none
   REQUIRE_MESSAGE(promoted_server.ok(), promoted_server.error());
   CHECK(std::stoi(promoted_server.query_value("SELECT count(*) FROM failover_items")) >=
         load.count(rig.new_port()));
+  // A RELOAD of the file, which still names the old primary, keeps the promoted one.
+  PgConn admin = admin_console(px);
+  REQUIRE(admin.ok());
+  const PgResult reloaded = admin.exec("RELOAD");
+  CHECK_MESSAGE(reloaded.status() == PGRES_COMMAND_OK, reloaded.describe());
+  CHECK(px.wait_for_log("stays the primary (promoted at run time)", milliseconds(1000)));
+  PgConn writer(px.conninfo("app", "secret"));
+  REQUIRE_MESSAGE(writer.ok(), writer.error());
+  CHECK(writer.query_value("INSERT INTO failover_items (writer) VALUES (-1) RETURNING "
+                           "inet_server_port()") == rig.new_port());
 }
 
 TEST_CASE("fault: writes wait while the primary is demoted, then go to the promoted replica") {
