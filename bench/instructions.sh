@@ -7,7 +7,9 @@
 # cancel out. Deterministic where CPU time on a shared 2-core machine is not.
 #   bench/instructions.sh [BINARY ...]      (default: this checkout's build/pooler/pgmux)
 # Server TLS is off unless BENCH_SERVER_TLS names a mode (the test cluster has TLS); reads are
-# routed to the streaming replica with BENCH_ROUTED=1 (pgmux only).
+# routed to the streaming replica with BENCH_ROUTED=1 (pgmux only). With BENCH_PROFILE_DIR set,
+# each pgmux run's callgrind file is kept there; bench/profile_diff.py SHORT LONG TX turns a
+# short and a long one into self instructions per transaction by function.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,6 +37,7 @@ instructions() {
   pgbench_checked "$port" "$@" -c "$clients" -j 2 -t "$tx"
   kill -INT "$pid"
   wait "$pid" || true
+  [ -z "${BENCH_PROFILE_DIR:-}" ] || cp "$out" "$BENCH_PROFILE_DIR/$(basename "$binary")-$*-$tx.out"
   awk '/^totals:/ {print $2}' "$out"
 }
 

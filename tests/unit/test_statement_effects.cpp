@@ -384,3 +384,23 @@ TEST_CASE("statement effects: the one-pass shortcut takes the common statements,
     CHECK_FALSE(detail::surely_without_effects(sql));
   }
 }
+
+TEST_CASE("statement effects: the shortcut finds what matters at every offset of a long query") {
+  // The scan passes sixteen bytes per step: each telling fragment is tried at every position
+  // across three such blocks, so a hit in any lane, and in the bytes after the last whole
+  // block, is seen.
+  for (std::string_view fragment : {"; SET x = 1", " pg_advisory_lock(1)", " set_config('a', 'b')",
+                                    " $$ SET $$", " INTO TEMP t"}) {
+    for (std::size_t pad = 0; pad < 48; ++pad) {
+      const std::string sql =
+          "SELECT abalance FROM t" + std::string(pad, 'a') + std::string(fragment);
+      INFO("sql: ", sql);
+      CHECK_FALSE(detail::surely_without_effects(sql));
+    }
+  }
+  for (std::size_t pad = 0; pad < 48; ++pad) {
+    const std::string sql = "SELECT abalance FROM t" + std::string(pad, 'b') + " WHERE aid = 1;  ";
+    INFO("sql: ", sql);
+    CHECK(detail::surely_without_effects(sql));
+  }
+}
