@@ -88,10 +88,10 @@ INI
   "$binary" --version 2>/dev/null | grep -q "PgBouncer 1\.1[0-9]\." &&
     sed -i '/^max_prepared_statements/d' "$dir/pgbouncer.ini"
   echo '"app" "secret"' > "$dir/userlist.txt"
-  chown -R pgmux "$dir"
+  chown -R pgmux-pg "$dir"
   chmod o+x "$work"
   # shellcheck disable=SC2086  # $bouncer_prefix: a command and its words (e.g. valgrind)
-  setpriv --reuid pgmux --regid pgmux --init-groups ${bouncer_prefix:-} "$binary" -q \
+  setpriv --reuid pgmux-pg --regid pgmux-pg --init-groups ${bouncer_prefix:-} "$binary" -q \
     "$dir/pgbouncer.ini" &
   for _ in $(seq 150); do [ -s "$dir/pgbouncer.pid" ] && break; sleep 0.1; done
   bouncer_pid=$(cat "$dir/pgbouncer.pid")

@@ -23,7 +23,7 @@ tls="$work/cluster/tls"
 certs="$work/certs"
 mkdir -p "$certs"
 cp "$tls/pgmux.crt" "$tls/pgmux.key" "$certs/"
-chown -R pgmux "$certs"
+chown -R pgmux-pg "$certs"
 chmod 600 "$certs/pgmux.key"
 
 pgmux_extra="client_tls_mode = \"require\"

@@ -1,5 +1,6 @@
 // Cancel requests: a client's CancelRequest goes to the server its key names right now, over
 // TLS when that database's server_tls_mode asks for it; refused ones are counted and logged.
+// In a fleet, a key another instance issued goes to that instance, which checks it as its own.
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
@@ -11,6 +12,10 @@
 namespace pgmux::pooler {
 
 awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
+  if (const std::optional<Endpoint> peer = owning_peer(key)) {
+    co_await forward_to_peer(*peer, key);
+    co_return;
+  }
   const auto lookup = cancels_.resolve(key);
   if (!lookup.target) {
     note_failed_cancel(key, lookup.miss);
@@ -57,6 +62,47 @@ awaitable<void> Runtime::deliver_cancel(const CancelTarget& target,
     }
   } catch (const std::exception& e) {
     spdlog::warn("cancel to {}:{} failed: {}", to.host, to.port, e.what());
+  }
+}
+
+std::optional<Endpoint> Runtime::owning_peer(const CancelKey& key) const {
+  const int own = cancels_.peer_id();
+  if (own == 0) return std::nullopt;
+  const int owner = CancelRegistry::peer_of(key.pid);
+  if (owner == own) return std::nullopt;
+  const auto cfg = config();
+  const auto it = cfg->peers.find(owner);
+  // A key naming no known peer is looked up here, and refused as a key nobody holds.
+  if (it == cfg->peers.end()) return std::nullopt;
+  return it->second;
+}
+
+awaitable<bool> Runtime::send_to_peer(const Endpoint& peer, const CancelKey& key) {
+  // The same 16 bytes the client sent, in plain TCP as libpq sends them: the peer runs its own
+  // checks (secret, whether the client still holds the server it names) as for a local cancel.
+  auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  Socket socket(executor);
+  auto eps = co_await resolver.async_resolve(peer.host, std::to_string(peer.port), use_awaitable);
+  co_await asio::async_connect(socket, eps, use_awaitable);
+  std::string msg;
+  protocol::append_cancel_request(msg, key.pid, key.secret);
+  co_await asio::async_write(socket, asio::buffer(msg), use_awaitable);
+  char byte;  // the peer closes the connection once it has passed the request on
+  co_await socket.async_read_some(asio::buffer(&byte, 1), as_result);
+  co_return true;
+}
+
+awaitable<void> Runtime::forward_to_peer(const Endpoint& peer, const CancelKey& key) {
+  try {
+    co_await with_timeout(send_to_peer(peer, key),
+                          Millis(config()->pool.server_connect_timeout_ms));
+    const std::uint64_t n = peer_cancels_.fetch_add(1, std::memory_order_relaxed) + 1;
+    spdlog::info("cancel for key {} forwarded to peer {} at {}:{} ({} since start)", key.pid,
+                 CancelRegistry::peer_of(key.pid), peer.host, peer.port, n);
+  } catch (const std::exception& e) {
+    spdlog::warn("cancel for key {} to peer {} at {}:{} failed: {}", key.pid,
+                 CancelRegistry::peer_of(key.pid), peer.host, peer.port, e.what());
   }
 }
 

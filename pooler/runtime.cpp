@@ -72,25 +72,6 @@ void Runtime::release_client() {
   clients_.fetch_sub(1);
 }
 
-bool Runtime::listen(const GeneralSettings& g) {
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(g.listen_addr, ec);
-  if (ec) {
-    spdlog::error("invalid listen_addr \"{}\": {}", g.listen_addr, ec.message());
-    return false;
-  }
-  const tcp::endpoint endpoint(address, g.listen_port);
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    spdlog::error("cannot listen on {}:{}: {}", g.listen_addr, g.listen_port, ec.message());
-    return false;
-  }
-  return true;
-}
-
 void Runtime::start_loops() {
   for (auto& w : workers_) {
     w->thread = std::thread([&io = w->io] {
@@ -118,7 +99,7 @@ int Runtime::run() {
   start_loops();
   if (!g.metrics_listen.empty()) {
     metrics_ = std::make_unique<MetricsServer>(main_io_, *this);
-    if (!metrics_->start(g.metrics_listen)) {
+    if (!metrics_->start(g.metrics_listen, g.so_reuseport)) {
       stop_all();
       return 1;
     }
@@ -160,6 +141,11 @@ int Runtime::run() {
   std::signal(SIGPIPE, SIG_IGN);
   spdlog::info("pgmux listening on {}:{} with {} worker(s)", g.listen_addr, g.listen_port,
                workers_.size());
+  service_.ready(fmt::format("serving on {}:{}", g.listen_addr, g.listen_port));
+  if (const auto period = service_.watchdog_period(); period.count() > 0) {
+    asio::co_spawn(main_io_, watchdog_loop(period),
+                   [](std::exception_ptr e) { log_exception("watchdog", e); });
+  }
   main_io_.run();
   stop_all();
   spdlog::info("pgmux stopped");
@@ -169,6 +155,7 @@ int Runtime::run() {
 void Runtime::exit_now(const char* why) {
   // Immediate exit: the kernel closes every socket; servers see their clients vanish.
   spdlog::info("{}: exiting now with {} client(s) connected", why, client_count());
+  service_.stopping();
   spdlog::shutdown();
   std::_Exit(0);
 }
@@ -207,6 +194,7 @@ awaitable<void> Runtime::accept_loop() {
     boost::system::error_code opt_ec;
     socket.set_option(tcp::no_delay(true), opt_ec);
     apply_tcp_keepalive(socket.native_handle(), config()->general.tcp_keepalive);
+    accepted_.fetch_add(1);  // until its session starts on the worker (drain() waits for it)
     asio::co_spawn(w.io, run_client_session(*this, w, std::move(socket)),
                    [](std::exception_ptr e) { log_exception("client session", e); });
   }
@@ -346,6 +334,7 @@ void Runtime::start_lag_monitors() {
 void Runtime::begin_graceful_shutdown(Drain how) {
   if (how == Drain::for_servers) drain_.store(how);  // a later SIGTERM tightens a WAIT_FOR_CLIENTS
   if (draining_.exchange(true)) return;
+  service_.stopping();
   drain_.store(how);
   suspended_.store(false);
   boost::system::error_code ec;
@@ -353,13 +342,20 @@ void Runtime::begin_graceful_shutdown(Drain how) {
   asio::co_spawn(main_io_, drain(), [](std::exception_ptr e) { log_exception("shutdown", e); });
 }
 
+namespace {
+constexpr auto kFirstRequestGrace = std::chrono::seconds(1);
+}  // namespace
+
 awaitable<void> Runtime::drain() {
   const auto deadline =
       std::chrono::steady_clock::now() + Millis(config()->general.shutdown_timeout_ms);
   Timer timer(main_io_);
   for (;;) {
     const auto clients = client_registry_.snapshot();
-    if (clients.empty()) break;
+    // Clients still logging in are not in the registry yet (admitted, or accepted and not yet
+    // started on their worker): they came before the listener closed, and leaving now would
+    // cut them off mid-login.
+    if (clients.empty() && client_count() == 0 && accepted_.load() == 0) break;
     const bool for_servers = drain_.load() == Drain::for_servers;
     if (for_servers && std::chrono::steady_clock::now() >= deadline) {
       spdlog::warn("shutdown_timeout_ms reached with {} client(s) connected", clients.size());
@@ -368,9 +364,13 @@ awaitable<void> Runtime::drain() {
     if (for_servers) {
       // A client holding no server is between transactions: close it now. The kill re-checks
       // on the client's own worker, so a client that has just started a transaction is left
-      // to finish it.
+      // to finish it. One that has only just logged in has its first request on the way (a
+      // connection per transaction, accepted as the drain began): it gets a moment to send it.
+      const auto now = std::chrono::system_clock::now();
       for (const auto& c : clients) {
-        if (c->state.load() == ClientState::idle) c->kill(kShutdownFarewell, true);
+        if (c->state.load() == ClientState::idle && now - c->connected_at >= kFirstRequestGrace) {
+          c->kill(kShutdownFarewell, true);
+        }
       }
     }
     timer.expires_after(Millis(50));

@@ -22,6 +22,7 @@
 #include "pooler/pool/cancel_registry.hpp"
 #include "pooler/pool/pool_registry.hpp"
 #include "pooler/pool/sqlstate_class.hpp"
+#include "pooler/service_notify.hpp"
 #include "pooler/session/auth_query.hpp"
 #include "pooler/session/client_registry.hpp"
 #include "pooler/session/dormant_clients.hpp"
@@ -55,6 +56,7 @@ struct Worker {
   DormantClients& dormant;  // this worker's parked and dormant clients
   std::thread thread;
   std::atomic<int> clients{0};
+  std::atomic<std::uint64_t> heartbeat{0};  // the watchdog's last tick this loop ran
   // Where clients closing after a fatal error discard their remaining input: one for the
   // worker, since nothing written there is ever read (its handlers run on one thread).
   std::array<char, 4096> discarded_input{};
@@ -79,6 +81,8 @@ class Runtime {
   bool admit_client();
   void release_client();
   [[nodiscard]] int client_count() const { return clients_.load(); }
+  // A session accepted by the listener has started on its worker.
+  void session_started() { accepted_.fetch_sub(1); }
   // Admin console sessions open now (part of client_count, never in clients()).
   std::atomic<int>& console_sessions() { return consoles_; }
   // Listening for clients and not shutting down (/healthz).
@@ -88,6 +92,8 @@ class Runtime {
   awaitable<void> forward_cancel(const CancelKey& key);
   // Cancel requests refused for a wrong secret or an unknown key (/metrics).
   [[nodiscard]] std::uint64_t failed_cancels() const { return failed_cancels_.load(); }
+  // Cancel requests passed on to the fleet instance whose key they carry (/metrics).
+  [[nodiscard]] std::uint64_t peer_cancels() const { return peer_cancels_.load(); }
   // The random key of this process's made-up SCRAM secrets for unknown users.
   [[nodiscard]] const std::string& instance_key() const { return instance_key_; }
   // A CancelRequest for a server pgmux is closing in the middle of a request (its client
@@ -196,9 +202,16 @@ class Runtime {
   // run()'s start: the listening socket (false, logged, when it cannot be had), then the
   // workers' threads and the loops of the main thread.
   bool listen(const GeneralSettings& g);
+  static void warn_without_request_migration();
+  // Pings systemd's watchdog while every worker answers (runtime_service.cpp).
+  awaitable<void> watchdog_loop(std::chrono::microseconds period);
   void start_loops();
   void begin_graceful_shutdown(Drain how);
   void note_failed_cancel(const CancelKey& key, CancelRegistry::Miss miss);
+  // The [peers] entry of the instance that issued `key`, when that is another one.
+  [[nodiscard]] std::optional<Endpoint> owning_peer(const CancelKey& key) const;
+  awaitable<void> forward_to_peer(const Endpoint& peer, const CancelKey& key);
+  awaitable<bool> send_to_peer(const Endpoint& peer, const CancelKey& key);
   // roles = "auto": the lag monitor found `promoted`, a replica of `database`, promoted;
   // writes go there from now on (the configuration's primary moves, as a RELOAD would move
   // it, and stays moved through later RELOADs and SETs: keep_promotions).
@@ -226,11 +239,12 @@ class Runtime {
   std::vector<std::unique_ptr<Worker>> workers_;
   PoolRegistry pools_;
   AuthQueryCache auth_queries_{pools_};
-  CancelRegistry cancels_;
+  CancelRegistry cancels_{config_->general.peer_id};
   ClientRegistry client_registry_;
   EventLoop main_io_;
   tcp::acceptor acceptor_{main_io_};
   std::atomic<int> clients_{0};
+  std::atomic<int> accepted_{0};  // sockets handed to a worker whose session has not started
   std::atomic<int> consoles_{0};
   std::atomic<std::uint64_t> client_ids_{0};
   std::atomic<bool> draining_{false};
@@ -239,7 +253,8 @@ class Runtime {
   std::array<std::atomic<std::uint64_t>, kSqlstateClasses> fatal_errors_{};
   std::atomic<std::uint64_t> auth_failures_{0};
   std::atomic<std::uint64_t> failed_cancels_{0};
-  std::mutex cancel_warning_mutex_;  // the rate limit of refused-cancel warnings
+  std::atomic<std::uint64_t> peer_cancels_{0};  // forwarded to the instance that owns the key
+  std::mutex cancel_warning_mutex_;             // the rate limit of refused-cancel warnings
   std::chrono::steady_clock::time_point cancel_warning_window_{};
   int cancel_warnings_in_window_ = 0;
   // Random per process; random_nonce throws if the random source fails, so start-up stops.
@@ -247,6 +262,7 @@ class Runtime {
   std::size_t next_worker_ = 0;
   std::map<std::string, std::shared_ptr<lag::LagMonitor>> monitors_;  // by database; main thread
   std::unique_ptr<MetricsServer> metrics_;
+  ServiceNotifier service_;                   // systemd's Type=notify
   std::mutex reload_mutex_;                   // one reload at a time
   std::map<std::string, Endpoint> promoted_;  // by database, under reload_mutex_
   mutable std::mutex disabled_mutex_;

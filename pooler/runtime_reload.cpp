@@ -13,14 +13,17 @@ namespace pgmux::pooler {
 std::string Runtime::reload() {
   std::lock_guard serial(reload_mutex_);
   std::shared_ptr<const Config> fresh;
+  service_.reloading();
   try {
     fresh = load_config(config()->source_file);
   } catch (const ConfigError& e) {
     spdlog::error("RELOAD refused, the running configuration stays: {}", e.what());
+    service_.ready("RELOAD refused: " + std::string(e.what()));
     return e.what();
   }
   fresh = keep_promotions(fresh);
   apply_config(fresh, "RELOAD");
+  service_.ready("configuration reloaded");
   spdlog::info("RELOAD: configuration reloaded from {} ({} database(s), {} user(s))",
                fresh->source_file, fresh->databases.size(), fresh->users.size());
   return "";

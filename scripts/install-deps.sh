@@ -7,11 +7,14 @@ packages=(
   build-essential cmake ccache pkg-config clang-format
   clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
   libboost1.81-dev libpq-dev libssl-dev libtoml11-dev libspdlog-dev doctest-dev
+  libsystemd-dev  # sd_notify (Type=notify, watchdog)
   postgresql-15 postgresql-client-15 postgresql-contrib
   libpg-query-dev libprotobuf-c-dev
   python3-psycopg pgbouncer
   iproute2  # ss: the keepalive timers of pgmux's sockets (integration tests)
   nftables  # a replica link cut by dropping its packets (fault tests)
+  haproxy  # the load balancer in front of a fleet of pgmux instances (fleet tests)
+  python3-yaml  # the Kubernetes manifests parsed (tests/package)
   prometheus-pgbouncer-exporter  # compatibility check of the admin console's SHOW output
 )
 
@@ -37,7 +40,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packaged pgbouncer and postgresql services are not ours: keep them stopped.
 if command -v systemctl >/dev/null 2>&1; then
-  systemctl disable --now pgbouncer prometheus-pgbouncer-exporter >/dev/null 2>&1 || true
+  systemctl disable --now pgbouncer prometheus-pgbouncer-exporter haproxy >/dev/null 2>&1 || true
 fi
 service pgbouncer stop >/dev/null 2>&1 || true
 service prometheus-pgbouncer-exporter stop >/dev/null 2>&1 || true
+service haproxy stop >/dev/null 2>&1 || true

@@ -20,7 +20,7 @@
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-PG_USER=pgmux        # OS user the servers run as when we are root
+PG_USER=pgmux-pg     # OS user the servers run as when we are root (not the package's pgmux)
 WAIT_SECS=30         # bound for the replication wait loop
 PGCTL_TIMEOUT=60     # bound for pg_ctl -w start/stop
 

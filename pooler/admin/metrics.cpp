@@ -11,7 +11,7 @@ namespace pgmux::pooler {
 
 MetricsServer::MetricsServer(asio::io_context& io, Runtime& rt) : io_(io), rt_(rt), acceptor_(io) {}
 
-bool MetricsServer::start(const std::string& listen) {
+bool MetricsServer::start(const std::string& listen, bool reuse_port) {
   const auto colon = listen.rfind(':');
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(listen.substr(0, colon), ec);
@@ -22,6 +22,7 @@ bool MetricsServer::start(const std::string& listen) {
   const tcp::endpoint ep(address, static_cast<std::uint16_t>(std::stoi(listen.substr(colon + 1))));
   acceptor_.open(ep.protocol(), ec);
   if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && reuse_port) acceptor_.set_option(ReusePort(true), ec);
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(64, ec);
   if (ec) {

@@ -20,7 +20,7 @@ class MetricsServer {
  public:
   MetricsServer(asio::io_context& io, Runtime& rt);
   // Binds `listen` ("host:port"); false (and a log line) when it cannot.
-  bool start(const std::string& listen);
+  bool start(const std::string& listen, bool reuse_port);
   void stop();
 
  private:

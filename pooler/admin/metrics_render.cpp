@@ -216,6 +216,9 @@ void render_errors(Writer& w, Runtime& rt, const TrafficByDatabase& traffic) {
   w.family("pgmux_cancel_refused_total", "counter",
            "Cancel requests refused: wrong secret or a key no client holds.");
   w.sample("pgmux_cancel_refused_total", "", rt.failed_cancels());
+  w.family("pgmux_cancel_forwarded_to_peer_total", "counter",
+           "Cancel requests passed on to the fleet instance ([peers]) whose key they carry.");
+  w.sample("pgmux_cancel_forwarded_to_peer_total", "", rt.peer_cancels());
 }
 
 void render_memory(Writer& w, Runtime& rt) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -113,6 +114,19 @@ Endpoint read_endpoint(const toml::value& v, const std::string& path, bool repli
   if (replica) t.get("weight", e.weight, 1, 1000);
   t.reject_unknown_keys();
   return e;
+}
+
+// [peers.ID] host/port: the fleet's instances by peer_id.
+void read_peers(TomlTable& top, const toml::value& v, Config& cfg) {
+  if (!v.is_table()) top.fail(v, "peers", "expected tables [peers.ID]");
+  for (const auto& [id, pv] : v.as_table()) {
+    int n = 0;
+    const auto [end, err] = std::from_chars(id.data(), id.data() + id.size(), n);
+    if (err != std::errc() || end != id.data() + id.size() || n < 1 || n > 255) {
+      top.fail(pv, "peers." + id, "a peer's name is its peer_id, 1-255");
+    }
+    cfg.peers.emplace(n, read_endpoint(pv, "peers." + id, false));
+  }
 }
 
 DatabaseConfig read_database(const std::string& name, const toml::value& v, const PoolSettings& p,
@@ -245,6 +259,7 @@ std::shared_ptr<const Config> build(const toml::value& root, const std::string& 
       cfg->databases.emplace(
           db, read_database(db, dv, cfg->pool, cfg->routing, cfg->general.server_tls));
   }
+  if (const toml::value* v = top.find("peers")) read_peers(top, *v, *cfg);
   if (const toml::value* v = top.find("users")) {
     if (!v->is_table()) top.fail(*v, "users", "expected tables [users.NAME]");
     for (const auto& [user, uv] : v->as_table())

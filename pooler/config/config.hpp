@@ -75,6 +75,12 @@ struct ServerAuthSettings {
 struct GeneralSettings {
   std::string listen_addr = "127.0.0.1";
   std::uint16_t listen_port = 6432;
+  // SO_REUSEPORT on the listeners: several pgmux processes share one address (rolling
+  // restarts, one process per core); the kernel spreads new connections among them.
+  bool so_reuseport = false;
+  // This instance's number in a fleet (1-255; 0 = not in one). Cancel keys carry it, so a
+  // CancelRequest that reaches another instance is forwarded to this one ([peers]).
+  int peer_id = 0;
   int workers = 0;  // 0 = one per core
   std::vector<std::string> admin_users = {"admin"};
   std::vector<std::string> stats_users = {};
@@ -200,6 +206,9 @@ struct Config {
   PoolSettings pool;
   RoutingSettings routing;
   std::map<std::string, DatabaseConfig, std::less<>> databases;
+  // [peers.ID]: the other instances of a fleet, where cancels for their keys are forwarded.
+  // An entry for this instance's own peer_id may be there (one file for the whole fleet).
+  std::map<int, Endpoint> peers;
   // Parsed from general.hba_file; null without one (every client may try, users' auth).
   std::shared_ptr<const HbaRules> hba;
   // Built from general.client_tls; null when client_tls_mode is disable.

@@ -72,6 +72,19 @@ std::span<const Setting<GeneralSettings>> general_settings() {
                              .doc = "port clients connect to",
                              .min = 1,
                              .max = 65535}),
+      bind<&G::so_reuseport>(
+          {.key = "so_reuseport",
+           .applies = after_restart,
+           .doc = "SO_REUSEPORT on the client and metrics listeners: several pgmux processes "
+                  "share one address (rolling restarts; see docs/deployment.md for "
+                  "net.ipv4.tcp_migrate_req)"}),
+      bind<&G::peer_id>({.key = "peer_id",
+                         .applies = after_restart,
+                         .doc = "this instance's number in a fleet (1-255; 0 = none): cancel "
+                                "keys carry it, and [peers.ID] says where to forward a cancel "
+                                "for another instance's client",
+                         .min = 0,
+                         .max = 255}),
       bind<&G::workers>({.key = "workers",
                          .applies = after_restart,
                          .doc = "worker threads, each with its own event loop; 0 = one per core",

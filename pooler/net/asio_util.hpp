@@ -36,6 +36,9 @@ using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
 // operation queued on it (a parked client's wait among them).
 using Socket = asio::basic_stream_socket<tcp, Executor>;
 
+// SO_REUSEPORT, which Asio has no name for: listeners of several processes on one address.
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
 // Completion token that returns (error_code, value…) instead of throwing. Deferred: co_await
 // starts the operation from the awaiting coroutine's own frame, where use_awaitable wraps
 // every operation in a coroutine frame of its own (one allocation and resumption more per

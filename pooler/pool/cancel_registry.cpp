@@ -27,7 +27,8 @@ CancelKey CancelRegistry::register_client(int worker) {
   // attacker which keys exist and leave only the secret to guess.
   for (;;) {
     const auto [random_pid, secret] = random_int32_pair();
-    const std::int32_t pid = (random_pid & ~(kShards - 1)) | (worker & (kShards - 1));
+    std::int32_t pid = (random_pid & ~(kShards - 1)) | (worker & (kShards - 1));
+    if (peer_id_ != 0) pid = (pid & ~kPeerMask) | (peer_id_ << kPeerShift);
     if (pid == 0) continue;
     Shard& sh = shard(pid);
     std::lock_guard lock(sh.mutex);

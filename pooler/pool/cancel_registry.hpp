@@ -3,7 +3,8 @@
 // once per login, per server lease change and per cancel, never per message. A key names the
 // worker of its client (the low bits of its process id), and each worker's keys live in a
 // shard of their own, so workers setting their clients' targets at every lease do not share a
-// lock or a cache line; a cancel locks only the shard its key names.
+// lock or a cache line; a cancel locks only the shard its key names. In a fleet the next eight
+// bits name the instance (peer_id), so any instance can tell whose key a cancel carries.
 #pragma once
 
 #include <array>
@@ -33,10 +34,17 @@ class CancelRegistry {
  public:
   // Workers beyond this many share shards (the key still names worker % kShards).
   static constexpr std::int32_t kShards = 16;
+  static constexpr int kPeerShift = 4;  // the bits above the shard's
+  static constexpr std::int32_t kPeerMask = 0xff << kPeerShift;
+  // Keys of an instance with a peer_id (1-255) name it; with 0 those bits stay random.
+  explicit CancelRegistry(int peer_id = 0) : peer_id_(peer_id) {}
   // Issues a fresh key for a new client of `worker`.
   CancelKey register_client(int worker = 0);
   // The worker (modulo kShards) a key was issued for.
   [[nodiscard]] static int shard_of(std::int32_t pid) { return pid & (kShards - 1); }
+  // The instance a key was issued by, as its peer_id (meaningful in a fleet only).
+  [[nodiscard]] static int peer_of(std::int32_t pid) { return (pid & kPeerMask) >> kPeerShift; }
+  [[nodiscard]] int peer_id() const { return peer_id_; }
   void unregister_client(std::int32_t pid);
   // The client now runs on this server: its cancels go there. The entry keeps one target block
   // from lease to lease, so a lease copies into it rather than allocating.
@@ -77,6 +85,7 @@ class CancelRegistry {
     return shards_[static_cast<std::size_t>(shard_of(pid))];
   }
   std::array<Shard, kShards> shards_;
+  int peer_id_ = 0;
 };
 
 }  // namespace pgmux::pooler

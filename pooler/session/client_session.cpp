@@ -44,6 +44,7 @@ const char* to_string(ServerPhase phase) {
 }
 
 awaitable<void> run_client_session(Runtime& runtime, Worker& worker, Socket socket) {
+  runtime.session_started();
   auto session = std::make_shared<ClientSession>(runtime, worker, std::move(socket));
   if (co_await session->turn(std::nullopt) == ClientTurn::wait_for_client) {
     ClientSession::park(std::move(session));

@@ -158,7 +158,7 @@ bool PgmuxProcess::start_once(std::string& failure) {
   const auto stem = env_.unique_stem(options_.name);
   config_path_ = stem.string() + ".toml";
   log_path_ = stem.string() + ".log";
-  port_ = pick_free_port();
+  port_ = options_.port != 0 ? options_.port : pick_free_port();
   config_text_ = make_config(options_.cluster != nullptr ? *options_.cluster : env_.cluster(),
                              options_, port_);
   {
@@ -173,6 +173,10 @@ bool PgmuxProcess::start_once(std::string& failure) {
                     config = config_path_.string(), log = log_path_.string();
   std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>("--config"),
                              const_cast<char*>(config.c_str()), nullptr};
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  for (const std::string& e : options_.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -186,7 +190,7 @@ bool PgmuxProcess::start_once(std::string& failure) {
     if (fd > 2) ::close(fd);
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, 0);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   pid_ = pid;
@@ -197,7 +201,11 @@ bool PgmuxProcess::start_once(std::string& failure) {
       failure = "pgmux " + describe_wait_status(*exit_status_) + " during startup\n" + log_tail();
       return false;
     }
-    if (probe_ready(port_)) return true;
+    // On a shared port (so_reuseport) a sibling may answer the probe: this one's log decides.
+    if (probe_ready(port_) &&
+        (options_.port == 0 || this->log().find("pgmux listening") != std::string::npos)) {
+      return true;
+    }
     std::this_thread::sleep_for(milliseconds(20));
   }
   failure = "pgmux did not accept connections on port " + std::to_string(port_) + " within 10 s\n" +

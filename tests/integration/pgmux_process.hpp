@@ -9,15 +9,18 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "test_env.hpp"
 
 namespace pgmux::it {
 
 struct PgmuxOptions {
-  std::string name = "pgmux";  // stem of the config and log file names
-  int pool_size = 4;           // [databases.app] pool_size
-  int workers = 2;             // [pgmux] workers
+  std::string name = "pgmux";    // stem of the config and log file names
+  std::uint16_t port = 0;        // listen_port; 0 = a free one (several processes: so_reuseport)
+  std::vector<std::string> env;  // NAME=VALUE added to the process's environment
+  int pool_size = 4;             // [databases.app] pool_size
+  int workers = 2;               // [pgmux] workers
   int max_client_conn = 1000;
   std::int64_t query_wait_timeout_ms = 1000;
   std::int64_t shutdown_timeout_ms = 5000;

@@ -2,6 +2,8 @@
 // on the primary, which is what pool limits promise, and where a statement ran.
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <string>
 
 #include "helpers.hpp"
@@ -28,6 +30,24 @@ inline PgConn direct_replica() {
   return PgConn("host=127.0.0.1 port=" + std::to_string(test_env().cluster().replica_port()) +
                 " user=admin password=adminpass dbname=app sslmode=disable connect_timeout=10");
 }
+
+// Pauses WAL replay on the replica while alive (and resumes it when destroyed).
+class ReplayPause {
+ public:
+  ReplayPause() : c_(direct_replica()) {
+    REQUIRE_MESSAGE(c_.ok(), c_.error());
+    c_.run("SELECT pg_wal_replay_pause()");
+  }
+  ~ReplayPause() { resume(); }
+  void resume() {
+    if (paused_) c_.run("SELECT pg_wal_replay_resume()");
+    paused_ = false;
+  }
+
+ private:
+  PgConn c_;
+  bool paused_ = true;
+};
 
 // Where a statement ran through pgmux: "replica" or "primary" from its first column, which
 // must be pg_is_in_recovery(); "error: …" when it failed.

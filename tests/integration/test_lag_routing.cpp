@@ -24,24 +24,6 @@ PgmuxOptions lag_routed(std::string name, std::string routing_toml) {
               "read_write_split = \"on\"\nreplica_ban_ms = 1000\n" + std::move(routing_toml)};
 }
 
-// Pauses WAL replay on the replica while alive (and resumes it when destroyed).
-class ReplayPause {
- public:
-  ReplayPause() : c_(direct_replica()) {
-    REQUIRE_MESSAGE(c_.ok(), c_.error());
-    c_.run("SELECT pg_wal_replay_pause()");
-  }
-  ~ReplayPause() { resume(); }
-  void resume() {
-    if (paused_) c_.run("SELECT pg_wal_replay_resume()");
-    paused_ = false;
-  }
-
- private:
-  PgConn c_;
-  bool paused_ = true;
-};
-
 void create_lag_table() {
   PgConn p = direct_primary();
   REQUIRE_MESSAGE(p.ok(), p.error());

@@ -108,3 +108,22 @@ TEST_CASE("cancel keys are unique and random in both halves") {
   }
   CHECK(close_steps < 10);
 }
+
+TEST_CASE("in a fleet a cancel key names its instance as well as its worker") {
+  for (const int peer : {1, 7, 255}) {
+    CancelRegistry registry(peer);
+    CHECK(registry.peer_id() == peer);
+    for (int worker = 0; worker < 20; ++worker) {
+      const CancelKey k = registry.register_client(worker);
+      CHECK(k.pid != 0);
+      CHECK(CancelRegistry::peer_of(k.pid) == peer);
+      CHECK(CancelRegistry::shard_of(k.pid) == worker % CancelRegistry::kShards);
+      CHECK(registry.resolve(k).miss == CancelRegistry::Miss::idle);  // known, holds no server
+    }
+  }
+  // Outside a fleet those bits stay random: 200 keys do not all carry one value there.
+  CancelRegistry alone;
+  std::set<int> seen;
+  for (int i = 0; i < 200; ++i) seen.insert(CancelRegistry::peer_of(alone.register_client().pid));
+  CHECK(seen.size() > 100);
+}

@@ -243,12 +243,49 @@ pool_size = 3
   CHECK(c->source_text == text);
   CHECK(c->overrides.size() == 3);
   // A value of the wrong type or out of range is refused like a bad file.
-  CHECK_THROWS_AS((void)load_config_from_string(
-                      text, "test.toml", {{.section = "pool", .toml_key = "size", .value = "x", .kind = SettingKind::integer}}),
-                  ConfigError);
-  CHECK_THROWS_AS((void)load_config_from_string(
-                      text, "test.toml",
-                      {{.section = "pool", .toml_key = "size", .value = "0", .kind = SettingKind::integer}}),
-                  ConfigError);
+  CHECK_THROWS_AS(
+      (void)load_config_from_string(
+          text, "test.toml",
+          {{.section = "pool", .toml_key = "size", .value = "x", .kind = SettingKind::integer}}),
+      ConfigError);
+  CHECK_THROWS_AS(
+      (void)load_config_from_string(
+          text, "test.toml",
+          {{.section = "pool", .toml_key = "size", .value = "0", .kind = SettingKind::integer}}),
+      ConfigError);
 }
 
+TEST_CASE("a fleet: so_reuseport, peer_id and [peers.ID]") {
+  auto d = load_config_from_string(kMinimal, "test.toml");
+  CHECK_FALSE(d->general.so_reuseport);
+  CHECK(d->general.peer_id == 0);
+  CHECK(d->peers.empty());
+  auto c = load_config_from_string(std::string(kMinimal) + R"(
+[peers.1]
+host = "10.0.0.1"
+port = 6432
+[peers.2]
+host = "pgmux-2.internal"
+port = 6433
+[pgmux]
+so_reuseport = true
+peer_id = 2
+)",
+                                   "test.toml");
+  CHECK(c->general.so_reuseport);
+  CHECK(c->general.peer_id == 2);
+  REQUIRE(c->peers.size() == 2);
+  CHECK(c->peers.at(1).host == "10.0.0.1");
+  CHECK(c->peers.at(2).host == "pgmux-2.internal");
+  CHECK(c->peers.at(2).port == 6433);
+  for (const char* bad :
+       {"[peers.0]\nhost = \"a\"\n", "[peers.256]\nhost = \"a\"\n", "[peers.one]\nhost = \"a\"\n",
+        "[peers.3]\nport = 1\n", "[peers.3]\nhost = \"a\"\nhsot = \"b\"\n"}) {
+    INFO(bad);
+    CHECK_FALSE(error_of(std::string(kMinimal) + bad).empty());
+  }
+  CHECK(error_of(std::string(kMinimal) + "[peers.0]\nhost = \"a\"\n").find("1-255") !=
+        std::string::npos);
+  CHECK(error_of(std::string(kMinimal) + "[pgmux]\npeer_id = 256\n").find("out of range") !=
+        std::string::npos);
+}
