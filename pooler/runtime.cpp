@@ -194,7 +194,7 @@ awaitable<void> Runtime::accept_loop() {
     boost::system::error_code opt_ec;
     socket.set_option(tcp::no_delay(true), opt_ec);
     apply_tcp_keepalive(socket.native_handle(), config()->general.tcp_keepalive);
-    accepted_.fetch_add(1);  // until its session starts on the worker (drain() waits for it)
+    logins_.fetch_add(1);  // until the session is logged in or gone (drain() waits for it)
     asio::co_spawn(w.io, run_client_session(*this, w, std::move(socket)),
                    [](std::exception_ptr e) { log_exception("client session", e); });
   }
@@ -352,10 +352,9 @@ awaitable<void> Runtime::drain() {
   Timer timer(main_io_);
   for (;;) {
     const auto clients = client_registry_.snapshot();
-    // Clients still logging in are not in the registry yet (admitted, or accepted and not yet
-    // started on their worker): they came before the listener closed, and leaving now would
-    // cut them off mid-login.
-    if (clients.empty() && client_count() == 0 && accepted_.load() == 0) break;
+    // Clients still logging in are not in the registry yet: they came before the listener
+    // closed, and leaving now would cut them off mid-login.
+    if (clients.empty() && logins_.load() == 0) break;
     const bool for_servers = drain_.load() == Drain::for_servers;
     if (for_servers && std::chrono::steady_clock::now() >= deadline) {
       spdlog::warn("shutdown_timeout_ms reached with {} client(s) connected", clients.size());
@@ -368,7 +367,8 @@ awaitable<void> Runtime::drain() {
       // connection per transaction, accepted as the drain began): it gets a moment to send it.
       const auto now = std::chrono::system_clock::now();
       for (const auto& c : clients) {
-        if (c->state.load() == ClientState::idle && now - c->connected_at >= kFirstRequestGrace) {
+        if (c->state.load() == ClientState::idle &&
+            (c->served.load() || now - c->connected_at >= kFirstRequestGrace)) {
           c->kill(kShutdownFarewell, true);
         }
       }

@@ -81,8 +81,8 @@ class Runtime {
   bool admit_client();
   void release_client();
   [[nodiscard]] int client_count() const { return clients_.load(); }
-  // A session accepted by the listener has started on its worker.
-  void session_started() { accepted_.fetch_sub(1); }
+  // A connection accepted by the listener has logged in (client or console) or left.
+  void login_ended() { logins_.fetch_sub(1); }
   // Admin console sessions open now (part of client_count, never in clients()).
   std::atomic<int>& console_sessions() { return consoles_; }
   // Listening for clients and not shutting down (/healthz).
@@ -244,7 +244,7 @@ class Runtime {
   EventLoop main_io_;
   tcp::acceptor acceptor_{main_io_};
   std::atomic<int> clients_{0};
-  std::atomic<int> accepted_{0};  // sockets handed to a worker whose session has not started
+  std::atomic<int> logins_{0};  // accepted connections not yet logged in (nor gone)
   std::atomic<int> consoles_{0};
   std::atomic<std::uint64_t> client_ids_{0};
   std::atomic<bool> draining_{false};

@@ -52,6 +52,7 @@ awaitable<ClientTurn> ClientSession::login_and_serve() {
                         login_timeout);
   if (is_admin_database(login_->database)) {
     const std::string label = this->label();
+    end_login();  // a console is not a client the drain waits for
     co_await run_admin_console(rt_, client_, *config_, login_->user, label);
     co_return ClientTurn::done;
   }

@@ -53,6 +53,9 @@ struct ClientInfo : std::enable_shared_from_this<ClientInfo> {
   std::uint16_t port = 0;
   std::chrono::system_clock::time_point connected_at = std::chrono::system_clock::now();
   std::atomic<ClientState> state{ClientState::idle};
+  // Set with the first server the client takes: a drain gives a client that has not yet sent
+  // its first request a moment to (runtime.cpp).
+  std::atomic<bool> served{false};
   std::atomic<ServerPhase> server_phase{ServerPhase::none};  // set by the session's worker
   std::atomic<std::int64_t> waiting_since_us{0};             // steady clock, while waiting
   // Transaction pooling: why the client is pinned to its server ("" when it is not).
@@ -65,6 +68,10 @@ struct ClientInfo : std::enable_shared_from_this<ClientInfo> {
   // the time the kill runs is left alone. Callable from any thread.
   // (client_session.cpp: posts the kill to the session's worker.)
   void kill(const char* why, bool only_if_idle);
+  void mark_active() {
+    state.store(ClientState::active);
+    served.store(true, std::memory_order_relaxed);
+  }
   // Set by the session: where the kill runs.
   Worker* worker = nullptr;
   ClientSession* session = nullptr;  // touched only on the worker while `alive`
@@ -148,7 +155,7 @@ class WaitingFor {
     c_->state.store(ClientState::waiting);
   }
   void got_server() {
-    if (c_ != nullptr) c_->state.store(ClientState::active);
+    if (c_ != nullptr) c_->mark_active();
     c_ = nullptr;
   }
   ~WaitingFor() {

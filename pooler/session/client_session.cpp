@@ -44,7 +44,6 @@ const char* to_string(ServerPhase phase) {
 }
 
 awaitable<void> run_client_session(Runtime& runtime, Worker& worker, Socket socket) {
-  runtime.session_started();
   auto session = std::make_shared<ClientSession>(runtime, worker, std::move(socket));
   if (co_await session->turn(std::nullopt) == ClientTurn::wait_for_client) {
     ClientSession::park(std::move(session));
@@ -84,7 +83,14 @@ void ClientSession::close() {
   client_.socket().close(ec);
 }
 
+void ClientSession::end_login() {
+  if (!logging_in_) return;
+  logging_in_ = false;
+  rt_.login_ended();
+}
+
 void ClientSession::leave() {
+  end_login();
   if (closed_) return;
   closed_ = true;
   transaction_.reset();  // its server goes back (or is discarded) before the client leaves
@@ -241,6 +247,7 @@ void ClientSession::join_pool(const DatabaseConfig& db, const UserConfig& user, 
   info_->session = this;
   std::tie(info_->tls_version, info_->tls_cipher) = client_.stream().tls_names();
   rt_.clients().add(*info_);
+  end_login();
 }
 
 awaitable<ReportedParameters> ClientSession::send_welcome(const ParamList& settings) {

@@ -124,6 +124,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   awaitable<void> drain_before_close();
   // Leaves everything the session joined (registry, pool, cancel key, client count); once.
   void leave();
+  void end_login();
   // leave(), then closes the socket.
   void close();
 
@@ -141,7 +142,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>, public
   std::unique_ptr<LoginState> login_;
   CancelKey cancel_key_{};
   Phase phase_ = Phase::login;
-  bool admitted_ = false;  // counted against max_client_conn
+  bool admitted_ = false;   // counted against max_client_conn
+  bool logging_in_ = true;  // counted in the runtime's logins in flight (a drain waits)
   bool closed_ = false;
   std::shared_ptr<ClientInfo> info_;   // SHOW CLIENTS entry while logged in to a database
   TransactionSessionPtr transaction_;  // the pooling engine, once logged in

@@ -80,7 +80,7 @@ bool TransactionSession::lease_idle_now() {
   }
   if (!take_idle_in_step(*s_.pool)) return false;
   state_.start_lease(-1);
-  if (s_.info != nullptr) s_.info->state.store(ClientState::active);
+  if (s_.info != nullptr) s_.info->mark_active();
   serve_with_lease();
   return true;
 }
@@ -123,7 +123,7 @@ bool TransactionSession::lease_routed_now(const FrontRoute& route) {
   state_.start_lease(target);
   s_.routing->count(where.reason);
   if (target >= 0) s_.routing->count_read(target);
-  if (s_.info != nullptr) s_.info->state.store(ClientState::active);
+  if (s_.info != nullptr) s_.info->mark_active();
   serve_with_lease();
   return true;
 }
