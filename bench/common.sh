@@ -130,7 +130,7 @@ workers = 1
 log_level = "warn"
 server_tls_mode = "${BENCH_SERVER_TLS:-disable}"
 [pool]
-mode = "transaction"
+mode = "${BENCH_MODE:-transaction}"
 size = 10
 [databases.app]
 primary = { host = "127.0.0.1", port = $PRIMARY_PORT }

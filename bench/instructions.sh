@@ -7,7 +7,8 @@
 # cancel out. Deterministic where CPU time on a shared 2-core machine is not.
 #   bench/instructions.sh [BINARY ...]      (default: this checkout's build/pooler/pgmux)
 # Server TLS is off unless BENCH_SERVER_TLS names a mode (the test cluster has TLS); reads are
-# routed to the streaming replica with BENCH_ROUTED=1 (pgmux only). With BENCH_PROFILE_DIR set,
+# routed to the streaming replica with BENCH_ROUTED=1 (pgmux only); BENCH_MODE=session runs
+# both poolers in session mode; BENCH_WORKLOADS replaces the two workloads (see below). With BENCH_PROFILE_DIR set,
 # each pgmux run's callgrind file is kept there; bench/profile_diff.py SHORT LONG TX turns a
 # short and a long one into self instructions per transaction by function.
 set -euo pipefail
@@ -47,7 +48,7 @@ bouncer_instructions() {
   local tx=$1 out="$work/pgb-ir/callgrind.out"; shift
   rm -f "$out" "$work/pgb-ir/pgbouncer.pid"
   bouncer_prefix="valgrind --tool=callgrind --callgrind-out-file=$out --log-file=$out.log" \
-    start_bouncer pgb-ir "$bouncer" transaction 10
+    start_bouncer pgb-ir "$bouncer" "${BENCH_MODE:-transaction}" 10
   wait_ready "$bouncer_port"
   pgbench_checked "$bouncer_port" "$@" -c "$clients" -j 2 -t "$tx"
   kill -INT "$bouncer_pid"
@@ -56,8 +57,10 @@ bouncer_instructions() {
 }
 
 printf '| binary | workload | instructions per transaction |\n|---|---|---:|\n'
+# BENCH_WORKLOADS: "NAME:PGBENCH ARGS" entries separated by ';' (e.g. "logins:-S -C").
+IFS=';' read -r -a workloads <<< "${BENCH_WORKLOADS:--S:-S;-S -M prepared:-S -M prepared}"
 for binary in "${binaries[@]}"; do
-  for workload in "-S:-S" "-S -M prepared:-S -M prepared"; do
+  for workload in "${workloads[@]}"; do
     name=${workload%%:*}
     read -r -a args <<< "${workload#*:}"
     a=$(instructions "$binary" "$short" "${args[@]}")
@@ -66,7 +69,7 @@ for binary in "${binaries[@]}"; do
   done
 done
 [ "${BENCH_ROUTED:-0}" = 1 ] && exit 0  # PgBouncer does not route
-for workload in "-S:-S" "-S -M prepared:-S -M prepared"; do
+for workload in "${workloads[@]}"; do
   name=${workload%%:*}
   read -r -a args <<< "${workload#*:}"
   a=$(bouncer_instructions "$short" "${args[@]}")

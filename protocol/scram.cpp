@@ -1,11 +1,14 @@
 // SCRAM-SHA-256 for pgmux: stored-secret parsing, and the server and client
 // state machines of RFC 5802 / RFC 7677 with PostgreSQL's conventions (no channel binding,
-// username ignored). OpenSSL provides SHA-256, HMAC, PBKDF2 and the random bytes.
+// username ignored). OpenSSL provides SHA-256 and PBKDF2; the random bytes come from
+// getrandom(2).
 #include "protocol/scram.hpp"
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -14,7 +17,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 namespace pgmux::protocol {
 namespace {
@@ -106,11 +109,21 @@ bool equal_keys(const ScramKey& a, const ScramKey& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// The kernel's CSPRNG, asked directly: OpenSSL 3's RAND_bytes goes through its DRBG objects
+// and their locks on every call, about 13,000 instructions for a login's 18-byte nonce
+// (bench/instructions.sh, a login per transaction). getrandom(2) blocks only until the
+// kernel's pool is first seeded at boot; a failure throws (start-up stops, a login fails)
+// rather than fall back to anything weaker.
 std::string random_bytes(std::size_t count) {
   std::string out(count, '\0');
-  if (count > 0 &&
-      RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(count)) != 1) {
-    throw std::runtime_error("RAND_bytes failed");
+  std::size_t filled = 0;
+  while (filled < count) {
+    const ssize_t n = getrandom(out.data() + filled, count - filled, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(errno));
+    }
+    filled += static_cast<std::size_t>(n);
   }
   return out;
 }
