@@ -11,8 +11,8 @@
 
 namespace pgmux::pooler {
 
-awaitable<void> Runtime::forward_cancel(const CancelKey& key) {
-  if (const std::optional<Endpoint> peer = owning_peer(key)) {
+awaitable<void> Runtime::forward_cancel(const CancelKey& key, bool from_peer) {
+  if (const std::optional<Endpoint> peer = from_peer ? std::nullopt : owning_peer(key)) {
     co_await forward_to_peer(*peer, key);
     co_return;
   }
@@ -78,15 +78,16 @@ std::optional<Endpoint> Runtime::owning_peer(const CancelKey& key) const {
 }
 
 awaitable<bool> Runtime::send_to_peer(const Endpoint& peer, const CancelKey& key) {
-  // The same 16 bytes the client sent, in plain TCP as libpq sends them: the peer runs its own
-  // checks (secret, whether the client still holds the server it names) as for a local cancel.
+  // The client's key in plain TCP, as libpq sends it, under pgmux's own request code: the peer
+  // runs its own checks (secret, whether the client still holds the server it names) as for
+  // a local cancel, and does not pass it on again.
   auto executor = co_await asio::this_coro::executor;
   tcp::resolver resolver(executor);
   Socket socket(executor);
   auto eps = co_await resolver.async_resolve(peer.host, std::to_string(peer.port), use_awaitable);
   co_await asio::async_connect(socket, eps, use_awaitable);
   std::string msg;
-  protocol::append_cancel_request(msg, key.pid, key.secret);
+  protocol::append_cancel_request(msg, key.pid, key.secret, protocol::kPeerCancelRequestCode);
   co_await asio::async_write(socket, asio::buffer(msg), use_awaitable);
   char byte;  // the peer closes the connection once it has passed the request on
   co_await socket.async_read_some(asio::buffer(&byte, 1), as_result);

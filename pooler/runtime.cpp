@@ -351,10 +351,12 @@ awaitable<void> Runtime::drain() {
       std::chrono::steady_clock::now() + Millis(config()->general.shutdown_timeout_ms);
   Timer timer(main_io_);
   for (;;) {
-    const auto clients = client_registry_.snapshot();
     // Clients still logging in are not in the registry yet: they came before the listener
-    // closed, and leaving now would cut them off mid-login.
-    if (clients.empty() && logins_.load() == 0) break;
+    // closed, and leaving now would cut them off mid-login. Read before the snapshot: a
+    // session joins the registry before it stops counting as a login.
+    const int logins = logins_.load();
+    const auto clients = client_registry_.snapshot();
+    if (clients.empty() && logins == 0) break;
     const bool for_servers = drain_.load() == Drain::for_servers;
     if (for_servers && std::chrono::steady_clock::now() >= deadline) {
       spdlog::warn("shutdown_timeout_ms reached with {} client(s) connected", clients.size());

@@ -89,7 +89,8 @@ class Runtime {
   [[nodiscard]] bool accepting() const { return !draining_.load() && acceptor_.is_open(); }
   [[nodiscard]] std::uint64_t next_client_id() { return ++client_ids_; }
   // Forwards a CancelRequest to the server the client is running on, if any.
-  awaitable<void> forward_cancel(const CancelKey& key);
+  // `from_peer`: passed on by another instance, so it is looked up here and never forwarded.
+  awaitable<void> forward_cancel(const CancelKey& key, bool from_peer = false);
   // Cancel requests refused for a wrong secret or an unknown key (/metrics).
   [[nodiscard]] std::uint64_t failed_cancels() const { return failed_cancels_.load(); }
   // Cancel requests passed on to the fleet instance whose key they carry (/metrics).

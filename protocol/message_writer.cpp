@@ -139,8 +139,9 @@ void append_startup(std::string& out,
   for (const auto& [k, v] : params) w.cstring(k).cstring(v);
   w.int8(0).end();
 }
-void append_cancel_request(std::string& out, std::int32_t pid, std::int32_t secret) {
-  MessageWriter(out).begin(kUntagged).int32(kCancelRequestCode).int32(pid).int32(secret).end();
+void append_cancel_request(std::string& out, std::int32_t pid, std::int32_t secret,
+                           std::int32_t code) {
+  MessageWriter(out).begin(kUntagged).int32(code).int32(pid).int32(secret).end();
 }
 void append_ssl_request(std::string& out) {
   MessageWriter(out).begin(kUntagged).int32(kSslRequestCode).end();

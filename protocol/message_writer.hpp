@@ -61,7 +61,9 @@ void append_notice(std::string& out, const ErrorSpec& e);
 // Frontend messages (pgmux acting as a client).
 void append_startup(std::string& out,
                     const std::vector<std::pair<std::string, std::string>>& params);
-void append_cancel_request(std::string& out, std::int32_t pid, std::int32_t secret);
+// `code`: kCancelRequestCode, or kPeerCancelRequestCode between pgmux instances.
+void append_cancel_request(std::string& out, std::int32_t pid, std::int32_t secret,
+                           std::int32_t code = kCancelRequestCode);
 void append_ssl_request(std::string& out);
 void append_password(std::string& out, std::string_view password);
 void append_sasl_initial_response(std::string& out, std::string_view mechanism,

@@ -42,7 +42,9 @@ Decoded<StartupPacket> decode_startup(std::string_view body) {
       p.kind = StartupPacket::Kind::gssenc_request;
       return finish(r, p);
     case kCancelRequestCode:
-      p.kind = StartupPacket::Kind::cancel;
+    case kPeerCancelRequestCode:
+      p.kind = p.version == kCancelRequestCode ? StartupPacket::Kind::cancel
+                                               : StartupPacket::Kind::peer_cancel;
       p.cancel_pid = r.int32();
       p.cancel_secret = r.int32();
       return finish(r, p);

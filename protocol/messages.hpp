@@ -33,6 +33,10 @@ inline constexpr std::int32_t kProtocolVersion3 = 196608;  // 3.0
 inline constexpr std::int32_t kCancelRequestCode = 80877102;
 inline constexpr std::int32_t kSslRequestCode = 80877103;
 inline constexpr std::int32_t kGssEncRequestCode = 80877104;
+// pgmux's own: a CancelRequest one pgmux instance passes to the peer that issued the key.
+// The peer looks it up locally and never forwards it again, so a [peers] entry that reaches
+// the wrong instance (a load balancer's address) cannot make cancels circle.
+inline constexpr std::int32_t kPeerCancelRequestCode = 80877199;
 
 // Authentication request codes carried by 'R'.
 enum class AuthCode : std::int32_t {
@@ -45,7 +49,7 @@ enum class AuthCode : std::int32_t {
 };
 
 struct StartupPacket {
-  enum class Kind : std::uint8_t { startup, ssl_request, gssenc_request, cancel };
+  enum class Kind : std::uint8_t { startup, ssl_request, gssenc_request, cancel, peer_cancel };
   Kind kind = Kind::startup;
   std::int32_t version = 0;
   std::vector<std::pair<std::string_view, std::string_view>> params;  // startup only

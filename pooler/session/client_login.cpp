@@ -128,8 +128,9 @@ awaitable<bool> ClientSession::read_startup() {
     auto packet = pr::decode_startup(f.body);
     if (!packet) throw ProtocolError("invalid startup packet layout");
     using Kind = pr::StartupPacket::Kind;
-    if (packet->kind == Kind::cancel) {
-      co_await rt_.forward_cancel({packet->cancel_pid, packet->cancel_secret});
+    if (packet->kind == Kind::cancel || packet->kind == Kind::peer_cancel) {
+      const bool from_peer = packet->kind == Kind::peer_cancel;
+      co_await rt_.forward_cancel({packet->cancel_pid, packet->cancel_secret}, from_peer);
       co_return false;
     }
     if (packet->kind == Kind::ssl_request || packet->kind == Kind::gssenc_request) {

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -173,9 +174,17 @@ bool PgmuxProcess::start_once(std::string& failure) {
                     config = config_path_.string(), log = log_path_.string();
   std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>("--config"),
                              const_cast<char*>(config.c_str()), nullptr};
+  // The test's own entries first and alone: getenv() takes the first of a name, and an
+  // inherited NOTIFY_SOCKET must not win over the test's.
   std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
   for (const std::string& e : options_.env) envp.push_back(const_cast<char*>(e.c_str()));
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view inherited(*e);
+    const auto named = [&](const std::string& own) {
+      return inherited.substr(0, inherited.find('=') + 1) == own.substr(0, own.find('=') + 1);
+    };
+    if (std::none_of(options_.env.begin(), options_.env.end(), named)) envp.push_back(*e);
+  }
   envp.push_back(nullptr);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();

@@ -141,6 +141,8 @@ TEST_CASE("fleet: processes sharing a port restart in turn under a connection pe
 
 TEST_CASE("fleet: a cancel that reaches another instance cancels the right query, and only it") {
   Fleet fleet("fleet-cancel");
+  PgConn watcher = direct_primary();
+  REQUIRE_MESSAGE(watcher.ok(), watcher.error());
   constexpr int kRounds = 10;
   int cancelled = 0, bystanders_done = 0;
   for (int round = 0; round < kRounds; ++round) {
@@ -152,7 +154,14 @@ TEST_CASE("fleet: a cancel that reaches another instance cancels the right query
     REQUIRE_MESSAGE(target.ok(), target.error());
     REQUIRE(PQsendQuery(bystander.get(), "SELECT pg_sleep(0.4), 'kept'") == 1);
     REQUIRE(PQsendQuery(target.get(), "SELECT pg_sleep(30)") == 1);
-    std::this_thread::sleep_for(milliseconds(150));
+    // The cancel must find the query running on its server (an idle client's is dropped).
+    REQUIRE(wait_until(
+        [&] {
+          return watcher.query_value(
+                     "SELECT count(*) FROM pg_stat_activity WHERE query = "
+                     "'SELECT pg_sleep(30)' AND state = 'active'") == "1";
+        },
+        milliseconds(10000)));
     // libpq sends the cancel to the address it connected to: HAProxy, which passes the new
     // connection to the next instance in its rotation.
     const PgCancel cancel(target);

@@ -52,7 +52,8 @@ def main():
     assert docs["Service"]["spec"]["sessionAffinity"] == "ClientIP"
 
     dockerfile = (ROOT / "packaging" / "Dockerfile").read_text()
-    assert "FROM debian:bookworm" in dockerfile and "USER pgmux" in dockerfile
+    assert "FROM debian:bookworm" in dockerfile and "USER 10001" in dockerfile
+    assert pod["securityContext"]["runAsUser"] == 10001, "runAsNonRoot needs a numeric user"
     print(f"check_manifests: OK ({len(docs)} kinds; grace {grace} s > preStop {pause} s + "
           f"drain {drain_s:.0f} s; ConfigMap config valid)")
 

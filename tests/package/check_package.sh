@@ -41,7 +41,8 @@ log=$(mktemp)
 chmod 644 "$log"
 "${as_pgmux[@]}" $exec_start >"$log" 2>&1 &
 pid=$!
-trap 'kill -9 $pid 2>/dev/null || true; rm -f "$log"' EXIT
+# On any failure: no pgmux left running, and the package (and its user) purged again.
+trap 'kill -9 $pid 2>/dev/null || true; rm -f "$log"; apt-get purge -y -qq pgmux >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 50); do
   grep -q "pgmux listening" "$log" && break
   kill -0 $pid 2>/dev/null || { cat "$log"; fail "pgmux exited"; }
@@ -54,6 +55,7 @@ user=$(ps -o user= -p $pid)
 step "ExecStart as $user: SHOW VERSION = $version"
 kill -TERM $pid
 wait $pid || fail "pgmux did not exit cleanly on SIGTERM"
+pid=  # reaped: the trap must not signal whatever gets the number next
 
 apt-get remove -y -qq pgmux >/dev/null || fail "apt-get remove"
 [ ! -e /usr/bin/pgmux ] || fail "binary left after remove"

@@ -33,7 +33,13 @@ TEST_CASE("SSLRequest, GSSENCRequest and CancelRequest are recognised") {
   CHECK(c->cancel_pid == 1234);
   CHECK(c->cancel_secret == 0x7fff0001);
   CHECK_FALSE(decode_startup(be32(80877102) + be32(1)).has_value());  // truncated cancel
-  CHECK_FALSE(decode_startup(be32(80877103) + "x").has_value());      // trailing junk
+  // A cancel one pgmux instance passes to the peer that issued the key: its own code.
+  auto peer = decode_startup(be32(80877199) + be32(1234) + be32(5));
+  REQUIRE(peer.has_value());
+  CHECK(peer->kind == StartupPacket::Kind::peer_cancel);
+  CHECK(peer->cancel_pid == 1234);
+  CHECK(peer->cancel_secret == 5);
+  CHECK_FALSE(decode_startup(be32(80877103) + "x").has_value());  // trailing junk
 }
 
 TEST_CASE("malformed StartupMessages are rejected") {
@@ -151,6 +157,9 @@ TEST_CASE("encoders write exact bytes") {
   out.clear();
   append_cancel_request(out, 7, 9);
   CHECK(out == be32(16) + be32(80877102) + be32(7) + be32(9));
+  out.clear();
+  append_cancel_request(out, 7, 9, kPeerCancelRequestCode);
+  CHECK(out == be32(16) + be32(80877199) + be32(7) + be32(9));
   out.clear();
   append_copy_data(out, "row\n");
   append_copy_done(out);
