@@ -223,6 +223,15 @@ bool PgmuxProcess::start_once(std::string& failure) {
   throw std::runtime_error(failure);
 }
 
+int PgmuxProcess::count_in_log(const std::string& text) const {
+  const std::string whole = log();
+  int n = 0;
+  for (std::size_t at = whole.find(text); at != std::string::npos; at = whole.find(text, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
 PgmuxProcess::~PgmuxProcess() {
   stop();
 }

@@ -68,6 +68,8 @@ class PgmuxProcess {
   // The whole log, or its last `lines` lines with a header naming the file.
   [[nodiscard]] std::string log() const;
   [[nodiscard]] std::string log_tail(int lines = 40) const;
+  // How many times `text` occurs in the log so far.
+  [[nodiscard]] int count_in_log(const std::string& text) const;
   // Waits (bounded) until the log contains `text`.
   [[nodiscard]] bool wait_for_log(const std::string& text, std::chrono::milliseconds bound) const;
 

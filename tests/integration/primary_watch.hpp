@@ -49,6 +49,16 @@ class ReplayPause {
   bool paused_ = true;
 };
 
+// An empty table on the primary that `user` may use: created if missing, else truncated.
+inline void empty_table(const std::string& table, const std::string& columns,
+                        const std::string& user = "app") {
+  PgConn p = direct_primary();
+  REQUIRE_MESSAGE(p.ok(), p.error());
+  p.run("CREATE TABLE IF NOT EXISTS " + table + " (" + columns + ")");
+  p.run("GRANT ALL ON " + table + " TO " + user);
+  p.run("TRUNCATE " + table);
+}
+
 // Where a statement ran through pgmux: "replica" or "primary" from its first column, which
 // must be pg_is_in_recovery(); "error: …" when it failed.
 inline std::string where(PgConn& c, const std::string& sql = "SELECT pg_is_in_recovery()") {

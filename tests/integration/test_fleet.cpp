@@ -40,14 +40,18 @@ class RequestMigration {
   int old_ = 0, now_ = 0;
 };
 
-PgmuxOptions fleet_member(const std::string& name, std::uint16_t port, int peer_id,
+// One instance of a fleet: on a port shared with its siblings (so_reuseport), or on its own
+// behind the balancer, knowing the others through `peers`.
+enum class Port : std::uint8_t { shared, own };
+PgmuxOptions fleet_member(const std::string& name, std::uint16_t port, int peer_id, Port kind,
                           const std::string& peers = "") {
   PgmuxOptions o;
   o.name = name;
   o.port = port;
   o.mode = "transaction";
   o.workers = 1;
-  o.pgmux_toml = "so_reuseport = true\npeer_id = " + std::to_string(peer_id);
+  o.pgmux_toml = std::string(kind == Port::shared ? "so_reuseport = true\n" : "") +
+                 "peer_id = " + std::to_string(peer_id);
   o.extra_toml = peers;
   return o;
 }
@@ -64,21 +68,17 @@ struct Fleet {
       : port_1(pick_free_port()), port_2(pick_free_port()) {
     for (int id : {1, 2}) {
       PgmuxOptions o = fleet_member(name + "-" + std::to_string(id), id == 1 ? port_1 : port_2, id,
-                                    peers_of(port_1, port_2));
-      o.pgmux_toml = "peer_id = " + std::to_string(id);
+                                    Port::own, peers_of(port_1, port_2));
       if (!routing_toml.empty()) o.routing_toml = routing_toml;
       o.query_wait_timeout_ms = 10000;
       members.push_back(std::make_unique<PgmuxProcess>(test_env(), o));
     }
     balancer = std::make_unique<Haproxy>(test_env(), std::vector<std::uint16_t>{port_1, port_2});
   }
-  [[nodiscard]] std::string counter_sum(const std::string& line) const {
+  [[nodiscard]] int count_in_logs(const std::string& text) const {
     int n = 0;
-    for (const auto& m : members) {
-      const std::string log = m->log();
-      for (auto at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++n;
-    }
-    return std::to_string(n);
+    for (const auto& m : members) n += m->count_in_log(text);
+    return n;
   }
   std::uint16_t port_1, port_2;
   std::vector<std::unique_ptr<PgmuxProcess>> members;
@@ -92,8 +92,8 @@ TEST_CASE("fleet: processes sharing a port restart in turn under a connection pe
   RequestMigration migration;
   REQUIRE_MESSAGE(migration.on(), "net.ipv4.tcp_migrate_req cannot be set (not root?)");
   const std::uint16_t port = pick_free_port();
-  auto a = std::make_unique<PgmuxProcess>(env, fleet_member("fleet-a", port, 1));
-  auto b = std::make_unique<PgmuxProcess>(env, fleet_member("fleet-b", port, 2));
+  auto a = std::make_unique<PgmuxProcess>(env, fleet_member("fleet-a", port, 1, Port::shared));
+  auto b = std::make_unique<PgmuxProcess>(env, fleet_member("fleet-b", port, 2, Port::shared));
   const auto script = env.unique_stem("fleet-select").string() + ".sql";
   std::ofstream(script) << "SELECT 1;\n";
 
@@ -113,8 +113,8 @@ TEST_CASE("fleet: processes sharing a port restart in turn under a connection pe
       (*slot)->send_signal(SIGTERM);
       const auto status = (*slot)->wait_exit(milliseconds(10000));
       exits.push_back(name + ": " + (status ? describe_wait_status(*status) : "still running"));
-      *slot = std::make_unique<PgmuxProcess>(env,
-                                             fleet_member(name + "-new", port, slot == &a ? 1 : 2));
+      *slot = std::make_unique<PgmuxProcess>(
+          env, fleet_member(name + "-new", port, slot == &a ? 1 : 2, Port::shared));
     }
   } catch (const std::exception& e) {
     exits.push_back(std::string("restart failed: ") + e.what());
@@ -181,7 +181,7 @@ TEST_CASE("fleet: a cancel that reaches another instance cancels the right query
   CHECK(bystanders_done == kRounds);
   // Round robin sends the cancel to the instance the client is not on (at least half the
   // time, whatever else connected in between): those were passed on to the owner.
-  const int forwarded = std::stoi(fleet.counter_sum("forwarded to peer"));
+  const int forwarded = fleet.count_in_logs("forwarded to peer");
   CHECK(forwarded >= kRounds / 2);
   MESSAGE("cross-instance cancels through HAProxy: ", cancelled, " of ", kRounds,
           " queries cancelled (", forwarded, " cancels forwarded between instances), ",
@@ -189,11 +189,7 @@ TEST_CASE("fleet: a cancel that reaches another instance cancels the right query
 }
 
 TEST_CASE("fleet: a write's position read back through another instance (read-your-writes)") {
-  PgConn p = direct_primary();
-  REQUIRE_MESSAGE(p.ok(), p.error());
-  p.run("CREATE TABLE IF NOT EXISTS fleet_items (id bigint PRIMARY KEY, v text)");
-  p.run("GRANT ALL ON fleet_items TO app");
-  p.run("TRUNCATE fleet_items");
+  empty_table("fleet_items", "id bigint PRIMARY KEY, v text");
   Fleet fleet("fleet-ryw",
               "read_write_split = \"on\"\nread_your_writes = \"client\"\n"
               "lag_check_interval_ms = 100\n");

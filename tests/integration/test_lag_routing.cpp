@@ -25,18 +25,7 @@ PgmuxOptions lag_routed(std::string name, std::string routing_toml) {
 }
 
 void create_lag_table() {
-  PgConn p = direct_primary();
-  REQUIRE_MESSAGE(p.ok(), p.error());
-  p.run("CREATE TABLE IF NOT EXISTS lag_items (id bigint PRIMARY KEY, v text)");
-  p.run("GRANT ALL ON lag_items TO app");
-  p.run("TRUNCATE lag_items");
-}
-
-int count_in_log(const PgmuxProcess& px, const std::string& text) {
-  const std::string log = px.log();
-  int n = 0;
-  for (std::size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
-  return n;
+  empty_table("lag_items", "id bigint PRIMARY KEY, v text");
 }
 
 }  // namespace
@@ -91,8 +80,8 @@ TEST_CASE("lag: a replica over max_replica_lag_bytes is excluded and readmitted 
   CHECK(decisions["replica_lagging"] >= 10);  // the reads sent to the primary while it lagged
   CHECK(decisions["read"] >= 2);
   // One exclusion and one readmission: no flapping.
-  CHECK(count_in_log(px, "replica excluded from reads") == 1);
-  CHECK(count_in_log(px, "replica eligible for reads") == 2);  // at start, after catch-up
+  CHECK(px.count_in_log("replica excluded from reads") == 1);
+  CHECK(px.count_in_log("replica eligible for reads") == 2);  // at start, after catch-up
 }
 
 TEST_CASE("lag: max_replica_lag_ms excludes a replica whose replay is stuck") {
@@ -267,7 +256,7 @@ TEST_CASE("lag monitor: survives the replica and the primary restarting; reads n
   }
   CHECK(served > 0);
   test_env().cluster().start_primary();
-  CHECK(wait_until([&] { return count_in_log(px, "connected to the primary") >= 2; },
+  CHECK(wait_until([&] { return px.count_in_log("connected to the primary") >= 2; },
                    milliseconds(8000)));
   PgConn after(px.conninfo("app", "secret"));
   REQUIRE_MESSAGE(after.ok(), after.error());

@@ -149,13 +149,7 @@ TEST_CASE("two workers: a server given back goes to a waiter on its own worker")
 }
 
 TEST_CASE("a client that leaves while queued: its request never runs") {
-  {
-    PgConn p = direct_primary();
-    REQUIRE_MESSAGE(p.ok(), p.error());
-    p.run("CREATE TABLE IF NOT EXISTS queued_gone (id int)");
-    p.run("GRANT ALL ON queued_gone TO md5user");
-    p.run("TRUNCATE queued_gone");
-  }
+  empty_table("queued_gone", "id int", "md5user");
   PgmuxProcess px(test_env(), queue_options("queued-gone", 15000));
   INFO(px.log_tail());
   PgConn holder(px.conninfo("md5user", "md5pass"));

@@ -354,11 +354,5 @@ TEST_CASE("routing: RELOAD applies new write_functions and reads pg_proc again")
   c.run("INSERT INTO rt_items (v) VALUES ('reread')");  // pg_proc is read again here
   CHECK(
       wait_until([&] { return where(c, "SELECT rt_stable()") == "replica"; }, milliseconds(3000)));
-  int loads = 0;
-  const std::string log = px.log();
-  for (auto at = log.find("side-effect-free function names"); at != std::string::npos;
-       at = log.find("side-effect-free function names", at + 1)) {
-    ++loads;
-  }
-  CHECK(loads >= 2);
+  CHECK(px.count_in_log("side-effect-free function names") >= 2);
 }
